@@ -1,0 +1,19 @@
+# rxbench: packet-reception benchmarks as a Snakemake workflow.
+#   snakemake --cores 1                          the default campaign (local platform)
+#   snakemake --cores 1 --config profile=smoke   every stack once, ~1 s each
+#   snakemake --cores 1 --force results/local/eth/xdp_drop/cores=1/size=64/rep=1.json
+# The rules are thin: they call the Python package in workflow/rxbench.
+
+configfile: "config/config.yaml"
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/cells.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        SUMMARY,
+        FIGURES,
+        TABLES,

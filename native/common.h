@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Small helpers shared by the rxb native tools. */
+#ifndef RXB_COMMON_H
+#define RXB_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes shared by all tools. */
+enum {
+	RXB_EXIT_OK = 0,
+	RXB_EXIT_FAIL = 1,        /* unexpected runtime failure */
+	RXB_EXIT_USAGE = 2,       /* bad arguments / unknown interface */
+	RXB_EXIT_UNSUPPORTED = 3, /* kernel/driver refused the requested mode */
+};
+
+#define NS_PER_SEC 1000000000ULL
+
+/* Tool name used as the prefix of every diagnostic ("rxb-xdp-drop"). */
+extern const char *rxb_tool;
+
+#define RXB_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* "TOOL: <fmt...>: strerror(errno)" on stderr, exit RXB_EXIT_FAIL.
+ * Convention: fmt is "<where>: <why>", e.g. die("bpf_object__load %s", path). */
+__attribute__((noreturn)) RXB_PRINTF(1, 2) void die(const char *fmt, ...);
+/* Same, with an explicit error number (positive or negative errno). */
+__attribute__((noreturn)) RXB_PRINTF(2, 3) void die_err(int err, const char *fmt, ...);
+/* "TOOL: <fmt...>" (one line) on stderr, exit RXB_EXIT_USAGE. */
+__attribute__((noreturn)) RXB_PRINTF(1, 2) void usage_error(const char *fmt, ...);
+/* "TOOL: <fmt...>" on stderr (err != 0 appends ": strerror(err)"), no exit. */
+RXB_PRINTF(2, 3) void warn_err(int err, const char *fmt, ...);
+
+/* Strict parsers: whole string must be consumed, no sign for unsigned,
+ * range-checked; return 0 on success, -1 (errno = EINVAL/ERANGE) on error. */
+int parse_u64(const char *s, uint64_t max, uint64_t *out);
+int parse_uint(const char *s, unsigned int max, unsigned int *out);
+int parse_double(const char *s, double *out); /* finite values only */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t mono_ns(void);
+
+/* JSON-lines output on stdout: build one line with json_printf/json_str,
+ * terminate it with json_end() (newline + fflush). */
+RXB_PRINTF(1, 2) void json_printf(const char *fmt, ...);
+void json_str(const char *s); /* quoted + escaped JSON string */
+void json_end(void);
+
+/* Directory of the running executable (via /proc/self/exe), no trailing '/'.
+ * Returns 0 or -errno. */
+int exe_dir(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,33 @@
+# Configuration (config.yaml <- profile <- --config, validated), the cell
+# list, and how rules call the rxbench package.
+import json
+import shlex
+import sys
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from rxbench import RxbenchError
+from rxbench import cells as rxcells
+from rxbench.config import resolve
+
+try:
+    _cfg = resolve(workflow.config_settings.overwrite_config)
+except RxbenchError as e:
+    raise WorkflowError(str(e)) from None
+config.clear()
+config.update(_cfg)
+
+PLATFORM = config["platform"]
+PY = shlex.quote(sys.executable)
+RXBENCH = f"env PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'workflow'))} {PY} -m rxbench"
+CELLS = rxcells.targets(config)
+SUMMARY = f"results/{PLATFORM}/summary.csv"
+GENERATED = f"paper/generated/{PLATFORM}"
+FIGURES = [f"{GENERATED}/eth_rate.pdf", f"{GENERATED}/eth_rate.png"]
+TABLES = [f"{GENERATED}/eth_table.tex"]
+
+
+def cell_config(wildcards):
+    """What a cell's runner needs, as JSON (changes to other keys do not rerun cells)."""
+    keep = ("profile", "platform", "warmup_s", "duration_s", "timeout_s", "eth", "platforms")
+    return json.dumps({k: config[k] for k in keep}, sort_keys=True)

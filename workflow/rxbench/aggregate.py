@@ -1,0 +1,57 @@
+"""Cell JSONs -> results/{platform}/summary.csv (CONTRACT): one row per cell
+repetition; figures and tables read only this file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .result import load_result
+from .util import atomic_write
+
+COLUMNS = ["platform", "layer", "stack", "cores", "size", "conns", "msg", "napi", "rep",
+           "status", "reason", "offered_pps", "rx_pps", "rx_gbps", "generator_bound",
+           "bottleneck", "saturated_cpus", "cpu_ns_per_pkt", "duration_s", "sent_packets",
+           "rx_packets", "kernel", "cpu_model", "nic_driver", "git_rev", "started_at", "path"]
+
+
+def row(data: dict, path: str) -> dict:
+    r = {k: data.get(k) for k in ("platform", "layer", "stack", "rep", "status", "reason",
+                                   "offered_pps", "rx_pps", "rx_gbps", "generator_bound",
+                                   "bottleneck", "cpu_ns_per_pkt", "duration_s",
+                                   "sent_packets", "rx_packets")}
+    r.update(data.get("params", {}))
+    sat = data.get("saturated_cpus")
+    r["saturated_cpus"] = " ".join(map(str, sat)) if sat else ""
+    for k, v in (data.get("drops") or {}).items():
+        r[f"drops_{k}"] = v
+    for cpu, v in (data.get("cpu") or {}).items():
+        r[f"cpu{cpu}_busy_s"] = v.get("busy_s")
+    prov = data.get("provenance", {})
+    r.update({"kernel": prov.get("kernel"), "cpu_model": prov.get("cpu_model"),
+              "nic_driver": prov.get("nic_driver"), "git_rev": prov.get("git_rev"),
+              "started_at": prov.get("started_at"), "path": path})
+    return r
+
+
+def summarize(paths: list[str]) -> pd.DataFrame:
+    rows = [row(load_result(p), str(p)) for p in paths]
+    df = pd.DataFrame(rows)
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    extra = sorted(c for c in df.columns if c not in COLUMNS)
+    df = df[COLUMNS + extra]
+    return df.sort_values(["layer", "stack", "cores", "size", "napi", "rep"],
+                          na_position="first", kind="stable").reset_index(drop=True)
+
+
+def write_summary(paths: list[str], out: str | Path) -> pd.DataFrame:
+    df = summarize(paths)
+    atomic_write(out, df.to_csv(index=False))
+    return df
+
+
+def read_summary(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=True)

@@ -1,0 +1,138 @@
+"""Cells: one measurement each, named by its result path (the CONTRACT in
+design.md):
+
+    results/{platform}/{layer}/{stack}/{k=v}/.../rep={n}.json
+
+Primary keys (eth: cores, size; tcp: conns, msg) always appear, in that order.
+Variant keys follow, in the order of VARIANTS, and only when their value is
+not the variant's default (the first value listed in the config), so the
+default cell of every stack keeps the short name, e.g.
+results/local/eth/xdp_drop/cores=1/size=64/rep=1.json
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+from . import RxbenchError
+
+PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
+VARIANTS = {"eth": ("napi",), "tcp": ()}
+INT_KEYS = {"cores", "size", "conns", "msg"}
+
+_KV = re.compile(r"^([a-z][a-z0-9_]*)=([A-Za-z0-9_.+-]+)$")
+_REP = re.compile(r"^rep=([1-9][0-9]*)\.json$")
+
+
+class CellNameError(RxbenchError):
+    pass
+
+
+@dataclass(frozen=True)
+class Cell:
+    platform: str
+    layer: str
+    stack: str
+    params: dict = field(hash=False)
+    rep: int
+
+    def path(self, defaults: dict, root: str = "results") -> str:
+        parts = [root, self.platform, self.layer, self.stack]
+        for k in PRIMARY[self.layer]:
+            parts.append(f"{k}={self.params[k]}")
+        for k in VARIANTS[self.layer]:
+            if k in self.params and self.params[k] != defaults.get(k):
+                parts.append(f"{k}={self.params[k]}")
+        parts.append(f"rep={self.rep}.json")
+        return "/".join(parts)
+
+    @property
+    def name(self) -> str:
+        """A short human name, e.g. eth/xdp_drop/cores=1/size=64/napi=sender/rep=1."""
+        kv = "/".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.layer}/{self.stack}/{kv}/rep={self.rep}"
+
+
+def variant_defaults(cfg: dict, layer: str) -> dict:
+    """Each variant's default is the first value the config lists for it."""
+    variants = cfg.get(layer, {}).get("variants", {})
+    return {k: v[0] for k, v in variants.items() if v}
+
+
+def _value(key: str, raw: str):
+    if key in INT_KEYS:
+        if not raw.isdigit():
+            raise CellNameError(f"cell key {key}={raw}: {key} must be a positive integer")
+        return int(raw)
+    return raw
+
+
+def parse(path: str, cfg: dict) -> Cell:
+    """Parse a cell target path; fill in default variants. Refuses names that
+    are not canonical (unknown key, wrong order, a default spelled out), so
+    one cell has exactly one name."""
+    p = path.replace("\\", "/")
+    parts = p.split("/")
+    if "results" in parts:
+        parts = parts[parts.index("results") + 1:]
+    if len(parts) < 5:
+        raise CellNameError(f"not a cell path: {path} "
+                            "(expected results/PLATFORM/LAYER/STACK/k=v/.../rep=N.json)")
+    platform, layer, stack, *kvs, last = parts
+    m = _REP.match(last)
+    if not m:
+        raise CellNameError(f"not a cell path: {path} (must end in rep=N.json, N >= 1)")
+    rep = int(m.group(1))
+    if layer not in PRIMARY:
+        raise CellNameError(f"cell {path}: unknown layer {layer!r}; allowed: {', '.join(PRIMARY)}")
+    allowed = PRIMARY[layer] + VARIANTS[layer]
+    defaults = variant_defaults(cfg, layer)
+    params: dict = {}
+    for kv in kvs:
+        m = _KV.match(kv)
+        if not m:
+            raise CellNameError(f"cell {path}: {kv!r} is not a key=value level")
+        key, raw = m.groups()
+        if key not in allowed:
+            raise CellNameError(f"cell {path}: unknown key {key!r}; allowed keys for {layer}: "
+                                f"{', '.join(allowed)}")
+        if key in params:
+            raise CellNameError(f"cell {path}: key {key!r} given twice")
+        params[key] = _value(key, raw)
+    for k in PRIMARY[layer]:
+        if k not in params:
+            raise CellNameError(f"cell {path}: missing key {k!r} (required for {layer}: "
+                                f"{', '.join(PRIMARY[layer])})")
+    for k in VARIANTS[layer]:
+        params.setdefault(k, defaults.get(k))
+    cell = Cell(platform, layer, stack, {k: params[k] for k in allowed if k in params}, rep)
+    canonical = cell.path(defaults, root="")
+    given = "/" + "/".join([platform, layer, stack, *kvs, last])
+    if canonical != given:
+        raise CellNameError(f"cell {path} is not in canonical form; its name is "
+                            f"results{canonical} (primary keys first in the order "
+                            f"{', '.join(PRIMARY[layer])}, then variants that differ "
+                            f"from their default {defaults})")
+    return cell
+
+
+def expand(cfg: dict) -> list[Cell]:
+    """Every cell of the configured sweep, in a stable order."""
+    cells = []
+    eth = cfg.get("eth")
+    if eth:
+        variants = eth.get("variants", {})
+        vkeys = [k for k in VARIANTS["eth"] if k in variants]
+        for stack in eth["stacks"]:
+            for cores, size, *vvals in itertools.product(
+                    eth["cores"], eth["sizes"], *(variants[k] for k in vkeys)):
+                params = {"cores": cores, "size": size, **dict(zip(vkeys, vvals))}
+                for rep in range(1, cfg["reps"] + 1):
+                    cells.append(Cell(cfg["platform"], "eth", stack, params, rep))
+    return cells
+
+
+def targets(cfg: dict, root: str = "results") -> list[str]:
+    return [c.path(variant_defaults(cfg, c.layer), root) for c in expand(cfg)]

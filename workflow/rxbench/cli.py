@@ -1,0 +1,89 @@
+"""rxbench command line: what the Snakefile's rules call, and `clean`.
+
+  python -m rxbench cell results/local/eth/xdp_drop/cores=1/size=64/rep=1.json \
+      --config-json '{...}' [--log FILE]
+  python -m rxbench aggregate --out results/local/summary.csv CELL.json ...
+  python -m rxbench figure --csv results/local/summary.csv --pdf F.pdf --png F.png
+  python -m rxbench table --csv results/local/summary.csv --out T.tex
+  python -m rxbench clean          # remove what killed runs left behind
+  python -m rxbench targets [--config k=v ...]   # list the configured cells
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+from . import RxbenchError
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out: dict = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise RxbenchError(f"--config {pair!r}: expected KEY=VALUE")
+        key, value = pair.split("=", 1)
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="rxbench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("cell", help="measure one cell and write its result JSON")
+    c.add_argument("out")
+    c.add_argument("--config-json", help="the resolved configuration (as the Snakefile passes it)")
+    c.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="without --config-json: overrides of config/config.yaml")
+    c.add_argument("--log")
+    a = sub.add_parser("aggregate", help="cell JSONs -> summary CSV")
+    a.add_argument("--out", required=True)
+    a.add_argument("cells", nargs="*")
+    f = sub.add_parser("figure", help="summary CSV -> figure")
+    f.add_argument("--csv", required=True)
+    f.add_argument("--pdf", required=True)
+    f.add_argument("--png", required=True)
+    t = sub.add_parser("table", help="summary CSV -> LaTeX table")
+    t.add_argument("--csv", required=True)
+    t.add_argument("--out", required=True)
+    sub.add_parser("clean", help="remove namespaces, processes and state of dead runs")
+    g = sub.add_parser("targets", help="print every cell target of the configuration")
+    g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "cell":
+            from .config import resolve
+            from .runner import die_with_parent, run_cell
+            die_with_parent()
+            cfg = (json.loads(args.config_json) if args.config_json
+                   else resolve(_overrides(args.config)))
+            return run_cell(args.out, cfg, args.log)
+        if args.cmd == "aggregate":
+            from .aggregate import write_summary
+            write_summary(args.cells, args.out)
+        elif args.cmd == "figure":
+            from .plots import eth_rate
+            eth_rate(args.csv, args.pdf, args.png)
+        elif args.cmd == "table":
+            from .tables import eth_table
+            eth_table(args.csv, args.out)
+        elif args.cmd == "clean":
+            from .state import clean
+            removed = clean()
+            print("\n".join(f"removed {r}" for r in removed) or "nothing to clean")
+        elif args.cmd == "targets":
+            from .cells import targets
+            from .config import resolve
+            print("\n".join(targets(resolve(_overrides(args.config)))))
+        return 0
+    except RxbenchError as e:
+        print(f"rxbench: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,147 @@
+"""Configuration: config.yaml, overlaid by a profile, overlaid by --config;
+validated against the JSON schema (Snakemake's validate), then checked
+against the host (frame sizes vs MTU, cores vs CPUs)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import yaml
+
+from . import ROOT, RxbenchError
+
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+CONFIG = ROOT / "config" / "config.yaml"
+PROFILES = ROOT / "config" / "profiles"
+
+ETH_FRAME_OVERHEAD = 18  # Ethernet header (14) + FCS (4) on top of the MTU
+
+
+class ConfigError(RxbenchError):
+    pass
+
+
+def merge(base: dict, over: dict) -> dict:
+    """Recursive merge; dicts merge, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _load_yaml(path: Path) -> dict:
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    return data or {}
+
+
+def _key(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def explain(error, schema: dict) -> str:
+    """One line naming the key, the bad value and what is allowed."""
+    key = _key(error.absolute_path)
+    kind, want, value = error.validator, error.validator_value, error.instance
+    if kind == "enum":
+        allowed = ", ".join(str(v) for v in want)
+        return f"config key {key}: {value!r} is not allowed; allowed values: {allowed}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        sub = error.schema
+        lo = sub.get("minimum", sub.get("exclusiveMinimum"))
+        hi = sub.get("maximum", sub.get("exclusiveMaximum"))
+        lo_s = "" if lo is None else (f"> {lo}" if "exclusiveMinimum" in sub else f">= {lo}")
+        hi_s = "" if hi is None else (f"< {hi}" if "exclusiveMaximum" in sub else f"<= {hi}")
+        rng = " and ".join(s for s in (lo_s, hi_s) if s)
+        return f"config key {key}: {value!r} is out of range; allowed: {rng}"
+    if kind == "additionalProperties":
+        extra = sorted(set(value) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"config key {key}: unknown key(s) {', '.join(extra)}; allowed keys: {allowed}"
+    if kind == "type":
+        return f"config key {key}: {value!r} is not of type {want}"
+    return f"config key {key}: {error.message}"
+
+
+def validate_schema(cfg: dict) -> None:
+    """Validate with Snakemake's `validate` (fills schema defaults); raise a
+    ConfigError with a one-line explanation of the first problem."""
+    import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(cfg, str(SCHEMA))
+    except WorkflowError as e:
+        inner = next((a for a in e.args if isinstance(a, jsonschema.ValidationError)), None)
+        if inner is None:
+            raise ConfigError(f"config: {e}") from None
+        # report the most specific error
+        best = jsonschema.exceptions.best_match([inner] + list(inner.context or []))
+        raise ConfigError(explain(best, _load_yaml(SCHEMA))) from None
+
+
+def host_cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def check_host(cfg: dict, ncpus: int | None = None) -> None:
+    """Semantic checks the schema cannot express."""
+    if cfg["platform"] == "local":
+        ncpus = host_cpus() if ncpus is None else ncpus
+        local = cfg["platforms"]["local"]
+        mtu = local["mtu"]
+        max_size = mtu + ETH_FRAME_OVERHEAD
+        for i, size in enumerate(cfg["eth"]["sizes"]):
+            if size > max_size:
+                raise ConfigError(
+                    f"config key eth.sizes[{i}]: {size} is over the test link's MTU "
+                    f"(platforms.local.mtu={mtu}); allowed: 64..{max_size}")
+        gen = local["generator_cpus"]
+        for i, c in enumerate(gen):
+            if c >= ncpus:
+                raise ConfigError(
+                    f"config key platforms.local.generator_cpus[{i}]: CPU {c} does not exist; "
+                    f"this host has CPUs 0..{ncpus - 1}")
+        free = ncpus - len(gen)
+        napis = cfg["eth"]["variants"]["napi"]
+        for i, cores in enumerate(cfg["eth"]["cores"]):
+            if cores > free:
+                raise ConfigError(
+                    f"config key eth.cores[{i}]: {cores} receiver cores is more than this host "
+                    f"has ({ncpus} CPUs, {len(gen)} for the generator); allowed: 1..{max(free, 0)}")
+            if "dedicated" in napis and cores + 1 > free:
+                raise ConfigError(
+                    f"config key eth.variants.napi: 'dedicated' needs a CPU of its own beside "
+                    f"{cores} receiver core(s) and the generator's; this host has {ncpus} CPUs; "
+                    f"allowed values here: receiver, sender")
+    if cfg["warmup_s"] + cfg["duration_s"] + 5 > cfg["timeout_s"]:
+        raise ConfigError(
+            f"config key timeout_s: {cfg['timeout_s']} leaves no room for warmup_s + duration_s "
+            f"({cfg['warmup_s']} + {cfg['duration_s']}) + 5 s of set-up; "
+            f"allowed: >= {cfg['warmup_s'] + cfg['duration_s'] + 5}")
+
+
+def resolve(overrides: dict | None = None, base: dict | None = None,
+            ncpus: int | None = None) -> dict:
+    """The effective configuration: base (config.yaml) <- profile <- overrides."""
+    base = _load_yaml(CONFIG) if base is None else base
+    overrides = overrides or {}
+    profile = overrides.get("profile", base.get("profile", "default"))
+    allowed = sorted(p.stem for p in PROFILES.glob("*.yaml"))
+    if profile not in allowed:
+        raise ConfigError(f"config key profile: {profile!r} is not allowed; "
+                          f"allowed values: {', '.join(allowed)}")
+    cfg = merge(merge(base, _load_yaml(PROFILES / f"{profile}.yaml")), overrides)
+    cfg["profile"] = profile
+    validate_schema(cfg)
+    check_host(cfg, ncpus)
+    return cfg

@@ -1,0 +1,160 @@
+"""Benchmark tools as child processes: started under a parent-death signal
+(a runner killed with SIGKILL takes its tools with it), their JSON-lines
+output parsed as it arrives and copied into the cell's log, snapshots asked
+for with SIGUSR1, and stopped or killed when they overstay."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+
+from . import RxbenchError
+from .state import pid_start
+
+
+class ToolError(RxbenchError):
+    pass
+
+
+class ToolExited(ToolError):
+    """The tool ended while we waited for something from it."""
+
+    def __init__(self, tool, waited_for):
+        self.tool = tool
+        err = tool.last_error()
+        super().__init__(f"{tool.role} ({tool.name}) exited with status {tool.returncode} "
+                         f"while waiting for {waited_for}" + (f": {err}" if err else ""))
+
+
+class Tool:
+    def __init__(self, role: str, argv: list[str], log, registry=None):
+        self.role, self.argv, self.log, self.registry = role, argv, log, registry
+        self.name = os.path.basename(argv[0])
+        self.events: list[dict] = []
+        self.stderr: list[str] = []
+        self.cond = threading.Condition()
+        self.p: subprocess.Popen | None = None
+        self.threads: list[threading.Thread] = []
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    def start(self) -> "Tool":
+        self.log(f"[{self.role}] $ {self.command}")
+        # setpriv execs the command: the tool gets SIGTERM if we die
+        self.p = subprocess.Popen(["setpriv", "--pdeathsig", "TERM", *self.argv],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, bufsize=1,
+                                  start_new_session=True)
+        if self.registry is not None:
+            self.registry.add("pids", [self.p.pid, pid_start(self.p.pid)])
+        for stream, fn in ((self.p.stdout, self._on_stdout), (self.p.stderr, self._on_stderr)):
+            t = threading.Thread(target=self._pump, args=(stream, fn), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def _pump(self, stream, fn) -> None:
+        for line in stream:
+            fn(line.rstrip("\n"))
+        with self.cond:
+            self.cond.notify_all()
+
+    def _on_stdout(self, line: str) -> None:
+        self.log(f"[{self.role}] {line}")
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(ev, dict):
+            with self.cond:
+                self.events.append(ev)
+                self.cond.notify_all()
+
+    def _on_stderr(self, line: str) -> None:
+        self.log(f"[{self.role}!] {line}")
+        with self.cond:
+            self.stderr.append(line)
+
+    @property
+    def returncode(self):
+        return None if self.p is None else self.p.poll()
+
+    def last_error(self) -> str:
+        for ev in reversed(self.events):
+            if ev.get("event") == "error":
+                return ev.get("reason", "")
+        return self.stderr[-1] if self.stderr else ""
+
+    def find(self, name: str, after: int = 0):
+        for ev in self.events[after:]:
+            if ev.get("event") == name:
+                return ev
+        return None
+
+    def wait_event(self, name: str, timeout: float, after: int = 0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                ev = self.find(name, after)
+                if ev is not None:
+                    return ev
+                if self.p.poll() is not None and all(not t.is_alive() for t in self.threads):
+                    raise ToolExited(self, f"its '{name}' line")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ToolError(f"{self.role} ({self.name}) printed no '{name}' line "
+                                    f"within {timeout:.0f} s")
+                self.cond.wait(min(left, 0.1))
+
+    def snapshot(self, timeout: float = 3.0) -> dict:
+        n = len(self.events)
+        self.send(signal.SIGUSR1)
+        return self.wait_event("snapshot", timeout, after=n)
+
+    def send(self, sig) -> None:
+        if self.p is not None and self.p.poll() is None:
+            try:
+                os.kill(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 5.0) -> int | None:
+        """Ask the tool to end; kill its process group if it overstays."""
+        if self.p is None:
+            return None
+        if self.p.poll() is None:
+            self.send(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.log(f"[{self.role}] still running {timeout:.0f} s after {sig.name}: killing")
+                self.kill()
+        for t in self.threads:
+            t.join(2)
+        return self.p.returncode
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait for the tool to end by itself; kill it if it overstays."""
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.log(f"[{self.role}] overstayed its bound by {timeout:.0f} s: killing")
+            self.kill()
+        for t in self.threads:
+            t.join(2)
+        return self.p.returncode
+
+    def kill(self) -> None:
+        if self.p is not None and self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.p.wait()

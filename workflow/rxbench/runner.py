@@ -1,0 +1,256 @@
+"""Run one cell: bring the testbed up, start the receiver, place NAPI, run
+the generator for a bounded time, read every counter at the start and the
+end of the measured interval, tear everything down, write the result JSON
+atomically. A cell that cannot run here is written `unsupported`, one whose
+tool fails is written `failed` (with its log kept); an interrupted cell
+(SIGINT, SIGTERM, SIGHUP) tears down and writes nothing."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import RxbenchError, cells, provenance
+from .measure import cpu_delta, delta, ethtool_stats, link_stats, proc_cpu, read_proc_stat
+from .platforms import testbed
+from .proc import Tool, ToolExited
+from .result import validate_result
+from .stacks import GENERATORS, RECEIVERS, Unsupported
+from .state import testbed_lock
+from .util import Log, atomic_write_json
+
+SATURATED = 0.95          # a CPU busier than this over the interval was the limit
+GENERATOR_BOUND = 0.99    # received >= 99% of offered: maybe the sender's limit
+TERM_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1
+
+
+class Interrupted(BaseException):
+    """A termination signal arrived; unwinds through every teardown."""
+
+    def __init__(self, signum):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextmanager
+def signals_raise():
+    def handler(signum, _frame):
+        # one signal is enough: block the rest so teardown is not cut short
+        signal.pthread_sigmask(signal.SIG_BLOCK, TERM_SIGNALS)
+        raise Interrupted(signum)
+    old = {s: signal.signal(s, handler) for s in TERM_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def die_with_parent() -> None:
+    """SIGTERM when snakemake (our parent) dies, however it dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _snapshot(tb, rx_tool: Tool, gen_tool: Tool, threads: list[dict]) -> dict:
+    t0 = time.monotonic_ns()
+    stat = read_proc_stat()
+    gen = gen_tool.snapshot()
+    rx = rx_tool.snapshot()
+    links = {
+        "sender": link_stats(tb.sender.netns, tb.sender.ifname),
+        "receiver": link_stats(tb.receiver.netns, tb.receiver.ifname),
+        "receiver_ethtool": ethtool_stats(tb.receiver.netns, tb.receiver.ifname),
+    }
+    procs = {"generator": proc_cpu(gen_tool.p.pid), "receiver": proc_cpu(rx_tool.p.pid)}
+    for t in threads:
+        procs[t["name"]] = proc_cpu(t["pid"])
+    return {"t0_ns": t0, "t1_ns": time.monotonic_ns(), "stat": stat, "gen": gen, "rx": rx,
+            "links": links, "procs": procs}
+
+
+def _drops(a: dict, b: dict) -> tuple[dict, dict]:
+    """Receive-side losses over the interval, and the sender's refusals.
+    The generator counts only frames the kernel accepted; frames veth
+    refused while its peer's ring was full (sender tx_dropped) were sent
+    again, so they are back-pressure, not loss."""
+    snd = delta(a["links"]["sender"], b["links"]["sender"])
+    rcv = delta(a["links"]["receiver"], b["links"]["receiver"])
+    eth = delta(a["links"]["receiver_ethtool"], b["links"]["receiver_ethtool"])
+    drops = {
+        "receiver_rx_dropped": rcv.get("rx_dropped", 0),
+        "receiver_rx_missed": rcv.get("rx_missed", 0),
+        "receiver_rx_errors": rcv.get("rx_errors", 0),
+        "veth_rx_queue_drops": sum(v for k, v in eth.items()
+                                   if k.startswith("rx_queue_") and k.endswith("_drops")
+                                   and "xdp" not in k),
+    }
+    backpressure = {
+        "sender_tx_dropped": snd.get("tx_dropped", 0),
+        "sender_tx_errors": snd.get("tx_errors", 0),
+        "generator_retries": int(b["gen"].get("backpressure", 0)) - int(a["gen"].get("backpressure", 0)),
+    }
+    return drops, backpressure
+
+
+def analyse(cell, a: dict, b: dict, placement, gen, rx) -> dict:
+    """Rates, drops and CPU cost over the measured interval [a, b]."""
+    size = cell.params["size"]
+    gen_s = (b["gen"]["t_ns"] - a["gen"]["t_ns"]) / 1e9
+    rx_s = (b["rx"]["t_ns"] - a["rx"]["t_ns"]) / 1e9
+    sent = gen.sent(b["gen"]) - gen.sent(a["gen"])
+    got = rx.received(b["rx"]) - rx.received(a["rx"])
+    offered_pps = sent / gen_s
+    rx_pps = got / rx_s
+    cpu = cpu_delta(a["stat"], b["stat"])
+    saturated = sorted((int(c) for c, v in cpu.items() if v["busy_frac"] >= SATURATED))
+    rx_only = placement.receiver_only
+    rx_saturated = bool(rx_only & set(saturated))
+    gen_saturated = bool(set(placement.generator) & set(saturated))
+    lossless = rx_pps >= GENERATOR_BOUND * offered_pps
+    bottleneck = ("receiver" if rx_saturated else
+                  "generator" if gen_saturated else "none")
+    rx_busy = sum(cpu[str(c)]["busy_s"] for c in rx_only)
+    processes = {}
+    for name in b["procs"]:
+        pa, pb = a["procs"].get(name), b["procs"].get(name)
+        if pa and pb:
+            processes[name] = {"user_s": round(pb["user_s"] - pa["user_s"], 4),
+                               "sys_s": round(pb["sys_s"] - pa["sys_s"], 4),
+                               "last_cpu": pb["last_cpu"]}
+    drops, backpressure = _drops(a, b)
+    known = sum(drops.values())
+    return {
+        "duration_s": round(rx_s, 6),
+        "offered_pps": offered_pps,
+        "rx_pps": rx_pps,
+        # frame bits as RFC 2544 counts them (FCS included, no preamble/IFG)
+        "rx_gbps": rx_pps * size * 8 / 1e9,
+        "offered_gbps": offered_pps * size * 8 / 1e9,
+        "sent_packets": sent,
+        "rx_packets": got,
+        # what was offered but not received, by stage; "unaccounted" is the rest
+        # (in flight at the interval's edges, or a stage we cannot read)
+        "drops": {**drops, "unaccounted": max(0, sent - got - known)},
+        "backpressure": backpressure,
+        "cpu": {c: {k: round(v[k], 4) for k in ("busy_s", "user_s", "sys_s", "softirq_s",
+                                                "irq_s", "busy_frac")} for c, v in cpu.items()},
+        "cpu_ns_per_pkt": (rx_busy * 1e9 / got) if (got and rx_only) else None,
+        "processes": processes,
+        "saturated_cpus": saturated,
+        "bottleneck": bottleneck,
+        # loss-free and no receiver-only CPU at its limit: the generator (or a
+        # CPU shared with it) set the rate, not the stack. veth pushes back on
+        # the sender when the receiver falls behind, so loss-free alone proves
+        # nothing there.
+        "generator_bound": bool(lossless and not rx_saturated),
+    }
+
+
+def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict) -> dict:
+    rx_cls, gen_cls = RECEIVERS[cell.stack], GENERATORS[cfg["eth"]["generator"]]
+    tb = testbed(cfg, log, queues=cell.params["cores"])
+    tb.commands = commands            # every command of the cell, in order
+    placement = tb.cpus(cell.params["cores"], cell.params["napi"])
+    rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
+    rx.probe()
+    gen.probe()
+    warmup, duration = cfg["warmup_s"], cfg["duration_s"]
+    bound = cfg["timeout_s"]
+    extra = {}
+    with tb:
+        extra["hosts"] = {"sender": {"netns": tb.sender.netns, "ifname": tb.sender.ifname,
+                                     "ip": tb.sender.ip, "mac": tb.sender.mac},
+                          "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
+                                       "ip": tb.receiver.ip, "mac": tb.receiver.mac}}
+        extra["nic_driver"] = tb.driver(tb.receiver)
+        rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry)
+        gen_tool = Tool("generator", gen.argv(warmup + duration + 1.0), log, tb.registry)
+        tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
+        commands.append(rx_tool.command)
+        rx_tool.start()
+        try:
+            rx_tool.wait_event("ready", rx.ready_timeout)
+        except ToolExited as e:
+            err = rx_tool.find("error")
+            if err and err.get("kind") == "unsupported":
+                raise Unsupported(err.get("reason", str(e))) from None
+            raise
+        tb.place_napi(placement)
+        commands.append(gen_tool.command)
+        gen_tool.start()
+        gen_tool.wait_event("ready", gen.ready_timeout)
+        time.sleep(warmup)
+        a = _snapshot(tb, rx_tool, gen_tool, placement.napi_threads)
+        time.sleep(duration)
+        b = _snapshot(tb, rx_tool, gen_tool, placement.napi_threads)
+        gen_tool.stop(signal.SIGINT)
+        rx_tool.stop(signal.SIGTERM)
+        for t in (gen_tool, rx_tool):
+            if t.returncode != 0 or t.find("final") is None:
+                raise ToolExited(t, "a clean exit")
+        out = analyse(cell, a, b, placement, gen, rx)
+        out["placement"] = placement.as_dict()
+        out["counters"] = {"generator_final": gen_tool.find("final"),
+                           "receiver_final": rx_tool.find("final")}
+    out["_extra"] = extra
+    return out
+
+
+def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
+    """Measure one cell and write its JSON. Returns the exit status."""
+    cell = cells.parse(out_path, cfg)
+    log = Log(log_path)
+    started = time.time()
+    result = {"platform": cell.platform, "layer": cell.layer, "stack": cell.stack,
+              "params": cell.params, "rep": cell.rep, "status": "ok", "reason": "",
+              "duration_s": 0.0, "offered_pps": None, "rx_pps": None, "rx_gbps": None,
+              "drops": {}, "cpu": {}, "generator_bound": False}
+    commands: list[str] = []
+    tools: dict[str, str] = {}
+    extra: dict = {}
+    if cell.layer != "eth":
+        raise RxbenchError(f"cell {cell.name}: layer {cell.layer} is not implemented yet")
+    if cell.stack not in RECEIVERS:
+        raise RxbenchError(f"cell {cell.name}: unknown stack {cell.stack!r}; "
+                           f"known: {', '.join(sorted(RECEIVERS))}")
+    if os.geteuid() != 0:
+        raise RxbenchError("the local platform needs root (network namespaces, XDP): "
+                           "run snakemake as root")
+    log(f"cell {out_path}: {json.dumps(cell.params)}")
+    with signals_raise(), testbed_lock(log):
+        try:
+            out = measure_eth(cfg, cell, log, commands, tools)
+            extra = out.pop("_extra")
+            result.update(out)
+        except Unsupported as e:
+            result.update(status="unsupported", reason=str(e))
+        except (RxbenchError, OSError) as e:
+            result.update(status="failed", reason=str(e))
+        except Interrupted as e:
+            log(f"interrupted by {e}: torn down, no result written")
+            log.close()
+            return 128 + e.signum
+    log(f"status {result['status']}" + (f": {result['reason']}" if result["reason"] else ""))
+    result["provenance"] = provenance.collect(
+        tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started)
+    result["provenance"]["config"] = {k: cfg[k] for k in ("profile", "warmup_s", "duration_s",
+                                                          "timeout_s")}
+    if result["status"] == "ok":
+        log(f"offered {result['offered_pps'] / 1e6:.3f} Mpps, received "
+            f"{result['rx_pps'] / 1e6:.3f} Mpps, saturated CPUs {result['saturated_cpus']}, "
+            f"generator_bound={result['generator_bound']}")
+    validate_result(result)
+    atomic_write_json(out_path, result)
+    log.close()
+    return 0

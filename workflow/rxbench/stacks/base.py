@@ -1,0 +1,95 @@
+"""What every receiver and generator has in common."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+from .. import ROOT, RxbenchError
+
+NATIVE_BUILD = Path(os.environ.get("RXBENCH_NATIVE", ROOT / "native" / "build"))
+
+
+class Unsupported(RxbenchError):
+    """This platform cannot run the cell; the result says why."""
+
+
+def native_tool(name: str) -> str:
+    """Path of a native tool: native/build/ (or $RXBENCH_NATIVE), else PATH (Nix)."""
+    p = NATIVE_BUILD / name
+    if p.exists():
+        return str(p)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise RxbenchError(f"native tool {name} is not built: run `make -C native` "
+                       f"(looked in {NATIVE_BUILD} and PATH)")
+
+
+@lru_cache(maxsize=1)
+def kernel_config() -> dict[str, str]:
+    """The running kernel's configuration, from /proc/config.gz (or /boot)."""
+    for path in ("/proc/config.gz", f"/boot/config-{os.uname().release}"):
+        try:
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt") as f:
+                return dict(line.strip().split("=", 1) for line in f
+                            if line.startswith("CONFIG_") and "=" in line)
+        except OSError:
+            continue
+    return {}
+
+
+def require_kernel(*options: str) -> None:
+    """Raise Unsupported naming the first kernel option that is missing.
+    Without a readable kernel config, trust the tools to fail clearly."""
+    cfg = kernel_config()
+    if not cfg:
+        return
+    for opt in options:
+        if cfg.get(opt) not in ("y", "m"):
+            raise Unsupported(f"kernel {os.uname().release} lacks {opt}")
+
+
+class Tooled:
+    name = ""
+    tool = ""
+    kernel_options: tuple[str, ...] = ()
+
+    def __init__(self, cfg: dict, cell, testbed, placement):
+        self.cfg, self.cell, self.tb, self.placement = cfg, cell, testbed, placement
+
+    def probe(self) -> None:
+        require_kernel(*self.kernel_options)
+
+    def binary(self) -> str:
+        return native_tool(self.tool)
+
+
+class Receiver(Tooled):
+    """Receives and drops; counts what it got. Its tool prints `ready`,
+    `snapshot` (on SIGUSR1) and `final` JSON lines with packets/bytes and
+    t_ns (CLOCK_MONOTONIC), or an `error` line with kind `unsupported`."""
+
+    ready_timeout = 15.0
+
+    def argv(self, bound_s: float) -> list[str]:
+        raise NotImplementedError
+
+    def received(self, snap: dict) -> int:
+        return int(snap["packets"])
+
+
+class Generator(Tooled):
+    """Sends for a bounded time and count; reports what it sent."""
+
+    ready_timeout = 10.0
+
+    def argv(self, bound_s: float) -> list[str]:
+        raise NotImplementedError
+
+    def sent(self, snap: dict) -> int:
+        return int(snap["packets"])

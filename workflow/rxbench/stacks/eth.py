@@ -1,0 +1,36 @@
+"""Ethernet-layer receivers and generators."""
+
+from __future__ import annotations
+
+from .base import Generator, Receiver
+
+
+class XdpDrop(Receiver):
+    """In-kernel XDP program returning XDP_DROP (native mode): the ceiling.
+    Counts packets and bytes in a per-CPU map (native/xdp_drop.bpf.c)."""
+
+    name = "xdp_drop"
+    tool = "rxb-xdp-drop"
+    kernel_options = ("CONFIG_BPF_SYSCALL",)
+    attaches_xdp = True
+
+    def argv(self, bound_s: float) -> list[str]:
+        r = self.tb.receiver
+        return r.exec([self.binary(), "--ifname", r.ifname, "--mode", "native",
+                       "--duration", f"{bound_s:.3f}"], self.placement.application)
+
+
+class RxbGen(Generator):
+    """native/rxb_gen.c: AF_PACKET sender of fixed-size UDP/IPv4 frames,
+    one flow per receiver core, bounded by --duration."""
+
+    name = "rxb-gen"
+    tool = "rxb-gen"
+
+    def argv(self, bound_s: float) -> list[str]:
+        s, r = self.tb.sender, self.tb.receiver
+        p = self.cell.params
+        return s.exec([self.binary(), "--ifname", s.ifname, "--dst-mac", r.mac,
+                       "--src-ip", s.ip, "--dst-ip", r.ip, "--size", str(p["size"]),
+                       "--flows", str(max(1, p["cores"])), "--duration", f"{bound_s:.3f}"],
+                      self.placement.generator)

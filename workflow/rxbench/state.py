@@ -1,0 +1,171 @@
+"""What a run created, written down before it is created, so that teardown
+and `rxbench clean` can remove it whatever killed the run.
+
+One JSON file per testbed in STATE_DIR, named by the testbed's token:
+{"token", "pid", "pid_start", "checkout", "created_at", "netns": [...],
+ "pids": [...], "files": [...]}. Network namespaces are named
+"rxb-<token>-<role>"; anything with that prefix belongs to rxbench.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import ROOT
+
+STATE_DIR = Path(os.environ.get("RXBENCH_STATE_DIR", "/run/rxbench"))
+NETNS_PREFIX = "rxb-"
+
+
+def new_token() -> str:
+    return secrets.token_hex(4)
+
+
+def pid_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of
+    /proc/PID/stat): with the pid, it names a process unambiguously."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return int(data[data.rindex(")") + 2:].split()[19])
+
+
+def alive(pid: int, start: int | None) -> bool:
+    s = pid_start(pid)
+    return s is not None and (start is None or s == start)
+
+
+class Registry:
+    """The state file of one testbed."""
+
+    def __init__(self, token: str):
+        self.token = token
+        self.path = STATE_DIR / f"{token}.json"
+        me = os.getpid()
+        self.data = {"token": token, "pid": me, "pid_start": pid_start(me),
+                     "checkout": str(ROOT), "created_at": time.time(),
+                     "netns": [], "pids": [], "files": []}
+
+    def _save(self) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data))
+        os.replace(tmp, self.path)
+
+    def add(self, kind: str, item) -> None:
+        if item not in self.data[kind]:
+            self.data[kind].append(item)
+            self._save()
+
+    def remove_file(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def netns_list() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def netns_pids(ns: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def kill_pid(pid: int, start: int | None = None) -> None:
+    if alive(pid, start):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def delete_netns(ns: str) -> None:
+    """Kill every process inside the namespace (or it, and its veth and XDP
+    programs, outlive `ip netns del`), then delete it."""
+    for _ in range(50):
+        pids = netns_pids(ns)
+        if not pids:
+            break
+        for pid in pids:
+            kill_pid(pid)
+        time.sleep(0.02)
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def release(data: dict) -> list[str]:
+    """Remove everything a state record lists; return what was removed."""
+    done = []
+    for p in data.get("pids", []):
+        pid, start = (p[0], p[1]) if isinstance(p, list) else (p, None)
+        if alive(pid, start):
+            kill_pid(pid, start)
+            done.append(f"process {pid}")
+    present = set(netns_list())
+    for ns in data.get("netns", []):
+        if ns in present:
+            delete_netns(ns)
+            done.append(f"netns {ns}")
+    for f in data.get("files", []):
+        try:
+            os.unlink(f)
+            done.append(f"file {f}")
+        except FileNotFoundError:
+            pass
+    return done
+
+
+def clean(all_orphans: bool = True) -> list[str]:
+    """Remove what dead runs left: state records whose owner is gone, and
+    rxbench namespaces no live run claims. Live runs are left alone."""
+    removed = []
+    claimed = set()
+    if STATE_DIR.exists():
+        for f in sorted(STATE_DIR.glob("*.json")):
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, ValueError):
+                f.unlink(missing_ok=True)
+                continue
+            if alive(data.get("pid", -1), data.get("pid_start")):
+                claimed.update(data.get("netns", []))
+                continue
+            removed += release(data)
+            f.unlink(missing_ok=True)
+            removed.append(f"state {f.name}")
+    if all_orphans:
+        for ns in netns_list():
+            if ns.startswith(NETNS_PREFIX) and ns not in claimed:
+                delete_netns(ns)
+                removed.append(f"netns {ns}")
+    return removed
+
+
+@contextmanager
+def testbed_lock(log=None):
+    """One measurement at a time on this machine, across checkouts: two cells
+    sharing two CPUs would measure each other."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(STATE_DIR / "testbed.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log:
+                log("waiting for another rxbench run to release the testbed lock")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
