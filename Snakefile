@@ -4,7 +4,8 @@
 #   snakemake --cores 1 --force results/local/eth/xdp_drop/cores=1/size=64/rep=1.json
 # The rules are thin: they call the Python package in workflow/rxbench.
 
-configfile: "config/config.yaml"
+# (the effective configuration is resolved in workflow/rules/common.smk)
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cells.smk"

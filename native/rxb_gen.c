@@ -53,7 +53,8 @@
 #define DEFAULT_METHOD       METHOD_MMAP
 #define MAX_DURATION_S       (365.0 * 24 * 3600)
 #define MAX_BATCH            1024U
-#define MIN_SIZE             64U    /* RFC 2544 frame size, incl. 4-byte FCS */
+#define DEFAULT_SIZE         64U    /* RFC 2544 frame size, incl. 4-byte FCS */
+#define MIN_SIZE             64U
 #define MAX_SIZE             9018U
 #define FCS_LEN              4U
 #define ETH_OVERHEAD         18U    /* Ethernet header + FCS, on top of the MTU */
@@ -65,12 +66,14 @@
 #define BENCH_MASK           0xFFFE0000U /* /15 */
 #define SNDBUF_FORCE_BYTES   (4 * 1024 * 1024) /* tried with SO_SNDBUFFORCE */
 /* TX ring geometry (method mmap). */
-#define RING_MIN_FRAMES      1024U  /* at least this many slots, and >= 4 * batch */
-#define RING_BLOCK_SIZE      (128U * 1024U)
-#define RING_MAX_BYTES       (64U * 1024U * 1024U)
-/* Back-pressure handling. */
-#define BP_SPIN_RETRIES      8U      /* immediate retries before sleeping */
-#define BP_WAIT_NS           20000L  /* ppoll(POLLOUT) timeout once spinning failed */
+#define DEFAULT_RING         1024U  /* TX ring slots (rounded up to fill whole blocks) */
+#define MAX_RING             65536U
+#define RING_MAX_BLOCK_SIZE  (128U * 1024U)
+#define RING_MAX_BYTES       (256U * 1024U * 1024U)
+/* Back-pressure handling: see bp_wait(). */
+#define BP_BACKOFF_MIN_NS    1000ULL    /* first busy-wait after ENOBUFS */
+#define BP_BACKOFF_MAX_NS    16000ULL   /* doubling up to this */
+#define BP_POLL_TIMEOUT_NS   1000000L   /* ppoll(POLLOUT) when the send buffer is full */
 /* Bounded wait, after the loop, for frames the kernel has taken. */
 #define DRAIN_TIMEOUT_NS     (1ULL * NS_PER_SEC)
 
@@ -97,6 +100,7 @@ struct opts {
 	uint64_t count;
 	int cpu;                 /* -1: no pinning */
 	unsigned int batch;
+	unsigned int ring;       /* TX ring slots (method mmap) */
 	enum method method;
 };
 
@@ -135,16 +139,18 @@ static void usage(FILE *f)
 		"  -n, --count N         stop after N frames accepted, 0 = unlimited (default: %llu)\n"
 		"  -c, --cpu N           pin to CPU N (default: no pinning)\n"
 		"  -b, --batch B         frames per kernel submission, 1..%u (default: %u)\n"
+		"  -r, --ring R          TX ring slots for mmap, >= batch, <= %u; also the\n"
+		"                        most frames in flight (default: %u)\n"
 		"  -m, --method M        mmap (PACKET_TX_RING) | sendmmsg (default: %s)\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Output: JSON lines (ready, snapshot on SIGUSR1, final) on stdout.\n"
 		"SIGINT/SIGTERM/SIGHUP stop early (final line, exit 0).\n"
 		"Exit: 0 ok, 1 runtime failure, 2 bad arguments/interface.\n",
-		TOOL_NAME, MIN_SIZE, MAX_SIZE, ETH_OVERHEAD, MIN_SIZE,
+		TOOL_NAME, MIN_SIZE, MAX_SIZE, ETH_OVERHEAD, DEFAULT_SIZE,
 		UDP_SRC_PORT_BASE, UDP_SRC_PORT_BASE, UDP_DST_PORT, DEFAULT_FLOWS,
 		DEFAULT_DURATION_S, (unsigned long long)DEFAULT_COUNT, MAX_BATCH,
-		DEFAULT_BATCH, method_names[DEFAULT_METHOD]);
+		DEFAULT_BATCH, MAX_RING, DEFAULT_RING, method_names[DEFAULT_METHOD]);
 }
 
 static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
@@ -198,6 +204,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "count", required_argument, NULL, 'n' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "ring", required_argument, NULL, 'r' },
 		{ "method", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -205,15 +212,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	unsigned int cpu;
 	int c;
 
-	*o = (struct opts){ .size = MIN_SIZE,
+	*o = (struct opts){ .size = DEFAULT_SIZE,
 			    .flows = DEFAULT_FLOWS,
 			    .duration_s = DEFAULT_DURATION_S,
 			    .count = DEFAULT_COUNT,
 			    .cpu = -1,
 			    .batch = DEFAULT_BATCH,
+			    .ring = DEFAULT_RING,
 			    .method = DEFAULT_METHOD };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:b:m:h", longopts,
+	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:b:r:m:h", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'i':
@@ -270,6 +278,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				usage_error("--batch: invalid value '%s' (want 1..%u)", optarg,
 					    MAX_BATCH);
 			break;
+		case 'r':
+			if (parse_uint(optarg, MAX_RING, &o->ring) || !o->ring)
+				usage_error("--ring: invalid value '%s' (want 1..%u)", optarg,
+					    MAX_RING);
+			break;
 		case 'm':
 			if (!strcmp(optarg, "mmap"))
 				o->method = METHOD_MMAP;
@@ -300,6 +313,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		usage_error("--src-ip is required");
 	if (!o->have_dst_ip)
 		usage_error("--dst-ip is required");
+	if (o->method == METHOD_MMAP && o->ring < o->batch)
+		usage_error("--ring %u: smaller than --batch %u", o->ring, o->batch);
 }
 
 static uint16_t ip_checksum(const uint8_t *p, size_t len)
@@ -383,20 +398,37 @@ static void print_snapshot(const struct stats *st, unsigned int wire_len)
 	json_end();
 }
 
-/* Back-pressure: spin a few times (the consumer usually frees room within
- * microseconds), then sleep briefly in ppoll(POLLOUT), which also wakes up
- * when the socket's send buffer drains.  EINTR is fine: flags are rechecked. */
-static void bp_wait(int fd, unsigned int *streak)
-{
-	struct timespec ts = { 0, BP_WAIT_NS };
-	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+enum bp_kind {
+	BP_RETRY,   /* short submission, reason unknown: retry at once */
+	BP_NOBUFS,  /* ENOBUFS: driver queue full (veth: peer ring full) */
+	BP_WMEM,    /* EAGAIN: socket send buffer full */
+};
 
-	if (++*streak <= BP_SPIN_RETRIES) {
-		cpu_relax();
-		return;
+/* Wait before retrying after back-pressure.
+ *  - BP_WMEM: sleep in ppoll(POLLOUT); freeing our skbs wakes us up.
+ *  - BP_NOBUFS: nothing will wake us, and sleeping on the socket would make
+ *    the consumer pay a wake-up per freed skb, so busy-wait in user space
+ *    (touching no shared memory) with exponential backoff, then retry.
+ * Signals interrupt ppoll (no SA_RESTART); callers recheck their flags. */
+static void bp_wait(int fd, enum bp_kind kind, unsigned int *streak)
+{
+	if (kind == BP_WMEM) {
+		struct timespec ts = { 0, BP_POLL_TIMEOUT_NS };
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+		if (ppoll(&pfd, 1, &ts, NULL) < 0 && errno != EINTR)
+			die("ppoll");
+	} else if (kind == BP_NOBUFS) {
+		uint64_t wait = BP_BACKOFF_MIN_NS << (*streak < 8 ? *streak : 8);
+		uint64_t until;
+
+		if (wait > BP_BACKOFF_MAX_NS)
+			wait = BP_BACKOFF_MAX_NS;
+		until = mono_ns() + wait;
+		while (mono_ns() < until && !stop_sig)
+			cpu_relax();
+		++*streak;
 	}
-	if (ppoll(&pfd, 1, &ts, NULL) < 0 && errno != EINTR)
-		die("ppoll");
 }
 
 struct run {
@@ -431,17 +463,13 @@ static bool loop_check(struct run *r, uint64_t queued)
 	return false;
 }
 
-static bool is_backpressure(int err)
-{
-	return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == EINTR;
-}
-
 /* ---- method sendmmsg ---------------------------------------------------- */
 
 static void run_sendmmsg(struct run *r)
 {
 	const struct opts *o = r->o;
 	unsigned int B = o->batch, flow = 0, streak = 0, i;
+	unsigned int off = 0, n = 0;    /* msgs[off..n) still to be sent */
 	struct mmsghdr *msgs = calloc(B, sizeof(*msgs));
 	struct iovec *iov = calloc(B, sizeof(*iov));
 
@@ -453,45 +481,43 @@ static void run_sendmmsg(struct run *r)
 		msgs[i].msg_hdr.msg_iovlen = 1;
 	}
 
-	for (;;) {
-		unsigned int n = B, off = 0;
+	while (!loop_check(r, r->st.packets)) {
+		enum bp_kind kind;
+		int ret;
 
-		if (loop_check(r, r->st.packets))
-			break;
-		if (o->count && o->count - r->st.packets < n)
-			n = (unsigned int)(o->count - r->st.packets);
-		for (i = 0; i < n; i++) {
-			iov[i].iov_base = r->frames[flow];
-			if (++flow == o->flows)
-				flow = 0;
-		}
-		/* Submit the batch; on a short or failed submission retry the
-		 * rest (the flow sequence stays intact) until the deadline. */
-		while (off < n) {
-			int ret = sendmmsg(r->fd, msgs + off, n - off, MSG_DONTWAIT);
-
-			if (ret > 0) {
-				r->st.packets += (unsigned int)ret;
-				off += (unsigned int)ret;
-				if (off == n) {
-					streak = 0;
-					break;
-				}
-				r->st.backpressure++;
-			} else if (ret == 0 || is_backpressure(errno)) {
-				if (ret == 0 || errno != EINTR)
-					r->st.backpressure++;
-			} else {
-				die("%s: sendmmsg", o->ifname);
+		if (off == n) {
+			n = B;
+			if (o->count && o->count - r->st.packets < n)
+				n = (unsigned int)(o->count - r->st.packets);
+			for (i = 0; i < n; i++) {
+				iov[i].iov_base = r->frames[flow];
+				if (++flow == o->flows)
+					flow = 0;
 			}
-			bp_wait(r->fd, &streak);
-			if (stop_sig || mono_ns() >= r->deadline)
-				break;
-			if (snap_req) {
-				snap_req = 0;
-				print_snapshot(&r->st, r->wire_len);
-			}
+			off = 0;
 		}
+		/* A short or failed submission keeps the rest of the batch
+		 * (the flow sequence stays intact) for the next attempt. */
+		ret = sendmmsg(r->fd, msgs + off, n - off, MSG_DONTWAIT);
+		if (ret > 0) {
+			r->st.packets += (unsigned int)ret;
+			off += (unsigned int)ret;
+			if (off == n) {
+				streak = 0;
+				continue;
+			}
+			kind = BP_RETRY; /* the next call reports why */
+		} else if (ret < 0 && errno == EINTR) {
+			continue;
+		} else if (ret < 0 && errno == ENOBUFS) {
+			kind = BP_NOBUFS;
+		} else if (ret < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			kind = BP_WMEM;
+		} else {
+			die("%s: sendmmsg", o->ifname);
+		}
+		r->st.backpressure++;
+		bp_wait(r->fd, kind, &streak);
 	}
 	free(msgs);
 	free(iov);
@@ -509,7 +535,7 @@ struct txring {
 
 static void txring_setup(struct run *r, struct txring *ring)
 {
-	unsigned int frame_size, fpb, want, blocks;
+	unsigned int frame_size, fpb, blocks, block_size;
 	struct tpacket_req req;
 	int ver = TPACKET_V2, one = 1;
 	unsigned int i;
@@ -521,24 +547,29 @@ static void txring_setup(struct run *r, struct txring *ring)
 	if (!setsockopt(r->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)))
 		ring->vnet_len = sizeof(struct virtio_net_hdr);
 	frame_size = (unsigned int)(TX_DATA_OFF + ring->vnet_len + r->wire_len + 63U) & ~63U;
-	fpb = RING_BLOCK_SIZE / frame_size;
-	want = r->o->batch * 4U;
-	if (want < RING_MIN_FRAMES)
-		want = RING_MIN_FRAMES;
-	blocks = (want + fpb - 1) / fpb;
-	while (blocks > 1 && (size_t)blocks * RING_BLOCK_SIZE > RING_MAX_BYTES)
-		blocks--;
+	/* Blocks: a power of two >= one page, no bigger than needed. */
+	block_size = (unsigned int)sysconf(_SC_PAGESIZE);
+	while (block_size < RING_MAX_BLOCK_SIZE &&
+	       (block_size < frame_size ||
+		(size_t)block_size < (size_t)r->o->ring * frame_size))
+		block_size <<= 1;
+	fpb = block_size / frame_size;
+	blocks = (r->o->ring + fpb - 1) / fpb;
+	if ((size_t)blocks * block_size > RING_MAX_BYTES)
+		usage_error("--ring %u: TX ring of %zu MiB is too large (max %u MiB)",
+			    r->o->ring, ((size_t)blocks * block_size) >> 20,
+			    RING_MAX_BYTES >> 20);
 
 	if (setsockopt(r->fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof(ver)))
 		die("setsockopt(PACKET_VERSION, TPACKET_V2)");
-	req = (struct tpacket_req){ .tp_block_size = RING_BLOCK_SIZE,
+	req = (struct tpacket_req){ .tp_block_size = block_size,
 				    .tp_block_nr = blocks,
 				    .tp_frame_size = frame_size,
 				    .tp_frame_nr = fpb * blocks };
 	if (setsockopt(r->fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)))
 		die("setsockopt(PACKET_TX_RING, %u x %u B)", req.tp_frame_nr, frame_size);
 	ring->nframes = req.tp_frame_nr;
-	ring->map_len = (size_t)blocks * RING_BLOCK_SIZE;
+	ring->map_len = (size_t)blocks * block_size;
 	ring->map = mmap(NULL, ring->map_len, PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_POPULATE, r->fd, 0);
 	if (ring->map == MAP_FAILED)
@@ -551,7 +582,7 @@ static void txring_setup(struct run *r, struct txring *ring)
 	for (i = 0; i < ring->nframes; i++) {
 		struct tpacket2_hdr *h;
 
-		ring->slot[i] = ring->map + (size_t)(i / fpb) * RING_BLOCK_SIZE +
+		ring->slot[i] = ring->map + (size_t)(i / fpb) * block_size +
 				(size_t)(i % fpb) * frame_size;
 		h = (struct tpacket2_hdr *)ring->slot[i];
 		if (ring->vnet_len) {
@@ -569,35 +600,72 @@ static void txring_setup(struct run *r, struct txring *ring)
 	}
 }
 
+/* Count slots the kernel has finished with (SENDING -> AVAILABLE), in ring
+ * order.  Their status is written by whichever CPU frees the skb, so this is
+ * done lazily, only when room or an up-to-date count is needed. */
+static void txring_reclaim(struct run *r, struct txring *ring, unsigned int *done,
+			   unsigned int *inflight)
+{
+	while (*inflight) {
+		uint32_t s = slot_status((struct tpacket2_hdr *)ring->slot[*done]);
+
+		if (s & TP_STATUS_WRONG_FORMAT)
+			die_err(EINVAL, "%s: kernel rejected a TX ring frame", r->o->ifname);
+		if (s & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING))
+			break;
+		r->st.packets++;
+		--*inflight;
+		if (++*done == ring->nframes)
+			*done = 0;
+	}
+}
+
+/* Ask the kernel to send every SEND_REQUEST slot.  Returns true if it
+ * stopped early (back-pressure), with *kind saying why. */
+static bool txring_kick(struct run *r, struct txring *ring, unsigned int head,
+			enum bp_kind *kind)
+{
+	unsigned int last = head ? head - 1 : ring->nframes - 1;
+	ssize_t ret = sendto(r->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+	int err = errno;
+
+	if (ret < 0 && err != EINTR && err != ENOBUFS && err != EAGAIN && err != EWOULDBLOCK)
+		die("%s: sendto(PACKET_TX_RING)", r->o->ifname);
+	/* The kernel takes slots strictly in order: if the newest one is still
+	 * SEND_REQUEST, it stopped early.  A failed frame (ENOBUFS) is put
+	 * back to SEND_REQUEST by the kernel and retried on the next kick.
+	 * Only sock_alloc_send_skb failures (send buffer full) return a
+	 * partial byte count or EAGAIN. */
+	if (!(slot_status((struct tpacket2_hdr *)ring->slot[last]) & TP_STATUS_SEND_REQUEST))
+		return false;
+	if (ret < 0 && err == EINTR)
+		*kind = BP_RETRY;
+	else
+		*kind = ret < 0 && err == ENOBUFS ? BP_NOBUFS : BP_WMEM;
+	return true;
+}
+
 static void run_mmap(struct run *r, struct txring *ring)
 {
 	const struct opts *o = r->o;
 	const unsigned int N = ring->nframes;
 	unsigned int head = 0;  /* next slot to fill */
-	unsigned int done = 0;  /* oldest slot not yet completed */
-	uint64_t queued = 0;    /* frames handed to the ring (SEND_REQUEST) */
+	unsigned int done = 0;  /* oldest slot not yet reclaimed */
 	unsigned int inflight = 0, flow = 0, streak = 0;
-	bool kick = false;      /* SEND_REQUEST frames the kernel has not taken */
+	uint64_t queued = 0;    /* frames handed to the ring (SEND_REQUEST) */
+	bool pending = false;   /* SEND_REQUEST slots the kernel has not taken */
+	enum bp_kind kind;
 	uint64_t drain_end;
 
 	for (;;) {
 		unsigned int n, i;
 
-		/* Reclaim completed slots, in ring order. */
-		while (inflight) {
-			uint32_t s = slot_status((struct tpacket2_hdr *)ring->slot[done]);
-
-			if (s & TP_STATUS_WRONG_FORMAT)
-				die_err(EINVAL, "%s: kernel rejected a TX ring frame", o->ifname);
-			if (s & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING))
-				break;
-			r->st.packets++;
-			inflight--;
-			if (++done == N)
-				done = 0;
-		}
+		if (snap_req)
+			txring_reclaim(r, ring, &done, &inflight);
 		if (loop_check(r, queued))
 			break;
+		if (N - inflight < o->batch)
+			txring_reclaim(r, ring, &done, &inflight);
 
 		n = N - inflight;
 		if (n > o->batch)
@@ -613,71 +681,53 @@ static void run_mmap(struct run *r, struct txring *ring)
 				if (++flow == o->flows)
 					flow = 0;
 			}
-			__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST,
-					 __ATOMIC_RELEASE);
+			__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
 			if (++head == N)
 				head = 0;
 		}
 		inflight += n;
 		queued += n;
-		if (n)
-			kick = true;
 
-		if (kick) {
-			unsigned int last = head ? head - 1 : N - 1;
-			ssize_t ret = sendto(r->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
-
-			if (ret < 0 && !is_backpressure(errno))
-				die("%s: sendto(PACKET_TX_RING)", o->ifname);
-			/* The kernel sends slots in order: if the newest one is
-			 * still SEND_REQUEST, it stopped early (back-pressure). */
-			kick = slot_status((struct tpacket2_hdr *)ring->slot[last]) &
-			       TP_STATUS_SEND_REQUEST;
-			if (kick) {
-				if (!(ret < 0 && errno == EINTR))
+		if (n || pending) {
+			pending = txring_kick(r, ring, head, &kind);
+			if (pending) {
+				if (kind != BP_RETRY)
 					r->st.backpressure++;
-				bp_wait(r->fd, &streak);
+				bp_wait(r->fd, kind, &streak);
 			} else {
 				streak = 0;
 			}
-		} else if (n == 0) {
+		} else {
 			/* Ring full of frames the driver still holds. */
 			cpu_relax();
 		}
 	}
 
-	/* Bounded drain: with --count every queued frame must go out; else let
-	 * frames already taken by the driver complete, but submit no more. */
+	/* Bounded drain.  --count: every queued frame must go out.  Otherwise
+	 * submit nothing more; frames the kernel already took may complete,
+	 * frames it has not taken are neither sent nor counted. */
 	drain_end = mono_ns() + DRAIN_TIMEOUT_NS;
-	while (inflight) {
-		uint32_t s = slot_status((struct tpacket2_hdr *)ring->slot[done]);
-
-		if (!(s & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING | TP_STATUS_WRONG_FORMAT))) {
-			r->st.packets++;
-			inflight--;
-			if (++done == N)
-				done = 0;
-			continue;
-		}
-		if (mono_ns() >= drain_end)
+	for (;;) {
+		txring_reclaim(r, ring, &done, &inflight);
+		if (!inflight || mono_ns() >= drain_end)
 			break;
-		if (s & TP_STATUS_SEND_REQUEST) {
-			if (strcmp(r->reason, "count"))
-				break;  /* never taken: not sent, not counted */
-			if (sendto(r->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
-				if (!is_backpressure(errno))
-					die("%s: sendto(PACKET_TX_RING)", o->ifname);
-				if (errno != EINTR)
+		if (pending && !strcmp(r->reason, "count")) {
+			pending = txring_kick(r, ring, head, &kind);
+			if (pending) {
+				if (kind != BP_RETRY)
 					r->st.backpressure++;
-				bp_wait(r->fd, &streak);
+				bp_wait(r->fd, kind, &streak);
 			}
+		} else if (slot_status((struct tpacket2_hdr *)ring->slot[done]) &
+			   TP_STATUS_SEND_REQUEST) {
+			break; /* oldest slot never taken: nothing more will complete */
 		} else {
 			cpu_relax();
 		}
 	}
 	if (inflight && !strcmp(r->reason, "count"))
-		warn_err(0, "%s: %u frame(s) not completed within the drain timeout",
-			 o->ifname, inflight);
+		warn_err(0, "%s: %u frame(s) not sent within the drain timeout", o->ifname,
+			 inflight);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -778,8 +828,11 @@ int main(int argc, char **argv)
 	json_printf("{\"event\":\"ready\",\"tool\":\"%s\",\"ifname\":", TOOL_NAME);
 	json_str(o.ifname);
 	json_printf(",\"size\":%u,\"wire_bytes\":%u,\"flows\":%u,\"method\":\"%s\","
-		    "\"batch\":%u,\"t_ns\":%" PRIu64 "}",
-		    o.size, r.wire_len, o.flows, method_names[o.method], o.batch, t0);
+		    "\"batch\":%u",
+		    o.size, r.wire_len, o.flows, method_names[o.method], o.batch);
+	if (o.method == METHOD_MMAP)
+		json_printf(",\"ring\":%u", ring.nframes);
+	json_printf(",\"t_ns\":%" PRIu64 "}", t0);
 	json_end();
 
 	if (o.method == METHOD_MMAP)

@@ -1,15 +1,17 @@
 # One rule for every cell: its target path names it (design.md, CONTRACT).
 
-NATIVE = ["native/build/rxb-xdp-drop", "native/build/xdp_drop.bpf.o", "native/build/rxb-gen"]
+# the native tools, built in the checkout whatever the working directory
+NATIVE_DIR = Path(workflow.basedir) / "native"
+NATIVE = [str(NATIVE_DIR / "build" / f) for f in ("rxb-xdp-drop", "xdp_drop.bpf.o", "rxb-gen")]
 
 
 rule native:
     output:
         NATIVE,
-    log:
-        "native/build/make.log",
+    params:
+        dir=NATIVE_DIR,
     shell:
-        "make -C native > {log} 2>&1"
+        "make -C {params.dir:q}"
 
 
 rule cell:

@@ -7,6 +7,7 @@
   python -m rxbench table --csv results/local/summary.csv --out T.tex
   python -m rxbench clean          # remove what killed runs left behind
   python -m rxbench targets [--config k=v ...]   # list the configured cells
+  python -m rxbench bench [--reps 5]   # generator alone vs receivers (speed check)
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--csv", required=True)
     t.add_argument("--out", required=True)
     sub.add_parser("clean", help="remove namespaces, processes and state of dead runs")
+    b = sub.add_parser("bench", help="generator alone vs receivers, median of N (speed check)")
+    b.add_argument("--reps", type=int, default=5)
+    b.add_argument("--duration", type=float, default=5.0)
+    b.add_argument("--sizes", default="64,1518")
+    b.add_argument("--stacks", default="xdp_drop")
+    b.add_argument("--napi", default="receiver,sender")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
@@ -66,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             cfg = (json.loads(args.config_json) if args.config_json
                    else resolve(_overrides(args.config)))
             return run_cell(args.out, cfg, args.log)
+        if args.cmd == "bench":
+            from .bench import main as bench
+            return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
+                         args.stacks.split(","), args.napi.split(","))
         if args.cmd == "aggregate":
             from .aggregate import write_summary
             write_summary(args.cells, args.out)

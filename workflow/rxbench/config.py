@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -81,7 +82,8 @@ def validate_schema(cfg: dict) -> None:
     try:
         validate(cfg, str(SCHEMA))
     except WorkflowError as e:
-        inner = next((a for a in e.args if isinstance(a, jsonschema.ValidationError)), None)
+        # snakemake raises while handling jsonschema's error: that is the context
+        inner = e.__context__ if isinstance(e.__context__, jsonschema.ValidationError) else None
         if inner is None:
             raise ConfigError(f"config: {e}") from None
         # report the most specific error
@@ -130,11 +132,26 @@ def check_host(cfg: dict, ncpus: int | None = None) -> None:
             f"allowed: >= {cfg['warmup_s'] + cfg['duration_s'] + 5}")
 
 
+_NUMBER = re.compile(r"^-?(\d+|\d*\.\d+)([eE][-+]?\d+)?$")
+
+
+def _numbers(value):
+    """Snakemake parses nested --config values (`eth={sizes: [64]}`) with
+    YAML's base loader, which keeps every scalar a string: read numbers back."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, str) and _NUMBER.match(value):
+        return int(value) if re.fullmatch(r"-?\d+", value) else float(value)
+    return value
+
+
 def resolve(overrides: dict | None = None, base: dict | None = None,
             ncpus: int | None = None) -> dict:
     """The effective configuration: base (config.yaml) <- profile <- overrides."""
     base = _load_yaml(CONFIG) if base is None else base
-    overrides = overrides or {}
+    overrides = _numbers(overrides or {})
     profile = overrides.get("profile", base.get("profile", "default"))
     allowed = sorted(p.stem for p in PROFILES.glob("*.yaml"))
     if profile not in allowed:

@@ -25,7 +25,7 @@ def eth_rate(csv: str | Path, pdf: str | Path, png: str | Path) -> None:
     df = read_summary(csv)
     eth = df[(df.layer == "eth")]
     ok = eth[eth.status == "ok"]
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
     if ok.empty:
         ax.text(0.5, 0.5, "no successful Ethernet cell", ha="center", va="center",
                 transform=ax.transAxes)
@@ -52,11 +52,20 @@ def eth_rate(csv: str | Path, pdf: str | Path, png: str | Path) -> None:
         ax.plot([], [], color="#555555", linestyle=(0, (1, 3)), label="offered by generator")
         ax.scatter([], [], s=110, facecolors="none", edgecolors="#CC0000",
                    label="generator-bound point")
+    sizes = sorted(int(x) for x in eth["size"].dropna().unique())
+    if sizes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(x) for x in sizes])
+        ax.minorticks_off()
+        ax.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)
+    top = max(ok.rx_pps.max(), ok.offered_pps.max()) / 1e6 if not ok.empty else 1.0
+    ax.set_ylim(0, top * 1.15)
     ax.set_xlabel("frame size (bytes, FCS included)")
     ax.set_ylabel("received (Mpps)")
-    ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    # below the axes, so the legend never hides data
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+              frameon=False)
     n = int(ok.groupby(["stack", "napi", "cores", "size"]).rep.count().max()) if not ok.empty else 0
     kernel = str(ok.kernel.iloc[0]).split()[0] if not ok.empty else "?"
     platform = str(eth.platform.iloc[0]) if not eth.empty else "?"

@@ -9,11 +9,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import signal
 from dataclasses import dataclass, field
 
 from .. import RxbenchError
-from ..state import NETNS_PREFIX, Registry, delete_netns, new_token
+from ..state import NETNS_PREFIX, Registry, delete_netns, kill_pid, new_token
 from ..util import run
 
 TEST_NET = ipaddress.ip_network("198.18.0.0/15")
@@ -118,11 +117,8 @@ class LocalTestbed:
     def down(self) -> None:
         """Unconditional: kill our processes, delete the namespaces (which
         removes the veth pair and every XDP program on it), drop the record."""
-        for pid_start in self.registry.data["pids"]:
-            try:
-                os.kill(pid_start[0], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for pid, start in self.registry.data["pids"]:
+            kill_pid(pid, start)      # only if it is still the process we started
         for ns in self.registry.data["netns"]:
             delete_netns(ns)
         self.registry.remove_file()

@@ -1,0 +1,125 @@
+"""Shared fixtures. Integration tests need root and the kernel features of
+the local testbed; they skip with the reason when those are absent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+NATIVE = ROOT / "native" / "build"
+TOOL_NAMES = ("rxb-gen", "rxb-xdp-drop", "trafgen")
+
+
+def _why_no_testbed() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, XDP)"
+    for tool in ("rxb-gen", "rxb-xdp-drop", "xdp_drop.bpf.o"):
+        if not (NATIVE / tool).exists():
+            return f"native tool {tool} not built (make -C native)"
+    for cmd in ("ip", "ethtool", "setpriv", "taskset"):
+        if subprocess.run(["which", cmd], capture_output=True).returncode:
+            return f"{cmd} is not installed"
+    if len(os.sched_getaffinity(0)) < 2:
+        return "needs 2 CPUs (generator and receiver)"
+    return None
+
+
+NO_TESTBED = _why_no_testbed()
+needs_testbed = pytest.mark.skipif(NO_TESTBED is not None, reason=NO_TESTBED or "")
+
+
+def rxb_netns() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith("rxb-")]
+
+
+def rxb_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid=,comm="], capture_output=True, text=True).stdout
+    found = []
+    for line in out.splitlines():
+        pid, comm = line.split(None, 1)
+        if comm.strip() in TOOL_NAMES or comm.strip().startswith("napi/rxb"):
+            found.append(f"{pid}:{comm.strip()}")
+    return found
+
+
+def xdp_programs() -> list[str]:
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
+    try:
+        progs = json.loads(out or "[]")
+    except ValueError:
+        return []
+    return [f"{p['id']}:{p.get('name')}" for p in progs if p.get("name") == "xdp_drop_prog"]
+
+
+def leftovers(state_dir: Path | None = None, wait: float = 3.0) -> dict:
+    """What the project left on this machine; empty when all is clean.
+    BPF programs are freed asynchronously, so allow a short grace period."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = {"netns": rxb_netns(), "processes": rxb_processes(), "xdp": xdp_programs()}
+        if state_dir is not None:
+            left["state"] = sorted(p.name for p in Path(state_dir).glob("*.json"))
+        left = {k: v for k, v in left.items() if v}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch):
+    d = tmp_path / "state"
+    monkeypatch.setenv("RXBENCH_STATE_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def workdir(tmp_path, state_dir):
+    """A working directory for snakemake runs, so tests never touch the
+    checkout's results/."""
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    assert not leftovers(), f"state left by an earlier test or run: {leftovers()}"
+    yield wd
+    left = leftovers(state_dir)
+    if left:
+        subprocess.run([sys.executable, "-m", "rxbench", "clean"], cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")})
+    assert not left, f"left behind: {left}"
+
+
+def snakemake(workdir: Path, *args, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args],
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def popen_snakemake(workdir: Path, *args) -> subprocess.Popen:
+    """Snakemake in a process group of its own, as a shell runs a foreground job."""
+    return subprocess.Popen([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_for(pred, timeout: float, what: str, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def kill_group(p: subprocess.Popen, sig=signal.SIGINT) -> None:
+    os.killpg(p.pid, sig)

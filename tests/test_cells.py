@@ -1,0 +1,50 @@
+"""Cell names: the path contract of design.md."""
+
+import pytest
+
+from rxbench import cells
+from rxbench.config import resolve
+
+CFG = resolve({}, ncpus=2)
+
+
+def test_default_cell_has_the_short_contract_name():
+    c = cells.Cell("local", "eth", "af_xdp", {"cores": 1, "size": 64, "napi": "receiver"}, 1)
+    assert c.path(cells.variant_defaults(CFG, "eth")) == \
+        "results/local/eth/af_xdp/cores=1/size=64/rep=1.json"
+
+
+def test_non_default_variant_is_a_level():
+    c = cells.Cell("local", "eth", "xdp_drop", {"cores": 1, "size": 64, "napi": "sender"}, 2)
+    assert c.path(cells.variant_defaults(CFG, "eth")) == \
+        "results/local/eth/xdp_drop/cores=1/size=64/napi=sender/rep=2.json"
+
+
+def test_every_expanded_cell_parses_back_to_itself():
+    ts = cells.targets(CFG)
+    assert len(ts) == len(set(ts)) == len(CFG["eth"]["stacks"]) * len(CFG["eth"]["sizes"]) \
+        * len(CFG["eth"]["cores"]) * len(CFG["eth"]["variants"]["napi"]) * CFG["reps"]
+    for t, c in zip(ts, cells.expand(CFG)):
+        assert cells.parse(t, CFG) == c
+        assert cells.parse(t, CFG).params == c.params
+
+
+def test_parse_fills_default_variants_and_accepts_absolute_paths():
+    c = cells.parse("/somewhere/results/local/eth/af_xdp/cores=1/size=64/rep=3.json", CFG)
+    assert (c.stack, c.params, c.rep) == ("af_xdp", {"cores": 1, "size": 64,
+                                                     "napi": "receiver"}, 3)
+
+
+@pytest.mark.parametrize("path, msg", [
+    ("results/local/eth/x/cores=1/size=64/napi=receiver/rep=1.json", "canonical"),
+    ("results/local/eth/x/size=64/cores=1/rep=1.json", "canonical"),
+    ("results/local/eth/x/cores=1/size=64/color=red/rep=1.json", "unknown key 'color'"),
+    ("results/local/eth/x/cores=1/rep=1.json", "missing key 'size'"),
+    ("results/local/eth/x/cores=1/size=64/rep=0.json", "rep=N.json"),
+    ("results/local/eth/x/cores=one/size=64/rep=1.json", "positive integer"),
+    ("results/local/ip/x/cores=1/size=64/rep=1.json", "unknown layer"),
+    ("results/local/eth/x/cores=1/cores=2/size=64/rep=1.json", "given twice"),
+])
+def test_bad_names_are_refused(path, msg):
+    with pytest.raises(cells.CellNameError, match=msg):
+        cells.parse(path, CFG)

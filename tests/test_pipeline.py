@@ -1,0 +1,173 @@
+"""The Snakemake pipeline end to end on the real local testbed: a real
+XDP_DROP cell, rerun by target name, bad config refused, and teardown after
+Ctrl-C, SIGTERM, a crashed tool and a SIGKILLed runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import (ROOT, kill_group, leftovers, needs_testbed, popen_snakemake,
+                      rxb_netns, snakemake, wait_for)
+
+CELL = "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json"
+SMOKE = ["--cores", "1", "--config", "profile=smoke"]
+
+
+def test_dry_run_lists_every_cell_of_the_sweep(tmp_path):
+    from rxbench.cells import targets
+    from rxbench.config import resolve
+    p = snakemake(tmp_path, "-n", "--cores", "1", "--quiet", "rules")
+    assert p.returncode == 0, p.stderr
+    p = snakemake(tmp_path, "-n", "--cores", "1")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout + p.stderr
+    for t in targets(resolve({})):
+        assert f"output: {t}" in out, t
+
+
+def test_bad_config_stops_before_anything_runs(tmp_path):
+    p = snakemake(tmp_path, "--cores", "1", "--config", "eth={stacks: [xdp_drop, warp]}")
+    assert p.returncode != 0
+    msg = p.stdout + p.stderr
+    assert "config key eth.stacks[1]: 'warp' is not allowed; allowed values: xdp_drop" in msg
+    assert not (tmp_path / "results").exists() and not rxb_netns()
+    p = snakemake(tmp_path, "--cores", "1", "--config", "eth={sizes: [2000]}")
+    assert p.returncode != 0 and "eth.sizes[0]: 2000 is over the test link's MTU" in p.stderr
+
+
+@needs_testbed
+def test_smoke_run_end_to_end_then_rerun_one_cell(workdir):
+    p = snakemake(workdir, *SMOKE)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads((workdir / CELL).read_text())
+    assert res["status"] == "ok", res["reason"]
+    # real counters: the generator offered, the XDP program counted
+    assert res["offered_pps"] > 10_000 and res["rx_pps"] > 10_000
+    assert res["rx_packets"] <= res["sent_packets"]
+    assert res["counters"]["receiver_final"]["packets"] > 0
+    assert res["placement"]["napi"]["mode"] == "receiver"
+    assert res["placement"]["napi"]["threads"], "threaded NAPI kthread not found/pinned"
+    assert set(res["cpu"]) == {str(c) for c in range(os.cpu_count())}
+    prov = res["provenance"]
+    assert prov["nic_driver"] == "veth" and prov["kernel"].startswith(os.uname().release)
+    assert any("rxb-xdp-drop" in c for c in prov["commands"])
+    assert (workdir / CELL.replace(".json", ".log")).read_text().count("testbed down") == 1
+    summary = (workdir / "results/local/summary.csv").read_text().splitlines()
+    assert summary[0].startswith("platform,layer,stack,cores,size,conns,msg,napi,rep,status")
+    assert len(summary) == 2
+    for f in ("eth_rate.pdf", "eth_rate.png", "eth_table.tex"):
+        assert (workdir / "paper/generated/local" / f).stat().st_size > 0
+    assert "xdp\\_drop" in (workdir / "paper/generated/local/eth_table.tex").read_text()
+
+    # a second run has nothing to do
+    p = snakemake(workdir, *SMOKE)
+    assert p.returncode == 0 and "Nothing to be done" in p.stdout + p.stderr
+
+    # rerun one cell by its target name: that cell only, nothing else
+    before = (workdir / "results/local/summary.csv").stat().st_mtime_ns
+    p = snakemake(workdir, *SMOKE, "--force", CELL)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout + p.stderr
+    assert "localrule cell:" in out and "rule aggregate" not in out
+    assert "1 of 1 steps (100%) done" in out
+    assert (workdir / "results/local/summary.csv").stat().st_mtime_ns == before
+    again = json.loads((workdir / CELL).read_text())
+    assert again["status"] == "ok" and again["provenance"]["started_at"] != prov["started_at"]
+
+
+def _start_and_wait_for_testbed(workdir, *extra):
+    p = popen_snakemake(workdir, "--cores", "1", "--config", "profile=smoke", "duration_s=20",
+                        *extra)
+    wait_for(lambda: len(rxb_netns()) == 2 and _proc_running("rxb-gen"), 30,
+             "the cell's testbed and generator")
+    return p
+
+
+def _proc_running(name: str) -> bool:
+    return subprocess.run(["pgrep", "-x", name], capture_output=True).returncode == 0
+
+
+@needs_testbed
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupt_leaves_nothing_behind(workdir, how):
+    p = _start_and_wait_for_testbed(workdir)
+    if how == "ctrl-c":
+        kill_group(p, signal.SIGINT)          # what a terminal's Ctrl-C does
+    else:
+        os.kill(p.pid, signal.SIGTERM)        # snakemake alone
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode != 0
+    assert not leftovers(wait=10), out[-2000:]
+    assert not (workdir / CELL).exists(), "an interrupted cell must not leave a result"
+
+
+@needs_testbed
+def test_crashed_receiver_fails_the_cell_and_the_next_cell_runs(workdir):
+    # two cells; the receiver of the first one is killed mid-measurement
+    p = popen_snakemake(workdir, "--cores", "1", "--config", "profile=smoke",
+                        "duration_s=4", "eth={sizes: [64, 128]}")
+    wait_for(lambda: _proc_running("rxb-gen"), 30, "the first cell's generator")
+    time.sleep(0.5)
+    subprocess.run(["pkill", "-KILL", "-x", "rxb-xdp-drop"], check=True)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out[-3000:]
+    first = json.loads((workdir / CELL).read_text())
+    assert first["status"] == "failed"
+    assert "receiver (rxb-xdp-drop)" in first["reason"] and "-9" in first["reason"]
+    assert (workdir / CELL.replace(".json", ".log")).exists()
+    second = json.loads((workdir / CELL.replace("size=64", "size=128")).read_text())
+    assert second["status"] == "ok"
+    summary = (workdir / "results/local/summary.csv").read_text()
+    assert ",failed," in summary and ",ok," in summary
+
+
+@needs_testbed
+def test_sigkilled_runner_leaves_state_that_clean_removes(workdir, state_dir):
+    p = _start_and_wait_for_testbed(workdir)
+    runner = wait_for(lambda: subprocess.run(["pgrep", "-f", "-n", "rxbench cell"],
+                                             capture_output=True, text=True).stdout.strip(),
+                      10, "the cell runner")
+    os.kill(int(runner), signal.SIGKILL)
+    p.communicate(timeout=60)
+    left = leftovers(state_dir, wait=0)
+    assert left.get("netns") and left.get("state"), left     # SIGKILL: nothing could run
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    c = subprocess.run([sys.executable, "-m", "rxbench", "clean"], capture_output=True,
+                       text=True, env=env)
+    assert c.returncode == 0 and "removed netns rxb-" in c.stdout, c.stdout + c.stderr
+    assert not leftovers(state_dir), "clean left something"
+
+
+@needs_testbed
+def test_unsupported_kernel_feature_is_written_and_campaign_goes_on(workdir, monkeypatch):
+    from rxbench import cells, config, runner
+    from rxbench.stacks.eth import XdpDrop
+    monkeypatch.setattr(XdpDrop, "kernel_options", ("CONFIG_RXBENCH_NO_SUCH_OPTION",))
+    cfg = config.resolve({"profile": "smoke"})
+    out = workdir / CELL
+    assert runner.run_cell(str(out), cfg, str(out.with_suffix(".log"))) == 0
+    res = json.loads(out.read_text())
+    assert res["status"] == "unsupported"
+    assert "lacks CONFIG_RXBENCH_NO_SUCH_OPTION" in res["reason"]
+    assert cells.parse(str(out), cfg).stack == "xdp_drop"
+
+
+def test_not_root_is_one_clear_line(tmp_path):
+    if os.geteuid() != 0:
+        cmd = [sys.executable, "-m", "rxbench", "cell", str(tmp_path / CELL)]
+    else:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+               sys.executable, "-m", "rxbench", "cell", str(tmp_path / CELL)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow"), "RXBENCH_STATE_DIR": str(tmp_path)}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+    assert p.returncode == 2
+    assert p.stderr.strip() == ("rxbench: the local platform needs root (network namespaces, "
+                                "XDP): run snakemake as root")
+    assert not (tmp_path / "results").exists()

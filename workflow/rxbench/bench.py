@@ -1,0 +1,97 @@
+"""Speed benchmark of the local testbed: the generator alone and each
+receiver in each NAPI placement, side by side, median of N runs.
+
+  python -m rxbench bench [--reps 5] [--duration 5] [--sizes 64,1518]
+
+"Generator alone": the generator sends into the veth pair with the
+receiver's end down, so veth drops every frame at once on the sender's
+CPU: the rate the generator can build and hand over frames, with no
+receive work anywhere. Every other row is a real cell (runner.run_cell)
+written to a scratch directory.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from . import cells
+from .config import resolve
+from .platforms import testbed
+from .proc import Tool
+from .runner import run_cell, signals_raise
+from .stacks import GENERATORS
+from .state import testbed_lock
+from .util import Log
+
+
+def generator_alone(cfg: dict, size: int, log) -> dict:
+    cell = cells.Cell(cfg["platform"], "eth", "none", {"cores": 1, "size": size,
+                                                        "napi": "sender"}, 1)
+    tb = testbed(cfg, log)
+    placement = tb.cpus(1, "sender")
+    gen = GENERATORS[cfg["eth"]["generator"]](cfg, cell, tb, placement)
+    with tb:
+        tb._run(["ip", "-n", tb.receiver.netns, "link", "set", tb.receiver.ifname, "down"])
+        tool = Tool("generator", gen.argv(cfg["warmup_s"] + cfg["duration_s"] + 1), log,
+                    tb.registry).start()
+        try:
+            tool.wait_event("ready", gen.ready_timeout)
+            time.sleep(cfg["warmup_s"])
+            a = tool.snapshot()
+            time.sleep(cfg["duration_s"])
+            b = tool.snapshot()
+        finally:
+            tool.stop(signal.SIGINT)
+    return {"offered_pps": (b["packets"] - a["packets"]) / ((b["t_ns"] - a["t_ns"]) / 1e9),
+            "rx_pps": None, "saturated_cpus": [], "generator_bound": None}
+
+
+def main(reps: int, duration: float, sizes: list[int], stacks: list[str],
+         napis: list[str]) -> int:
+    cfg = resolve({"profile": "smoke", "duration_s": duration, "warmup_s": 1,
+                   "eth": {"stacks": stacks, "sizes": sizes, "variants": {"napi": napis}}})
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp:
+        log = Log(Path(tmp) / "bench.log")
+        plan = [("generator alone", None, None)] + [(s, s, n) for s in stacks for n in napis]
+        with signals_raise():
+            for label, stack, napi in plan:
+                for size in sizes:
+                    runs = []
+                    for rep in range(1, reps + 1):
+                        if stack is None:
+                            with testbed_lock(log):
+                                runs.append(generator_alone(cfg, size, log))
+                            continue
+                        cell = cells.Cell("local", "eth", stack,
+                                          {"cores": 1, "size": size, "napi": napi}, rep)
+                        out = cell.path(cells.variant_defaults(cfg, "eth"), root=f"{tmp}/results")
+                        run_cell(out, cfg, out.replace(".json", ".log"))
+                        res = json.loads(Path(out).read_text())
+                        if res["status"] != "ok":
+                            print(f"{label} {size} B rep {rep}: {res['status']}: {res['reason']}")
+                            continue
+                        runs.append(res)
+                    rows.append((label if napi is None else f"{label} napi={napi}", size, runs))
+    print(f"\nmedian of {reps} x {duration:g} s, 1 receiver core, generator on CPU "
+          f"{cfg['platforms']['local']['generator_cpus']}")
+    print(f"{'what':28} {'size':>5} {'offered Mpps':>13} {'rx Mpps':>8} {'min-max rx':>13} "
+          f"{'saturated CPUs':>15} {'gen-bound':>9}")
+    for label, size, runs in rows:
+        if not runs:
+            print(f"{label:28} {size:>5} {'n/a':>13}")
+            continue
+        off = statistics.median(r["offered_pps"] for r in runs) / 1e6
+        rx = [r["rx_pps"] / 1e6 for r in runs if r["rx_pps"] is not None]
+        sat = sorted({c for r in runs for c in r["saturated_cpus"]})
+        gb = sum(1 for r in runs if r["generator_bound"])
+        rx_s = f"{statistics.median(rx):8.3f}" if rx else f"{'-':>8}"
+        rng = f"{min(rx):.3f}-{max(rx):.3f}" if rx else "-"
+        print(f"{label:28} {size:>5} {off:13.3f} {rx_s} {rng:>13} {str(sat):>15} "
+              f"{(str(gb) + '/' + str(len(runs))) if rx else '-':>9}")
+    return 0
