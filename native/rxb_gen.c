@@ -64,7 +64,7 @@
 #define IP_TTL_DEFAULT       64
 #define BENCH_NET            0xC6120000U /* 198.18.0.0 */
 #define BENCH_MASK           0xFFFE0000U /* /15 */
-#define SNDBUF_FORCE_BYTES   (4 * 1024 * 1024) /* tried with SO_SNDBUFFORCE */
+#define SNDBUF_BYTES         (4 * 1024 * 1024) /* asked for, see main() */
 /* TX ring geometry (method mmap). */
 #define DEFAULT_RING         1024U  /* TX ring slots (rounded up to fill whole blocks) */
 #define MAX_RING             65536U
@@ -755,7 +755,8 @@ int main(int argc, char **argv)
 	struct run r;
 	uint64_t t0, t1;
 	unsigned int i, mtu;
-	int ifindex, one = 1, sndbuf = SNDBUF_FORCE_BYTES;
+	int ifindex, one = 1, sndbuf = SNDBUF_BYTES;
+	socklen_t optlen = sizeof(sndbuf);
 	double elapsed;
 
 	rxb_tool = TOOL_NAME;
@@ -809,9 +810,13 @@ int main(int argc, char **argv)
 
 	if (setsockopt(r.fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
 		die("setsockopt(PACKET_QDISC_BYPASS)");
-	/* Optional: more frames in flight before EAGAIN. Root may exceed
-	 * net.core.wmem_max with SO_SNDBUFFORCE; without it, keep the default. */
-	(void)setsockopt(r.fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+	/* Optional: more frames in flight before EAGAIN.  SO_SNDBUFFORCE
+	 * (CAP_NET_ADMIN) ignores net.core.wmem_max; SO_SNDBUF is capped by it.
+	 * Neither is required: a full send buffer is just back-pressure. */
+	if (setsockopt(r.fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)))
+		(void)setsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (getsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen))
+		die("getsockopt(SO_SNDBUF)");
 
 	if (o.method == METHOD_MMAP)
 		txring_setup(&r, &ring);
@@ -828,8 +833,8 @@ int main(int argc, char **argv)
 	json_printf("{\"event\":\"ready\",\"tool\":\"%s\",\"ifname\":", TOOL_NAME);
 	json_str(o.ifname);
 	json_printf(",\"size\":%u,\"wire_bytes\":%u,\"flows\":%u,\"method\":\"%s\","
-		    "\"batch\":%u",
-		    o.size, r.wire_len, o.flows, method_names[o.method], o.batch);
+		    "\"batch\":%u,\"sndbuf\":%d",
+		    o.size, r.wire_len, o.flows, method_names[o.method], o.batch, sndbuf);
 	if (o.method == METHOD_MMAP)
 		json_printf(",\"ring\":%u", ring.nframes);
 	json_printf(",\"t_ns\":%" PRIu64 "}", t0);

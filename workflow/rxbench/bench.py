@@ -38,7 +38,7 @@ def generator_alone(cfg: dict, size: int, log) -> dict:
     with tb:
         tb._run(["ip", "-n", tb.receiver.netns, "link", "set", tb.receiver.ifname, "down"])
         tool = Tool("generator", gen.argv(cfg["warmup_s"] + cfg["duration_s"] + 1), log,
-                    tb.registry).start()
+                    tb.registry, name=gen.tool).start()
         try:
             tool.wait_event("ready", gen.ready_timeout)
             time.sleep(cfg["warmup_s"])

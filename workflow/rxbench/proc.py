@@ -17,6 +17,9 @@ from . import RxbenchError
 from .state import pid_start
 
 
+TERM_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class ToolError(RxbenchError):
     pass
 
@@ -32,9 +35,9 @@ class ToolExited(ToolError):
 
 
 class Tool:
-    def __init__(self, role: str, argv: list[str], log, registry=None):
+    def __init__(self, role: str, argv: list[str], log, registry=None, name: str = ""):
         self.role, self.argv, self.log, self.registry = role, argv, log, registry
-        self.name = os.path.basename(argv[0])
+        self.name = name or os.path.basename(argv[0])
         self.events: list[dict] = []
         self.stderr: list[str] = []
         self.cond = threading.Condition()
@@ -61,6 +64,9 @@ class Tool:
         return self
 
     def _pump(self, stream, fn) -> None:
+        # termination signals must reach the main thread, which may be asleep
+        # in time.sleep(): a signal delivered to this thread would not wake it
+        signal.pthread_sigmask(signal.SIG_BLOCK, TERM_SIGNALS)
         for line in stream:
             fn(line.rstrip("\n"))
         with self.cond:

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import RxbenchError, cells, provenance
 from .measure import cpu_delta, delta, ethtool_stats, link_stats, proc_cpu, read_proc_stat
 from .platforms import testbed
-from .proc import Tool, ToolExited
+from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
 from .stacks import GENERATORS, RECEIVERS, Unsupported
 from .state import testbed_lock
@@ -26,7 +26,6 @@ from .util import Log, atomic_write_json
 
 SATURATED = 0.95          # a CPU busier than this over the interval was the limit
 GENERATOR_BOUND = 0.99    # received >= 99% of offered: maybe the sender's limit
-TERM_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 
 
@@ -174,8 +173,9 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict) -> dict:
                           "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
                                        "ip": tb.receiver.ip, "mac": tb.receiver.mac}}
         extra["nic_driver"] = tb.driver(tb.receiver)
-        rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry)
-        gen_tool = Tool("generator", gen.argv(warmup + duration + 1.0), log, tb.registry)
+        rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool)
+        gen_tool = Tool("generator", gen.argv(warmup + duration + 1.0), log, tb.registry,
+                        name=gen.tool)
         tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
         commands.append(rx_tool.command)
         rx_tool.start()

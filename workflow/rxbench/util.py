@@ -66,6 +66,8 @@ class Log:
 
     def __init__(self, path: str | Path | None = None, echo: bool = False):
         self.t0 = time.monotonic()
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.f = open(path, "a", buffering=1) if path else None
         self.echo = echo
 
