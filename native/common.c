@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "common.h"
 
+#include <getopt.h>
+#include <sched.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -176,4 +179,43 @@ int exe_dir(char *buf, size_t len)
 	else
 		*slash = '\0';
 	return 0;
+}
+
+double opt_duration(const char *arg, double max)
+{
+	double d;
+
+	if (parse_double(arg, &d) || d <= 0 || d > max)
+		usage_error("--duration: invalid value '%s' (want seconds, > 0, <= %g)", arg, max);
+	return d;
+}
+
+int opt_cpu(const char *arg)
+{
+	unsigned int cpu;
+
+	if (parse_uint(arg, CPU_SETSIZE - 1, &cpu))
+		usage_error("--cpu: invalid value '%s' (want a CPU number)", arg);
+	return (int)cpu;
+}
+
+void getopt_fail(int c, char *const argv[])
+{
+	if (c == ':')
+		usage_error("option '%s' requires an argument", argv[optind - 1]);
+	if (optopt)
+		usage_error("unknown option '-%c'", optopt);
+	usage_error("unknown option '%s'", argv[optind - 1]);
+}
+
+void pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		usage_error("--cpu %d: sched_setaffinity: %s", cpu, strerror(errno));
 }

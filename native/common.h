@@ -38,6 +38,15 @@ int parse_u64(const char *s, uint64_t max, uint64_t *out);
 int parse_uint(const char *s, unsigned int max, unsigned int *out);
 int parse_double(const char *s, double *out); /* finite values only */
 
+/* Option helpers shared by the tools' getopt loops (exit RXB_EXIT_USAGE on
+ * a bad value): --duration (seconds, 0 < d <= max), --cpu (a CPU number). */
+double opt_duration(const char *arg, double max);
+int opt_cpu(const char *arg);
+/* The ':' (missing argument) and unknown-option cases of a getopt loop. */
+__attribute__((noreturn)) void getopt_fail(int c, char *const argv[]);
+/* Pin the calling thread to one CPU (cpu < 0: do nothing). */
+void pin_cpu(int cpu);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t mono_ns(void);
 

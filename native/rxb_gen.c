@@ -209,7 +209,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned int cpu;
 	int c;
 
 	*o = (struct opts){ .size = DEFAULT_SIZE,
@@ -258,10 +257,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 					    MAX_FLOWS);
 			break;
 		case 't':
-			if (parse_double(optarg, &o->duration_s) || o->duration_s <= 0 ||
-			    o->duration_s > MAX_DURATION_S)
-				usage_error("--duration: invalid value '%s' (want seconds, > 0)",
-					    optarg);
+			o->duration_s = opt_duration(optarg, MAX_DURATION_S);
 			break;
 		case 'n':
 			if (parse_u64(optarg, UINT64_MAX, &o->count))
@@ -269,9 +265,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 					    optarg);
 			break;
 		case 'c':
-			if (parse_uint(optarg, CPU_SETSIZE - 1, &cpu))
-				usage_error("--cpu: invalid value '%s' (want a CPU number)", optarg);
-			o->cpu = (int)cpu;
+			o->cpu = opt_cpu(optarg);
 			break;
 		case 'b':
 			if (parse_uint(optarg, MAX_BATCH, &o->batch) || !o->batch)
@@ -295,12 +289,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'h':
 			usage(stdout);
 			exit(RXB_EXIT_OK);
-		case ':':
-			usage_error("option '%s' requires an argument", argv[optind - 1]);
 		default:
-			if (optopt)
-				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
+			getopt_fail(c, argv);
 		}
 	}
 	if (optind < argc)
@@ -770,14 +760,7 @@ int main(int argc, char **argv)
 		usage_error("--ifname '%s': no such interface (%s)", o.ifname,
 			    strerror(errno));
 
-	if (o.cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(o.cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set))
-			usage_error("--cpu %d: sched_setaffinity: %s", o.cpu, strerror(errno));
-	}
+	pin_cpu(o.cpu);
 
 	/* Protocol 0: transmit only, the socket is never hooked into RX. */
 	memset(&r, 0, sizeof(r));

@@ -76,7 +76,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned int cpu;
 	int c;
 
 	*o = (struct opts){ .mode = DEFAULT_MODE,
@@ -100,29 +99,19 @@ static void parse_args(int argc, char **argv, struct opts *o)
 					    optarg);
 			break;
 		case 'd':
-			if (parse_double(optarg, &o->duration_s) ||
-			    o->duration_s <= 0 || o->duration_s > MAX_DURATION_S)
-				usage_error("--duration: invalid value '%s' (want seconds, > 0)",
-					    optarg);
+			o->duration_s = opt_duration(optarg, MAX_DURATION_S);
 			break;
 		case 'p':
 			o->prog_path = optarg;
 			break;
 		case 'c':
-			if (parse_uint(optarg, CPU_SETSIZE - 1, &cpu))
-				usage_error("--cpu: invalid value '%s' (want a CPU number)",
-					    optarg);
-			o->cpu = (int)cpu;
+			o->cpu = opt_cpu(optarg);
 			break;
 		case 'h':
 			usage(stdout);
 			exit(RXB_EXIT_OK);
-		case ':':
-			usage_error("option '%s' requires an argument", argv[optind - 1]);
 		default:
-			if (optopt)
-				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
+			getopt_fail(c, argv);
 		}
 	}
 	if (optind < argc)
@@ -252,14 +241,7 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/%s", dir, DEFAULT_PROG_FILE);
 	}
 
-	if (o.cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(o.cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set))
-			usage_error("--cpu %d: sched_setaffinity: %s", o.cpu, strerror(errno));
-	}
+	pin_cpu(o.cpu);
 
 	/* Handle signals synchronously with sigtimedwait in the main loop;
 	 * they stay pending (not fatal) while we load and attach. A closed

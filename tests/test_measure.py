@@ -83,6 +83,9 @@ def test_analyse_flags_generator_bound_when_lossless_and_receiver_idle():
     b = snap(1_000_000_000, 1_000_000, 999_000, STAT_B)   # CPU1 at 60 %
     r = analyse(CELL, a, b, PLACE, GEN, RX)
     assert r["generator_bound"] is True and r["bottleneck"] == "generator"
+    # the receive path on the generator's CPU: its cost cannot be told apart
+    shared = Placement(generator=[0], application=[1], napi_mode="sender", napi=[0])
+    assert analyse(CELL, a, b, shared, GEN, RX)["cpu_ns_per_pkt"] is None
 
 
 def test_analyse_lossless_but_receiver_saturated_is_not_generator_bound():

@@ -7,7 +7,7 @@
   python -m rxbench table --csv results/local/summary.csv --out T.tex
   python -m rxbench clean          # remove what killed runs left behind
   python -m rxbench targets [--config k=v ...]   # list the configured cells
-  python -m rxbench bench [--reps 5]   # generator alone vs receivers (speed check)
+  python -m rxbench bench [--reps 5]   # receivers vs offered rate (speed check)
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--csv", required=True)
     t.add_argument("--out", required=True)
     sub.add_parser("clean", help="remove namespaces, processes and state of dead runs")
-    b = sub.add_parser("bench", help="generator alone vs receivers, median of N (speed check)")
+    b = sub.add_parser("bench", help="receivers vs the generator's offered rate, "
+                                     "median of N (speed check)")
     b.add_argument("--reps", type=int, default=5)
     b.add_argument("--duration", type=float, default=5.0)
     b.add_argument("--sizes", default="64,1518")

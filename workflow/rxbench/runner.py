@@ -119,7 +119,11 @@ def analyse(cell, a: dict, b: dict, placement, gen, rx) -> dict:
     lossless = rx_pps >= GENERATOR_BOUND * offered_pps
     bottleneck = ("receiver" if rx_saturated else
                   "generator" if gen_saturated else "none")
-    rx_busy = sum(cpu[str(c)]["busy_s"] for c in rx_only)
+    # CPU cost per packet: the receive side's CPUs, when none is shared
+    # with the generator (napi=sender puts the receive path on its CPU)
+    rx_cpus = set(placement.application) | set(placement.napi)
+    separable = not (rx_cpus & set(placement.generator))
+    rx_busy = sum(cpu[str(c)]["busy_s"] for c in rx_cpus)
     processes = {}
     for name in b["procs"]:
         pa, pb = a["procs"].get(name), b["procs"].get(name)
@@ -144,7 +148,7 @@ def analyse(cell, a: dict, b: dict, placement, gen, rx) -> dict:
         "backpressure": backpressure,
         "cpu": {c: {k: round(v[k], 4) for k in ("busy_s", "user_s", "sys_s", "softirq_s",
                                                 "irq_s", "busy_frac")} for c, v in cpu.items()},
-        "cpu_ns_per_pkt": (rx_busy * 1e9 / got) if (got and rx_only) else None,
+        "cpu_ns_per_pkt": (rx_busy * 1e9 / got) if (got and separable) else None,
         "processes": processes,
         "saturated_cpus": saturated,
         "bottleneck": bottleneck,
