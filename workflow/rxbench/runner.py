@@ -21,7 +21,7 @@ from .platforms import testbed
 from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
 from .stacks import GENERATORS, RECEIVERS, Unsupported
-from .state import testbed_lock
+from .state import clean, testbed_lock
 from .util import Log, atomic_write_json
 
 SATURATED = 0.95          # a CPU busier than this over the interval was the limit
@@ -233,6 +233,9 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
                            "run snakemake as root")
     log(f"cell {out_path}: {json.dumps(cell.params)}")
     with signals_raise(), testbed_lock(log):
+        # what runs killed with SIGKILL left behind (dead owners only)
+        for item in clean():
+            log(f"removed a dead run's leftover: {item}")
         try:
             out = measure_eth(cfg, cell, log, commands, tools)
             extra = out.pop("_extra")
