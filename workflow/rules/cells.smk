@@ -2,7 +2,7 @@
 
 # the native tools, built in the checkout whatever the working directory
 NATIVE_DIR = Path(workflow.basedir) / "native"
-NATIVE = [str(NATIVE_DIR / "build" / f) for f in ("rxb-xdp-drop", "xdp_drop.bpf.o", "rxb-gen")]
+NATIVE = [str(NATIVE_DIR / "build" / f) for f in ("rxb-xdp-drop", "xdp_drop.bpf.o", "rxb-gen", "rxb-af-packet")]
 
 
 rule native:

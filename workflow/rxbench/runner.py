@@ -78,7 +78,7 @@ def _snapshot(tb, rx_tool: Tool, gen_tool: Tool, threads: list[dict]) -> dict:
             "links": links, "procs": procs}
 
 
-def _drops(a: dict, b: dict) -> tuple[dict, dict]:
+def _drops(a: dict, b: dict, rx) -> tuple[dict, dict]:
     """Receive-side losses over the interval, and the sender's refusals.
     The generator counts only frames the kernel accepted; frames veth
     refused while its peer's ring was full (sender tx_dropped) were sent
@@ -93,6 +93,7 @@ def _drops(a: dict, b: dict) -> tuple[dict, dict]:
         "veth_rx_queue_drops": sum(v for k, v in eth.items()
                                    if k.startswith("rx_queue_") and k.endswith("_drops")
                                    and "xdp" not in k),
+        **rx.stage_drops(a["rx"], b["rx"]),
     }
     backpressure = {
         "sender_tx_dropped": snd.get("tx_dropped", 0),
@@ -131,7 +132,7 @@ def analyse(cell, a: dict, b: dict, placement, gen, rx) -> dict:
             processes[name] = {"user_s": round(pb["user_s"] - pa["user_s"], 4),
                                "sys_s": round(pb["sys_s"] - pa["sys_s"], 4),
                                "last_cpu": pb["last_cpu"]}
-    drops, backpressure = _drops(a, b)
+    drops, backpressure = _drops(a, b, rx)
     known = sum(drops.values())
     return {
         "duration_s": round(rx_s, 6),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .. import RxbenchError
 from ..state import NETNS_PREFIX, Registry, delete_netns, kill_pid, new_token
-from ..util import run
+from ..util import CommandError, run
 
 TEST_NET = ipaddress.ip_network("198.18.0.0/15")
 SENDER_IP, RECEIVER_IP, PREFIX = "198.18.0.1", "198.18.0.2", 30
@@ -45,11 +45,12 @@ class Placement:
     napi_mode: str
     napi: list[int]
     napi_threads: list[dict] = field(default_factory=list)
+    napi_gro: bool = False      # GRO switched on to give veth NAPI (no XDP program)
 
     def as_dict(self) -> dict:
         return {"generator": self.generator, "application": self.application,
                 "napi": {"mode": self.napi_mode, "cpus": self.napi,
-                         "threads": self.napi_threads}}
+                         "threads": self.napi_threads, "gro": self.napi_gro}}
 
     @property
     def receiver_only(self) -> set[int]:
@@ -104,8 +105,10 @@ class LocalTestbed:
             self._run(["ip", "-n", ns, "addr", "add", f"{side.ip}/{PREFIX}", "dev", side.ifname])
             side.mac = self.mac(side)
         # the receiver's XDP program drops ARP too: a static neighbour entry
-        self._run(["ip", "-n", s.netns, "neigh", "replace", r.ip, "lladdr", r.mac,
-                   "dev", s.ifname, "nud", "permanent"])
+        # and both ends static, so no ARP crosses the link during a cell
+        for a, b in ((s, r), (r, s)):
+            self._run(["ip", "-n", a.netns, "neigh", "replace", b.ip, "lladdr", b.mac,
+                       "dev", a.ifname, "nud", "permanent"])
         for side in (s, r):
             routes = self._run(["ip", "-n", side.netns, "route", "show", "default"])
             if routes.strip():
@@ -187,10 +190,28 @@ class LocalTestbed:
         path runs in softirq on the sending CPU. 'receiver'/'dedicated':
         threaded NAPI (possible only once veth has NAPI, i.e. with an XDP
         program attached), kthreads pinned to placement.napi."""
-        r = self.receiver
+        r, snd = self.receiver, self.sender
         threaded = "0" if placement.napi_mode == "sender" else "1"
-        self._run(["ip", "netns", "exec", r.netns, "sh", "-c",
-                   f"echo {threaded} > /sys/class/net/{r.ifname}/threaded"])
+        path = f"/sys/class/net/{r.ifname}/threaded"
+        current = self._run(["ip", "netns", "exec", r.netns, "cat", path]).strip()
+        if current == threaded:
+            pass
+        elif threaded == "0":
+            self._run(["ip", "netns", "exec", r.netns, "sh", "-c", f"echo 0 > {path}"])
+        else:
+            write = ["ip", "netns", "exec", r.netns, "sh", "-c", f"echo 1 > {path}"]
+            try:
+                self._run(write)
+            except CommandError:
+                # veth has NAPI only with an XDP program, or with GRO on the
+                # receiver (EIO otherwise); and it hands a frame to NAPI only
+                # if the sender has no TSO (veth_skb_is_eligible_for_gro)
+                self._run(["ip", "netns", "exec", r.netns, "ethtool", "-K", r.ifname,
+                           "gro", "on"])
+                self._run(["ip", "netns", "exec", snd.netns, "ethtool", "-K", snd.ifname,
+                           "tso", "off"])
+                self._run(write)
+                placement.napi_gro = True
         if threaded == "0":
             return
         threads = self.napi_kthreads()

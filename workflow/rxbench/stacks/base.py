@@ -82,6 +82,11 @@ class Receiver(Tooled):
     def received(self, snap: dict) -> int:
         return int(snap["packets"])
 
+    def stage_drops(self, a: dict, b: dict) -> dict:
+        """Losses the tool itself can see (socket/ring counters), as
+        {stage: count} over the interval between snapshots a and b."""
+        return {}
+
 
 class Generator(Tooled):
     """Sends for a bounded time and count; reports what it sent."""

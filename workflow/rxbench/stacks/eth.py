@@ -20,6 +20,27 @@ class XdpDrop(Receiver):
                        "--duration", f"{bound_s:.3f}"], self.placement.application)
 
 
+class AfPacket(Receiver):
+    """The classic socket path: TPACKET_V3 mmap rings (native/rxb_af_packet.c),
+    one socket and thread per receiver core in a PACKET_FANOUT group. Frames
+    then go on up the stack (no UDP socket listens: they end there)."""
+
+    name = "af_packet"
+    tool = "rxb-af-packet"
+    kernel_options = ("CONFIG_PACKET",)
+    attaches_xdp = False
+
+    def argv(self, bound_s: float) -> list[str]:
+        r = self.tb.receiver
+        app = self.placement.application
+        return r.exec([self.binary(), "--ifname", r.ifname, "--threads", str(len(app)),
+                       "--cpus", ",".join(map(str, app)), "--duration", f"{bound_s:.3f}"])
+
+    def stage_drops(self, a: dict, b: dict) -> dict:
+        sa, sb = a.get("packet_stats", {}), b.get("packet_stats", {})
+        return {"packet_ring_drops": int(sb.get("tp_drops", 0)) - int(sa.get("tp_drops", 0))}
+
+
 class RxbGen(Generator):
     """native/rxb_gen.c: AF_PACKET sender of fixed-size UDP/IPv4 frames,
     one flow per receiver core, bounded by --duration."""
