@@ -93,6 +93,8 @@
 #define MIN_FRAME_SIZE         2048U     /* XDP_UMEM_MIN_CHUNK_SIZE */
 #define MAX_BUSY_BUDGET        65535U    /* kernel: U16_MAX */
 #define UMEM_FRAMES_PER_SLOT   2U        /* UMEM frames = ring * this */
+#define BIND_BUSY_WAIT_MS      2000ULL   /* retry a bind refused with EBUSY ... */
+#define BIND_BUSY_RETRY_US     10000     /* ... every 10 ms, for up to 2 s */
 #define XSK_PROG_FILE          "xsk_def_xdp_prog.o" /* shipped with libxdp */
 #define XSK_MAP_NAME           "xsks_map"
 #define CACHE_LINE             64
@@ -176,7 +178,8 @@ static void usage(FILE *f)
 		"  -m, --mode MODE          XDP attach mode of the redirect program:\n"
 		"                           native|skb (default: %s)\n"
 		"  -w, --wait MODE          poll|spin|busy-poll (default: %s)\n"
-		"                           poll: poll() when the RX ring is empty\n"
+		"                           poll: poll() when the RX ring is empty (zero-copy:\n"
+		"                           only when the driver asks for a wakeup)\n"
 		"                           spin: busy loop, syscalls only for need_wakeup\n"
 		"                           busy-poll: SO_PREFER_BUSY_POLL + recvfrom()\n"
 		"      --busy-poll-usecs N  SO_BUSY_POLL for --wait busy-poll (default: %u)\n"
@@ -629,6 +632,7 @@ static int setup_queue(struct xq *q, const struct opts *o, enum bind_mode bind)
 	uint32_t nframes = o->ring * UMEM_FRAMES_PER_SLOT, i;
 	struct xdp_options xopts;
 	socklen_t len = sizeof(xopts);
+	uint64_t deadline;
 	int err, ret;
 
 	if (bind == BIND_COPY)
@@ -662,7 +666,17 @@ static int setup_queue(struct xq *q, const struct opts *o, enum bind_mode bind)
 		return RXB_EXIT_FAIL;
 	}
 
-	err = xsk_socket__create(&q->xsk, o->ifname, q->qid, q->umem, &q->rx, NULL, &scfg);
+	/* A queue whose previous socket was closed a moment ago can still be
+	 * busy: the kernel releases the old buffer pool from a workqueue.
+	 * libxdp leaves the UMEM reusable after a failed create, so retry. */
+	deadline = mono_ns() + BIND_BUSY_WAIT_MS * 1000000ULL;
+	for (;;) {
+		err = xsk_socket__create(&q->xsk, o->ifname, q->qid, q->umem, &q->rx, NULL,
+					 &scfg);
+		if (err != -EBUSY || mono_ns() >= deadline)
+			break;
+		usleep(BIND_BUSY_RETRY_US);
+	}
 	if (err) {
 		q->xsk = NULL;
 		if (bind == BIND_ZEROCOPY && err != -EBUSY) {
@@ -671,8 +685,8 @@ static int setup_queue(struct xq *q, const struct opts *o, enum bind_mode bind)
 			return RXB_EXIT_UNSUPPORTED;
 		}
 		if (err == -EBUSY)
-			warn_err(err, "%s queue %u: AF_XDP bind (another socket is bound to this queue?)",
-				 o->ifname, q->qid);
+			warn_err(err, "%s queue %u: AF_XDP bind still refused after %llu ms (another socket bound to this queue?)",
+				 o->ifname, q->qid, BIND_BUSY_WAIT_MS);
 		else
 			warn_err(err, "%s queue %u: AF_XDP socket (%s bind)", o->ifname, q->qid,
 				 bind_names[bind]);

@@ -70,7 +70,7 @@ def test_analyse_receiver_bound_and_losses():
     assert r["offered_pps"] == 2_000_000 and r["rx_pps"] == 1_500_000
     assert r["rx_gbps"] == pytest.approx(1.5e6 * 64 * 8 / 1e9)
     assert r["drops"]["receiver_rx_dropped"] == 500_000
-    assert r["drops"]["unaccounted"] == 500_000
+    assert r["drops"]["unaccounted"] == 500_000       # 4 M - 3 M - 0.5 M
     assert r["backpressure"] == {"sender_tx_dropped": 7, "sender_tx_errors": 0,
                                  "generator_retries": 9}
     assert r["saturated_cpus"] == [1] and r["bottleneck"] == "receiver"

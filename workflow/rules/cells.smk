@@ -2,7 +2,8 @@
 
 # the native tools, built in the checkout whatever the working directory
 NATIVE_DIR = Path(workflow.basedir) / "native"
-NATIVE = [str(NATIVE_DIR / "build" / f) for f in ("rxb-xdp-drop", "xdp_drop.bpf.o", "rxb-gen", "rxb-af-packet")]
+NATIVE = [str(NATIVE_DIR / "build" / f) for f in ("rxb-xdp-drop", "xdp_drop.bpf.o", "rxb-gen", "rxb-af-packet",
+                                                "rxb-af-xdp")]
 
 
 rule native:

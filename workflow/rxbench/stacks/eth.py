@@ -20,6 +20,34 @@ class XdpDrop(Receiver):
                        "--duration", f"{bound_s:.3f}"], self.placement.application)
 
 
+class AfXdp(Receiver):
+    """AF_XDP sockets (native/rxb_af_xdp.c, libxdp): one socket and thread
+    per queue and receiver core, libxdp's XSK program redirecting into
+    them. Copy-mode bind (veth has no zero-copy) and poll() with
+    need_wakeup: a consumer that spins on the core of the NAPI kthread
+    starves it (machine.md). Bind and wait variants come with the
+    Ethernet-layer issue."""
+
+    name = "af_xdp"
+    tool = "rxb-af-xdp"
+    kernel_options = ("CONFIG_BPF_SYSCALL", "CONFIG_XDP_SOCKETS")
+    attaches_xdp = True
+
+    def argv(self, bound_s: float) -> list[str]:
+        r = self.tb.receiver
+        app = self.placement.application
+        return r.exec([self.binary(), "--ifname", r.ifname, "--queues", str(len(app)),
+                       "--cpus", ",".join(map(str, app)), "--bind", "copy", "--mode", "native",
+                       "--wait", "poll", "--duration", f"{bound_s:.3f}"])
+
+    def stage_drops(self, a: dict, b: dict) -> dict:
+        # XDP_STATISTICS: rx_dropped includes frames lost to an empty fill
+        # ring; rx_ring_full counts frames lost to a full RX ring
+        xa, xb = a.get("xsk", {}), b.get("xsk", {})
+        return {f"xsk_{k}": int(xb.get(k, 0)) - int(xa.get(k, 0))
+                for k in ("rx_dropped", "rx_ring_full", "rx_invalid_descs")}
+
+
 class AfPacket(Receiver):
     """The classic socket path: TPACKET_V3 mmap rings (native/rxb_af_packet.c),
     one socket and thread per receiver core in a PACKET_FANOUT group. Frames
