@@ -164,7 +164,9 @@ def analyse(cell, a: dict, b: dict, placement, gen, rx) -> dict:
     }
 
 
-def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict) -> dict:
+def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
+    """commands, tools and extra (hosts, driver) are filled as the cell goes,
+    so a failed cell's provenance still says what ran where."""
     rx_cls, gen_cls = RECEIVERS[cell.stack], GENERATORS[cfg["eth"]["generator"]]
     tb = testbed(cfg, log, queues=cell.params["cores"])
     tb.commands = commands            # every command of the cell, in order
@@ -174,7 +176,6 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict) -> dict:
     gen.probe()
     warmup, duration = cfg["warmup_s"], cfg["duration_s"]
     bound = cfg["timeout_s"]
-    extra = {}
     with tb:
         extra["hosts"] = {"sender": {"netns": tb.sender.netns, "ifname": tb.sender.ifname,
                                      "ip": tb.sender.ip, "mac": tb.sender.mac},
@@ -211,7 +212,6 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict) -> dict:
         out["placement"] = placement.as_dict()
         out["counters"] = {"generator_final": gen_tool.find("final"),
                            "receiver_final": rx_tool.find("final")}
-    out["_extra"] = extra
     return out
 
 
@@ -241,9 +241,7 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
         try:
-            out = measure_eth(cfg, cell, log, commands, tools)
-            extra = out.pop("_extra")
-            result.update(out)
+            result.update(measure_eth(cfg, cell, log, commands, tools, extra))
         except Unsupported as e:
             result.update(status="unsupported", reason=str(e))
         except (RxbenchError, OSError) as e:

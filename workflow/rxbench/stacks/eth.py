@@ -12,7 +12,6 @@ class XdpDrop(Receiver):
     name = "xdp_drop"
     tool = "rxb-xdp-drop"
     kernel_options = ("CONFIG_BPF_SYSCALL",)
-    attaches_xdp = True
 
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
@@ -31,7 +30,6 @@ class AfXdp(Receiver):
     name = "af_xdp"
     tool = "rxb-af-xdp"
     kernel_options = ("CONFIG_BPF_SYSCALL", "CONFIG_XDP_SOCKETS")
-    attaches_xdp = True
 
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
@@ -56,7 +54,6 @@ class AfPacket(Receiver):
     name = "af_packet"
     tool = "rxb-af-packet"
     kernel_options = ("CONFIG_PACKET",)
-    attaches_xdp = False
 
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
