@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <getopt.h>
+#include <net/if.h>
 #include <sched.h>
 
 #include <errno.h>
@@ -129,6 +130,52 @@ uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+int opt_ifindex(const char *ifname)
+{
+	int ifindex;
+
+	if (strlen(ifname) >= IF_NAMESIZE)
+		usage_error("--ifname '%s': name too long", ifname);
+	ifindex = (int)if_nametoindex(ifname);
+	if (!ifindex)
+		usage_error("--ifname '%s': no such interface (%s)", ifname, strerror(errno));
+	return ifindex;
+}
+
+void block_signals(sigset_t *sigs, int extra)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGUSR1);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGHUP);
+	if (extra)
+		sigaddset(sigs, extra);
+	if (sigprocmask(SIG_BLOCK, sigs, NULL))
+		die("sigprocmask");
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int wait_signal_until(const sigset_t *sigs, uint64_t deadline_ns)
+{
+	for (;;) {
+		uint64_t now = mono_ns(), left;
+		struct timespec ts;
+		int sig;
+
+		if (now >= deadline_ns)
+			return 0;
+		left = deadline_ns - now;
+		ts.tv_sec = (time_t)(left / NS_PER_SEC);
+		ts.tv_nsec = (long)(left % NS_PER_SEC);
+		sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig > 0)
+			return sig;
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+	}
+}
+
 void json_printf(const char *fmt, ...)
 {
 	va_list ap;
@@ -197,6 +244,35 @@ int opt_cpu(const char *arg)
 	if (parse_uint(arg, CPU_SETSIZE - 1, &cpu))
 		usage_error("--cpu: invalid value '%s' (want a CPU number)", arg);
 	return (int)cpu;
+}
+
+void opt_cpu_list(const char *arg, int *cpus, unsigned int max, unsigned int *n)
+{
+	char *copy, *tok, *next;
+	cpu_set_t allowed;
+	unsigned int cpu;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		die("sched_getaffinity");
+	copy = strdup(arg);
+	if (!copy)
+		die("strdup");
+	*n = 0;
+	/* strtok_r would skip empty items ("1,,2"): split by hand. */
+	for (tok = copy; tok; tok = next) {
+		next = strchr(tok, ',');
+		if (next)
+			*next++ = '\0';
+		if (*n == max)
+			usage_error("--cpus '%s': more than %u entries", arg, max);
+		if (parse_uint(tok, CPU_SETSIZE - 1, &cpu))
+			usage_error("--cpus: invalid CPU '%s' in '%s' (want a comma list of CPU numbers)",
+				    tok, arg);
+		if (!CPU_ISSET(cpu, &allowed))
+			usage_error("--cpus: CPU %u is not available to this process", cpu);
+		cpus[(*n)++] = (int)cpu;
+	}
+	free(copy);
 }
 
 void getopt_fail(int c, char *const argv[])

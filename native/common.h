@@ -3,6 +3,7 @@
 #ifndef RXB_COMMON_H
 #define RXB_COMMON_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +43,9 @@ int parse_double(const char *s, double *out); /* finite values only */
  * a bad value): --duration (seconds, 0 < d <= max), --cpu (a CPU number). */
 double opt_duration(const char *arg, double max);
 int opt_cpu(const char *arg);
+/* --cpus "1,3,0": up to max CPU numbers into cpus[], their count into *n.
+ * Every item must be a CPU this process may run on; no empty items. */
+void opt_cpu_list(const char *arg, int *cpus, unsigned int max, unsigned int *n);
 /* The ':' (missing argument) and unknown-option cases of a getopt loop. */
 __attribute__((noreturn)) void getopt_fail(int c, char *const argv[]);
 /* Pin the calling thread to one CPU (cpu < 0: do nothing). */
@@ -49,6 +53,17 @@ void pin_cpu(int cpu);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t mono_ns(void);
+
+/* --ifname -> ifindex (exit RXB_EXIT_USAGE if too long or unknown). */
+int opt_ifindex(const char *ifname);
+
+/* Main-thread signals: block SIGUSR1, SIGINT, SIGTERM, SIGHUP and extra
+ * (0: none) for sigtimedwait, returning the set in *sigs; ignore SIGPIPE.
+ * Call before any thread exists so that every thread inherits the mask. */
+void block_signals(sigset_t *sigs, int extra);
+/* Wait for one of sigs (blocked) until mono_ns() >= deadline_ns.  Returns the
+ * signal number, 0 once the deadline has passed, -1 (errno set) on error. */
+int wait_signal_until(const sigset_t *sigs, uint64_t deadline_ns);
 
 /* JSON-lines output on stdout: build one line with json_printf/json_str,
  * terminate it with json_end() (newline + fflush). */

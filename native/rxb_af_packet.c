@@ -76,7 +76,7 @@
 struct opts {
 	const char *ifname;
 	unsigned int threads;
-	int *cpus;              /* NULL: no pinning; else threads entries */
+	int cpus[MAX_THREADS];  /* --cpus; ncpus == 0: no pinning */
 	unsigned int ncpus;     /* entries given to --cpus */
 	unsigned int block_size;
 	unsigned int blocks;
@@ -141,43 +141,6 @@ static void usage(FILE *f)
 		DEFAULT_DURATION_S);
 }
 
-/* "1,3,0" -> o->cpus / o->ncpus; each CPU must be one we may run on. */
-static void parse_cpus(const char *arg, struct opts *o)
-{
-	char *copy, *tok, *save = NULL;
-	cpu_set_t allowed;
-	unsigned int n = 1;
-	const char *p;
-
-	for (p = arg; *p; p++)
-		n += *p == ',';
-	if (n > MAX_THREADS)
-		usage_error("--cpus '%s': more than %u entries", arg, MAX_THREADS);
-	free(o->cpus);
-	o->cpus = calloc(n, sizeof(*o->cpus));
-	copy = strdup(arg);
-	if (!o->cpus || !copy)
-		die("calloc");
-	if (sched_getaffinity(0, sizeof(allowed), &allowed))
-		die("sched_getaffinity");
-	o->ncpus = 0;
-	/* strtok_r would skip empty items ("1,,2"): split by hand. */
-	for (tok = copy; tok; tok = save) {
-		unsigned int cpu;
-
-		save = strchr(tok, ',');
-		if (save)
-			*save++ = '\0';
-		if (parse_uint(tok, CPU_SETSIZE - 1, &cpu))
-			usage_error("--cpus: invalid CPU '%s' in '%s' (want a comma list of CPU numbers)",
-				    tok, arg);
-		if (!CPU_ISSET(cpu, &allowed))
-			usage_error("--cpus: CPU %u is not available to this process", cpu);
-		o->cpus[o->ncpus++] = (int)cpu;
-	}
-	free(copy);
-}
-
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -213,7 +176,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 					    MAX_THREADS);
 			break;
 		case 'c':
-			parse_cpus(optarg, o);
+			opt_cpu_list(optarg, o->cpus, MAX_THREADS, &o->ncpus);
 			break;
 		case 'B':
 			if (parse_uint(optarg, MAX_BLOCK_SIZE, &o->block_size) ||
@@ -252,7 +215,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->ifname)
 		usage_error("--ifname is required");
-	if (o->cpus && o->ncpus != o->threads)
+	if (o->ncpus && o->ncpus != o->threads)
 		usage_error("--cpus: %u CPU(s) given for %u thread(s) (want one per thread)",
 			    o->ncpus, o->threads);
 	if (o->frame_size > o->block_size)
@@ -432,11 +395,7 @@ static int check_ifname(const char *ifname)
 	struct ifreq ifr;
 	int ifindex, fd;
 
-	if (strlen(ifname) >= IF_NAMESIZE)
-		usage_error("--ifname '%s': name too long", ifname);
-	ifindex = (int)if_nametoindex(ifname);
-	if (!ifindex)
-		usage_error("--ifname '%s': no such interface (%s)", ifname, strerror(errno));
+	ifindex = opt_ifindex(ifname);
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		die("socket(AF_INET)");
@@ -530,7 +489,7 @@ static void print_ready(const struct opts *o, int ifindex, int fanout_id,
 	json_printf("{\"event\":\"ready\",\"tool\":\"%s\",\"ifname\":", TOOL_NAME);
 	json_str(o->ifname);
 	json_printf(",\"ifindex\":%d,\"threads\":%u,\"cpus\":", ifindex, o->threads);
-	if (o->cpus) {
+	if (o->ncpus) {
 		json_printf("[");
 		for (i = 0; i < o->ncpus; i++)
 			json_printf("%s%d", i ? "," : "", o->cpus[i]);
@@ -572,15 +531,7 @@ int main(int argc, char **argv)
 	 * sigtimedwait; blocked before any thread exists, so every worker
 	 * inherits the mask.  SIGUSR2 is a worker's "I stopped on an error".
 	 * A closed stdout must not kill us before cleanup. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGUSR1);
-	sigaddset(&sigs, SIGUSR2);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &sigs, NULL))
-		die("sigprocmask");
-	signal(SIGPIPE, SIG_IGN);
+	block_signals(&sigs, SIGUSR2);
 	main_tid = pthread_self();
 
 	ws = aligned_alloc(CACHELINE, o.threads * sizeof(*ws));
@@ -590,7 +541,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < o.threads; i++) {
 		ws[i].fd = -1;
 		ws[i].idx = i;
-		ws[i].cpu = o.cpus ? o.cpus[i] : -1;
+		ws[i].cpu = o.ncpus ? o.cpus[i] : -1;
 	}
 
 	if (o.threads > 1) {
@@ -638,19 +589,11 @@ int main(int argc, char **argv)
 
 	ret = RXB_EXIT_OK;
 	while (!reason) {
-		uint64_t now = mono_ns(), left;
-		struct timespec ts;
-		int sig;
+		int sig = wait_signal_until(&sigs, deadline);
 
-		if (now >= deadline) {
+		if (sig == 0) {
 			reason = "duration";
-			break;
-		}
-		left = deadline - now;
-		ts.tv_sec = (time_t)(left / NS_PER_SEC);
-		ts.tv_nsec = (long)(left % NS_PER_SEC);
-		sig = sigtimedwait(&sigs, NULL, &ts);
-		if (sig == SIGUSR1) {
+		} else if (sig == SIGUSR1) {
 			if (report("snapshot", ws, o.threads, NULL))
 				ret = RXB_EXIT_FAIL;
 		} else if (sig == SIGUSR2) {
@@ -666,7 +609,7 @@ int main(int argc, char **argv)
 			}
 		} else if (sig > 0) {
 			reason = "signal";
-		} else if (errno != EAGAIN && errno != EINTR) {
+		} else {
 			warn_err(errno, "sigtimedwait");
 			ret = RXB_EXIT_FAIL;
 			reason = "error";
@@ -699,6 +642,5 @@ out:
 	for (i = 0; i < o.threads; i++)
 		worker_close(&ws[i]);
 	free(ws);
-	free(o.cpus);
 	return ret;
 }

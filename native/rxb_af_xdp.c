@@ -215,27 +215,6 @@ static unsigned int opt_uint(const char *name, const char *arg, unsigned int min
 	return v;
 }
 
-static void parse_cpus(const char *arg, struct opts *o)
-{
-	char *copy, *tok, *save = NULL;
-	unsigned int cpu;
-
-	copy = strdup(arg);
-	if (!copy)
-		die("strdup");
-	o->ncpus = 0;
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (o->ncpus == MAX_QUEUES)
-			usage_error("--cpus: more than %u entries", MAX_QUEUES);
-		if (parse_uint(tok, CPU_SETSIZE - 1, &cpu))
-			usage_error("--cpus: invalid CPU '%s' in '%s'", tok, arg);
-		o->cpus[o->ncpus++] = (int)cpu;
-	}
-	free(copy);
-	if (!o->ncpus)
-		usage_error("--cpus: empty list '%s'", arg);
-}
-
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -278,7 +257,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->queues = opt_uint("queues", optarg, 1, MAX_QUEUES);
 			break;
 		case 'c':
-			parse_cpus(optarg, o);
+			opt_cpu_list(optarg, o->cpus, MAX_QUEUES, &o->ncpus);
 			break;
 		case 'b':
 			if (!strcmp(optarg, "copy"))
@@ -353,21 +332,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		usage_error("--busy-budget needs --wait busy-poll");
 	if (!o->busy_budget)
 		o->busy_budget = o->batch;
-}
-
-/* Every pinned CPU must be one this process may run on. */
-static void check_cpus(const struct opts *o)
-{
-	cpu_set_t allowed;
-	unsigned int i;
-
-	if (!o->ncpus)
-		return;
-	if (sched_getaffinity(0, sizeof(allowed), &allowed))
-		die("sched_getaffinity");
-	for (i = 0; i < o->ncpus; i++)
-		if (!CPU_ISSET(o->cpus[i], &allowed))
-			usage_error("--cpus: CPU %d is not available to this process", o->cpus[i]);
 }
 
 /* Number of RX queues from sysfs (the netns's view), or 0 if unknown. */
@@ -760,27 +724,14 @@ int main(int argc, char **argv)
 	rxb_tool = TOOL_NAME;
 	parse_args(argc, argv, &o);
 
-	if (strlen(o.ifname) >= IF_NAMESIZE)
-		usage_error("--ifname '%s': name too long", o.ifname);
-	ifindex = (int)if_nametoindex(o.ifname);
-	if (!ifindex)
-		usage_error("--ifname '%s': no such interface (%s)", o.ifname, strerror(errno));
+	ifindex = opt_ifindex(o.ifname);
 	nrxq = sysfs_rx_queues(o.ifname);
 	if (nrxq && o.queues > nrxq)
 		usage_error("--queues %u: %s has only %u RX queue(s)", o.queues, o.ifname, nrxq);
-	check_cpus(&o);
 
 	/* Signals are handled synchronously by the main thread (sigtimedwait);
 	 * the RX threads inherit the blocked mask.  SIGUSR2: a thread failed. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGUSR1);
-	sigaddset(&sigs, SIGUSR2);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &sigs, NULL))
-		die("sigprocmask");
-	signal(SIGPIPE, SIG_IGN);
+	block_signals(&sigs, SIGUSR2);
 
 	libxdp_set_print(libxdp_print);
 	libbpf_set_print(libbpf_print);
@@ -891,19 +842,11 @@ int main(int argc, char **argv)
 
 	ret = RXB_EXIT_OK;
 	while (!reason) {
-		uint64_t now = mono_ns(), left;
-		struct timespec ts;
-		int sig;
+		int sig = wait_signal_until(&sigs, deadline);
 
-		if (now >= deadline) {
+		if (sig == 0) {
 			reason = "duration";
-			break;
-		}
-		left = deadline - now;
-		ts.tv_sec = (time_t)(left / NS_PER_SEC);
-		ts.tv_nsec = (long)(left % NS_PER_SEC);
-		sig = sigtimedwait(&sigs, NULL, &ts);
-		if (sig == SIGUSR1) {
+		} else if (sig == SIGUSR1) {
 			report("snapshot", qs, o.queues, NULL);
 		} else if (sig == SIGUSR2) {
 			if (__atomic_load_n(&run.failed, __ATOMIC_RELAXED)) {
@@ -912,7 +855,7 @@ int main(int argc, char **argv)
 			}
 		} else if (sig > 0) {
 			reason = "signal";
-		} else if (errno != EAGAIN && errno != EINTR) {
+		} else {
 			warn_err(errno, "sigtimedwait");
 			ret = RXB_EXIT_FAIL;
 			reason = "error";

@@ -753,12 +753,7 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	setup_signals();
 
-	if (strlen(o.ifname) >= IF_NAMESIZE)
-		usage_error("--ifname '%s': name too long", o.ifname);
-	ifindex = (int)if_nametoindex(o.ifname);
-	if (!ifindex)
-		usage_error("--ifname '%s': no such interface (%s)", o.ifname,
-			    strerror(errno));
+	ifindex = opt_ifindex(o.ifname);
 
 	pin_cpu(o.cpu);
 

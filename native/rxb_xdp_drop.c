@@ -221,12 +221,7 @@ int main(int argc, char **argv)
 	rxb_tool = TOOL_NAME;
 	parse_args(argc, argv, &o);
 
-	if (strlen(o.ifname) >= IF_NAMESIZE)
-		usage_error("--ifname '%s': name too long", o.ifname);
-	ifindex = (int)if_nametoindex(o.ifname);
-	if (!ifindex)
-		usage_error("--ifname '%s': no such interface (%s)", o.ifname,
-			    strerror(errno));
+	ifindex = opt_ifindex(o.ifname);
 
 	if (o.prog_path) {
 		if (access(o.prog_path, R_OK))
@@ -246,14 +241,7 @@ int main(int argc, char **argv)
 	/* Handle signals synchronously with sigtimedwait in the main loop;
 	 * they stay pending (not fatal) while we load and attach. A closed
 	 * stdout must not kill us before we detach. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGUSR1);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &sigs, NULL))
-		die("sigprocmask");
-	signal(SIGPIPE, SIG_IGN);
+	block_signals(&sigs, 0);
 
 	libbpf_set_print(libbpf_print);
 
@@ -323,23 +311,15 @@ int main(int argc, char **argv)
 
 	ret = RXB_EXIT_OK;
 	while (!reason) {
-		uint64_t now = mono_ns(), left;
-		struct timespec ts;
-		int sig;
+		int sig = wait_signal_until(&sigs, deadline);
 
-		if (now >= deadline) {
+		if (sig == 0) {
 			reason = "duration";
-			break;
-		}
-		left = deadline - now;
-		ts.tv_sec = (time_t)(left / NS_PER_SEC);
-		ts.tv_nsec = (long)(left % NS_PER_SEC);
-		sig = sigtimedwait(&sigs, NULL, &ts);
-		if (sig == SIGUSR1) {
+		} else if (sig == SIGUSR1) {
 			report("snapshot", map_fd, vals, ncpus, NULL);
 		} else if (sig > 0) {
 			reason = "signal";
-		} else if (errno != EAGAIN && errno != EINTR) {
+		} else {
 			warn_err(errno, "sigtimedwait");
 			ret = RXB_EXIT_FAIL;
 			reason = "error";
