@@ -295,3 +295,26 @@ void pin_cpu(int cpu)
 	if (sched_setaffinity(0, sizeof(set), &set))
 		usage_error("--cpu %d: sched_setaffinity: %s", cpu, strerror(errno));
 }
+
+unsigned int opt_uint(const char *name, const char *arg, unsigned int min, unsigned int max)
+{
+	unsigned int v;
+
+	if (parse_uint(arg, max, &v) || v < min)
+		usage_error("--%s: invalid value '%s' (want %u..%u)", name, arg, min, max);
+	return v;
+}
+
+int opt_enum(const char *name, const char *arg, const char *const names[], int n)
+{
+	char want[256] = "";
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(arg, names[i]))
+			return i;
+	for (i = 0; i < n; i++)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s",
+			 i ? (i == n - 1 ? " or " : ", ") : "", names[i]);
+	usage_error("--%s: invalid value '%s' (want %s)", name, arg, want);
+}

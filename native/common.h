@@ -17,6 +17,7 @@ enum {
 };
 
 #define NS_PER_SEC 1000000000ULL
+#define ARRAY_SIZE(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Tool name used as the prefix of every diagnostic ("rxb-xdp-drop"). */
 extern const char *rxb_tool;
@@ -46,6 +47,10 @@ int opt_cpu(const char *arg);
 /* --cpus "1,3,0": up to max CPU numbers into cpus[], their count into *n.
  * Every item must be a CPU this process may run on; no empty items. */
 void opt_cpu_list(const char *arg, int *cpus, unsigned int max, unsigned int *n);
+/* An unsigned option value in min..max, or an option value that must be one
+ * of names[0..n-1] (returns its index: keep names[] in enum order). */
+unsigned int opt_uint(const char *name, const char *arg, unsigned int min, unsigned int max);
+int opt_enum(const char *name, const char *arg, const char *const names[], int n);
 /* The ':' (missing argument) and unknown-option cases of a getopt loop. */
 __attribute__((noreturn)) void getopt_fail(int c, char *const argv[]);
 /* Pin the calling thread to one CPU (cpu < 0: do nothing). */

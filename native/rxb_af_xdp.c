@@ -205,16 +205,6 @@ static bool is_pow2(unsigned int v)
 	return v && !(v & (v - 1));
 }
 
-static unsigned int opt_uint(const char *name, const char *arg, unsigned int min,
-			     unsigned int max)
-{
-	unsigned int v;
-
-	if (parse_uint(arg, max, &v) || v < min)
-		usage_error("--%s: invalid value '%s' (want %u..%u)", name, arg, min, max);
-	return v;
-}
-
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -260,34 +250,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			opt_cpu_list(optarg, o->cpus, MAX_QUEUES, &o->ncpus);
 			break;
 		case 'b':
-			if (!strcmp(optarg, "copy"))
-				o->bind = BIND_COPY;
-			else if (!strcmp(optarg, "zerocopy"))
-				o->bind = BIND_ZEROCOPY;
-			else if (!strcmp(optarg, "auto"))
-				o->bind = BIND_AUTO;
-			else
-				usage_error("--bind: invalid value '%s' (want copy, zerocopy or auto)",
-					    optarg);
+			o->bind = opt_enum("bind", optarg, bind_names, ARRAY_SIZE(bind_names));
 			break;
 		case 'm':
-			if (!strcmp(optarg, "native"))
-				o->mode = MODE_NATIVE;
-			else if (!strcmp(optarg, "skb"))
-				o->mode = MODE_SKB;
-			else
-				usage_error("--mode: invalid value '%s' (want native or skb)", optarg);
+			o->mode = opt_enum("mode", optarg, mode_names, ARRAY_SIZE(mode_names));
 			break;
 		case 'w':
-			if (!strcmp(optarg, "poll"))
-				o->wait = WAIT_POLL;
-			else if (!strcmp(optarg, "spin"))
-				o->wait = WAIT_SPIN;
-			else if (!strcmp(optarg, "busy-poll"))
-				o->wait = WAIT_BUSY_POLL;
-			else
-				usage_error("--wait: invalid value '%s' (want poll, spin or busy-poll)",
-					    optarg);
+			o->wait = opt_enum("wait", optarg, wait_names, ARRAY_SIZE(wait_names));
 			break;
 		case OPT_BUSY_USECS:
 			o->busy_usecs = opt_uint("busy-poll-usecs", optarg, 1, INT_MAX);

@@ -278,13 +278,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 					    MAX_RING);
 			break;
 		case 'm':
-			if (!strcmp(optarg, "mmap"))
-				o->method = METHOD_MMAP;
-			else if (!strcmp(optarg, "sendmmsg"))
-				o->method = METHOD_SENDMMSG;
-			else
-				usage_error("--method: invalid value '%s' (want mmap or sendmmsg)",
-					    optarg);
+			o->method = opt_enum("method", optarg, method_names,
+					     ARRAY_SIZE(method_names));
 			break;
 		case 'h':
 			usage(stdout);

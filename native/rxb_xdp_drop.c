@@ -88,15 +88,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->ifname = optarg;
 			break;
 		case 'm':
-			if (!strcmp(optarg, "native"))
-				o->mode = MODE_NATIVE;
-			else if (!strcmp(optarg, "skb"))
-				o->mode = MODE_SKB;
-			else if (!strcmp(optarg, "auto"))
-				o->mode = MODE_AUTO;
-			else
-				usage_error("--mode: invalid value '%s' (want native, skb or auto)",
-					    optarg);
+			o->mode = opt_enum("mode", optarg, mode_names, ARRAY_SIZE(mode_names));
 			break;
 		case 'd':
 			o->duration_s = opt_duration(optarg, MAX_DURATION_S);

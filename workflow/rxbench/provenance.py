@@ -68,7 +68,7 @@ def versions() -> dict:
         "ethtool": _out(["ethtool", "--version"]),
         "libbpf": _out(["pkg-config", "--modversion", "libbpf"]),
         "libxdp": _out(["pkg-config", "--modversion", "libxdp"]),
-        "cc": _out(["cc", "--version"]).splitlines()[0] if _out(["cc", "--version"]) else "",
+        "cc": (_out(["cc", "--version"]).splitlines() or [""])[0],
     }
 
 
