@@ -18,7 +18,9 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 NATIVE = ROOT / "native" / "build"
-TOOL_NAMES = ("rxb-gen", "rxb-xdp-drop", "trafgen")
+TOOL_NAMES = ("rxb-gen", "rxb-xdp-drop", "rxb-af-xdp", "rxb-af-packet", "trafgen",
+              "dpdk-testpmd", "rxb-tcp-server", "rxb-tcp-send", "iperf3")
+XDP_PROG_NAMES = ("xdp_drop_prog", "xsk_def_prog")
 
 
 def _why_no_testbed() -> str | None:
@@ -60,7 +62,11 @@ def xdp_programs() -> list[str]:
         progs = json.loads(out or "[]")
     except ValueError:
         return []
-    return [f"{p['id']}:{p.get('name')}" for p in progs if p.get("name") == "xdp_drop_prog"]
+    return [f"{p['id']}:{p.get('name')}" for p in progs if p.get("name") in XDP_PROG_NAMES]
+
+
+def dpdk_runtime_dirs() -> list[str]:
+    return sorted(str(p) for p in Path("/var/run/dpdk").glob("rxb-*"))
 
 
 def leftovers(state_dir: Path | None = None, wait: float = 3.0) -> dict:
@@ -68,7 +74,8 @@ def leftovers(state_dir: Path | None = None, wait: float = 3.0) -> dict:
     BPF programs are freed asynchronously, so allow a short grace period."""
     deadline = time.monotonic() + wait
     while True:
-        left = {"netns": rxb_netns(), "processes": rxb_processes(), "xdp": xdp_programs()}
+        left = {"netns": rxb_netns(), "processes": rxb_processes(), "xdp": xdp_programs(),
+                "dpdk": dpdk_runtime_dirs()}
         if state_dir is not None:
             left["state"] = sorted(p.name for p in Path(state_dir).glob("*.json"))
         left = {k: v for k, v in left.items() if v}

@@ -10,13 +10,13 @@ CFG = resolve({}, ncpus=2)
 
 def test_default_cell_has_the_short_contract_name():
     c = cells.Cell("local", "eth", "af_xdp", {"cores": 1, "size": 64, "napi": "receiver"}, 1)
-    assert c.path(cells.variant_defaults(CFG, "eth")) == \
+    assert c.path(cells.variant_defaults(CFG, "eth", c.stack)) == \
         "results/local/eth/af_xdp/cores=1/size=64/rep=1.json"
 
 
 def test_non_default_variant_is_a_level():
     c = cells.Cell("local", "eth", "xdp_drop", {"cores": 1, "size": 64, "napi": "sender"}, 2)
-    assert c.path(cells.variant_defaults(CFG, "eth")) == \
+    assert c.path(cells.variant_defaults(CFG, "eth", c.stack)) == \
         "results/local/eth/xdp_drop/cores=1/size=64/napi=sender/rep=2.json"
 
 
@@ -29,16 +29,50 @@ def test_every_expanded_cell_parses_back_to_itself():
         assert cells.parse(t, CFG).params == c.params
 
 
+WAITS = resolve({"eth": {"stacks": ["af_xdp", "dpdk"], "sizes": [64],
+                         "af_xdp": {"wait": ["poll", "spin", "busy_poll"], "batch": [64, 256]},
+                         "dpdk": {"busy_budget": [0, 64]}}}, ncpus=2)
+
+
+def test_stack_variants_multiply_only_their_stack_and_name_non_defaults():
+    ts = cells.targets(WAITS)
+    napi = len(WAITS["eth"]["variants"]["napi"])
+    af_xdp = [t for t in ts if "/af_xdp/" in t]
+    dpdk = [t for t in ts if "/dpdk/" in t]
+    assert len(af_xdp) == 3 * 2 * napi * WAITS["reps"]
+    assert len(dpdk) == 2 * napi * WAITS["reps"]
+    assert "results/local/eth/af_xdp/cores=1/size=64/rep=1.json" in ts
+    assert "results/local/eth/af_xdp/cores=1/size=64/napi=sender/wait=busy_poll/batch=256/" \
+           "rep=1.json" in ts
+    assert "results/local/eth/dpdk/cores=1/size=64/busy_budget=64/rep=1.json" in ts
+    for t, c in zip(ts, cells.expand(WAITS)):
+        assert cells.parse(t, WAITS).params == c.params
+
+
+def test_a_stack_variant_belongs_to_its_stack():
+    c = cells.parse("results/local/eth/af_xdp/cores=1/size=64/wait=spin/rep=1.json", WAITS)
+    assert c.params == {"cores": 1, "size": 64, "napi": "receiver", "bind": "copy",
+                        "wait": "spin", "batch": 64}
+    with pytest.raises(cells.CellNameError, match="unknown key 'wait'.*af_packet"):
+        cells.parse("results/local/eth/af_packet/cores=1/size=64/wait=spin/rep=1.json", WAITS)
+    with pytest.raises(cells.CellNameError, match="canonical"):
+        cells.parse("results/local/eth/af_xdp/cores=1/size=64/batch=256/wait=spin/rep=1.json",
+                    WAITS)
+
+
 def test_parse_fills_default_variants_and_accepts_absolute_paths():
     c = cells.parse("/somewhere/results/local/eth/af_xdp/cores=1/size=64/rep=3.json", CFG)
     assert (c.stack, c.params, c.rep) == ("af_xdp", {"cores": 1, "size": 64,
-                                                     "napi": "receiver"}, 3)
+                                                     "napi": "receiver", "bind": "copy",
+                                                     "wait": "poll", "batch": 64}, 3)
 
 
 @pytest.mark.parametrize("path, msg", [
     ("results/local/eth/x/cores=1/size=64/napi=receiver/rep=1.json", "canonical"),
     ("results/local/eth/x/size=64/cores=1/rep=1.json", "canonical"),
     ("results/local/eth/x/cores=1/size=64/color=red/rep=1.json", "unknown key 'color'"),
+    ("results/local/eth/af_xdp/cores=1/size=64/wait=poll/rep=1.json", "canonical"),
+    ("results/local/eth/af_xdp/cores=1/size=64/batch=many/rep=1.json", "positive integer"),
     ("results/local/eth/x/cores=1/rep=1.json", "missing key 'size'"),
     ("results/local/eth/x/cores=1/size=64/rep=0.json", "rep=N.json"),
     ("results/local/eth/x/cores=one/size=64/rep=1.json", "positive integer"),

@@ -33,7 +33,7 @@ def test_receiver_counts_every_frame_sent(stack, napi, state_dir, tmp_path):
     gen = GENERATORS["rxb-gen"](cfg, cell, tb, placement)
     with tb:
         rx_tool = Tool("receiver", rx.argv(20), log, tb.registry, name=rx.tool).start()
-        rx_tool.wait_event("ready", 10)
+        rx_tool.wait_event("ready", rx.ready_timeout)
         tb.place_napi(placement)
         gen_tool = Tool("generator", gen.argv(10) + ["--count", str(COUNT)], log, tb.registry,
                         name=gen.tool).start()

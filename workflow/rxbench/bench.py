@@ -39,7 +39,7 @@ def main(reps: int, duration: float, sizes: list[int], stacks: list[str],
                     for rep in range(1, reps + 1):
                         cell = cells.Cell("local", "eth", stack,
                                           {"cores": 1, "size": size, "napi": napi}, rep)
-                        out = cell.path(cells.variant_defaults(cfg, "eth"), root=f"{tmp}/results")
+                        out = cell.path(cells.variant_defaults(cfg, "eth", stack), root=f"{tmp}/results")
                         run_cell(out, cfg, out.replace(".json", ".log"))
                         res = json.loads(Path(out).read_text())
                         if res["status"] != "ok":

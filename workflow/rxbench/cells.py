@@ -4,10 +4,12 @@ design.md):
     results/{platform}/{layer}/{stack}/{k=v}/.../rep={n}.json
 
 Primary keys (eth: cores, size; tcp: conns, msg) always appear, in that order.
-Variant keys follow, in the order of VARIANTS, and only when their value is
-not the variant's default (the first value listed in the config), so the
-default cell of every stack keeps the short name, e.g.
-results/local/eth/xdp_drop/cores=1/size=64/rep=1.json
+Variant keys follow: the layer's (VARIANTS, e.g. napi), then the stack's
+own (STACK_VARIANTS, e.g. af_xdp's bind, wait, batch), each only when its
+value is not the variant's default (the first value listed in the config),
+so the default cell of every stack keeps the short name, e.g.
+results/local/eth/xdp_drop/cores=1/size=64/rep=1.json and
+results/local/eth/af_xdp/cores=1/size=64/wait=spin/rep=1.json
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from . import RxbenchError
 
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
 VARIANTS = {"eth": ("napi",), "tcp": ()}
-INT_KEYS = {"cores", "size", "conns", "msg"}
+# a stack's own variants, configured under <layer>.<stack> in the config
+STACK_VARIANTS = {
+    ("eth", "xdp_drop"): ("mode",),
+    ("eth", "af_xdp"): ("bind", "wait", "batch"),
+    ("eth", "dpdk"): ("pmd", "busy_budget"),
+}
+INT_KEYS = {"cores", "size", "conns", "msg", "batch", "busy_budget"}
+
+
+def variant_keys(layer: str, stack: str) -> tuple[str, ...]:
+    return VARIANTS[layer] + STACK_VARIANTS.get((layer, stack), ())
 
 _KV = re.compile(r"^([a-z][a-z0-9_]*)=([A-Za-z0-9_.+-]+)$")
 _REP = re.compile(r"^rep=([1-9][0-9]*)\.json$")
@@ -42,7 +54,7 @@ class Cell:
         parts = [root, self.platform, self.layer, self.stack]
         for k in PRIMARY[self.layer]:
             parts.append(f"{k}={self.params[k]}")
-        for k in VARIANTS[self.layer]:
+        for k in variant_keys(self.layer, self.stack):
             if k in self.params and self.params[k] != defaults.get(k):
                 parts.append(f"{k}={self.params[k]}")
         parts.append(f"rep={self.rep}.json")
@@ -55,10 +67,18 @@ class Cell:
         return f"{self.layer}/{self.stack}/{kv}/rep={self.rep}"
 
 
-def variant_defaults(cfg: dict, layer: str) -> dict:
+def variant_values(cfg: dict, layer: str, stack: str) -> dict:
+    """{variant: [values]} configured for one stack: the layer's variants
+    (<layer>.variants) and the stack's own (<layer>.<stack>)."""
+    sect = cfg.get(layer, {})
+    own = sect.get(stack, {}) if isinstance(sect.get(stack), dict) else {}
+    values = {**sect.get("variants", {}), **own}
+    return {k: values[k] for k in variant_keys(layer, stack) if values.get(k)}
+
+
+def variant_defaults(cfg: dict, layer: str, stack: str) -> dict:
     """Each variant's default is the first value the config lists for it."""
-    variants = cfg.get(layer, {}).get("variants", {})
-    return {k: v[0] for k, v in variants.items() if v}
+    return {k: v[0] for k, v in variant_values(cfg, layer, stack).items()}
 
 
 def _value(key: str, raw: str):
@@ -87,8 +107,8 @@ def parse(path: str, cfg: dict) -> Cell:
     rep = int(m.group(1))
     if layer not in PRIMARY:
         raise CellNameError(f"cell {path}: unknown layer {layer!r}; allowed: {', '.join(PRIMARY)}")
-    allowed = PRIMARY[layer] + VARIANTS[layer]
-    defaults = variant_defaults(cfg, layer)
+    allowed = PRIMARY[layer] + variant_keys(layer, stack)
+    defaults = variant_defaults(cfg, layer, stack)
     params: dict = {}
     for kv in kvs:
         m = _KV.match(kv)
@@ -96,8 +116,8 @@ def parse(path: str, cfg: dict) -> Cell:
             raise CellNameError(f"cell {path}: {kv!r} is not a key=value level")
         key, raw = m.groups()
         if key not in allowed:
-            raise CellNameError(f"cell {path}: unknown key {key!r}; allowed keys for {layer}: "
-                                f"{', '.join(allowed)}")
+            raise CellNameError(f"cell {path}: unknown key {key!r}; allowed keys for "
+                                f"{layer}/{stack}: {', '.join(allowed)}")
         if key in params:
             raise CellNameError(f"cell {path}: key {key!r} given twice")
         params[key] = _value(key, raw)
@@ -105,8 +125,9 @@ def parse(path: str, cfg: dict) -> Cell:
         if k not in params:
             raise CellNameError(f"cell {path}: missing key {k!r} (required for {layer}: "
                                 f"{', '.join(PRIMARY[layer])})")
-    for k in VARIANTS[layer]:
-        params.setdefault(k, defaults.get(k))
+    for k in variant_keys(layer, stack):
+        if k in defaults:
+            params.setdefault(k, defaults[k])
     cell = Cell(platform, layer, stack, {k: params[k] for k in allowed if k in params}, rep)
     canonical = cell.path(defaults, root="")
     given = "/" + "/".join([platform, layer, stack, *kvs, last])
@@ -123,9 +144,9 @@ def expand(cfg: dict) -> list[Cell]:
     cells = []
     eth = cfg.get("eth")
     if eth:
-        variants = eth.get("variants", {})
-        vkeys = [k for k in VARIANTS["eth"] if k in variants]
         for stack in eth["stacks"]:
+            variants = variant_values(cfg, "eth", stack)
+            vkeys = list(variants)
             for cores, size, *vvals in itertools.product(
                     eth["cores"], eth["sizes"], *(variants[k] for k in vkeys)):
                 params = {"cores": cores, "size": size, **dict(zip(vkeys, vvals))}
@@ -135,4 +156,4 @@ def expand(cfg: dict) -> list[Cell]:
 
 
 def targets(cfg: dict, root: str = "results") -> list[str]:
-    return [c.path(variant_defaults(cfg, c.layer), root) for c in expand(cfg)]
+    return [c.path(variant_defaults(cfg, c.layer, c.stack), root) for c in expand(cfg)]

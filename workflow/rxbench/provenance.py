@@ -69,6 +69,9 @@ def versions() -> dict:
         "libbpf": _out(["pkg-config", "--modversion", "libbpf"]),
         "libxdp": _out(["pkg-config", "--modversion", "libxdp"]),
         "cc": (_out(["cc", "--version"]).splitlines() or [""])[0],
+        "dpdk": _out(["pkg-config", "--modversion", "libdpdk"]) or "not installed",
+        "liburing": _out(["pkg-config", "--modversion", "liburing"]) or "not installed",
+        "iperf3": (_out(["iperf3", "--version"]).splitlines() or ["not installed"])[0],
     }
 
 

@@ -3,7 +3,7 @@ and `rxbench clean` can remove it whatever killed the run.
 
 One JSON file per testbed in STATE_DIR, named by the testbed's token:
 {"token", "pid", "pid_start", "checkout", "created_at", "netns": [...],
- "pids": [...], "files": [...]}. Network namespaces are named
+ "pids": [...], "files": [...], "dirs": [...]}. Network namespaces are named
 "rxb-<token>-<role>"; anything with that prefix belongs to rxbench.
 """
 
@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +24,8 @@ from . import ROOT
 
 STATE_DIR = Path(os.environ.get("RXBENCH_STATE_DIR", "/run/rxbench"))
 NETNS_PREFIX = "rxb-"
+# DPDK's EAL keeps a runtime directory per --file-prefix; ours are rxb-<token>
+DPDK_RUNTIME = Path("/var/run/dpdk")
 
 
 def new_token() -> str:
@@ -54,7 +57,7 @@ class Registry:
         me = os.getpid()
         self.data = {"token": token, "pid": me, "pid_start": pid_start(me),
                      "checkout": str(ROOT), "created_at": time.time(),
-                     "netns": [], "pids": [], "files": []}
+                     "netns": [], "pids": [], "files": [], "dirs": []}
 
     def _save(self) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -124,6 +127,10 @@ def release(data: dict) -> list[str]:
             done.append(f"file {f}")
         except FileNotFoundError:
             pass
+    for d in data.get("dirs", []):
+        if os.path.isdir(d):
+            shutil.rmtree(d, ignore_errors=True)
+            done.append(f"directory {d}")
     return done
 
 
@@ -141,6 +148,7 @@ def clean(all_orphans: bool = True) -> list[str]:
                 continue
             if alive(data.get("pid", -1), data.get("pid_start")):
                 claimed.update(data.get("netns", []))
+                claimed.update(data.get("dirs", []))
                 continue
             removed += release(data)
             f.unlink(missing_ok=True)
@@ -150,6 +158,10 @@ def clean(all_orphans: bool = True) -> list[str]:
             if ns.startswith(NETNS_PREFIX) and ns not in claimed:
                 delete_netns(ns)
                 removed.append(f"netns {ns}")
+        for d in sorted(DPDK_RUNTIME.glob(NETNS_PREFIX + "*")):
+            if str(d) not in claimed:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(f"directory {d}")
     return removed
 
 

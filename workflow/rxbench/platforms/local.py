@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 
 from .. import RxbenchError
@@ -124,6 +125,8 @@ class LocalTestbed:
             kill_pid(pid, start)      # only if it is still the process we started
         for ns in self.registry.data["netns"]:
             delete_netns(ns)
+        for d in self.registry.data["dirs"]:
+            shutil.rmtree(d, ignore_errors=True)
         self.registry.remove_file()
         self.log(f"testbed down: {', '.join(self.registry.data['netns'])} removed")
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .base import Generator, Receiver
+import shutil
+import sys
+
+from .. import ROOT
+from ..state import DPDK_RUNTIME, NETNS_PREFIX
+from .base import Generator, Receiver, Unsupported
 
 
 class XdpDrop(Receiver):
@@ -15,17 +20,18 @@ class XdpDrop(Receiver):
 
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
-        return r.exec([self.binary(), "--ifname", r.ifname, "--mode", "native",
+        return r.exec([self.binary(), "--ifname", r.ifname,
+                       "--mode", self.cell.params.get("mode", "native"),
                        "--duration", f"{bound_s:.3f}"], self.placement.application)
 
 
 class AfXdp(Receiver):
     """AF_XDP sockets (native/rxb_af_xdp.c, libxdp): one socket and thread
     per queue and receiver core, libxdp's XSK program redirecting into
-    them. Copy-mode bind (veth has no zero-copy) and poll() with
-    need_wakeup: a consumer that spins on the core of the NAPI kthread
-    starves it (machine.md). Bind and wait variants come with the
-    Ethernet-layer issue."""
+    them. Variants: bind (copy, zerocopy: unsupported on veth, auto),
+    wait (poll() with need_wakeup, the default: a consumer that spins on
+    the core of the NAPI kthread starves it; spin; busy_poll: preferred
+    busy polling, the application drives NAPI) and batch."""
 
     name = "af_xdp"
     tool = "rxb-af-xdp"
@@ -34,9 +40,11 @@ class AfXdp(Receiver):
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
         app = self.placement.application
+        p = self.cell.params
         return r.exec([self.binary(), "--ifname", r.ifname, "--queues", str(len(app)),
-                       "--cpus", ",".join(map(str, app)), "--bind", "copy", "--mode", "native",
-                       "--wait", "poll", "--duration", f"{bound_s:.3f}"])
+                       "--cpus", ",".join(map(str, app)), "--bind", p.get("bind", "copy"),
+                       "--mode", "native", "--wait", p.get("wait", "poll").replace("_", "-"),
+                       "--batch", str(p.get("batch", 64)), "--duration", f"{bound_s:.3f}"])
 
     def stage_drops(self, a: dict, b: dict) -> dict:
         # XDP_STATISTICS: rx_dropped includes frames lost to an empty fill
@@ -44,6 +52,64 @@ class AfXdp(Receiver):
         xa, xb = a.get("xsk", {}), b.get("xsk", {})
         return {f"xsk_{k}": int(xb.get(k, 0)) - int(xa.get(k, 0))
                 for k in ("rx_dropped", "rx_ring_full", "rx_invalid_descs")}
+
+
+class Dpdk(Receiver):
+    """DPDK's own receiver: dpdk-testpmd --forward-mode=rxonly on a poll-mode
+    driver that works on veth/virtio without hugepages or PCI (af_xdp, the
+    default, or af_packet), one forwarding lcore per receiver core plus the
+    main lcore sharing the first. rxbench.testpmd drives its prompt and
+    speaks the native tools' JSON lines. The af_xdp PMD's busy_budget is a
+    variant (0: no preferred busy polling, as it is slower on veth here)."""
+
+    name = "dpdk"
+    tool = "dpdk-testpmd"
+    kernel_options = ("CONFIG_PACKET",)
+    ready_timeout = 90.0        # EAL init without hugepages takes seconds
+    MEMORY_MB = 1024            # the default mbuf pool does not fit in 512
+    MBUFS = 16384
+
+    def probe(self) -> None:
+        if self.cell.params.get("pmd", "af_xdp") == "af_xdp":
+            self.kernel_options = ("CONFIG_XDP_SOCKETS", "CONFIG_BPF_SYSCALL")
+        super().probe()
+        for tool in (self.tool, "stdbuf"):
+            if not shutil.which(tool):
+                raise Unsupported(f"{tool} is not installed (Debian: dpdk-dev; Nix: the devShell)")
+
+    def binary(self) -> str:
+        return shutil.which(self.tool) or self.tool
+
+    def vdev(self) -> str:
+        p, r, n = self.cell.params, self.tb.receiver, len(self.placement.application)
+        if p.get("pmd", "af_xdp") == "af_xdp":
+            return (f"net_af_xdp0,iface={r.ifname},start_queue=0,queue_count={n},"
+                    f"busy_budget={p.get('busy_budget', 0)}")
+        # a ring of 4096 frames, like our own receivers (the PMD default is 512)
+        return f"net_af_packet0,iface={r.ifname},qpairs={n},framecnt=4096"
+
+    def argv(self, bound_s: float) -> list[str]:
+        r, app = self.tb.receiver, self.placement.application
+        n = len(app)
+        prefix = f"{NETNS_PREFIX}{self.tb.token}"
+        rundir = DPDK_RUNTIME / prefix
+        self.tb.registry.add("dirs", str(rundir))     # written down before EAL creates it
+        lcores = ",".join([f"0@{app[0]}"] + [f"{i + 1}@{c}" for i, c in enumerate(app)])
+        testpmd = [
+            "stdbuf", "-oL", self.binary(),            # its printf output, line by line
+            "--no-huge", "-m", str(self.MEMORY_MB), "--no-pci", "--file-prefix", prefix,
+            "--lcores", lcores, "--vdev", self.vdev(), "--",
+            "-i", "--forward-mode=rxonly", f"--total-num-mbufs={self.MBUFS}",
+            f"--rxq={n}", f"--txq={n}", f"--nb-cores={n}"]
+        wrapper = ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
+                   "rxbench.testpmd", "--duration", f"{bound_s:.3f}",
+                   "--runtime-dir", str(rundir), "--"]
+        return r.exec(wrapper + testpmd, app)
+
+    def stage_drops(self, a: dict, b: dict) -> dict:
+        # the af_xdp PMD reports the socket's XDP_STATISTICS drops as imissed
+        return {f"dpdk_{k}": int(b.get(k, 0)) - int(a.get(k, 0))
+                for k in ("imissed", "ierrors", "nombuf")}
 
 
 class AfPacket(Receiver):
