@@ -1,31 +1,177 @@
-"""Speed benchmark of the local testbed: each receiver in each NAPI
-placement, with the rate the generator offered, side by side, median of N.
+"""Speed benchmark of the local testbed, median of N, printed side by side:
 
   python -m rxbench bench [--reps 5] [--duration 5] [--sizes 64,1518]
 
-Every row is a real cell (runner.run_cell) written to a scratch
-directory; "offered" is the generator's rate in that cell. The generator
-cannot be measured alone on veth: with the receiver's end down veth
-refuses every frame (ENOBUFS), which the generator treats as
-back-pressure, so nothing is ever accepted. The cheapest sink is the
-in-kernel XDP_DROP with NAPI on the other CPU, the first row.
+1. Generators: each candidate sends into the cheapest sink there is (the
+   in-kernel XDP_DROP, NAPI threaded on the receiver's CPU) and the rate
+   is what that sink counted over the interval. A generator cannot be
+   measured alone on veth: with the peer down veth refuses every frame,
+   and with the peer up the peer's receive path pushes back, so "alone"
+   means "into XDP_DROP on the other CPU". Candidates: rxb-gen
+   (PACKET_TX_RING, and sendmmsg), trafgen, dpdk-testpmd txonly on the
+   af_packet and af_xdp PMDs (each where installed).
+2. Receivers: each stack in each NAPI placement as a real cell
+   (runner.run_cell) in a scratch directory, with the rate the generator
+   offered in that cell.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import statistics
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-from . import cells
+from . import ROOT, RxbenchError, cells
 from .config import resolve
+from .measure import cpu_delta, read_proc_stat
+from .platforms.local import LocalTestbed
+from .proc import Tool
 from .runner import run_cell, signals_raise
+from .stacks import XdpDrop, native_tool
 from .util import Log
 
 
+def _trafgen_conf(path: Path, dst_mac: str, size: int) -> None:
+    """One UDP/IPv4 frame of `size` bytes with FCS (size - 4 on the wire),
+    198.18.0.1 -> 198.18.0.2, in trafgen's configuration language."""
+    mac = ", ".join(f"0x{b}" for b in dst_mac.split(":"))
+    ip_len, udp_len = size - 4 - 14, size - 4 - 14 - 20
+    path.write_text(
+        f"{{ {mac}, 0x02,0,0,0,0,1, 0x08,0x00,\n"
+        f"  0x45,0x00, const16({ip_len}), 0,0, 0x40,0x00, 64, 17, csumip(14, 33),\n"
+        f"  198,18,0,1, 198,18,0,2,\n"
+        f"  const16(9), const16(9), const16({udp_len}), const16(0), fill(0x00, {udp_len - 8}) }}\n")
+
+
+def _generator_argv(kind: str, tb, size: int, bound: float, tmp: Path) -> list[str] | None:
+    s, r = tb.sender, tb.receiver
+    if kind.startswith("rxb-gen"):
+        method = "sendmmsg" if "sendmmsg" in kind else "mmap"
+        return [native_tool("rxb-gen"), "--ifname", s.ifname, "--dst-mac", r.mac,
+                "--src-ip", s.ip, "--dst-ip", r.ip, "--size", str(size), "--method", method,
+                "--duration", f"{bound:.3f}"]
+    if kind == "trafgen":
+        if not shutil.which("trafgen"):
+            return None
+        conf = tmp / f"trafgen-{size}.cfg"
+        _trafgen_conf(conf, r.mac, size)
+        # bounded by count (100 Mpkt) and by `timeout`; -Q: leave IRQ affinity
+        # alone; -S: a TX ring within the default socket buffer (trafgen
+        # cannot raise the global wmem sysctls from a namespace, and with
+        # its default ring it sends nothing and gives up)
+        return ["timeout", "-s", "INT", f"{bound:.0f}", "trafgen", "--dev", s.ifname,
+                "--conf", str(conf), "--cpus", "1", "-n", "100000000", "-Q", "-C",
+                "-S", "64KiB"]
+    if kind.startswith("testpmd"):
+        if not shutil.which("dpdk-testpmd"):
+            return None
+        pmd = kind.split()[-1]
+        vdev = (f"net_af_xdp0,iface={s.ifname}" if pmd == "af_xdp"
+                else f"net_af_packet0,iface={s.ifname},framecnt=4096")
+        prefix = f"rxb-{tb.token}"
+        tb.registry.add("dirs", f"/var/run/dpdk/{prefix}")
+        cpu = tb.pcfg["generator_cpus"][0]
+        return ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
+                "rxbench.testpmd", "--duration", f"{bound:.3f}", "--runtime-dir",
+                f"/var/run/dpdk/{prefix}", "--", "stdbuf", "-oL", "dpdk-testpmd", "--no-huge",
+                "-m", "1024", "--no-pci", "--file-prefix", prefix, "--lcores", f"0@{cpu},1@{cpu}",
+                "--vdev", vdev, "--", "-i", "--forward-mode=txonly", f"--txpkts={size - 4}",
+                f"--eth-peer=0,{r.mac}", f"--tx-ip={s.ip},{r.ip}", "--total-num-mbufs=16384"]
+    raise ValueError(kind)
+
+
+GENERATOR_KINDS = ["rxb-gen", "rxb-gen sendmmsg", "trafgen", "testpmd af_packet",
+                   "testpmd af_xdp"]
+
+
+def generator_rate(kind: str, size: int, cfg: dict, log: Log, tmp: Path,
+                   warmup: float, duration: float) -> dict | None:
+    """Rate (pps) that XDP_DROP counted while `kind` sent into it."""
+    cell = cells.Cell("local", "eth", "xdp_drop", {"cores": 1, "size": size,
+                                                   "napi": "receiver"}, 1)
+    tb = LocalTestbed(cfg, log)
+    placement = tb.cpus(1, "receiver")
+    sink = XdpDrop(cfg, cell, tb, placement)
+    with tb:
+        argv = _generator_argv(kind, tb, size, warmup + duration + 2.0, tmp)
+        if argv is None:
+            return None
+        rx = Tool("receiver", sink.argv(warmup + duration + 30), log, tb.registry,
+                  name=sink.tool).start()
+        rx.wait_event("ready", sink.ready_timeout)
+        tb.place_napi(placement)
+        gen = Tool("generator", tb.sender.exec(argv, placement.generator), log, tb.registry,
+                   name=kind).start()
+        if kind.startswith("testpmd"):
+            gen.wait_event("ready", 90)
+        time.sleep(warmup)
+        a, sa = rx.snapshot(), read_proc_stat()
+        time.sleep(duration)
+        b, sb = rx.snapshot(), read_proc_stat()
+        gen.stop(signal.SIGINT, timeout=15)
+        rx.stop(signal.SIGTERM)
+    got = int(b["packets"]) - int(a["packets"])
+    cpu = cpu_delta(sa, sb)
+    return {"pps": got / ((b["t_ns"] - a["t_ns"]) / 1e9),
+            "gen_cpu": max(cpu[str(c)]["busy_frac"] for c in placement.generator),
+            "rx_cpu": max(cpu[str(c)]["busy_frac"] for c in placement.application)}
+
+
+def generators(reps: int, duration: float, sizes: list[int], kinds: list[str]) -> None:
+    cfg = resolve({"profile": "smoke"})
+    with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp, signals_raise():
+        log = Log(Path(tmp) / "generators.log")
+        rows = []
+        for kind in kinds:
+            for size in sizes:
+                runs = []
+                for _ in range(reps):
+                    try:
+                        r = generator_rate(kind, size, cfg, log, Path(tmp), 1.0, duration)
+                    except Exception as e:      # a candidate that fails is reported, not fatal
+                        print(f"{kind} {size} B: failed: {e}")
+                        r = {}
+                    if r is None:
+                        break
+                    if r:
+                        runs.append(r)
+                rows.append((kind, size, runs))
+    print(f"\ngenerators into XDP_DROP (NAPI on CPU 1), generator on CPU "
+          f"{cfg['platforms']['local']['generator_cpus']}, median of {reps} x {duration:g} s")
+    print(f"{'generator':22} {'size':>5} {'Mpps':>7} {'min-max':>13} {'gen CPU':>8} {'sink CPU':>9}")
+    for kind, size, runs in rows:
+        if not runs:
+            print(f"{kind:22} {size:>5} {'n/a (not installed or failed)':>30}")
+            continue
+        pps = [r["pps"] / 1e6 for r in runs]
+        print(f"{kind:22} {size:>5} {statistics.median(pps):7.3f} "
+              f"{min(pps):6.3f}-{max(pps):.3f} "
+              f"{statistics.median(r['gen_cpu'] for r in runs):8.2f} "
+              f"{statistics.median(r['rx_cpu'] for r in runs):9.2f}")
+
+
 def main(reps: int, duration: float, sizes: list[int], stacks: list[str],
-         napis: list[str]) -> int:
+         napis: list[str], kinds: list[str]) -> int:
+    if os.geteuid() != 0:
+        raise RxbenchError("the benchmark runs real cells: run it as root")
+    for k in kinds:
+        if k not in GENERATOR_KINDS:
+            raise RxbenchError(f"unknown generator {k!r}; known: {', '.join(GENERATOR_KINDS)}")
+    if kinds:
+        generators(reps, duration, sizes, kinds)
+    if stacks:
+        receivers(reps, duration, sizes, stacks, napis)
+    return 0
+
+
+def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
+              napis: list[str]) -> None:
     cfg = resolve({"profile": "smoke", "duration_s": duration, "warmup_s": 1,
                    "eth": {"stacks": stacks, "sizes": sizes, "variants": {"napi": napis}}})
     rows = []
@@ -63,4 +209,3 @@ def main(reps: int, duration: float, sizes: list[int], stacks: list[str],
         rng = f"{min(rx):.3f}-{max(rx):.3f}" if rx else "-"
         print(f"{label:28} {size:>5} {off:13.3f} {rx_s} {rng:>13} {str(sat):>15} "
               f"{(str(gb) + '/' + str(len(runs))) if rx else '-':>9}")
-    return 0

@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--reps", type=int, default=5)
     b.add_argument("--duration", type=float, default=5.0)
     b.add_argument("--sizes", default="64,1518")
-    b.add_argument("--stacks", default="xdp_drop")
+    b.add_argument("--stacks", default="xdp_drop,af_xdp,dpdk,af_packet",
+                   help="receivers to measure ('none': skip)")
     b.add_argument("--napi", default="receiver,sender")
+    b.add_argument("--generators", default="rxb-gen,rxb-gen sendmmsg,trafgen,"
+                                           "testpmd af_packet,testpmd af_xdp",
+                   help="generators to compare ('none': skip)")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
@@ -77,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "bench":
             from .bench import main as bench
             return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
-                         args.stacks.split(","), args.napi.split(","))
+                         [] if args.stacks == "none" else args.stacks.split(","),
+                         args.napi.split(","),
+                         [] if args.generators == "none" else args.generators.split(","))
         if args.cmd == "aggregate":
             from .aggregate import write_summary
             write_summary(args.cells, args.out)
