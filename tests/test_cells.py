@@ -22,8 +22,14 @@ def test_non_default_variant_is_a_level():
 
 def test_every_expanded_cell_parses_back_to_itself():
     ts = cells.targets(CFG)
-    assert len(ts) == len(set(ts)) == len(CFG["eth"]["stacks"]) * len(CFG["eth"]["sizes"]) \
+    eth = [t for t in ts if "/eth/" in t]
+    assert len(eth) == len(CFG["eth"]["stacks"]) * len(CFG["eth"]["sizes"]) \
         * len(CFG["eth"]["cores"]) * len(CFG["eth"]["variants"]["napi"]) * CFG["reps"]
+    tcp = CFG["tcp"]
+    touched = len([s for s in tcp["stacks"] if s != "iperf3"])
+    assert len(ts) - len(eth) == (2 * touched + ("iperf3" in tcp["stacks"])) \
+        * len(tcp["conns"]) * len(tcp["msgs"]) * CFG["reps"]
+    assert len(ts) == len(set(ts))
     for t, c in zip(ts, cells.expand(CFG)):
         assert cells.parse(t, CFG) == c
         assert cells.parse(t, CFG).params == c.params
@@ -82,3 +88,15 @@ def test_parse_fills_default_variants_and_accepts_absolute_paths():
 def test_bad_names_are_refused(path, msg):
     with pytest.raises(cells.CellNameError, match=msg):
         cells.parse(path, CFG)
+
+
+def test_tcp_cells_name_touch_and_the_epoll_trigger_only_when_not_default():
+    ts = cells.targets(CFG)
+    assert "results/local/tcp/epoll/conns=8/msg=65536/rep=1.json" in ts
+    assert "results/local/tcp/epoll/conns=8/msg=65536/touch=1/rep=1.json" in ts
+    assert "results/local/tcp/iperf3/conns=8/msg=65536/rep=1.json" in ts
+    assert not any("/iperf3/" in t and "touch=" in t for t in ts)
+    c = cells.parse("results/local/tcp/epoll/conns=8/msg=1024/touch=1/rep=2.json", CFG)
+    assert c.params == {"conns": 8, "msg": 1024, "cores": 1, "touch": 1, "trigger": "level"}
+    with pytest.raises(cells.CellNameError, match="unknown key 'touch'"):
+        cells.parse("results/local/tcp/iperf3/conns=8/msg=1024/touch=1/rep=2.json", CFG)

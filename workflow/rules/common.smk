@@ -29,5 +29,5 @@ TABLES = [f"{GENERATED}/eth_table.tex"]
 
 def cell_config(wildcards):
     """What a cell's runner needs, as JSON (changes to other keys do not rerun cells)."""
-    keep = ("profile", "platform", "warmup_s", "duration_s", "timeout_s", "eth", "platforms")
+    keep = ("profile", "platform", "warmup_s", "duration_s", "timeout_s", "eth", "tcp", "platforms")
     return json.dumps({k: config[k] for k in keep}, sort_keys=True)

@@ -10,17 +10,19 @@ import pandas as pd
 from .result import load_result
 from .util import atomic_write
 
-COLUMNS = ["platform", "layer", "stack", "cores", "size", "conns", "msg", "napi", "rep",
-           "status", "reason", "offered_pps", "rx_pps", "rx_gbps", "generator_bound",
-           "bottleneck", "saturated_cpus", "cpu_ns_per_pkt", "duration_s", "sent_packets",
-           "rx_packets", "kernel", "cpu_model", "nic_driver", "git_rev", "started_at", "path"]
+COLUMNS = ["platform", "layer", "stack", "cores", "size", "conns", "msg", "napi", "touch",
+           "rep", "status", "reason", "offered_pps", "rx_pps", "rx_gbps", "offered_gbps",
+           "generator_bound", "bottleneck", "saturated_cpus", "cpu_ns_per_pkt",
+           "cpu_ns_per_byte", "duration_s", "sent_packets", "rx_packets", "sent_bytes",
+           "rx_bytes", "kernel", "cpu_model", "nic_driver", "git_rev", "started_at", "path"]
 
 
 def row(data: dict, path: str) -> dict:
     r = {k: data.get(k) for k in ("platform", "layer", "stack", "rep", "status", "reason",
-                                   "offered_pps", "rx_pps", "rx_gbps", "generator_bound",
-                                   "bottleneck", "cpu_ns_per_pkt", "duration_s",
-                                   "sent_packets", "rx_packets")}
+                                   "offered_pps", "rx_pps", "rx_gbps", "offered_gbps",
+                                   "generator_bound", "bottleneck", "cpu_ns_per_pkt",
+                                   "cpu_ns_per_byte", "duration_s", "sent_packets",
+                                   "rx_packets", "sent_bytes", "rx_bytes")}
     r.update(data.get("params", {}))
     sat = data.get("saturated_cpus")
     r["saturated_cpus"] = " ".join(map(str, sat)) if sat else ""
@@ -43,7 +45,8 @@ def summarize(paths: list[str]) -> pd.DataFrame:
             df[c] = None
     extra = sorted(c for c in df.columns if c not in COLUMNS)
     df = df[COLUMNS + extra]
-    return df.sort_values(["layer", "stack", "cores", "size", "napi", "rep"],
+    return df.sort_values(["layer", "stack", "cores", "size", "conns", "msg", "napi", "touch",
+                           "rep"],
                           na_position="first", kind="stable").reset_index(drop=True)
 
 

@@ -13,6 +13,12 @@
 2. Receivers: each stack in each NAPI placement as a real cell
    (runner.run_cell) in a scratch directory, with the rate the generator
    offered in that cell.
+
+  python -m rxbench bench --layer tcp [--reps 5] [--duration 5] [--conns 1,8] [--msg 65536]
+
+3. TCP servers: iperf3's server (with its client) and each of ours (with
+   rxb-tcp-send), as real cells: goodput, the sender's rate, server CPU
+   per byte, saturated CPUs.
 """
 
 from __future__ import annotations
@@ -209,3 +215,53 @@ def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
         rng = f"{min(rx):.3f}-{max(rx):.3f}" if rx else "-"
         print(f"{label:28} {size:>5} {off:13.3f} {rx_s} {rng:>13} {str(sat):>15} "
               f"{(str(gb) + '/' + str(len(runs))) if rx else '-':>9}")
+
+
+TCP_STACKS = ["iperf3", "blocking", "epoll", "uring", "uring_opt", "uring_zcrx"]
+
+
+def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str],
+        touch: int = 0) -> int:
+    if os.geteuid() != 0:
+        raise RxbenchError("the benchmark runs real cells: run it as root")
+    cfg = resolve({"profile": "smoke", "warmup_s": 1,
+                   "tcp": {"stacks": stacks, "conns": conns, "msgs": [msg],
+                           "duration_s": duration}})
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp, signals_raise():
+        for stack in stacks:
+            for n in conns:
+                runs = []
+                for rep in range(1, reps + 1):
+                    params = {"conns": n, "msg": msg, "cores": 1}
+                    if stack != "iperf3":
+                        params["touch"] = touch
+                    cell = cells.Cell("local", "tcp", stack, params, rep)
+                    out = cell.path(cells.variant_defaults(cfg, "tcp", stack),
+                                    root=f"{tmp}/results")
+                    run_cell(out, cfg, out.replace(".json", ".log"))
+                    res = json.loads(Path(out).read_text())
+                    if res["status"] != "ok":
+                        print(f"{stack} conns={n} rep {rep}: {res['status']}: {res['reason']}")
+                        if res["status"] == "unsupported":
+                            break
+                        continue
+                    runs.append(res)
+                rows.append((stack, n, runs))
+    print(f"\nTCP, {msg}-byte messages, median of {reps} x {duration:g} s, server on CPU "
+          f"1, sender on CPU {cfg['platforms']['local']['generator_cpus']}, touch={touch}")
+    print(f"{'server':11} {'conns':>5} {'Gbit/s':>7} {'min-max':>13} {'sender Gbit/s':>13} "
+          f"{'ns/byte':>8} {'saturated':>10} {'gen-bound':>9}")
+    for stack, n, runs in rows:
+        if not runs:
+            print(f"{stack:11} {n:>5} {'n/a':>7}")
+            continue
+        g = [r["rx_gbps"] for r in runs]
+        cpb = [r["cpu_ns_per_byte"] for r in runs if r.get("cpu_ns_per_byte") is not None]
+        sat = sorted({c for r in runs for c in r["saturated_cpus"]})
+        gb = sum(1 for r in runs if r["generator_bound"])
+        print(f"{stack:11} {n:>5} {statistics.median(g):7.2f} {min(g):6.2f}-{max(g):<6.2f} "
+              f"{statistics.median(r['offered_gbps'] for r in runs):13.2f} "
+              f"{statistics.median(cpb) if cpb else float('nan'):8.3f} {str(sat):>10} "
+              f"{gb}/{len(runs):<7}")
+    return 0

@@ -21,14 +21,20 @@ from dataclasses import dataclass, field
 from . import RxbenchError
 
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
-VARIANTS = {"eth": ("napi",), "tcp": ()}
+VARIANTS = {"eth": ("napi",), "tcp": ("cores",)}
 # a stack's own variants, configured under <layer>.<stack> in the config
 STACK_VARIANTS = {
     ("eth", "xdp_drop"): ("mode",),
     ("eth", "af_xdp"): ("bind", "wait", "batch"),
     ("eth", "dpdk"): ("pmd", "busy_budget"),
+    # every TCP server of ours can read each byte (touch); iperf3 cannot
+    ("tcp", "blocking"): ("touch",),
+    ("tcp", "epoll"): ("touch", "trigger"),
+    ("tcp", "uring"): ("touch",),
+    ("tcp", "uring_opt"): ("touch",),
+    ("tcp", "uring_zcrx"): ("touch",),
 }
-INT_KEYS = {"cores", "size", "conns", "msg", "batch", "busy_budget"}
+INT_KEYS = {"cores", "size", "conns", "msg", "batch", "busy_budget", "touch"}
 
 
 def variant_keys(layer: str, stack: str) -> tuple[str, ...]:
@@ -152,6 +158,16 @@ def expand(cfg: dict) -> list[Cell]:
                 params = {"cores": cores, "size": size, **dict(zip(vkeys, vvals))}
                 for rep in range(1, cfg["reps"] + 1):
                     cells.append(Cell(cfg["platform"], "eth", stack, params, rep))
+    tcp = cfg.get("tcp")
+    if tcp:
+        for stack in tcp["stacks"]:
+            variants = variant_values(cfg, "tcp", stack)
+            vkeys = list(variants)
+            for conns, msg, *vvals in itertools.product(
+                    tcp["conns"], tcp["msgs"], *(variants[k] for k in vkeys)):
+                params = {"conns": conns, "msg": msg, **dict(zip(vkeys, vvals))}
+                for rep in range(1, cfg["reps"] + 1):
+                    cells.append(Cell(cfg["platform"], "tcp", stack, params, rep))
     return cells
 
 

@@ -61,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--reps", type=int, default=5)
     b.add_argument("--duration", type=float, default=5.0)
     b.add_argument("--sizes", default="64,1518")
-    b.add_argument("--stacks", default="xdp_drop,af_xdp,dpdk,af_packet",
-                   help="receivers to measure ('none': skip)")
+    b.add_argument("--stacks", default="",
+                   help="eth receivers (default xdp_drop,af_xdp,dpdk,af_packet) or tcp servers "
+                        "(default iperf3 and all of ours); 'none': skip")
     b.add_argument("--napi", default="receiver,sender")
+    b.add_argument("--layer", choices=["eth", "tcp"], default="eth")
+    b.add_argument("--conns", default="1,8", help="tcp: connections")
+    b.add_argument("--msg", type=int, default=65536, help="tcp: message bytes")
+    b.add_argument("--touch", type=int, choices=[0, 1], default=0, help="tcp: servers read every byte")
     b.add_argument("--generators", default="rxb-gen,rxb-gen sendmmsg,trafgen,"
                                            "testpmd af_packet,testpmd af_xdp",
                    help="generators to compare ('none': skip)")
@@ -78,10 +83,16 @@ def main(argv: list[str] | None = None) -> int:
             cfg = (json.loads(args.config_json) if args.config_json
                    else resolve(_overrides(args.config)))
             return run_cell(args.out, cfg, args.log)
+        if args.cmd == "bench" and args.layer == "tcp":
+            from .bench import TCP_STACKS, tcp
+            stacks = args.stacks.split(",") if args.stacks else TCP_STACKS
+            return tcp(args.reps, args.duration, [int(x) for x in args.conns.split(",")],
+                       args.msg, stacks, args.touch)
         if args.cmd == "bench":
             from .bench import main as bench
             return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
-                         [] if args.stacks == "none" else args.stacks.split(","),
+                         [] if args.stacks == "none" else
+                         (args.stacks or "xdp_drop,af_xdp,dpdk,af_packet").split(","),
                          args.napi.split(","),
                          [] if args.generators == "none" else args.generators.split(","))
         if args.cmd == "aggregate":

@@ -125,11 +125,18 @@ def check_host(cfg: dict, ncpus: int | None = None) -> None:
                     f"config key eth.variants.napi: 'dedicated' needs a CPU of its own beside "
                     f"{cores} receiver core(s) and the generator's; this host has {ncpus} CPUs; "
                     f"allowed values here: receiver, sender")
-    if cfg["warmup_s"] + cfg["duration_s"] + 5 > cfg["timeout_s"]:
+        for i, cores in enumerate(cfg["tcp"]["variants"]["cores"]):
+            if cores > free:
+                raise ConfigError(
+                    f"config key tcp.variants.cores[{i}]: {cores} server cores is more than this "
+                    f"host has ({ncpus} CPUs, {len(gen)} for the sender); "
+                    f"allowed: 1..{max(free, 0)}")
+    longest = max(cfg["duration_s"], cfg["tcp"]["duration_s"])
+    if cfg["warmup_s"] + longest + 5 > cfg["timeout_s"]:
         raise ConfigError(
             f"config key timeout_s: {cfg['timeout_s']} leaves no room for warmup_s + duration_s "
-            f"({cfg['warmup_s']} + {cfg['duration_s']}) + 5 s of set-up; "
-            f"allowed: >= {cfg['warmup_s'] + cfg['duration_s'] + 5}")
+            f"({cfg['warmup_s']} + {longest}) + 5 s of set-up; "
+            f"allowed: >= {cfg['warmup_s'] + longest + 5}")
 
 
 _NUMBER = re.compile(r"^-?(\d+|\d*\.\d+)([eE][-+]?\d+)?$")

@@ -92,3 +92,33 @@ def ethtool_stats(netns: str, ifname: str) -> dict[str, int]:
 
 def delta(a: dict, b: dict) -> dict:
     return {k: b[k] - a.get(k, 0) for k in b if isinstance(b[k], (int, float))}
+
+
+# TCP counters (nstat) that say where bytes were lost or sent again
+TCP_COUNTERS = {
+    "TcpRetransSegs": "tcp_retrans_segs",
+    "TcpExtTCPLostRetransmit": "tcp_lost_retransmit",
+    "TcpExtTCPRcvQDrop": "tcp_rcvq_drop",
+    "TcpExtTCPBacklogDrop": "tcp_backlog_drop",
+    "TcpExtTCPOFODrop": "tcp_ofo_drop",
+    "TcpExtTCPZeroWindowDrop": "tcp_zero_window_drop",
+    "TcpExtListenDrops": "tcp_listen_drops",
+    "TcpExtListenOverflows": "tcp_listen_overflows",
+}
+
+
+def parse_nstat_json(text: str) -> dict[str, int]:
+    """Every Tcp*/TcpExt* counter, absolute."""
+    data = json.loads(text or "{}").get("kernel", {})
+    return {k: int(v) for k, v in data.items() if k.startswith("Tcp")}
+
+
+def tcp_drops(counters: dict[str, int]) -> dict[str, int]:
+    """The loss-related subset, under short names."""
+    return {short: int(counters.get(name, 0)) for name, short in TCP_COUNTERS.items()}
+
+
+def nstat(netns: str) -> dict[str, int]:
+    """Absolute TCP counters of a namespace (nstat -a: no history file kept)."""
+    return parse_nstat_json(run(["ip", "netns", "exec", netns, "nstat", "-asz", "--json"],
+                                check=False))

@@ -16,11 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import RxbenchError, cells, provenance
-from .measure import cpu_delta, delta, ethtool_stats, link_stats, proc_cpu, read_proc_stat
+from .measure import (cpu_delta, delta, ethtool_stats, link_stats, nstat, proc_cpu,
+                      read_proc_stat, tcp_drops)
 from .platforms import testbed
 from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
-from .stacks import GENERATORS, RECEIVERS, Unsupported
+from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
+from .stacks.tcp import Iperf3
 from .state import clean, testbed_lock
 from .util import Log, atomic_write_json
 
@@ -215,6 +217,146 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     return out
 
 
+def _tcp_snapshot(tb, server: Tool | None, sender: Tool | None, threads: list[dict]) -> dict:
+    t0 = time.monotonic_ns()
+    stat = read_proc_stat()
+    snap = {"t0_ns": t0, "stat": stat,
+            "server": server.snapshot() if server else None,
+            "sender": sender.snapshot() if sender else None,
+            "nstat": {"sender": nstat(tb.sender.netns), "receiver": nstat(tb.receiver.netns)},
+            "links": {"sender": link_stats(tb.sender.netns, tb.sender.ifname),
+                      "receiver": link_stats(tb.receiver.netns, tb.receiver.ifname)}}
+    snap["t1_ns"] = time.monotonic_ns()
+    return snap
+
+
+def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
+                sent_bytes: int, sent_s: float) -> dict:
+    """Goodput, CPU per byte and TCP's own loss counters over [a, b]."""
+    cpu = cpu_delta(a["stat"], b["stat"])
+    saturated = sorted(int(c) for c, v in cpu.items() if v["busy_frac"] >= SATURATED)
+    server_cpus = set(placement.application)
+    sender_cpus = set(placement.generator)
+    server_sat = bool(server_cpus & set(saturated))
+    sender_sat = bool(sender_cpus & set(saturated))
+    server_busy = sum(cpu[str(c)]["busy_s"] for c in server_cpus)
+    drops, tcp_counters = {}, {}
+    for side in ("sender", "receiver"):
+        d = delta(a["nstat"][side], b["nstat"][side])
+        for k, v in tcp_drops(d).items():
+            drops[f"{side}_{k}"] = int(v)
+        tcp_counters[side] = {k: int(v) for k, v in d.items() if v}
+    gbps = rx_bytes * 8 / rx_s / 1e9 if rx_s > 0 else 0.0
+    return {
+        "duration_s": round(rx_s, 6),
+        "offered_pps": None,
+        "rx_pps": None,
+        "rx_gbps": gbps,
+        "offered_gbps": sent_bytes * 8 / sent_s / 1e9 if sent_s > 0 else 0.0,
+        "rx_bytes": rx_bytes,
+        "sent_bytes": sent_bytes,
+        "drops": drops,
+        "tcp_counters": tcp_counters,     # every TCP counter that moved, per side
+        "cpu": {c: {k: round(v[k], 4) for k in ("busy_s", "user_s", "sys_s", "softirq_s",
+                                                "irq_s", "busy_frac")} for c, v in cpu.items()},
+        # the server's cores only; veth runs TCP's receive path in softirq on
+        # the sender's CPU, which is counted there (see cpu)
+        "cpu_ns_per_byte": server_busy * 1e9 / rx_bytes if rx_bytes else None,
+        "saturated_cpus": saturated,
+        "bottleneck": "server" if server_sat else "sender" if sender_sat else "none",
+        "generator_bound": bool(sender_sat and not server_sat),
+    }
+
+
+def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
+    """One TCP cell: server in the receiver namespace, sender in the other,
+    counters at the end of the warm-up and of the measured interval."""
+    p = cell.params
+    tb = testbed(cfg, log, queues=p.get("cores", 1))
+    tb.commands = commands
+    placement = tb.cpus(p.get("cores", 1), "sender")   # veth's own receive path, untouched
+    srv = TCP_SERVERS[cell.stack](cfg, cell, tb, placement)
+    srv.probe()
+    snd = TCP_SENDER(cfg, cell, tb, placement)
+    if not isinstance(srv, Iperf3):
+        snd.probe()
+    warmup, duration, bound = cfg["warmup_s"], cfg["tcp"]["duration_s"], cfg["timeout_s"]
+    with tb:
+        extra["hosts"] = {"sender": {"netns": tb.sender.netns, "ifname": tb.sender.ifname,
+                                     "ip": tb.sender.ip},
+                          "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
+                                       "ip": tb.receiver.ip, "port": cfg["tcp"]["port"]}}
+        extra["nic_driver"] = tb.driver(tb.receiver)
+        server = Tool("server", srv.argv(bound), log, tb.registry, name=srv.tool)
+        tools[srv.tool] = srv.binary()
+        commands.append(server.command)
+        server.start()
+        if isinstance(srv, Iperf3):
+            _wait_listening(tb, cfg["tcp"]["port"], server)
+            client = Tool("sender", srv.client_argv(warmup, duration), log, tb.registry,
+                          name="iperf3")
+            commands.append(client.command)
+            client.start()
+            time.sleep(warmup)
+            a = _tcp_snapshot(tb, None, None, [])
+            time.sleep(duration)
+            b = _tcp_snapshot(tb, None, None, [])
+            if client.wait(bound) != 0:
+                raise ToolExited(client, "a clean exit")
+            server.wait(10)
+            rep = srv.client_report()
+            out = analyse_tcp(cell, a, b, placement, rep["received_bytes"], rep["received_s"],
+                              rep["sent_bytes"], rep["sent_s"])
+            out["counters"] = {"iperf3": rep}
+        else:
+            try:
+                server.wait_event("ready", srv.ready_timeout)
+            except ToolExited as e:
+                err = server.find("error")
+                if err and err.get("kind") == "unsupported":
+                    raise Unsupported(err.get("reason", str(e))) from None
+                raise
+            sender = Tool("sender", snd.argv(warmup + duration + 1.0), log, tb.registry,
+                          name=snd.tool)
+            tools[snd.tool] = snd.binary()
+            commands.append(sender.command)
+            sender.start()
+            sender.wait_event("ready", snd.ready_timeout)
+            time.sleep(warmup)
+            a = _tcp_snapshot(tb, server, sender, [])
+            time.sleep(duration)
+            b = _tcp_snapshot(tb, server, sender, [])
+            sender.stop(signal.SIGINT)
+            server.stop(signal.SIGTERM)
+            for t in (sender, server):
+                if t.returncode != 0 or t.find("final") is None:
+                    raise ToolExited(t, "a clean exit")
+            rx_bytes = srv.received(b["server"]) - srv.received(a["server"])
+            rx_s = (b["server"]["t_ns"] - a["server"]["t_ns"]) / 1e9
+            sent = snd.sent(b["sender"]) - snd.sent(a["sender"])
+            sent_s = (b["sender"]["t_ns"] - a["sender"]["t_ns"]) / 1e9
+            out = analyse_tcp(cell, a, b, placement, rx_bytes, rx_s, sent, sent_s)
+            out["counters"] = {"server_final": server.find("final"),
+                               "sender_final": sender.find("final")}
+        out["placement"] = placement.as_dict()
+    return out
+
+
+def _wait_listening(tb, port: int, server: Tool, timeout: float = 10.0) -> None:
+    """iperf3 says nothing machine-readable when it listens: ask ss."""
+    from .util import run
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if server.returncode is not None:
+            raise ToolExited(server, "listening")
+        out = run(["ip", "netns", "exec", tb.receiver.netns, "ss", "-Hltn",
+                   f"sport = :{port}"], check=False)
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise ToolExited(server, f"a listening socket on port {port}")
+
+
 def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     """Measure one cell and write its JSON. Returns the exit status."""
     cell = cells.parse(out_path, cfg)
@@ -227,11 +369,11 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     commands: list[str] = []
     tools: dict[str, str] = {}
     extra: dict = {}
-    if cell.layer != "eth":
-        raise RxbenchError(f"cell {cell.name}: layer {cell.layer} is not implemented yet")
-    if cell.stack not in RECEIVERS:
-        raise RxbenchError(f"cell {cell.name}: unknown stack {cell.stack!r}; "
-                           f"known: {', '.join(sorted(RECEIVERS))}")
+    stacks = RECEIVERS if cell.layer == "eth" else TCP_SERVERS
+    measure = measure_eth if cell.layer == "eth" else measure_tcp
+    if cell.stack not in stacks:
+        raise RxbenchError(f"cell {cell.name}: unknown {cell.layer} stack {cell.stack!r}; "
+                           f"known: {', '.join(sorted(stacks))}")
     if os.geteuid() != 0:
         raise RxbenchError("the local platform needs root (network namespaces, XDP): "
                            "run snakemake as root")
@@ -241,7 +383,7 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
         try:
-            result.update(measure_eth(cfg, cell, log, commands, tools, extra))
+            result.update(measure(cfg, cell, log, commands, tools, extra))
         except Unsupported as e:
             result.update(status="unsupported", reason=str(e))
         except (RxbenchError, OSError) as e:
@@ -255,7 +397,13 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started)
     result["provenance"]["config"] = {k: cfg[k] for k in ("profile", "warmup_s", "duration_s",
                                                           "timeout_s")}
-    if result["status"] == "ok":
+    if cell.layer == "tcp":
+        result["provenance"]["config"]["tcp_duration_s"] = cfg["tcp"]["duration_s"]
+    if result["status"] == "ok" and cell.layer == "tcp":
+        log(f"goodput {result['rx_gbps']:.2f} Gbit/s (sender {result['offered_gbps']:.2f}), "
+            f"saturated CPUs {result['saturated_cpus']}, "
+            f"generator_bound={result['generator_bound']}")
+    elif result["status"] == "ok":
         log(f"offered {result['offered_pps'] / 1e6:.3f} Mpps, received "
             f"{result['rx_pps'] / 1e6:.3f} Mpps, saturated CPUs {result['saturated_cpus']}, "
             f"generator_bound={result['generator_bound']}")

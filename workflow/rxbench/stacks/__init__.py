@@ -3,9 +3,16 @@ a cell's parameters into a command line and reads the tool's counters."""
 
 from .base import NATIVE_BUILD, Generator, Receiver, Unsupported, native_tool
 from .eth import AfPacket, AfXdp, Dpdk, RxbGen, XdpDrop
+from .tcp import Iperf3, RxbTcpSend, TcpServer
 
 RECEIVERS: dict[str, type[Receiver]] = {cls.name: cls for cls in (XdpDrop, AfXdp, Dpdk, AfPacket)}
 GENERATORS: dict[str, type[Generator]] = {cls.name: cls for cls in (RxbGen,)}
+# TCP layer: stack -> server class (our servers share one tool and class)
+TCP_SERVERS: dict[str, type[Receiver]] = {
+    **{s: TcpServer for s in ("blocking", "epoll", "uring", "uring_opt", "uring_zcrx")},
+    "iperf3": Iperf3}
+TCP_SENDER = RxbTcpSend
 
-__all__ = ["NATIVE_BUILD", "RECEIVERS", "GENERATORS", "Receiver", "Generator",
+__all__ = ["NATIVE_BUILD", "RECEIVERS", "GENERATORS", "TCP_SERVERS", "TCP_SENDER",
+           "Receiver", "Generator",
            "Unsupported", "native_tool"]

@@ -1,0 +1,130 @@
+"""TCP-layer servers (receive and discard, count bytes) and senders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .. import RxbenchError
+from .base import Generator, Receiver, Unsupported
+
+# cell stack -> rxb-tcp-server --mode (epoll's trigger variant picks epoll_et)
+MODES = {"blocking": "blocking", "epoll": "epoll", "uring": "uring",
+         "uring_opt": "uring_opt", "uring_zcrx": "uring_zcrx"}
+
+
+class TcpServer(Receiver):
+    """native/rxb_tcp_server.c in one of its modes, on the receiver side:
+    listens on the test address, accepts any number of connections,
+    receives and discards, counts bytes (per thread, summed on SIGUSR1)."""
+
+    tool = "rxb-tcp-server"
+    kernel_options = ("CONFIG_INET",)
+
+    def __init__(self, cfg, cell, testbed, placement):
+        super().__init__(cfg, cell, testbed, placement)
+        self.name = cell.stack
+
+    def probe(self) -> None:
+        opts = ("CONFIG_IO_URING",) if self.cell.stack.startswith("uring") else ()
+        self.kernel_options = TcpServer.kernel_options + opts
+        super().probe()
+
+    def mode(self) -> str:
+        p = self.cell.params
+        if self.cell.stack == "epoll" and p.get("trigger", "level") == "edge":
+            return "epoll_et"
+        return MODES[self.cell.stack]
+
+    def argv(self, bound_s: float) -> list[str]:
+        r, app, p = self.tb.receiver, self.placement.application, self.cell.params
+        argv = [self.binary(), "--mode", self.mode(), "--addr", r.ip,
+                "--port", str(self.cfg["tcp"]["port"]), "--cpus", ",".join(map(str, app)),
+                "--duration", f"{bound_s:.3f}"]
+        if p.get("touch"):
+            argv.append("--touch")
+        if self.cell.stack == "uring_zcrx":
+            # the ifq goes on the receive queue the test flow lands on
+            argv += ["--ifname", r.ifname, "--rxq", "0"]
+        return r.exec(argv)
+
+    def received(self, snap: dict) -> int:
+        return int(snap["bytes"])
+
+
+class RxbTcpSend(Generator):
+    """native/rxb_tcp_send.c: `conns` connections, `msg`-byte writes as fast
+    as it can, bounded by --duration, pinned to the sender's CPUs."""
+
+    name = "rxb-tcp-send"
+    tool = "rxb-tcp-send"
+
+    def argv(self, bound_s: float) -> list[str]:
+        s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
+        return s.exec([self.binary(), "--dst", r.ip, "--port", str(self.cfg["tcp"]["port"]),
+                       "--conns", str(p["conns"]), "--msg", str(p["msg"]),
+                       "--cpus", ",".join(map(str, self.placement.generator)),
+                       "--duration", f"{bound_s:.3f}"])
+
+    def sent(self, snap: dict) -> int:
+        return int(snap["bytes"])
+
+
+class Iperf3(Receiver):
+    """iperf3's own server (with its client as the sender): the tool users
+    would pick instead. It reports only at the end: the client measures
+    after --omit (the warm-up) for the cell's duration, and the bytes the
+    server received over that interval are in the client's JSON report."""
+
+    name = "iperf3"
+    tool = "iperf3"
+    ready_timeout = 10.0
+    MAX_STREAMS = 128               # iperf3's -P limit
+
+    def probe(self) -> None:
+        if not shutil.which("iperf3"):
+            raise Unsupported("iperf3 is not installed (Debian: iperf3; Nix: the devShell)")
+        if self.cell.params["conns"] > self.MAX_STREAMS:
+            raise Unsupported(f"iperf3 opens at most {self.MAX_STREAMS} streams (-P), "
+                              f"the cell asks for {self.cell.params['conns']}")
+
+    def binary(self) -> str:
+        return shutil.which("iperf3") or "iperf3"
+
+    def report_path(self, role: str) -> Path:
+        d = Path("/run/rxbench") / f"iperf3-{self.tb.token}"
+        d.mkdir(parents=True, exist_ok=True)
+        self.tb.registry.add("dirs", str(d))
+        return d / f"{role}.json"
+
+    def argv(self, bound_s: float) -> list[str]:
+        r, app = self.tb.receiver, self.placement.application
+        return r.exec([self.binary(), "-s", "-1", "-B", r.ip, "-p", str(self.cfg["tcp"]["port"]),
+                       "-A", str(app[0]), "-J", "--logfile", str(self.report_path("server"))])
+
+    def client_argv(self, warmup: float, duration: float) -> list[str]:
+        s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
+        return s.exec([self.binary(), "-c", r.ip, "-p", str(self.cfg["tcp"]["port"]),
+                       "-P", str(p["conns"]), "-l", str(p["msg"]),
+                       "-O", f"{warmup:g}", "-t", f"{duration:g}",
+                       "-A", str(self.placement.generator[0]),
+                       "-J", "--logfile", str(self.report_path("client"))])
+
+    def client_report(self) -> dict:
+        """end.sum_received of the client's report: what the server got over
+        the measured interval (omitted seconds excluded)."""
+        path = self.report_path("client")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise Unsupported(f"iperf3 wrote no report ({path}): {e}") from None
+        if data.get("error"):
+            raise RxbenchError(f"iperf3: {data['error']}")
+        end = data["end"]
+        return {"received_bytes": int(end["sum_received"]["bytes"]),
+                "received_s": float(end["sum_received"]["seconds"]),
+                "sent_bytes": int(end["sum_sent"]["bytes"]),
+                "sent_s": float(end["sum_sent"]["seconds"]),
+                "retransmits": int(end["sum_sent"].get("retransmits", 0)),
+                "cpu": end.get("cpu_utilization_percent", {})}
