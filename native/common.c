@@ -207,6 +207,36 @@ void json_end(void)
 	fflush(stdout);
 }
 
+int default_route_dev(const char *only_if, char *out)
+{
+	char line[256], ifname[16];
+	unsigned long dst, gw, mask;
+	unsigned int flags;
+	FILE *f = fopen("/proc/net/route", "re");
+
+	if (!f)
+		return -1;
+	if (!fgets(line, sizeof(line), f)) { /* header */
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		/* Iface Destination Gateway Flags RefCnt Use Metric Mask ... (hex) */
+		if (sscanf(line, "%15s %lx %lx %x %*d %*d %*d %lx", ifname, &dst, &gw, &flags,
+			   &mask) != 5)
+			continue;
+		if (dst != 0 || mask != 0)
+			continue;
+		if (only_if && strcmp(only_if, ifname))
+			continue;
+		snprintf(out, 16, "%s", ifname);
+		fclose(f);
+		return 1;
+	}
+	fclose(f);
+	return 0;
+}
+
 int exe_dir(char *buf, size_t len)
 {
 	ssize_t n;

@@ -76,6 +76,12 @@ RXB_PRINTF(1, 2) void json_printf(const char *fmt, ...);
 void json_str(const char *s); /* quoted + escaped JSON string */
 void json_end(void);
 
+/* Traffic safety: the name of an interface that carries an IPv4 default
+ * route in this network namespace (only_if: that interface only; NULL: any)
+ * into out (IFNAMSIZ bytes); returns 1 if there is one, 0 if none, -1 if
+ * /proc/net/route cannot be read (treat as "there may be one"). */
+int default_route_dev(const char *only_if, char *out);
+
 /* Directory of the running executable (via /proc/self/exe), no trailing '/'.
  * Returns 0 or -errno. */
 int exe_dir(char *buf, size_t len);

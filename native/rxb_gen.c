@@ -749,6 +749,13 @@ int main(int argc, char **argv)
 	setup_signals();
 
 	ifindex = opt_ifindex(o.ifname);
+	{
+		char dev[16];
+
+		/* never on an interface that carries the default route */
+		if (default_route_dev(o.ifname, dev) > 0)
+			usage_error("--ifname %s: refused, it carries the default route", o.ifname);
+	}
 
 	pin_cpu(o.cpu);
 

@@ -176,6 +176,27 @@ def test_sender_refuses_addresses_outside_the_benchmark_range():
     assert p.returncode == 2 and "198.18.0.0/15" in p.stderr
 
 
+def _default_route_dev() -> str | None:
+    out = subprocess.run(["ip", "-4", "route", "show", "default"], capture_output=True,
+                         text=True).stdout.split()
+    return out[out.index("dev") + 1] if "dev" in out else None
+
+
+@pytest.mark.skipif(_default_route_dev() is None, reason="this host has no default route")
+def test_no_test_traffic_where_a_default_route_could_carry_it_away():
+    """Run where the default route is (the root namespace): both senders refuse."""
+    dev = _default_route_dev()
+    p = subprocess.run([native_tool("rxb-tcp-send"), "--dst", "198.18.0.2", "--port", "9",
+                        "--conns", "1", "--msg", "1024", "--duration", "1"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "default route" in p.stderr
+    p = subprocess.run([native_tool("rxb-gen"), "--ifname", dev, "--dst-mac", "02:00:00:00:00:02",
+                        "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2", "--size", "64",
+                        "--count", "1", "--duration", "1"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "default route" in p.stderr
+
+
 def test_zero_copy_receive_on_veth_is_unsupported_with_the_errno(bed):
     tb, log = bed
     srv = server(tb, log, "uring_zcrx", "--ifname", tb.receiver.ifname, "--rxq", "0")
