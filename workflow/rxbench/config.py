@@ -126,6 +126,11 @@ def check_host(cfg: dict, ncpus: int | None = None) -> None:
                     f"{cores} receiver core(s) and the generator's; this host has {ncpus} CPUs; "
                     f"allowed values here: receiver, sender")
         for i, cores in enumerate(cfg["tcp"]["variants"]["cores"]):
+            if "dedicated" in cfg["tcp"]["variants"]["napi"] and cores + 1 > free:
+                raise ConfigError(
+                    f"config key tcp.variants.napi: 'dedicated' needs a CPU of its own beside "
+                    f"{cores} server core(s) and the sender's; this host has {ncpus} CPUs; "
+                    f"allowed values here: receiver, sender")
             if cores > free:
                 raise ConfigError(
                     f"config key tcp.variants.cores[{i}]: {cores} server cores is more than this "

@@ -274,7 +274,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     p = cell.params
     tb = testbed(cfg, log, queues=p.get("cores", 1))
     tb.commands = commands
-    placement = tb.cpus(p.get("cores", 1), "sender")   # veth's own receive path, untouched
+    placement = tb.cpus(p.get("cores", 1), p.get("napi", "receiver"))
     srv = TCP_SERVERS[cell.stack](cfg, cell, tb, placement)
     srv.probe()
     snd = TCP_SENDER(cfg, cell, tb, placement)
@@ -287,6 +287,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                           "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
                                        "ip": tb.receiver.ip, "port": cfg["tcp"]["port"]}}
         extra["nic_driver"] = tb.driver(tb.receiver)
+        tb.place_rps(placement)
         server = Tool("server", srv.argv(bound), log, tb.registry, name=srv.tool)
         tools[srv.tool] = srv.binary()
         commands.append(server.command)
@@ -297,9 +298,10 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                           name="iperf3")
             commands.append(client.command)
             client.start()
-            time.sleep(warmup)
+            omit, secs = srv.seconds(warmup, duration)
+            time.sleep(omit)
             a = _tcp_snapshot(tb, None, None, [])
-            time.sleep(duration)
+            time.sleep(secs)
             b = _tcp_snapshot(tb, None, None, [])
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")

@@ -47,11 +47,13 @@ class Placement:
     napi: list[int]
     napi_threads: list[dict] = field(default_factory=list)
     napi_gro: bool = False      # GRO switched on to give veth NAPI (no XDP program)
+    rps: bool = False           # receive packet steering to the NAPI CPUs (TCP layer)
 
     def as_dict(self) -> dict:
         return {"generator": self.generator, "application": self.application,
                 "napi": {"mode": self.napi_mode, "cpus": self.napi,
-                         "threads": self.napi_threads, "gro": self.napi_gro}}
+                         "threads": self.napi_threads, "gro": self.napi_gro,
+                         "rps": self.rps}}
 
     @property
     def receiver_only(self) -> set[int]:
@@ -187,6 +189,21 @@ class LocalTestbed:
             if name.startswith(want):
                 found.append({"pid": int(pid), "name": name})
         return found
+
+    def place_rps(self, placement: Placement) -> None:
+        """TCP on veth: with TSO on, veth hands a TCP skb to netif_rx, never
+        to NAPI, so threaded NAPI cannot move the receive path; receive
+        packet steering can: every rx queue of the receiver steers to the
+        placement's NAPI CPUs, and TCP's receive processing runs in softirq
+        there instead of on the sender's CPU. 'sender' leaves veth alone."""
+        if placement.napi_mode == "sender":
+            return
+        r = self.receiver
+        mask = format(sum(1 << c for c in placement.napi), "x")
+        for q in range(self.queues):
+            path = f"/sys/class/net/{r.ifname}/queues/rx-{q}/rps_cpus"
+            self._run(["ip", "netns", "exec", r.netns, "sh", "-c", f"echo {mask} > {path}"])
+        placement.rps = True
 
     def place_napi(self, placement: Placement) -> None:
         """Apply the NAPI placement. 'sender': veth's default, the receive

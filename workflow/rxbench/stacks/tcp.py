@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -103,11 +104,18 @@ class Iperf3(Receiver):
         return r.exec([self.binary(), "-s", "-1", "-B", r.ip, "-p", str(self.cfg["tcp"]["port"]),
                        "-A", str(app[0]), "-J", "--logfile", str(self.report_path("server"))])
 
+    @staticmethod
+    def seconds(warmup: float, duration: float) -> tuple[int, int]:
+        """iperf3 takes whole seconds for --omit and --time (it runs omit +
+        time in all): the warm-up rounded up, the duration rounded."""
+        return max(1, math.ceil(warmup)), max(1, round(duration))
+
     def client_argv(self, warmup: float, duration: float) -> list[str]:
         s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
+        omit, secs = self.seconds(warmup, duration)
         return s.exec([self.binary(), "-c", r.ip, "-p", str(self.cfg["tcp"]["port"]),
                        "-P", str(p["conns"]), "-l", str(p["msg"]),
-                       "-O", f"{warmup:g}", "-t", f"{duration:g}",
+                       "-O", str(omit), "-t", str(secs),
                        "-A", str(self.placement.generator[0]),
                        "-J", "--logfile", str(self.report_path("client"))])
 
