@@ -97,6 +97,7 @@ def test_tcp_cells_name_touch_and_the_epoll_trigger_only_when_not_default():
     assert "results/local/tcp/iperf3/conns=8/msg=65536/rep=1.json" in ts
     assert not any("/iperf3/" in t and "touch=" in t for t in ts)
     c = cells.parse("results/local/tcp/epoll/conns=8/msg=1024/touch=1/rep=2.json", CFG)
-    assert c.params == {"conns": 8, "msg": 1024, "cores": 1, "touch": 1, "trigger": "level"}
+    assert c.params == {"conns": 8, "msg": 1024, "cores": 1, "napi": "receiver", "touch": 1,
+                        "trigger": "level"}
     with pytest.raises(cells.CellNameError, match="unknown key 'touch'"):
         cells.parse("results/local/tcp/iperf3/conns=8/msg=1024/touch=1/rep=2.json", CFG)
