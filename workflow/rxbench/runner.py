@@ -288,6 +288,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                                        "ip": tb.receiver.ip, "port": cfg["tcp"]["port"]}}
         extra["nic_driver"] = tb.driver(tb.receiver)
         tb.place_rps(placement)
+        nic_setup = srv.prepare() if hasattr(srv, "prepare") else {}
+        extra["nic_setup"] = nic_setup
         server = Tool("server", srv.argv(bound), log, tb.registry, name=srv.tool)
         tools[srv.tool] = srv.binary()
         commands.append(server.command)
@@ -313,10 +315,10 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         else:
             try:
                 server.wait_event("ready", srv.ready_timeout)
-            except ToolExited as e:
+            except ToolExited:
                 err = server.find("error")
                 if err and err.get("kind") == "unsupported":
-                    raise Unsupported(err.get("reason", str(e))) from None
+                    raise Unsupported(srv.unsupported_reason(err)) from None
                 raise
             sender = Tool("sender", snd.argv(warmup + duration + 1.0), log, tb.registry,
                           name=snd.tool)
@@ -341,6 +343,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             out["counters"] = {"server_final": server.find("final"),
                                "sender_final": sender.find("final")}
         out["placement"] = placement.as_dict()
+        if nic_setup:
+            out["nic_setup"] = nic_setup
     return out
 
 
@@ -394,6 +398,8 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
             log(f"interrupted by {e}: torn down, no result written")
             log.close()
             return 128 + e.signum
+    if extra.get("nic_setup"):
+        result["nic_setup"] = extra["nic_setup"]      # what the NIC accepted (zcrx)
     log(f"status {result['status']}" + (f": {result['reason']}" if result["reason"] else ""))
     result["provenance"] = provenance.collect(
         tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started)

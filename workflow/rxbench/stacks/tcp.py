@@ -53,6 +53,40 @@ class TcpServer(Receiver):
     def received(self, snap: dict) -> int:
         return int(snap["bytes"])
 
+    def prepare(self) -> dict:
+        """zcrx wants header split on the NIC and the test flow on the
+        registered queue (0). Each step is tried and its outcome recorded;
+        the registration itself then says whether the device can do it."""
+        if self.cell.stack != "uring_zcrx":
+            return {}
+        r, port = self.tb.receiver, self.cfg["tcp"]["port"]
+        steps = {
+            "header_split": ["ethtool", "-G", r.ifname, "tcp-data-split", "on"],
+            "steer_flow": ["ethtool", "-N", r.ifname, "flow-type", "tcp4", "dst-ip", r.ip,
+                           "dst-port", str(port), "action", "0"],
+            "rss_off_queue": ["ethtool", "-X", r.ifname, "equal", "1"],
+        }
+        done = {}
+        for name, argv in steps.items():
+            try:
+                self.tb._run(["ip", "netns", "exec", r.netns, *argv])
+                done[name] = "ok"
+            except RxbenchError as e:
+                done[name] = f"refused: {e}"
+        return done
+
+    def unsupported_reason(self, err: dict) -> str:
+        """The server's own reason, its errno by name, and what it means."""
+        why = err.get("reason", "unsupported")
+        if err.get("errno_name"):
+            why += f" ({err['errno_name']}, errno {err.get('errno')})"
+        if self.cell.stack == "uring_zcrx" and err.get("errno_name") in ("EOPNOTSUPP",
+                                                                        "EINVAL", "ENODEV"):
+            why += (f": {self.tb.driver(self.tb.receiver)} cannot do zero-copy receive; "
+                    "zcrx needs a NIC driver with the queue-management API, header split "
+                    "and flow steering (bnxt, mlx5, gve, fbnic)")
+        return why
+
 
 class RxbTcpSend(Generator):
     """native/rxb_tcp_send.c: `conns` connections, `msg`-byte writes as fast
