@@ -15,7 +15,7 @@ def test_default_profile_is_the_real_campaign():
 def test_smoke_profile_overlays_defaults():
     cfg = resolve({"profile": "smoke"}, ncpus=2)
     assert cfg["reps"] == 1 and cfg["duration_s"] == 1
-    assert cfg["eth"]["stacks"] == ["xdp_drop", "af_xdp", "dpdk", "af_packet"]   # kept from config.yaml
+    assert cfg["eth"]["stacks"] == ["xdp_drop", "af_xdp", "xdpsock", "dpdk", "af_packet"]   # kept from config.yaml
     assert cfg["platforms"]["local"]["mtu"] == 1500
 
 
@@ -31,7 +31,7 @@ def test_command_line_wins_over_profile():
 
 
 @pytest.mark.parametrize("override, key, allowed", [
-    ({"eth": {"stacks": ["xdp_drop", "nope"]}}, "eth.stacks[1]", "allowed values: xdp_drop, af_xdp, dpdk, af_packet"),
+    ({"eth": {"stacks": ["xdp_drop", "nope"]}}, "eth.stacks[1]", "allowed values: xdp_drop, af_xdp, xdpsock, dpdk, af_packet"),
     ({"eth": {"sizes": [32]}}, "eth.sizes[0]", ">= 64"),
     ({"eth": {"sizes": [1600]}}, "eth.sizes[0]", "64..1518"),
     ({"eth": {"cores": [4]}}, "eth.cores[0]", "allowed: 1..1"),

@@ -36,7 +36,7 @@ def test_bad_config_stops_before_anything_runs(tmp_path):
     p = snakemake(tmp_path, "--cores", "1", "--config", "eth={stacks: [xdp_drop, warp]}")
     assert p.returncode != 0
     msg = p.stdout + p.stderr
-    assert "config key eth.stacks[1]: 'warp' is not allowed; allowed values: xdp_drop, af_xdp, dpdk, af_packet" in msg
+    assert "config key eth.stacks[1]: 'warp' is not allowed; allowed values: xdp_drop, af_xdp, xdpsock, dpdk, af_packet" in msg
     assert not (tmp_path / "results").exists() and not rxb_netns()
     p = snakemake(tmp_path, "--cores", "1", "--config", "eth={sizes: [2000]}")
     assert p.returncode != 0 and "eth.sizes[0]: 2000 is over the test link's MTU" in p.stderr

@@ -14,7 +14,7 @@ from rxbench import cells
 from rxbench.config import resolve
 from rxbench.platforms.local import LocalTestbed
 from rxbench.proc import Tool
-from rxbench.stacks import GENERATORS, RECEIVERS
+from rxbench.stacks import GENERATORS, RECEIVERS, Unsupported
 from rxbench.util import Log
 
 COUNT = 20_000
@@ -30,6 +30,10 @@ def test_receiver_counts_every_frame_sent(stack, napi, state_dir, tmp_path):
     tb = LocalTestbed(cfg, log)
     placement = tb.cpus(1, napi)
     rx = RECEIVERS[stack](cfg, cell, tb, placement)
+    try:
+        rx.probe()
+    except Unsupported as e:
+        pytest.skip(f"{stack}: {e}")
     gen = GENERATORS["rxb-gen"](cfg, cell, tb, placement)
     with tb:
         rx_tool = Tool("receiver", rx.argv(20), log, tb.registry, name=rx.tool).start()

@@ -144,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     log = open(a.log, "ab") if a.log else sys.stderr.buffer
     deadline = time.monotonic() + a.duration
     try:
+        # the child must not inherit our blocked signals
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs))
     except OSError as e:
         emit({"event": "error", "kind": "unsupported" if isinstance(e, FileNotFoundError)
               else "failed", "reason": f"cannot run {cmd[0]}: {e.strerror}"})

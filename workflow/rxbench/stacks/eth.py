@@ -54,6 +54,44 @@ class AfXdp(Receiver):
                 for k in ("rx_dropped", "rx_ring_full", "rx_invalid_descs")}
 
 
+class Xdpsock(Receiver):
+    """Upstream xdpsock (bpf-examples AF_XDP-example) in rxdrop mode: a
+    second, independent AF_XDP receiver to cross-check ours, with the same
+    settings as our default (copy bind, poll() with need_wakeup, batch 64,
+    native XDP), one socket on queue 0. Debian 12 has no xdpsock; the Nix
+    devShell provides it. rxbench.xdpsock reads its periodic statistics."""
+
+    name = "xdpsock"
+    tool = "xdpsock"
+    kernel_options = ("CONFIG_BPF_SYSCALL", "CONFIG_XDP_SOCKETS")
+
+    def probe(self) -> None:
+        super().probe()
+        if not shutil.which(self.tool):
+            raise Unsupported("xdpsock (bpf-examples) is not installed: Debian 12 does not "
+                              "package it; the Nix devShell provides it")
+        if self.cell.params["cores"] != 1:
+            raise Unsupported("xdpsock runs one socket on one queue here: cores=1 only")
+        if not shutil.which("stdbuf"):
+            raise Unsupported("stdbuf (coreutils) is not installed")
+
+    def binary(self) -> str:
+        return shutil.which(self.tool) or self.tool
+
+    def argv(self, bound_s: float) -> list[str]:
+        r = self.tb.receiver
+        secs = str(max(1, int(bound_s)))
+        return r.exec(["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
+                       "rxbench.xdpsock", "--duration", f"{bound_s:.3f}", "--",
+                       "stdbuf", "-oL", self.binary(), "-r", "-i", r.ifname, "-q", "0", "-N",
+                       "-c", "-p", "-b", "64", "-x", "-n", "1", "-d", secs],
+                      self.placement.application)
+
+    def stage_drops(self, a: dict, b: dict) -> dict:
+        return {f"xsk_{k}": int(b.get(k, 0)) - int(a.get(k, 0))
+                for k in ("rx_dropped", "rx_ring_full")}
+
+
 class Dpdk(Receiver):
     """DPDK's own receiver: dpdk-testpmd --forward-mode=rxonly on a poll-mode
     driver that works on veth/virtio without hugepages or PCI (af_xdp, the
