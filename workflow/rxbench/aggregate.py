@@ -30,6 +30,7 @@ def row(data: dict, path: str) -> dict:
         r[f"drops_{k}"] = v
     for cpu, v in (data.get("cpu") or {}).items():
         r[f"cpu{cpu}_busy_s"] = v.get("busy_s")
+    r["pingpong_ns"] = (data.get("host_probe") or {}).get("pingpong_ns")
     prov = data.get("provenance", {})
     r.update({"kernel": prov.get("kernel"), "cpu_model": prov.get("cpu_model"),
               "nic_driver": prov.get("nic_driver"), "git_rev": prov.get("git_rev"),

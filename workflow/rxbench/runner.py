@@ -24,7 +24,7 @@ from .result import validate_result
 from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
 from .stacks.tcp import Iperf3
 from .state import clean, testbed_lock
-from .util import Log, atomic_write_json
+from .util import Log, atomic_write_json, run
 
 SATURATED = 0.95          # a CPU busier than this over the interval was the limit
 GENERATOR_BOUND = 0.99    # received >= 99% of offered: maybe the sender's limit
@@ -350,7 +350,6 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
 
 def _wait_listening(tb, port: int, server: Tool, timeout: float = 10.0) -> None:
     """iperf3 says nothing machine-readable when it listens: ask ss."""
-    from .util import run
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if server.returncode is not None:
@@ -361,6 +360,24 @@ def _wait_listening(tb, port: int, server: Tool, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise ToolExited(server, f"a listening socket on port {port}")
+
+
+def host_probe(cfg: dict, log) -> dict:
+    """Cache-line round trip between the generator's CPU and the receiver's
+    (native/rxb_pingpong.c), measured just before the cell: on a VM the
+    host's vCPU placement moves it, and packet rates move with it."""
+    from .stacks import native_tool
+    gen = cfg["platforms"]["local"]["generator_cpus"][0]
+    free = [c for c in sorted(os.sched_getaffinity(0)) if c not in
+            cfg["platforms"]["local"]["generator_cpus"]]
+    if not free:
+        return {}
+    try:
+        out = run([native_tool("rxb-pingpong"), "--cpus", f"{gen},{free[0]}"], log=log)
+        return {"pingpong_ns": json.loads(out)["ns_per_round_trip"], "cpus": [gen, free[0]]}
+    except (RxbenchError, ValueError, KeyError) as e:
+        log(f"host probe failed: {e}")
+        return {}
 
 
 def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
@@ -388,6 +405,7 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         # what runs killed with SIGKILL left behind (dead owners only)
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
+        result["host_probe"] = host_probe(cfg, log)
         try:
             result.update(measure(cfg, cell, log, commands, tools, extra))
         except Unsupported as e:
