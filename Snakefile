@@ -10,11 +10,16 @@ configfile: Path(workflow.basedir) / "config" / "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cells.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
     default_target: True
     input:
+        NATIVE,
         SUMMARY,
-        FIGURES,
-        TABLES,
+        STATS,
+        planned_figures,
+        GEN_TABLES,
+        NUMBERS,
+        PAPER_PDF,

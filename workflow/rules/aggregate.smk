@@ -1,4 +1,22 @@
-# Cells -> summary CSV -> figures and tables (these read only the CSV).
+# Cells -> summary CSV -> statistics, figures and tables. Everything after
+# `aggregate` reads only SUMMARY (so it rebuilds from committed results
+# without root) and calls `python -m rxbench.paper` (workflow/rxbench/paper.py).
+
+PAPER_PY = f"env PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'workflow'))} {PY} -m rxbench.paper"
+STATS = f"{GENERATED}/stats.csv"
+FIGURE_PLAN = f"{GENERATED}/figures.txt"
+# figure family -> report category (workflow/rxbench/plots.py FAMILIES;
+# each has its caption in workflow/report/<family>.rst)
+FIGURE_FAMILIES = {
+    "eth_rate": "Ethernet",
+    "eth_gbps": "Ethernet",
+    "eth_cores": "Ethernet",
+    "eth_cpu": "Ethernet",
+    "tcp_msg": "TCP",
+    "tcp_conns": "TCP",
+    "tcp_cpu": "TCP",
+}
+GEN_TABLES = [f"{GENERATED}/{t}_table.tex" for t in ("eth", "tcp", "env")]
 
 
 rule aggregate:
@@ -12,25 +30,68 @@ rule aggregate:
         "{RXBENCH} aggregate --out {output:q} {input:q} > {log} 2>&1"
 
 
-rule figure_eth_rate:
+rule stats:
     input:
         SUMMARY,
     output:
-        pdf=f"{GENERATED}/eth_rate.pdf",
-        png=report(f"{GENERATED}/eth_rate.png", caption="../report/eth_rate.rst",
-                   category="Ethernet"),
+        report(STATS, caption="../report/stats.rst", category="Cell statistics"),
     log:
-        f"{GENERATED}/eth_rate.log",
+        f"{GENERATED}/stats.log",
     shell:
-        "{RXBENCH} figure --csv {input:q} --pdf {output.pdf:q} --png {output.png:q} > {log} 2>&1"
+        "{PAPER_PY} stats --csv {input:q} --out {output:q} > {log} 2>&1"
 
 
-rule table_eth:
+# Which figure families the summary supports (e.g. eth_cores only when more
+# than one core count was measured) is known only once SUMMARY exists: a
+# checkpoint, read by planned_figures().
+checkpoint figure_plan:
     input:
         SUMMARY,
     output:
-        f"{GENERATED}/eth_table.tex",
+        FIGURE_PLAN,
     log:
-        f"{GENERATED}/eth_table.log",
+        f"{GENERATED}/figures.log",
     shell:
-        "{RXBENCH} table --csv {input:q} --out {output:q} > {log} 2>&1"
+        "{PAPER_PY} plan --csv {input:q} --out {output:q} > {log} 2>&1"
+
+
+# the PDF and PNG of every figure family the summary supports (an input function)
+planned_figures = lambda wildcards: [
+    f"{GENERATED}/{name}.{ext}"
+    for name in Path(checkpoints.figure_plan.get().output[0]).read_text().split()
+    if name in FIGURE_FAMILIES
+    for ext in ("pdf", "png")
+]
+
+
+for _fig, _category in FIGURE_FAMILIES.items():
+
+    rule:
+        name:
+            f"figure_{_fig}"
+        input:
+            SUMMARY,
+        output:
+            pdf=f"{GENERATED}/{_fig}.pdf",
+            png=report(f"{GENERATED}/{_fig}.png", caption=f"../report/{_fig}.rst",
+                       category=_category),
+        log:
+            f"{GENERATED}/{_fig}.log",
+        params:
+            family=_fig,
+        shell:
+            "{PAPER_PY} figure {params.family} --csv {input:q} --pdf {output.pdf:q}"
+            " --png {output.png:q} > {log} 2>&1"
+
+
+rule table:
+    input:
+        SUMMARY,
+    output:
+        f"{GENERATED}/{{table}}_table.tex",
+    log:
+        f"{GENERATED}/{{table}}_table.log",
+    wildcard_constraints:
+        table="eth|tcp|env",
+    shell:
+        "{PAPER_PY} table {wildcards.table} --csv {input:q} --out {output:q} > {log} 2>&1"

@@ -28,6 +28,10 @@ TABLES = [f"{GENERATED}/eth_table.tex"]
 
 
 def cell_config(wildcards):
-    """What a cell's runner needs, as JSON (changes to other keys do not rerun cells)."""
-    keep = ("profile", "platform", "warmup_s", "duration_s", "timeout_s", "eth", "tcp", "platforms")
+    """What a cell's runner needs, as JSON: the common keys and its own
+    layer's section (changes to other keys, or to the other layer, do not
+    rerun cells)."""
+    keep = ("profile", "platform", "warmup_s", "timeout_s", "platforms", wildcards.layer)
+    if wildcards.layer == "eth":
+        keep += ("duration_s",)
     return json.dumps({k: config[k] for k in keep}, sort_keys=True)

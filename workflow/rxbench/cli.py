@@ -3,8 +3,7 @@
   python -m rxbench cell results/local/eth/xdp_drop/cores=1/size=64/rep=1.json \
       --config-json '{...}' [--log FILE]
   python -m rxbench aggregate --out results/local/summary.csv CELL.json ...
-  python -m rxbench figure --csv results/local/summary.csv --pdf F.pdf --png F.png
-  python -m rxbench table --csv results/local/summary.csv --out T.tex
+  (figures, tables, numbers and the paper: python -m rxbench.paper --help)
   python -m rxbench clean          # remove what killed runs left behind
   python -m rxbench targets [--config k=v ...]   # list the configured cells
   python -m rxbench bench [--reps 5]   # receivers vs offered rate (speed check)
@@ -48,13 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("aggregate", help="cell JSONs -> summary CSV")
     a.add_argument("--out", required=True)
     a.add_argument("cells", nargs="*")
-    f = sub.add_parser("figure", help="summary CSV -> figure")
-    f.add_argument("--csv", required=True)
-    f.add_argument("--pdf", required=True)
-    f.add_argument("--png", required=True)
-    t = sub.add_parser("table", help="summary CSV -> LaTeX table")
-    t.add_argument("--csv", required=True)
-    t.add_argument("--out", required=True)
     sub.add_parser("clean", help="remove namespaces, processes and state of dead runs")
     b = sub.add_parser("bench", help="receivers vs the generator's offered rate, "
                                      "median of N (speed check)")
@@ -98,12 +90,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "aggregate":
             from .aggregate import write_summary
             write_summary(args.cells, args.out)
-        elif args.cmd == "figure":
-            from .plots import eth_rate
-            eth_rate(args.csv, args.pdf, args.png)
-        elif args.cmd == "table":
-            from .tables import eth_table
-            eth_table(args.csv, args.out)
         elif args.cmd == "clean":
             from .state import clean
             removed = clean()

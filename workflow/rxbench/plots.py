@@ -1,82 +1,566 @@
-"""Figures from the summary CSV alone (PDF for the paper, PNG for the
-README and the report)."""
+"""Figures from the summary CSV alone: one function per figure family, each
+writing a PDF (for the paper) and a PNG (for the report and README).
+
+Every figure plots, per cell group, the mean over repetitions with error
+bars = the 95 % Student-t confidence interval of the mean (rxbench.stats),
+and states the platform, kernel, NIC driver and number of repetitions in a
+footer. The same stack has the same colour, marker and hatch everywhere;
+a variant (e.g. napi=sender) keeps its stack's colour and marker and
+changes the fill and line style, so lines stay apart in grayscale.
+
+    python -m rxbench.paper figure eth_rate --csv results/local/summary.csv \
+        --pdf paper/generated/local/eth_rate.pdf --png paper/generated/local/eth_rate.png
+
+FAMILIES lists the figures; plan() says which of them the data supports
+(e.g. eth_cores only when more than one core count was measured).
+"""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patheffects as pe  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from .aggregate import read_summary  # noqa: E402
+from . import stats as S  # noqa: E402
 
-# one colour and marker per stack, the same in every figure; readable in grayscale
+plt.rcParams.update({
+    "pdf.fonttype": 42, "ps.fonttype": 42,      # embedded TrueType: searchable text
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "savefig.dpi": 150,
+})
+
+# stack -> (colour, marker, hatch). Okabe-Ito and Tol colours (colour-blind
+# safe); the marker and hatch tell stacks apart in grayscale.
 STYLE = {
-    "xdp_drop": ("#000000", "o", "-"),
-    "af_xdp": ("#0072B2", "s", "--"),
-    "dpdk": ("#D55E00", "^", "-."),
-    "af_packet": ("#009E73", "D", ":"),
+    "xdp_drop": ("#000000", "o", ""),
+    "af_xdp": ("#0072B2", "s", "//"),
+    "dpdk": ("#D55E00", "^", "xx"),
+    "af_packet": ("#009E73", "D", ".."),
+    "blocking": ("#CC79A7", "v", "\\\\"),
+    "epoll": ("#E69F00", "P", "--"),
+    "uring": ("#56B4E9", "X", "++"),
+    "uring_opt": ("#882255", "h", "oo"),
+    "uring_zcrx": ("#44AA99", "p", "**"),
+    "iperf3": ("#666666", "*", "OO"),
 }
+OTHER = ("#999999", "d", "||")
+# variant combination index (0 = every variant at its default) ->
+# (line style, marker fill)
+VARIANT_STYLE = [("-", "full"), ((0, (5, 2)), "none"), ((0, (1, 1.2)), "left"),
+                 ((0, (6, 1.5, 1, 1.5)), "bottom"), ((0, (3, 1, 1, 1, 1, 1)), "right")]
+# TCP figures split touch into panels, so their lines can tell servers apart
+# by line style too (grayscale)
+TCP_LINESTYLE = {"blocking": (0, (1, 1.2)), "epoll": (0, (6, 1.5, 1, 1.5)),
+                 "uring": (0, (5, 2)), "uring_opt": "-", "uring_zcrx": (0, (3, 1, 1, 1, 1, 1)),
+                 "iperf3": (0, (4, 2))}
+REFERENCE = "iperf3"
+GB_RING = "#CC0000"
+TOUCH_TITLE = {0: "payload not read by the server (touch=0)",
+               1: "payload read by the server (touch=1)"}
 
 
-def eth_rate(csv: str | Path, pdf: str | Path, png: str | Path) -> None:
-    df = read_summary(csv)
-    eth = df[(df.layer == "eth")]
-    ok = eth[eth.status == "ok"]
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    if ok.empty:
-        ax.text(0.5, 0.5, "no successful Ethernet cell", ha="center", va="center",
-                transform=ax.transAxes)
-    # frame sizes evenly spaced (RFC 2544's set is roughly geometric, with a
-    # cluster at 1024..1518 that a log axis would crowd)
-    sizes = sorted(int(x) for x in eth["size"].dropna().unique())
-    pos = {size: i for i, size in enumerate(sizes)}
-    groups = ok.groupby(["stack", "napi", "cores"], dropna=False)
-    for (stack, napi, cores), g in groups:
-        color, marker, ls = STYLE.get(stack, ("#777777", "x", "-"))
-        mfc = color
-        if napi == "sender":      # receive path shares the generator's CPU
-            ls, mfc = (0, (4, 1, 1, 1)), "white"
-        agg = g.groupby("size").agg(rx=("rx_pps", "median"), lo=("rx_pps", "min"),
-                                    hi=("rx_pps", "max"), off=("offered_pps", "median"),
-                                    gb=("generator_bound", "mean"), n=("rep", "count"))
-        x = np.array([pos[int(v)] for v in agg.index])
-        y = agg.rx.to_numpy() / 1e6
-        err = [(agg.rx - agg.lo).to_numpy() / 1e6, (agg.hi - agg.rx).to_numpy() / 1e6]
-        label = f"{stack} (napi={napi}, {cores} core{'s' if cores > 1 else ''})"
-        ax.errorbar(x, y, yerr=err, color=color, marker=marker, linestyle=ls, capsize=3,
-                    markersize=5, markerfacecolor=mfc, label=label)
-        gb = agg.gb.to_numpy() >= 0.5
-        ax.scatter(x[gb], y[gb], s=110, facecolors="none", edgecolors="#CC0000",
-                   linewidths=1.2, zorder=5)
-        ax.plot(x, agg.off.to_numpy() / 1e6, color=color, linestyle=(0, (1, 3)),
-                linewidth=1, alpha=0.7)
-    if not ok.empty:
-        ax.plot([], [], color="#555555", linestyle=(0, (1, 3)), label="offered by generator")
-        ax.scatter([], [], s=110, facecolors="none", edgecolors="#CC0000",
-                   label="generator-bound point")
-    if sizes:
-        ax.set_xticks(range(len(sizes)), [str(x) for x in sizes])
-        ax.set_xlim(-0.5, len(sizes) - 0.5)
-    top = max(ok.rx_pps.max(), ok.offered_pps.max()) / 1e6 if not ok.empty else 1.0
-    ax.set_ylim(0, top * 1.15)
-    ax.set_xlabel("frame size (bytes, FCS included)")
-    ax.set_ylabel("received (Mpps)")
-    ax.grid(True, alpha=0.3)
-    # below the axes, so the legend never hides data
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
-              frameon=False)
-    n = int(ok.groupby(["stack", "napi", "cores", "size"]).rep.count().max()) if not ok.empty else 0
-    kernel = str(ok.kernel.iloc[0]).split()[0] if not ok.empty else "?"
-    platform = str(eth.platform.iloc[0]) if not eth.empty else "?"
-    ax.set_title(f"Ethernet receive rate, platform {platform}, kernel {kernel}, "
-                 f"median of n={n} (bars: min-max)", fontsize=8)
-    fig.tight_layout()
+def style(stack: str) -> tuple[str, str, str]:
+    return STYLE.get(stack, OTHER)
+
+
+# --- data -----------------------------------------------------------------------
+
+class Data:
+    """The summary, its cell-group statistics and the variant bookkeeping
+    for one layer."""
+
+    def __init__(self, csv: str | Path, layer: str):
+        self.df = S.load(csv)
+        self.layer = layer
+        self.rows = self.df[self.df["layer"].astype(str) == layer]
+        st = S.cell_stats(self.df)
+        self.st = st[st["layer"].astype(str) == layer] if len(st) else st
+        self.variants = S.layer_variants(st, layer) if len(st) else []
+        self.defaults = S.variant_defaults(self.df, self.variants)
+        self.ctx = S.context(self.df, layer)
+        # variant combinations, a variant a stack does not have (None)
+        # counted as its default
+        combos = []
+        for _, r in self.st.iterrows():
+            c = self._canon(self.combo(r))
+            if c not in combos:
+                combos.append(c)
+        # the all-default combination first: index 0 is the plain style
+        default = tuple(self.defaults.get(k) for k in self.variants)
+        combos.sort(key=lambda c: (c != default, [S._sort_value(v, self.defaults.get(k))
+                                                  for k, v in zip(self.variants, c)]))
+        self.combos = combos
+
+    def combo(self, r, skip=()) -> tuple:
+        return tuple(S.norm(r.get(k)) for k in self.variants if k not in skip)
+
+    def ok(self) -> pd.DataFrame:
+        return self.st[self.st["status"] == "ok"] if len(self.st) else self.st
+
+    def values(self, col: str) -> list:
+        vals = {S.norm(v) for v in self.st[col]} if col in self.st.columns else set()
+        return sorted(v for v in vals if v is not None)
+
+    def label(self, stack: str, combo: tuple, skip=()) -> str:
+        keys = [k for k in self.variants if k not in skip]
+        extra = [f"{k}={v}" for k, v in zip(keys, combo)
+                 if v is not None and v != self.defaults.get(k)]
+        return stack + (f" ({', '.join(extra)})" if extra else "")
+
+    def variant_index(self, combo, skip=()) -> int:
+        """0 for the all-default combination, else 1 + the rank of its first
+        non-default (key, value) among all of them, keys in variant order
+        (napi first): napi=sender has the same style in every figure."""
+        pairs = []
+        for c in self.combos:
+            for k, v in zip(self.variants, c):
+                if v != self.defaults.get(k) and (k, v) not in pairs:
+                    pairs.append((k, v))
+        pairs.sort(key=lambda kv: (self.variants.index(kv[0]),
+                                   S._sort_value(kv[1], self.defaults.get(kv[0]))))
+        for k, v in zip(self.variants, self._full_combo(combo, skip)):
+            if v != self.defaults.get(k):
+                return 1 + pairs.index((k, v))
+        return 0
+
+    def line_style(self, stack: str, combo: tuple, skip=()) -> dict:
+        color, marker, _ = style(stack)
+        i = self.variant_index(combo, skip)
+        ls, fill = VARIANT_STYLE[i % len(VARIANT_STYLE)]
+        return {"color": color, "marker": marker, "linestyle": ls, "fillstyle": fill,
+                "markerfacecoloralt": "white", "markersize": 6}
+
+    def _full_combo(self, combo, skip=()):
+        it = iter(combo)
+        return self._canon(tuple(None if k in skip else next(it) for k in self.variants))
+
+    def _canon(self, combo) -> tuple:
+        return tuple(self.defaults.get(k) if v is None else v
+                     for k, v in zip(self.variants, combo))
+
+    def is_default(self, combo, skip=()) -> bool:
+        return self._full_combo(combo, skip) == self._canon((None,) * len(self.variants))
+
+    def lines(self, sub: pd.DataFrame, skip=()):
+        """(stack, combo, group rows) per line, stacks in the usual order."""
+        out = []
+        keyed: dict[tuple, list] = {}
+        for i, r in sub.iterrows():
+            keyed.setdefault((r["stack"], self.combo(r, skip)), []).append(i)
+        for (stack, combo), idx in sorted(keyed.items(), key=lambda kv: (
+                S.stack_rank(kv[0][0]), self.variant_index(kv[0][1], skip))):
+            out.append((stack, combo, sub.loc[idx]))
+        return out
+
+    def missing(self, sub: pd.DataFrame, skip=()) -> list[str]:
+        """A note naming the stacks (with variants) of a slice that have no
+        successful group, so they are not silently absent."""
+        notes: dict[str, list[str]] = {}
+        for stack, combo, g in self.lines(sub, skip):
+            if (g["status"] == "ok").any():
+                continue
+            reason = next((str(r) for r in g["reason"] if S.norm(r)), str(g["status"].iloc[0]))
+            if len(reason) > 100:
+                reason = reason[:97] + "..."
+            labels = notes.setdefault(reason, [])
+            if self.label(stack, combo, skip) not in labels:
+                labels.append(self.label(stack, combo, skip))
+        if not notes:
+            return []
+        return ["not shown (no successful cell): " + "; ".join(
+            f"{', '.join(labels)} ({reason})" for reason, labels in notes.items())]
+
+    def at_min(self, sub: pd.DataFrame, col: str) -> tuple[pd.DataFrame, object]:
+        """The groups of the smallest value of col (all groups if col has
+        no value in this layer)."""
+        vals = sorted({S.norm(v) for v in sub[col]} - {None}) if col in sub.columns else []
+        if not vals:
+            return sub, None
+        return sub[sub[col].map(S.norm) == vals[0]], vals[0]
+
+
+def _series(g: pd.DataFrame, x: str, metric: str, scale: float, pos: dict):
+    g = g[g["status"] == "ok"]
+    g = g[g[f"{metric}_n"] > 0] if f"{metric}_n" in g.columns else g.iloc[0:0]
+    g = g.sort_values(x)
+    xs = np.array([pos[S.norm(v)] for v in g[x]], dtype=float)
+    mean = g[f"{metric}_mean"].to_numpy(dtype=float) / scale
+    lo = g[f"{metric}_ci_lo"].to_numpy(dtype=float) / scale
+    hi = g[f"{metric}_ci_hi"].to_numpy(dtype=float) / scale
+    err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
+    gb = (g["generator_bound_reps"].to_numpy(dtype=float) > 0) if len(g) else np.array([], bool)
+    return xs, mean, err, gb, g
+
+
+AUX_LABELS = ("offered by", "generator-bound", "line rate")
+
+
+def _finish(fig, ax_or_axes, d: Data, pdf, png, extra=(), ci=True) -> None:
+    """Legend and footer below the axes (the legend never covers data),
+    then PDF and PNG."""
+    axes = list(np.ravel(ax_or_axes)) if isinstance(ax_or_axes, (list, tuple, np.ndarray)) \
+        else [ax_or_axes]
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    # stacks first (in plotting order), then the markers' explanations
+    order = sorted(range(len(labels)), key=lambda i: (labels[i].startswith(AUX_LABELS), i))
+    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+    c = d.ctx
+    foot = [f"platform {c['platform']}, kernel {c['kernel']}, NIC driver {c['nic_driver']}; "
+            f"{c['n_text']} repetitions per point"
+            + (f"; mean and {100 * S.CONFIDENCE:g} % CI (Student t)" if ci else "")] + list(extra)
+    foot = [w for line in foot for w in textwrap.wrap(line, 118, subsequent_indent="  ")]
+    text = fig.text(0.01, 0.01, "\n".join(foot), fontsize=6.5, va="bottom", ha="left",
+                    color="#333333")
+    fig.canvas.draw()
+    inv = fig.transFigure.inverted()
+    y = inv.transform(text.get_window_extent())[1][1] + 0.01
+    if labels:
+        ncol = 3 if len(labels) > 4 else len(labels)
+        leg = fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False,
+                         bbox_to_anchor=(0.5, y), columnspacing=1.2, handlelength=2.6)
+        fig.canvas.draw()
+        y = inv.transform(leg.get_window_extent())[1][1] + 0.005
+    fig.tight_layout(rect=(0, y, 1, 1))
     for out in (pdf, png):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(pdf)
     fig.savefig(png, dpi=150)
     plt.close(fig)
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+
+
+def _size_axis(ax, sizes):
+    # frame sizes evenly spaced: RFC 2544's set is roughly geometric with a
+    # cluster at 1024..1518 that a log axis would crowd
+    ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+    ax.set_xlim(-0.5, len(sizes) - 0.5)
+    ax.set_xlabel("frame size (bytes, FCS included)")
+
+
+def _bytes_label(m: int) -> str:
+    return f"{m // 1024} KiB" if m % 1024 == 0 and m >= 1024 else f"{m} B"
+
+
+def _ring(ax, xs, ys, gb, first: list) -> None:
+    if gb.any():
+        ax.scatter(xs[gb], ys[gb], s=95, facecolors="none", edgecolors=GB_RING,
+                   linewidths=1.1, zorder=5,
+                   label="generator-bound (>= 1 rep.)" if not first else None)
+        first.append(True)
+
+
+# --- Ethernet -----------------------------------------------------------------
+
+def _eth_cores(d: Data):
+    cores = d.values("cores")
+    return cores[0] if cores else None
+
+
+def eth_rate(csv, pdf, png) -> None:
+    """Received Mpps vs frame size at the smallest core count: a line per
+    stack and variant, the generator's offered rate dotted in the stack's
+    colour, XDP_DROP (in-kernel, the ceiling) in black, generator-bound
+    points ringed, the line rate when the summary has one."""
+    _eth_vs_size(csv, pdf, png, metric="rx_pps", scale=1e6, ylabel="received (Mpps)",
+                 title="Ethernet receive rate")
+
+
+def eth_gbps(csv, pdf, png) -> None:
+    """Received Gbit/s (frame bits, FCS included) vs frame size."""
+    _eth_vs_size(csv, pdf, png, metric="rx_gbps", scale=1.0,
+                 ylabel="received (Gbit/s, frame bits)", title="Ethernet receive throughput")
+
+
+def _eth_vs_size(csv, pdf, png, metric, scale, ylabel, title) -> None:
+    d = Data(csv, "eth")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    cores = _eth_cores(d)
+    sub = d.st[d.st["cores"].map(S.norm) == cores] if cores is not None else d.st.iloc[0:0]
+    sizes = sorted({S.norm(v) for v in sub["size"] if S.norm(v) is not None}) if len(sub) else []
+    pos = {s: i for i, s in enumerate(sizes)}
+    top = 0.0
+    rings: list = []
+    drawn = False
+    for stack, combo, g in d.lines(sub):
+        xs, y, err, gb, ok = _series(g, "size", metric, scale, pos)
+        if not len(xs):
+            continue
+        drawn = True
+        st = d.line_style(stack, combo)
+        label = d.label(stack, combo) + (" (ceiling)" if stack == "xdp_drop"
+                                         and d.is_default(combo) else "")
+        ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3, label=label, **st)
+        _ring(ax, xs, y, gb, rings)
+        top = max(top, np.nanmax(y + err[1]))
+        if metric == "rx_pps" and "offered_pps_mean" in ok.columns:
+            off = ok["offered_pps_mean"].to_numpy(dtype=float) / scale
+            ax.plot(xs, off, color=st["color"], linestyle=(0, (1, 2.5)), linewidth=0.9,
+                    alpha=0.8)
+            top = max(top, np.nanmax(off))
+    if drawn and metric == "rx_pps":
+        ax.plot([], [], color="#555555", linestyle=(0, (1, 2.5)), linewidth=0.9,
+                label="offered by the generator (stack's colour)")
+    line = d.ctx["line_rate_gbps"]
+    if line and sizes:
+        xs = np.arange(len(sizes))
+        if metric == "rx_pps":     # + 20 B preamble and inter-frame gap per frame
+            ys = np.array([line * 1e9 / ((s + 20) * 8) for s in sizes]) / scale
+        else:
+            ys = np.full(len(sizes), line * np.array(sizes) / (np.array(sizes) + 20))
+        ax.plot(xs, ys, color="#000000", linestyle=(0, (8, 2, 2, 2)), linewidth=1,
+                label=f"line rate ({line:g} Gbit/s)")
+        # the axis follows the data: a line rate far above it leaves the top
+        top = max([top] + [y for y in ys if y <= 1.6 * top or not top])
+    if not drawn:
+        _empty(ax, "no successful Ethernet cell")
+    if sizes:
+        _size_axis(ax, sizes)
+    ax.set_ylim(0, (top or 1.0) * 1.12)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{title}, {cores or '?'} receiver core{'s' if cores != 1 else ''}")
+    extra = []
+    if metric == "rx_gbps":
+        extra.append(d.ctx["line_note"])
+    _finish(fig, ax, d, pdf, png, extra + d.missing(sub))
+
+
+def eth_cores(csv, pdf, png) -> None:
+    """Received Mpps vs receiver cores at the smallest frame size."""
+    d = Data(csv, "eth")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    sizes = d.values("size")
+    size = sizes[0] if sizes else None
+    sub = d.st[d.st["size"].map(S.norm) == size] if size is not None else d.st.iloc[0:0]
+    cores = sorted({S.norm(v) for v in sub["cores"] if S.norm(v) is not None}) if len(sub) else []
+    pos = {c: i for i, c in enumerate(cores)}
+    top, rings, drawn = 0.0, [], False
+    for stack, combo, g in d.lines(sub):
+        xs, y, err, gb, _ = _series(g, "cores", "rx_pps", 1e6, pos)
+        if not len(xs):
+            continue
+        drawn = True
+        ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3,
+                    label=d.label(stack, combo), **d.line_style(stack, combo))
+        _ring(ax, xs, y, gb, rings)
+        top = max(top, np.nanmax(y + err[1]))
+    if not drawn:
+        _empty(ax, "no successful Ethernet cell")
+    ax.set_xticks(range(len(cores)), [str(c) for c in cores])
+    ax.set_xlim(-0.5, max(len(cores), 1) - 0.5)
+    ax.set_xlabel("receiver cores")
+    ax.set_ylabel("received (Mpps)")
+    ax.set_ylim(0, (top or 1.0) * 1.12)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"Ethernet receive rate vs cores, {size} B frames")
+    _finish(fig, ax, d, pdf, png, d.missing(sub))
+
+
+def _bars(ax, d: Data, sub, x: str, metric: str, scale: float, skip=(), xlabel=None,
+          fmt=str) -> bool:
+    xs_all = sorted({S.norm(v) for v in sub[x] if S.norm(v) is not None}) if len(sub) else []
+    pos = {v: i for i, v in enumerate(xs_all)}
+    lines = [(s, c, g) for s, c, g in d.lines(sub, skip)
+             if f"{metric}_n" in g.columns and (g[f"{metric}_n"] > 0).any()]
+    if not lines:
+        return False
+    width = 0.8 / len(lines)
+    for j, (stack, combo, g) in enumerate(lines):
+        xs, y, err, _, _ = _series(g, x, metric, scale, pos)
+        color, _, hatch = style(stack)
+        st = d.line_style(stack, combo, skip)
+        plain = st["fillstyle"] == "full"
+        bars = ax.bar(xs - 0.4 + width * (j + 0.5), y, width * 0.92, yerr=err, capsize=2,
+                      color=color if plain else "white",
+                      edgecolor=color if not plain else "white", hatch=hatch, linewidth=0.8,
+                      error_kw={"elinewidth": 0.9, "ecolor": "#111111"},
+                      label=d.label(stack, combo, skip))
+        # a white halo keeps the error bar visible over a dark bar
+        if bars.errorbar is not None:
+            for art in [*bars.errorbar.lines[1], *bars.errorbar.lines[2]]:
+                art.set_path_effects([pe.Stroke(linewidth=2.4, foreground="white"),
+                                      pe.Normal()])
+    ax.set_xticks(range(len(xs_all)), [fmt(v) for v in xs_all])
+    ax.set_xlim(-0.5, len(xs_all) - 0.5)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    ax.grid(True, axis="y", alpha=0.3)
+    return True
+
+
+def eth_cpu(csv, pdf, png) -> None:
+    """CPU time of the receive side's cores per received packet (ns), per
+    stack and frame size, where the receive side has CPUs of its own."""
+    d = Data(csv, "eth")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    cores = _eth_cores(d)
+    sub = d.st[d.st["cores"].map(S.norm) == cores] if cores is not None else d.st.iloc[0:0]
+    if not _bars(ax, d, sub, "size", "cpu_ns_per_pkt", 1.0,
+                 xlabel="frame size (bytes, FCS included)"):
+        _empty(ax, "no CPU cost measured")
+    ax.set_ylabel("receive-side CPU time per packet (ns)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Ethernet CPU cost per packet, {cores or '?'} receiver "
+                 f"core{'s' if cores != 1 else ''}")
+    _finish(fig, ax, d, pdf, png, [
+        "only where the receive side (application and NAPI) has CPUs of its own, "
+        "not shared with the generator"])
+
+
+# --- TCP ----------------------------------------------------------------------
+
+def _touch_panels(d: Data):
+    if "touch" in d.variants:
+        vals = d.values("touch")
+        default = d.defaults.get("touch")
+        vals.sort(key=lambda v: v != default)
+        return vals or [None]
+    return [None]
+
+
+def _touch_slice(d: Data, sub, t):
+    """A touch panel's groups; the reference (iperf3) has no touch variant
+    of its own, so it appears in every panel with what it has."""
+    if t is None:
+        return sub
+    same = sub["touch"].map(S.norm) == t
+    ref = sub["stack"] == REFERENCE
+    has_ref = (same & ref).any()
+    return sub[same | (ref & ~has_ref)]
+
+
+def _tcp_lines(csv, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title: str) -> None:
+    d = Data(csv, "tcp")
+    panels = _touch_panels(d)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4, 4.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    vals = d.values(fixed)
+    fixed_v = pick(vals) if vals else None
+    sub = d.st[d.st[fixed].map(S.norm) == fixed_v] if fixed_v is not None else d.st.iloc[0:0]
+    sub, cores = d.at_min(sub, "cores")
+    xs_all = sorted({S.norm(v) for v in sub[x] if S.norm(v) is not None}) if len(sub) else []
+    pos = {v: i for i, v in enumerate(xs_all)}
+    top = 0.0
+    skip = ("touch",)
+    for ax, t in zip(axes, panels):
+        drawn = False
+        for stack, combo, g in d.lines(_touch_slice(d, sub, t), skip):
+            xs, y, err, _, _ = _series(g, x, "rx_gbps", 1.0, pos)
+            if not len(xs):
+                continue
+            drawn = True
+            st = d.line_style(stack, combo, skip)
+            label = d.label(stack, combo, skip)
+            if d.variant_index(combo, skip) == 0 and stack in TCP_LINESTYLE:
+                st["linestyle"] = TCP_LINESTYLE[stack]
+            if stack == REFERENCE:
+                st.update(markersize=8)
+                label += " (reference)"
+            ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3, label=label, **st)
+            top = max(top, np.nanmax(y + err[1]))
+        if not drawn:
+            _empty(ax, "no successful TCP cell")
+        ax.set_xticks(range(len(xs_all)), [fmt(v) for v in xs_all])
+        ax.set_xlim(-0.5, max(len(xs_all), 1) - 0.5)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+        if t is not None:
+            ax.set_title(TOUCH_TITLE.get(t, f"touch={t}"), fontsize=7.5)
+    axes[0].set_ylabel("goodput (Gbit/s)")
+    axes[0].set_ylim(0, (top or 1.0) * 1.12)
+    fixed_text = (f"{fixed_v} connection{'s' if fixed_v != 1 else ''}" if fixed == "conns"
+                  else f"{_bytes_label(fixed_v)} messages" if fixed_v else "")
+    fig.suptitle(f"{title}, {fixed_text}" + (f", {cores} server core{'s' if cores != 1 else ''}"
+                                             if cores is not None else ""), fontsize=8)
+    _finish(fig, axes, d, pdf, png, d.missing(sub, skip))
+
+
+def tcp_msg(csv, pdf, png) -> None:
+    """TCP goodput vs message size, at the smallest connection count; one
+    line per server, iperf3 as the reference; touched and untouched payload
+    side by side."""
+    _tcp_lines(csv, pdf, png, "msg", "conns", min, "message size (bytes per send)",
+               _bytes_label, "TCP goodput vs message size")
+
+
+def tcp_conns(csv, pdf, png) -> None:
+    """TCP goodput vs connections, at the largest message size."""
+    _tcp_lines(csv, pdf, png, "conns", "msg", max, "concurrent connections", str,
+               "TCP goodput vs connections")
+
+
+def tcp_cpu(csv, pdf, png) -> None:
+    """Receive-side CPU time per received byte (ns) per server and message
+    size, at the smallest connection count."""
+    d = Data(csv, "tcp")
+    panels = _touch_panels(d)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4, 4.0), sharey=True, squeeze=False)
+    axes = axes[0]
+    conns = d.values("conns")
+    c = conns[0] if conns else None
+    sub = d.st[d.st["conns"].map(S.norm) == c] if c is not None else d.st.iloc[0:0]
+    sub, _ = d.at_min(sub, "cores")
+    for ax, t in zip(axes, panels):
+        if not _bars(ax, d, _touch_slice(d, sub, t), "msg", "cpu_ns_per_byte", 1.0,
+                     skip=("touch",), xlabel="message size (bytes per send)", fmt=_bytes_label):
+            _empty(ax, "no CPU cost measured")
+        if t is not None:
+            ax.set_title(TOUCH_TITLE.get(t, f"touch={t}"), fontsize=7.5)
+    axes[0].set_ylabel("receive-side CPU time per byte (ns)")
+    axes[0].set_ylim(bottom=0)
+    fig.suptitle(f"TCP CPU cost per byte, {c} connection{'s' if c != 1 else ''}", fontsize=8)
+    _finish(fig, axes, d, pdf, png, d.missing(sub, ("touch",)))
+
+
+# --- the families and which ones the data supports ----------------------------
+
+def _has(d: Data, metric: str) -> bool:
+    ok = d.ok()
+    return bool(len(ok)) and f"{metric}_n" in ok.columns and bool((ok[f"{metric}_n"] > 0).any())
+
+
+def _more_than_one(d: Data, col: str) -> bool:
+    ok = d.ok()
+    return len({S.norm(v) for v in ok[col]} - {None}) > 1 if len(ok) else False
+
+
+# name -> (function, report category, does the summary support it?)
+FAMILIES = {
+    "eth_rate": (eth_rate, "Ethernet", lambda e, t: _has(e, "rx_pps")),
+    "eth_gbps": (eth_gbps, "Ethernet", lambda e, t: _has(e, "rx_gbps")),
+    "eth_cores": (eth_cores, "Ethernet",
+                  lambda e, t: _has(e, "rx_pps") and _more_than_one(e, "cores")),
+    "eth_cpu": (eth_cpu, "Ethernet", lambda e, t: _has(e, "cpu_ns_per_pkt")),
+    "tcp_msg": (tcp_msg, "TCP", lambda e, t: _has(t, "rx_gbps")),
+    "tcp_conns": (tcp_conns, "TCP",
+                  lambda e, t: _has(t, "rx_gbps") and _more_than_one(t, "conns")),
+    "tcp_cpu": (tcp_cpu, "TCP", lambda e, t: _has(t, "cpu_ns_per_byte")),
+}
+
+
+def plan(csv) -> list[str]:
+    """The figure families this summary supports, in FAMILIES order."""
+    e, t = Data(csv, "eth"), Data(csv, "tcp")
+    return [name for name, (_, _, ok) in FAMILIES.items() if ok(e, t)]
+
+
+def figure(name: str, csv, pdf, png) -> None:
+    if name not in FAMILIES:
+        raise ValueError(f"unknown figure {name!r}; known: {', '.join(FAMILIES)}")
+    FAMILIES[name][0](csv, pdf, png)
+

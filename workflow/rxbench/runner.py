@@ -421,10 +421,9 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     log(f"status {result['status']}" + (f": {result['reason']}" if result["reason"] else ""))
     result["provenance"] = provenance.collect(
         tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started)
-    result["provenance"]["config"] = {k: cfg[k] for k in ("profile", "warmup_s", "duration_s",
-                                                          "timeout_s")}
-    if cell.layer == "tcp":
-        result["provenance"]["config"]["tcp_duration_s"] = cfg["tcp"]["duration_s"]
+    result["provenance"]["config"] = {
+        "profile": cfg["profile"], "warmup_s": cfg["warmup_s"], "timeout_s": cfg["timeout_s"],
+        "duration_s": cfg["duration_s"] if cell.layer == "eth" else cfg["tcp"]["duration_s"]}
     if result["status"] == "ok" and cell.layer == "tcp":
         log(f"goodput {result['rx_gbps']:.2f} Gbit/s (sender {result['offered_gbps']:.2f}), "
             f"saturated CPUs {result['saturated_cpus']}, "

@@ -1,24 +1,48 @@
-"""LaTeX tables (booktabs) from the summary CSV alone, through jinja2."""
+"""LaTeX tables (booktabs, jinja2 templates in templates/) from the summary
+CSV alone:
+
+- eth_table: one row per Ethernet cell group: received Mpps as mean [95 %
+  CI], CV, offered Mpps, Gbit/s, n (a longtable: it breaks across pages);
+- tcp_table: goodput (Gbit/s) mean [95 % CI], one row per server, variant,
+  cores and connection count, one column per message size (a longtable);
+- env_table: the environment from the provenance columns (platform,
+  kernel, CPU, NIC driver, git revision, tool versions when present).
+
+Every cell group appears: a group without a successful repetition is "n/a"
+with its status and reason as a numbered footnote. Marks: g =
+generator-bound in at least one repetition, * = noisy (CV > 5 %).
+Each longtable carries its caption as \\providecommand'ed macro
+(\\EthTableCaption, \\TcpTableCaption): the paper may define its own first.
+
+    python -m rxbench.paper table eth --csv results/local/summary.csv \
+        --out paper/generated/local/eth_table.tex
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import jinja2
+import pandas as pd
 
-from .aggregate import read_summary
+from . import stats as S
 from .util import atomic_write
 
 TEMPLATES = Path(__file__).parent / "templates"
+NA = "n/a"
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
         block_start_string="((*", block_end_string="*))",
         variable_start_string="(((", variable_end_string=")))",
         comment_start_string="((#", comment_end_string="#))",
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["tex"] = tex_escape
+    return env
 
 
 def tex_escape(s) -> str:
@@ -30,31 +54,236 @@ def tex_escape(s) -> str:
     return s
 
 
-def eth_rows(csv: str | Path) -> list[dict]:
-    df = read_summary(csv)
-    eth = df[df.layer == "eth"]
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def fmt(x, digits: int = 3) -> str:
+    """Fixed decimals; "--" when there is no value."""
+    x = S.norm(x)
+    return f"{x:.{digits}f}" if _finite(x) else "--"
+
+
+def fmt_ci(mean, lo, hi, digits: int = 3) -> str:
+    m = fmt(mean, digits)
+    if _finite(S.norm(lo)) and _finite(S.norm(hi)):
+        return f"{m} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+    return m
+
+
+class Notes:
+    """Numbered footnotes for the reasons of n/a and partial groups."""
+
+    def __init__(self):
+        self.items: list[str] = []
+
+    def mark(self, text: str) -> str:
+        if text not in self.items:
+            self.items.append(text)
+        return f"$^{{{self.items.index(text) + 1}}}$"
+
+
+def _value(v) -> str:
+    v = S.norm(v)
+    return "" if v is None else tex_escape(v)
+
+
+def _header(k: str) -> str:
+    return {"napi": "NAPI", "touch": "Touch"}.get(k, tex_escape(k.replace("_", " ").capitalize()))
+
+
+def _n(rec, notes: Notes) -> str:
+    n_ok, n_reps = int(rec["n_ok"]), int(rec["n_reps"])
+    if n_ok == n_reps or not n_ok:
+        return str(n_ok)
+    return f"{n_ok}/{n_reps}" + notes.mark(rec["reason"] or "some repetitions not ok")
+
+
+def _stats(csv) -> pd.DataFrame:
+    return S.cell_stats(S.load(csv))
+
+
+# --- Ethernet -----------------------------------------------------------------
+
+def eth_rows(csv: str | Path) -> tuple[list[str], list[dict], list[str]]:
+    """(variant columns, rows, footnotes) of the Ethernet table; a row per
+    cell group, every group included."""
+    st = _stats(csv)
+    eth = st[st["layer"] == "eth"] if len(st) else st
+    variants = S.layer_variants(st, "eth") if len(st) else []
+    notes = Notes()
     rows = []
-    for (stack, napi, cores, size), g in eth.groupby(["stack", "napi", "cores", "size"],
-                                                     dropna=False, sort=True):
-        ok = g[g.status == "ok"]
-        bad = g[g.status != "ok"]
-        rows.append({
-            "stack": stack, "napi": napi, "cores": int(cores), "size": int(size),
-            "n": len(ok),
-            "rx": ok.rx_pps.median() / 1e6 if len(ok) else None,
-            "offered": ok.offered_pps.median() / 1e6 if len(ok) else None,
-            "gbps": ok.rx_gbps.median() if len(ok) else None,
-            "generator_bound": bool(len(ok) and ok.generator_bound.astype(bool).any()),
-            "status": "ok" if len(ok) else str(bad.status.iloc[0]),
-            "reason": "" if len(ok) else str(bad.reason.iloc[0]),
-        })
-    return rows
+    prev = None
+    for _, r in eth.iterrows():
+        rec = r.to_dict()
+        row = {"stack": tex_escape(rec["stack"]), "first": rec["stack"] != prev,
+               "variants": [_value(rec.get(k)) for k in variants],
+               "cores": _value(rec.get("cores")), "size": _value(rec.get("size"))}
+        prev = rec["stack"]
+        if rec["status"] == "ok":
+            rx = fmt_ci(rec["rx_pps_mean"] / 1e6, rec["rx_pps_ci_lo"] / 1e6,
+                        rec["rx_pps_ci_hi"] / 1e6)
+            if rec.get("generator_bound_reps", 0):
+                rx += "$^{g}$"
+            cv = S.norm(rec.get("rx_pps_cv"))
+            row.update(
+                rx=rx,
+                cv=(f"{100 * cv:.1f}" + ("$^{*}$" if rec["noisy"] else "")) if _finite(cv)
+                else "--",
+                offered=fmt(S.norm(rec.get("offered_pps_mean", float("nan"))) / 1e6
+                            if _finite(S.norm(rec.get("offered_pps_mean"))) else None),
+                gbps=fmt(rec.get("rx_gbps_mean"), 2),
+                n=_n(rec, notes))
+        else:
+            row.update(rx=NA + notes.mark(f"{rec['status']}: {_reason(rec)}"),
+                       cv="--", offered="--", gbps="--", n="0")
+        rows.append(row)
+    return [_header(k) for k in variants], rows, notes.items
+
+
+def _reason(rec) -> str:
+    # "unsupported: why" -> "why" (the status is said once, before it)
+    text = str(rec.get("reason") or "")
+    prefix = f"{rec['status']}: "
+    return "; ".join(p[len(prefix):] if p.startswith(prefix) else p for p in text.split("; ")) \
+        or "no reason recorded"
+
+
+def _gb_rule() -> str:
+    """How the runner decides generator-bound, for the footnote."""
+    gb, sat = S.runner_thresholds()
+    if gb is None:
+        return "received nearly all that was offered with no receiver-only CPU saturated"
+    return (f"received $\\geq$ {100 * gb:g}\\,\\% of offered with no receiver-only CPU "
+            f"saturated ($\\geq$ {100 * sat:g}\\,\\% busy)")
 
 
 def eth_table(csv: str | Path, out: str | Path) -> None:
-    env = _env()
-    env.filters["tex"] = tex_escape
-    rows = eth_rows(csv)
-    notes = sorted({r["reason"] for r in rows if r["status"] != "ok"})
-    text = env.get_template("eth_table.tex.j2").render(rows=rows, notes=notes)
+    variants, rows, notes = eth_rows(csv)
+    text = _env().get_template("eth_table.tex.j2").render(
+        rows=rows, variants=variants, notes=notes, gb_rule=_gb_rule(),
+        noisy=f"{100 * S.NOISY_CV:g}", ncols=len(variants) + 8)
     atomic_write(out, text)
+
+
+# --- TCP ----------------------------------------------------------------------
+
+def tcp_rows(csv: str | Path) -> tuple[list[str], list, list[dict], list[str]]:
+    """(row-key headers, message sizes, rows, footnotes): a row per server,
+    variant, cores and connection count; a column per message size."""
+    st = _stats(csv)
+    tcp = st[st["layer"] == "tcp"] if len(st) else st
+    variants = S.layer_variants(st, "tcp") if len(st) else []
+    has_cores = len(tcp) and len({S.norm(v) for v in tcp["cores"]} - {None}) > 1
+    keys = variants + (["cores"] if has_cores else []) + ["conns"]
+    msgs = sorted({S.norm(v) for v in tcp["msg"]} - {None}) if len(tcp) else []
+    notes = Notes()
+    grouped: dict[tuple, dict] = {}
+    for _, r in tcp.iterrows():
+        rec = r.to_dict()
+        k = (rec["stack"], *(S.norm(rec.get(c)) for c in keys))
+        grouped.setdefault(k, {})[S.norm(rec["msg"])] = rec
+    rows = []
+    prev = None
+    for k, by_msg in grouped.items():
+        stack, *kv = k
+        cells, ns = [], []
+        for m in msgs:
+            rec = by_msg.get(m)
+            if rec is None:
+                cells.append("")
+                continue
+            if rec["status"] == "ok":
+                c = fmt_ci(rec.get("rx_gbps_mean"), rec.get("rx_gbps_ci_lo"),
+                           rec.get("rx_gbps_ci_hi"), 2)
+                if rec.get("noisy"):
+                    c += "$^{*}$"
+                if rec.get("generator_bound_reps", 0):
+                    c += "$^{g}$"
+                ns.append(_n(rec, notes))
+            else:
+                c = NA + notes.mark(f"{rec['status']}: {_reason(rec)}")
+                ns.append("0")
+            cells.append(c)
+        uniq = sorted(set(ns), key=ns.index)
+        rows.append({"stack": tex_escape(stack), "first": stack != prev,
+                     "keys": [_value(v) for v in kv], "cells": cells,
+                     "n": uniq[0] if len(uniq) == 1 else ", ".join(uniq)})
+        prev = stack
+    return [_header(c) for c in keys], msgs, rows, notes.items
+
+
+def _msg_header(m) -> str:
+    return f"{m // 1024}\\,KiB" if m >= 1024 and m % 1024 == 0 else f"{m}\\,B"
+
+
+def tcp_table(csv: str | Path, out: str | Path) -> None:
+    keys, msgs, rows, notes = tcp_rows(csv)
+    text = _env().get_template("tcp_table.tex.j2").render(
+        rows=rows, keys=keys, msgs=[_msg_header(m) for m in msgs], notes=notes,
+        noisy=f"{100 * S.NOISY_CV:g}", ncols=len(keys) + len(msgs) + 2)
+    atomic_write(out, text)
+
+
+# --- environment ----------------------------------------------------------------
+
+VERSION_COLUMN = re.compile(r"^(versions?_(?P<a>.+)|(?P<b>.+)_version)$")
+
+
+def _counted(series, f=str, wrap="{}") -> str:
+    """The distinct values of a column (escaped, then put in wrap), with
+    how many cells had each when there are several."""
+    vals = [f(v) for v in (S.norm(x) for x in series) if v is not None]
+    if not vals:
+        return "unknown"
+    counts = pd.Series(vals).value_counts(sort=False)
+    if len(counts) == 1:
+        return wrap.format(tex_escape(counts.index[0]))
+    return "; ".join(f"{wrap.format(tex_escape(v))} ({c} cell{'s' if c != 1 else ''})"
+                     for v, c in counts.items())
+
+
+def _short_rev(rev) -> str:
+    rev = str(rev)
+    m = re.match(r"^([0-9a-f]{12})[0-9a-f]{28}(.*)$", rev)
+    return m.group(1) + m.group(2) if m else rev
+
+
+def env_rows(csv: str | Path) -> list[tuple[str, str]]:
+    df = S.load(csv)
+    rows = [("Platform", _counted(df["platform"])),
+            ("Kernel", _counted(df.get("kernel", pd.Series(dtype=object)))),
+            ("CPU", _counted(df.get("cpu_model", pd.Series(dtype=object)))),
+            ("NIC driver", _counted(df.get("nic_driver", pd.Series(dtype=object)))),
+            ("rxbench revision", _counted(df.get("git_rev", pd.Series(dtype=object)),
+                                          _short_rev, r"\texttt{{{}}}"))]
+    for c in df.columns:
+        m = VERSION_COLUMN.match(c)
+        if m:
+            rows.append((tex_escape(m.group("a") or m.group("b")) + " version",
+                         _counted(df[c])))
+    status = df["status"].astype(str)
+    layers = ", ".join(f"{tex_escape(lay)}: {n}" for lay, n in
+                       df["layer"].astype(str).value_counts(sort=False).items())
+    rows.append(("Cells (repetitions)", f"{len(df)} ({layers}): {int((status == 'ok').sum())} ok, "
+                 f"{int((status == 'unsupported').sum())} unsupported, "
+                 f"{int((status == 'failed').sum())} failed"))
+    ctx = S.context(df)
+    rows.append(("Repetitions per cell group", ctx["n_text"].replace("n = ", "")))
+    ok = df[status == "ok"]
+    if "duration_s" in ok.columns and ok["duration_s"].notna().any():
+        d = ok["duration_s"].astype(float)
+        rows.append(("Measured interval", f"{d.min():.2f}--{d.max():.2f}\\,s"
+                     if d.max() - d.min() > 0.05 else f"{d.median():.2f}\\,s"))
+    if "started_at" in df.columns and df["started_at"].notna().any():
+        t = sorted(str(x)[:16].replace("T", " ") for x in df["started_at"].dropna())
+        rows.append(("Run (UTC)", f"{t[0]} -- {t[-1]}"))
+    return rows
+
+
+def env_table(csv: str | Path, out: str | Path) -> None:
+    text = _env().get_template("env_table.tex.j2").render(rows=env_rows(csv))
+    atomic_write(out, text)
+
+
+TABLES = {"eth": eth_table, "tcp": tcp_table, "env": env_table}

@@ -1,0 +1,144 @@
+"""Figures and tables from the summary CSV alone (rxbench.plots, rxbench.tables):
+Ethernet only, TCP only, both; every cell group in a table."""
+
+import re
+
+import pytest
+
+import synthetic
+from rxbench import plots, stats, tables
+
+PDF, PNG = b"%PDF", b"\x89PNG"
+
+
+@pytest.fixture
+def eth_only(tmp_path):
+    return synthetic.write(tmp_path / "eth.csv", synthetic.eth_rows())
+
+
+@pytest.fixture
+def tcp_only(tmp_path):
+    return synthetic.write(tmp_path / "tcp.csv",
+                           synthetic.tcp_rows(conns=(1, 4, 64), msgs=(1024, 65536)))
+
+
+@pytest.fixture
+def both(tmp_path):
+    rows = (synthetic.eth_rows(cores=(1, 2), sizes=(64, 1518))
+            + synthetic.tcp_rows(conns=(1, 8), msgs=(1024, 16384, 65536)))
+    return synthetic.write(tmp_path / "both.csv", rows)
+
+
+def test_plan_follows_the_data(eth_only, tcp_only, both):
+    assert plots.plan(eth_only) == ["eth_rate", "eth_gbps", "eth_cpu"]     # one core count
+    assert plots.plan(tcp_only) == ["tcp_msg", "tcp_conns", "tcp_cpu"]
+    assert plots.plan(both) == list(plots.FAMILIES)
+
+
+def test_every_planned_figure_is_drawn(both, tmp_path):
+    for name in plots.plan(both):
+        pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
+        plots.figure(name, both, pdf, png)
+        assert pdf.read_bytes()[:4] == PDF and png.read_bytes()[:4] == PNG, name
+
+
+def test_eth_only_figures_and_a_tcp_figure_without_tcp_rows(eth_only, tmp_path):
+    plots.eth_rate(eth_only, tmp_path / "r.pdf", tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == PNG
+    # asked for anyway (the CLI allows it): a placeholder, not a crash
+    plots.tcp_msg(eth_only, tmp_path / "t.pdf", tmp_path / "t.png")
+    assert (tmp_path / "t.pdf").read_bytes()[:4] == PDF
+
+
+def test_each_stack_has_its_own_style():
+    assert set(stats.STACK_ORDER) <= set(plots.STYLE)
+    pairs = [(c, m) for c, m, _ in plots.STYLE.values()]
+    assert len(set(pairs)) == len(pairs)
+    assert len({m for _, m, _ in plots.STYLE.values()}) == len(plots.STYLE)   # grayscale
+
+
+def test_non_default_variant_is_labelled_and_styled_apart(eth_only):
+    d = plots.Data(eth_only, "eth")
+    assert d.label("af_xdp", ("receiver",)) == "af_xdp"
+    assert d.label("af_xdp", ("sender",)) == "af_xdp (napi=sender)"
+    a, b = d.line_style("af_xdp", ("receiver",)), d.line_style("af_xdp", ("sender",))
+    assert a["color"] == b["color"] and a["marker"] == b["marker"]
+    assert a["fillstyle"] != b["fillstyle"] and a["linestyle"] != b["linestyle"]
+
+
+def test_a_variant_keeps_its_style_whatever_other_variants_exist(tmp_path):
+    rows = synthetic.eth_rows(stacks=("xdp_drop", "af_xdp"), sizes=(64,))
+    for r in rows:
+        if r["stack"] == "af_xdp":
+            r["wait"] = "poll"
+    for r in synthetic.eth_rows(stacks=("af_xdp",), sizes=(64,), napi=("receiver",)):
+        rows.append(dict(r, wait="busy_poll",
+                         path=r["path"].replace("/rep=", "/wait=busy_poll/rep=")))
+    d = plots.Data(synthetic.write(tmp_path / "v.csv", rows), "eth")
+    assert d.variants == ["napi", "wait"] and d.defaults == {"napi": "receiver", "wait": "poll"}
+    # napi=sender is the first non-default variant: the style the paper's captions describe
+    assert d.variant_index(("sender", None)) == 1 == d.variant_index(("sender", "poll"))
+    assert d.variant_index(("receiver", None)) == 0
+    assert d.variant_index(("receiver", "busy_poll")) == 2
+    assert d.label("af_xdp", ("receiver", "busy_poll")) == "af_xdp (wait=busy_poll)"
+
+
+def _data_rows(tex: str) -> list[str]:
+    body = tex.split(r"\endlastfoot", 1)[1].split(r"\end{longtable}")[0]
+    return [r for r in body.split("\\\\\n") if "&" in r]
+
+
+def test_every_eth_group_is_in_the_table(tmp_path):
+    rows = synthetic.eth_rows(stacks=("xdp_drop", "af_xdp", "dpdk"))
+    for r in rows:
+        if r["stack"] == "dpdk":
+            r.update(status="unsupported", reason="dpdk-testpmd is not installed",
+                     rx_pps="", offered_pps="", rx_gbps="")
+    csv = synthetic.write(tmp_path / "s.csv", rows)
+    tables.eth_table(csv, tmp_path / "t.tex")
+    tex = (tmp_path / "t.tex").read_text()
+    groups = stats.cell_stats(stats.load(csv))
+    assert len(_data_rows(tex)) == len(groups) == 3 * 2 * 3
+    assert tex.count("n/a$^{1}$") == 6                       # dpdk: napi x sizes
+    assert r"$^{1}$ unsupported: dpdk-testpmd is not installed" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"\begin{longtable}" in tex
+
+
+def test_every_tcp_group_is_in_the_table(tcp_only, tmp_path):
+    tables.tcp_table(tcp_only, tmp_path / "t.tex")
+    tex = (tmp_path / "t.tex").read_text()
+    groups = stats.cell_stats(stats.load(tcp_only))
+    rows = _data_rows(tex)
+    cells = [c for r in rows for c in r.split("&")[3:-1] if c.strip()]   # the msg columns
+    assert len(cells) == len(groups)
+    zcrx = groups[groups["stack"] == "uring_zcrx"]
+    assert sum("n/a$^{1}$" in c for c in cells) == len(zcrx) > 0
+    assert "header split (veth has none)" in tex
+    # median [CI] of a known group, two decimals: the mean of the CSV's three values
+    g = groups[(groups["stack"] == "epoll") & (groups["conns"] == 1) & (groups["msg"] == 1024)
+               & (groups["touch"] == 0)].iloc[0]
+    assert f"{g.rx_gbps_mean:.2f} [{g.rx_gbps_ci_lo:.2f}, {g.rx_gbps_ci_hi:.2f}]" in tex
+
+
+def test_partial_failures_show_n_of_reps_with_the_reason(tmp_path):
+    rows = synthetic.eth_rows(stacks=("af_xdp",), sizes=(64,), napi=("receiver",))
+    rows[1].update(status="failed", reason="rxb-af-xdp crashed", rx_pps="")
+    csv = synthetic.write(tmp_path / "s.csv", rows)
+    tables.eth_table(csv, tmp_path / "t.tex")
+    tex = (tmp_path / "t.tex").read_text()
+    assert "2/3$^{1}$" in tex and "failed: rxb-af-xdp crashed" in tex
+
+
+def test_environment_table_from_provenance(both, tmp_path):
+    tables.env_table(both, tmp_path / "env.tex")
+    tex = (tmp_path / "env.tex").read_text()
+    assert r"6.18.0-test \#1 SMP" in tex and "Test CPU" in tex and "veth" in tex
+    assert r"\texttt{0123456789ab}" in tex                       # short revision
+    assert re.search(r"Cells \(repetitions\) & \d+ \(eth: \d+, tcp: \d+\)", tex)
+
+
+def test_tables_without_rows_of_their_layer(eth_only, tcp_only, tmp_path):
+    tables.tcp_table(eth_only, tmp_path / "tcp.tex")
+    assert "No TCP cell in this summary" in (tmp_path / "tcp.tex").read_text()
+    tables.eth_table(tcp_only, tmp_path / "eth.tex")
+    assert "No Ethernet cell in this summary" in (tmp_path / "eth.tex").read_text()

@@ -1,0 +1,100 @@
+"""Statistics per cell group (rxbench.stats): known inputs, known answers."""
+
+import math
+
+import pandas as pd
+import pytest
+
+import synthetic
+from rxbench import stats as S
+
+
+@pytest.mark.parametrize("dof,t", [(1, 12.706204736), (2, 4.302652730), (4, 2.776445105),
+                                   (9, 2.262157163), (29, 2.045229642), (100, 1.983971519)])
+def test_t_quantile_matches_the_table(dof, t):
+    assert S.t_quantile(0.95, dof) == pytest.approx(t, abs=1e-8)
+
+
+def test_three_values_by_hand():
+    # mean 2, s = 1, t(0.975, 2) = 4.302653: 2 -/+ 4.302653 / sqrt(3) = 2 -/+ 2.484138
+    s = S.summarize([3.0, 1.0, 2.0])
+    assert (s.n, s.mean, s.median, s.sd) == (3, 2.0, 2.0, 1.0)
+    assert s.ci_lo == pytest.approx(-0.484138, abs=1e-6)
+    assert s.ci_hi == pytest.approx(4.484138, abs=1e-6)
+    assert s.cv == pytest.approx(0.5)
+    assert s.noisy
+
+
+def test_noisy_only_above_five_percent():
+    assert not S.summarize([100, 101, 102]).noisy          # CV 1 %
+    assert S.summarize([100, 110, 120]).noisy              # CV 9 %
+    # CV = 5 % exactly (mean 20, s = 1) is not above the threshold
+    exact = S.summarize([19, 20, 21])
+    assert exact.cv == pytest.approx(0.05) and not exact.noisy
+
+
+def test_one_value_has_no_interval_and_none_is_empty():
+    one = S.summarize([7.0])
+    assert one.n == 1 and one.mean == 7.0 and math.isnan(one.ci_lo) and not one.noisy
+    none = S.summarize([float("nan"), None])
+    assert none.n == 0 and math.isnan(none.mean)
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    rows = synthetic.eth_rows() + synthetic.tcp_rows(conns=(1, 8), msgs=(1024, 65536))
+    # one group with a failed repetition among ok ones
+    rows[0] = {**rows[0], "status": "failed", "reason": "rxb-af-xdp exited 1",
+               "rx_pps": "", "offered_pps": "", "rx_gbps": ""}
+    return synthetic.write(tmp_path / "summary.csv", rows)
+
+
+def test_every_group_with_its_variants_and_status(mixed):
+    df = S.load(mixed)
+    assert S.variant_columns(df) == ["napi", "touch"]
+    assert S.variant_defaults(df) == {"napi": "receiver", "touch": 0}
+    st = S.cell_stats(df)
+    eth = st[st["layer"] == "eth"]
+    tcp = st[st["layer"] == "tcp"]
+    assert len(eth) == 3 * 2 * 3                            # stacks x napi x sizes
+    # servers x conns x msgs x touch, + iperf3 (no touch variant)
+    assert len(tcp) == 5 * 2 * 2 * 2 + 1 * 2 * 2
+    assert (st.n_reps == 3).all()
+    zcrx = tcp[tcp["stack"] == "uring_zcrx"]
+    assert (zcrx.status == "unsupported").all() and (zcrx.n_ok == 0).all()
+    assert zcrx.reason.str.contains("header split").all()
+    # the stack order of the paper, default variant first
+    assert list(dict.fromkeys(eth["stack"])) == ["xdp_drop", "af_xdp", "af_packet"]
+    assert eth.napi.iloc[0] == "receiver"
+
+
+def test_group_values_match_the_csv(mixed):
+    df = pd.read_csv(mixed)
+    st = S.cell_stats(S.load(mixed))
+    sel = (df["stack"] == "af_xdp") & (df["size"] == 512) & (df["napi"] == "sender")
+    want = S.summarize(df[sel].rx_pps.tolist())
+    got = st[(st["stack"] == "af_xdp") & (st["size"] == 512) & (st["napi"] == "sender")].iloc[0]
+    assert got.rx_pps_mean == pytest.approx(want.mean)
+    assert got.rx_pps_ci_lo == pytest.approx(want.ci_lo)
+    assert got.rx_pps_n == 3 and got.rx_pps_median == pytest.approx(want.median)
+    # the partly failed group: ok, 2 of 3, the failure's reason kept
+    part = st.iloc[0]
+    assert (part["stack"], part["status"], part["n_ok"], part["n_reps"]) == ("xdp_drop", "ok", 2, 3)
+    assert part["reason"] == "failed: rxb-af-xdp exited 1"
+
+
+def test_stats_csv_is_machine_readable(mixed, tmp_path):
+    S.write_stats(mixed, tmp_path / "stats.csv")
+    back = pd.read_csv(tmp_path / "stats.csv")
+    for col in ("stack", "napi", "touch", "status", "reason", "n_ok", "rx_pps_ci_lo",
+                "rx_gbps_cv", "noisy"):
+        assert col in back.columns
+    assert len(back) == len(S.cell_stats(S.load(mixed)))
+
+
+def test_no_rows_of_a_layer_is_fine(tmp_path):
+    eth_only = synthetic.write(tmp_path / "eth.csv", synthetic.eth_rows())
+    assert set(S.cell_stats(S.load(eth_only))["layer"]) == {"eth"}
+    ctx = S.context(S.load(eth_only), "tcp")
+    assert ctx["n_text"] == "n = 0"
+    assert S.context(S.load(eth_only), "eth")["line_note"].startswith("no line rate: veth")

@@ -1,0 +1,42 @@
+# The paper: numbers.tex (every number the text quotes, and the platform's
+# folder of figures and tables) and paper/paper.pdf by latexmk
+# (paper/latexmkrc). `snakemake --cores 1 paper` builds it, and everything
+# it needs, from SUMMARY alone.
+
+NUMBERS = "paper/generated/numbers.tex"
+PAPER_PDF = "paper/paper.pdf"
+
+
+rule numbers:
+    input:
+        SUMMARY,
+    output:
+        NUMBERS,
+    log:
+        f"{GENERATED}/numbers.log",
+    params:
+        gendir=f"generated/{PLATFORM}",
+    shell:
+        "{PAPER_PY} numbers --csv {input:q} --out {output:q} --gendir {params.gendir:q}"
+        " > {log} 2>&1"
+
+
+# the sources are the checkout's (also with `snakemake -d ELSEWHERE`); the
+# generated files and the PDF are in the working directory
+PAPER_SRC = Path(workflow.basedir) / "paper"
+
+
+rule paper:
+    input:
+        tex=PAPER_SRC / "paper.tex",
+        bib=PAPER_SRC / "refs.bib",
+        rc=PAPER_SRC / "latexmkrc",
+        numbers=NUMBERS,
+        tables=GEN_TABLES,
+        figures=planned_figures,
+    output:
+        report(PAPER_PDF, caption="../report/paper.rst", category="Paper"),
+    log:
+        "paper/build/latexmk.log",
+    shell:
+        "{PAPER_PY} pdf --paper-dir paper --source-dir {PAPER_SRC:q} --log {log:q}"
