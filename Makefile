@@ -3,6 +3,8 @@
 #                 run the default campaign: snakemake --cores 1
 #   make test     the same set-up, then the whole test suite (pytest)
 # Both are idempotent: a second run redoes nothing that is done.
+#   make paper    (no root) the Python env only, then the paper from the
+#                 committed results: snakemake --cores 1 paper
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -11,7 +13,7 @@ STAMP   := $(VENV)/.rxbench-stamp
 SNAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all run test setup system native clean-testbed lock lint
+.PHONY: all run test setup system native venv paper clean-testbed lock lint
 
 all: run
 
@@ -22,6 +24,11 @@ test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 setup: system $(STAMP) native
+
+venv: $(STAMP)
+
+paper: $(STAMP)
+	$(BIN)/snakemake --cores 1 paper $(SNAKE_ARGS)
 
 # Debian packages: installs only what is missing (needs root; apt-get update once)
 system:

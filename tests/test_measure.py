@@ -102,3 +102,38 @@ def test_napi_on_sender_has_no_receiver_only_cpu():
     assert place.receiver_only == {1}
     place = Placement(generator=[0], application=[0], napi_mode="sender", napi=[0])
     assert place.receiver_only == set()
+
+
+class _NoRetryGen(Generator):
+    retries_refused = False
+
+
+class _Poller(Receiver):
+    def polls(self) -> bool:
+        return True
+
+
+def test_frames_a_non_retrying_generator_lost_at_the_sender_are_a_drop_stage():
+    # dpdk-txonly: 4 M counted as sent, 1 M refused by the sender's veth, 0.5 M
+    # dropped at the receiver: all of offered - received is explained
+    a = snap(0, 0, 0, STAT_A)
+    b = snap(2_000_000_000, 4_000_000, 2_500_000, STAT_B, rx_drops=500_000,
+             tx_dropped=1_000_000)
+    r = analyse(CELL, a, b, PLACE, _NoRetryGen.__new__(_NoRetryGen), RX)
+    assert r["drops"]["sender_veth_refused"] == 1_000_000
+    assert r["drops"]["unaccounted"] == 0
+    # the same counter is back-pressure for a generator that sends again
+    r = analyse(CELL, a, b, PLACE, GEN, RX)
+    assert "sender_veth_refused" not in r["drops"] and r["drops"]["unaccounted"] == 1_000_000
+
+
+def test_a_polling_receivers_busy_core_does_not_make_it_the_bottleneck():
+    # napi=sender: the receive path shares the generator's CPU; the DPDK lcore
+    # spins on CPU 1 at 100 % whatever the load; loss-free -> generator-bound
+    place = Placement(generator=[0], application=[1], napi_mode="sender", napi=[0])
+    a = snap(0, 0, 0, STAT_A)
+    busy = STAT_A.replace("cpu1 5 0 5 50", "cpu1 105 0 5 50").replace("cpu0 5 0 5 50",
+                                                                       "cpu0 105 0 5 50")
+    b = snap(1_000_000_000, 1_000_000, 1_000_000, busy)
+    assert analyse(CELL, a, b, place, GEN, _Poller.__new__(_Poller))["generator_bound"] is True
+    assert analyse(CELL, a, b, place, GEN, RX)["generator_bound"] is False

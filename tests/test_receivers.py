@@ -57,3 +57,26 @@ def test_receiver_counts_every_frame_sent(stack, napi, state_dir, tmp_path):
         lost = sum(rx.stage_drops({}, rx_tool.find("final", n)).values())
     assert got + lost == COUNT, f"{stack}: received {got}, dropped {lost}, sent {COUNT}"
     assert not leftovers(state_dir)
+
+
+@needs_testbed
+def test_dpdk_txonly_generator_runs_a_cell_and_every_loss_is_explained(state_dir, tmp_path):
+    """The default generator on this machine: a real cell, its offered rate
+    from testpmd's tx counter, frames the sender's veth refused counted as
+    a drop stage, so offered - received is explained."""
+    import json
+    import shutil
+
+    from rxbench.runner import run_cell
+    if not shutil.which("dpdk-testpmd"):
+        pytest.skip("dpdk-testpmd is not installed")
+    cfg = resolve({"profile": "smoke", "duration_s": 2, "eth": {"generator": "dpdk-txonly"}})
+    out = tmp_path / "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json"
+    assert run_cell(str(out), cfg, str(out.with_suffix(".log"))) == 0
+    r = json.loads(out.read_text())
+    assert r["status"] == "ok", r["reason"]
+    assert r["offered_pps"] > 100_000 and r["rx_pps"] > 100_000
+    assert "sender_veth_refused" in r["drops"]
+    assert r["drops"]["unaccounted"] <= 0.01 * r["sent_packets"]
+    assert any("forward-mode=txonly" in c for c in r["provenance"]["commands"])
+    assert not leftovers(state_dir)

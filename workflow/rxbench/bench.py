@@ -163,7 +163,7 @@ def generators(reps: int, duration: float, sizes: list[int], kinds: list[str]) -
 
 
 def main(reps: int, duration: float, sizes: list[int], stacks: list[str],
-         napis: list[str], kinds: list[str]) -> int:
+         napis: list[str], kinds: list[str], generator: str | None = None) -> int:
     if os.geteuid() != 0:
         raise RxbenchError("the benchmark runs real cells: run it as root")
     for k in kinds:
@@ -172,14 +172,17 @@ def main(reps: int, duration: float, sizes: list[int], stacks: list[str],
     if kinds:
         generators(reps, duration, sizes, kinds)
     if stacks:
-        receivers(reps, duration, sizes, stacks, napis)
+        receivers(reps, duration, sizes, stacks, napis, generator)
     return 0
 
 
 def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
-              napis: list[str]) -> None:
-    cfg = resolve({"profile": "smoke", "duration_s": duration, "warmup_s": 1,
-                   "eth": {"stacks": stacks, "sizes": sizes, "variants": {"napi": napis}}})
+              napis: list[str], generator: str | None = None) -> None:
+    """The default profile's cells (its generator, unless one is given)."""
+    eth = {"stacks": stacks, "sizes": sizes, "variants": {"napi": napis}}
+    if generator:
+        eth["generator"] = generator
+    cfg = resolve({"duration_s": duration, "warmup_s": 1, "eth": eth})
     rows = []
     with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp:
         log = Log(Path(tmp) / "bench.log")
@@ -199,10 +202,10 @@ def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
                             continue
                         runs.append(res)
                     rows.append((f"{label} napi={napi}", size, runs))
-    print(f"\nmedian of {reps} x {duration:g} s, 1 receiver core, generator on CPU "
-          f"{cfg['platforms']['local']['generator_cpus']}")
+    print(f"\nmedian of {reps} x {duration:g} s, 1 receiver core, generator "
+          f"{cfg['eth']['generator']} on CPU {cfg['platforms']['local']['generator_cpus']}")
     print(f"{'what':28} {'size':>5} {'offered Mpps':>13} {'rx Mpps':>8} {'min-max rx':>13} "
-          f"{'saturated CPUs':>15} {'gen-bound':>9}")
+          f"{'saturated CPUs':>15} {'gen-bound':>9} {'far host':>8}")
     for label, size, runs in rows:
         if not runs:
             print(f"{label:28} {size:>5} {'n/a':>13}")
@@ -213,8 +216,11 @@ def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
         gb = sum(1 for r in runs if r["generator_bound"])
         rx_s = f"{statistics.median(rx):8.3f}" if rx else f"{'-':>8}"
         rng = f"{min(rx):.3f}-{max(rx):.3f}" if rx else "-"
+        # runs whose generator and receiver CPUs were far apart on the host
+        # (cache-line round trip > 150 ns, see runner.host_probe)
+        far = sum(1 for r in runs if (r.get("host_probe") or {}).get("pingpong_ns", 0) > 150)
         print(f"{label:28} {size:>5} {off:13.3f} {rx_s} {rng:>13} {str(sat):>15} "
-              f"{(str(gb) + '/' + str(len(runs))) if rx else '-':>9}")
+              f"{(str(gb) + '/' + str(len(runs))) if rx else '-':>9} {far}/{len(runs):<6}")
 
 
 TCP_STACKS = ["iperf3", "blocking", "epoll", "uring", "uring_opt", "uring_zcrx"]

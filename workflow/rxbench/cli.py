@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--generators", default="rxb-gen,rxb-gen sendmmsg,trafgen,"
                                            "testpmd af_packet,testpmd af_xdp",
                    help="generators to compare ('none': skip)")
+    b.add_argument("--generator", help="the receivers' generator (default: the config's)")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                          [] if args.stacks == "none" else
                          (args.stacks or "xdp_drop,af_xdp,dpdk,af_packet").split(","),
                          args.napi.split(","),
-                         [] if args.generators == "none" else args.generators.split(","))
+                         [] if args.generators == "none" else args.generators.split(","),
+                         args.generator)
         if args.cmd == "aggregate":
             from .aggregate import write_summary
             write_summary(args.cells, args.out)

@@ -80,11 +80,12 @@ def _snapshot(tb, rx_tool: Tool, gen_tool: Tool, threads: list[dict]) -> dict:
             "links": links, "procs": procs}
 
 
-def _drops(a: dict, b: dict, rx) -> tuple[dict, dict]:
+def _drops(a: dict, b: dict, rx, gen) -> tuple[dict, dict]:
     """Receive-side losses over the interval, and the sender's refusals.
-    The generator counts only frames the kernel accepted; frames veth
-    refused while its peer's ring was full (sender tx_dropped) were sent
-    again, so they are back-pressure, not loss."""
+    Frames veth refused while its peer's ring was full (sender tx_dropped)
+    are back-pressure when the generator sends them again (rxb-gen counts
+    only frames the kernel accepted), and a loss stage when it does not
+    (dpdk-txonly counts them as sent)."""
     snd = delta(a["links"]["sender"], b["links"]["sender"])
     rcv = delta(a["links"]["receiver"], b["links"]["receiver"])
     eth = delta(a["links"]["receiver_ethtool"], b["links"]["receiver_ethtool"])
@@ -97,6 +98,8 @@ def _drops(a: dict, b: dict, rx) -> tuple[dict, dict]:
                                    and "xdp" not in k),
         **rx.stage_drops(a["rx"], b["rx"]),
     }
+    if not gen.retries_refused:
+        drops["sender_veth_refused"] = snd.get("tx_dropped", 0)
     backpressure = {
         "sender_tx_dropped": snd.get("tx_dropped", 0),
         "sender_tx_errors": snd.get("tx_errors", 0),
@@ -116,7 +119,11 @@ def analyse(cell, a: dict, b: dict, placement, gen, rx) -> dict:
     rx_pps = got / rx_s
     cpu = cpu_delta(a["stat"], b["stat"])
     saturated = sorted((int(c) for c, v in cpu.items() if v["busy_frac"] >= SATURATED))
-    rx_only = placement.receiver_only
+    rx_only = set(placement.receiver_only)
+    if rx.polls():
+        # a polling receiver keeps its core busy whatever the load: that
+        # core being saturated says nothing about who set the rate
+        rx_only -= set(placement.application) - set(placement.napi)
     rx_saturated = bool(rx_only & set(saturated))
     gen_saturated = bool(set(placement.generator) & set(saturated))
     lossless = rx_pps >= GENERATOR_BOUND * offered_pps
@@ -134,10 +141,13 @@ def analyse(cell, a: dict, b: dict, placement, gen, rx) -> dict:
             processes[name] = {"user_s": round(pb["user_s"] - pa["user_s"], 4),
                                "sys_s": round(pb["sys_s"] - pa["sys_s"], 4),
                                "last_cpu": pb["last_cpu"]}
-    drops, backpressure = _drops(a, b, rx)
-    # the stages nest (a frame the AF_XDP socket drops is also a veth
-    # drop), so the largest stage is what the counters explain for sure
-    known = max(drops.values(), default=0)
+    drops, backpressure = _drops(a, b, rx, gen)
+    # the receive-side stages nest (a frame the AF_XDP socket drops is also
+    # a veth drop), so the largest is what they explain for sure; frames the
+    # sender's veth refused never reached them
+    refused = drops.get("sender_veth_refused", 0)
+    known = refused + max((v for k, v in drops.items() if k != "sender_veth_refused"),
+                          default=0)
     return {
         "duration_s": round(rx_s, 6),
         "offered_pps": offered_pps,

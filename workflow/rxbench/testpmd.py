@@ -119,6 +119,7 @@ def snapshot(prompt: Prompt, event: str) -> dict | None:
         return None
     return {"event": event, "t_ns": (t0 + t1) // 2, "ask_ns": t1 - t0,
             "packets": x["rx_good_packets"], "bytes": x.get("rx_good_bytes", 0),
+            "tx_packets": x.get("tx_good_packets", 0), "tx_bytes": x.get("tx_good_bytes", 0),
             "imissed": x.get("rx_missed_errors", 0), "ierrors": x.get("rx_errors", 0),
             "nombuf": x.get("rx_mbuf_allocation_errors", 0), "xstats": x}
 
@@ -131,7 +132,8 @@ def reason_from(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rxbench.testpmd", description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, required=True,
-                    help="quit testpmd after this many seconds (a bound)")
+                    help="quit testpmd this many seconds after forwarding started (a bound; "
+                         "start-up is bounded on its own)")
     ap.add_argument("--runtime-dir", help="EAL runtime directory to remove at exit")
     ap.add_argument("--log", help="append testpmd's own output here (default: stderr)")
     ap.add_argument("command", nargs=argparse.REMAINDER)
@@ -142,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     sigs = TERM | {signal.SIGUSR1}
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     log = open(a.log, "ab") if a.log else sys.stderr.buffer
-    deadline = time.monotonic() + a.duration
     try:
         # the child must not inherit our blocked signals
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNSUPPORTED if isinstance(e, FileNotFoundError) else EXIT_FAIL
     prompt = Prompt(proc, log)
     try:
-        return run(proc, prompt, sigs, deadline)
+        return run(proc, prompt, sigs, a.duration)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(a.runtime_dir, ignore_errors=True)
 
 
-def run(proc, prompt: Prompt, sigs: set, deadline: float) -> int:
+def run(proc, prompt: Prompt, sigs: set, duration: float) -> int:
     first = prompt.wait(60.0)      # EAL init with --no-huge takes a few seconds
     if first is None:
         text = prompt.pending().decode(errors="replace")
@@ -188,6 +189,7 @@ def run(proc, prompt: Prompt, sigs: set, deadline: float) -> int:
         emit({"event": "error", "kind": "failed", "reason": "dpdk-testpmd gave no port xstats"})
         return EXIT_FAIL
     emit(base)
+    deadline = time.monotonic() + duration
     while True:
         left = deadline - time.monotonic()
         sig = signal.sigtimedwait(sigs, max(0.0, left)) if left > 0 else None

@@ -48,6 +48,7 @@ def atomic_write(path: str | Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)     # mkstemp makes 0600: results are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         try:

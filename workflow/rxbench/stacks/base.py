@@ -82,6 +82,10 @@ class Receiver(Tooled):
     def received(self, snap: dict) -> int:
         return int(snap["packets"])
 
+    def polls(self) -> bool:
+        """Does it busy-poll (keep its core at 100 % whatever the load)?"""
+        return False
+
     def stage_drops(self, a: dict, b: dict) -> dict:
         """Losses the tool itself can see (socket/ring counters), as
         {stage: count} over the interval between snapshots a and b."""
@@ -92,6 +96,10 @@ class Generator(Tooled):
     """Sends for a bounded time and count; reports what it sent."""
 
     ready_timeout = 10.0
+    # True: a frame the sender's veth refuses (its peer's ring is full) is
+    # sent again, so it is back-pressure; False: it is lost, and counted as
+    # a drop stage (sender_veth_refused)
+    retries_refused = True
 
     def argv(self, bound_s: float) -> list[str]:
         raise NotImplementedError

@@ -7,7 +7,7 @@ import sys
 
 from .. import ROOT
 from ..state import DPDK_RUNTIME, NETNS_PREFIX
-from .base import Generator, Receiver, Unsupported
+from .base import Generator, Receiver, Unsupported, require_kernel
 
 
 class XdpDrop(Receiver):
@@ -45,6 +45,9 @@ class AfXdp(Receiver):
                        "--cpus", ",".join(map(str, app)), "--bind", p.get("bind", "copy"),
                        "--mode", "native", "--wait", p.get("wait", "poll").replace("_", "-"),
                        "--batch", str(p.get("batch", 64)), "--duration", f"{bound_s:.3f}"])
+
+    def polls(self) -> bool:
+        return self.cell.params.get("wait", "poll") in ("spin", "busy_poll")
 
     def stage_drops(self, a: dict, b: dict) -> dict:
         # XDP_STATISTICS: rx_dropped includes frames lost to an empty fill
@@ -144,6 +147,9 @@ class Dpdk(Receiver):
                    "--runtime-dir", str(rundir), "--"]
         return r.exec(wrapper + testpmd, app)
 
+    def polls(self) -> bool:
+        return True      # a DPDK lcore spins on its queues
+
     def stage_drops(self, a: dict, b: dict) -> dict:
         # the af_xdp PMD reports the socket's XDP_STATISTICS drops as imissed
         return {f"dpdk_{k}": int(b.get(k, 0)) - int(a.get(k, 0))
@@ -168,6 +174,53 @@ class AfPacket(Receiver):
     def stage_drops(self, a: dict, b: dict) -> dict:
         sa, sb = a.get("packet_stats", {}), b.get("packet_stats", {})
         return {"packet_ring_drops": int(sb.get("tp_drops", 0)) - int(sa.get("tp_drops", 0))}
+
+
+class DpdkTxonly(Generator):
+    """dpdk-testpmd --forward-mode=txonly on the af_xdp PMD of the sender's
+    veth: fixed-size UDP/IPv4 frames 198.18.0.1 -> 198.18.0.2 to the
+    receiver's MAC (several flows with --txonly-multi-flow when the cell has
+    several cores), bounded in time by rxbench.testpmd. Offered = the
+    port's tx_good_packets."""
+
+    name = "dpdk-txonly"
+    tool = "dpdk-testpmd"
+    ready_timeout = 90.0
+    retries_refused = False      # the PMD counts a frame veth refused as sent
+
+    def probe(self) -> None:
+        require_kernel("CONFIG_XDP_SOCKETS")
+        for tool in (self.tool, "stdbuf"):
+            if not shutil.which(tool):
+                raise Unsupported(f"generator {self.name}: {tool} is not installed")
+
+    def binary(self) -> str:
+        return shutil.which(self.tool) or self.tool
+
+    def argv(self, bound_s: float) -> list[str]:
+        s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
+        cpus = self.placement.generator
+        prefix = f"{NETNS_PREFIX}{self.tb.token}-gen"
+        rundir = DPDK_RUNTIME / prefix
+        self.tb.registry.add("dirs", str(rundir))
+        lcores = ",".join([f"0@{cpus[0]}"] + [f"{i + 1}@{c}" for i, c in enumerate(cpus)])
+        testpmd = [
+            "stdbuf", "-oL", self.binary(), "--no-huge", "-m", str(Dpdk.MEMORY_MB), "--no-pci",
+            "--file-prefix", prefix, "--lcores", lcores,
+            "--vdev", f"net_af_xdp0,iface={s.ifname},start_queue=0,queue_count={len(cpus)}",
+            "--", "-i", "--forward-mode=txonly", f"--txpkts={p['size'] - 4}",
+            f"--eth-peer=0,{r.mac}", f"--tx-ip={s.ip},{r.ip}", "--tx-udp=9,9",
+            f"--total-num-mbufs={Dpdk.MBUFS}", f"--rxq={len(cpus)}", f"--txq={len(cpus)}",
+            f"--nb-cores={len(cpus)}"]
+        if p.get("cores", 1) > 1:
+            testpmd.append("--txonly-multi-flow")
+        wrapper = ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
+                   "rxbench.testpmd", "--duration", f"{bound_s:.3f}",
+                   "--runtime-dir", str(rundir), "--"]
+        return s.exec(wrapper + testpmd, cpus)
+
+    def sent(self, snap: dict) -> int:
+        return int(snap["tx_packets"])
 
 
 class RxbGen(Generator):
