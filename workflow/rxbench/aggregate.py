@@ -22,7 +22,7 @@ def row(data: dict, path: str) -> dict:
                                    "offered_pps", "rx_pps", "rx_gbps", "offered_gbps",
                                    "generator_bound", "bottleneck", "cpu_ns_per_pkt",
                                    "cpu_ns_per_byte", "duration_s", "sent_packets",
-                                   "rx_packets", "sent_bytes", "rx_bytes")}
+                                   "rx_packets", "sent_bytes", "rx_bytes", "generator")}
     r.update(data.get("params", {}))
     sat = data.get("saturated_cpus")
     r["saturated_cpus"] = " ".join(map(str, sat)) if sat else ""

@@ -416,6 +416,8 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
         result["host_probe"] = host_probe(cfg, log)
+        result["generator"] = (cfg["eth"]["generator"] if cell.layer == "eth" else
+                               "iperf3" if cell.stack == "iperf3" else TCP_SENDER.name)
         try:
             result.update(measure(cfg, cell, log, commands, tools, extra))
         except Unsupported as e:

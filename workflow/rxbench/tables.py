@@ -257,6 +257,12 @@ def env_rows(csv: str | Path) -> list[tuple[str, str]]:
             ("NIC driver", _counted(df.get("nic_driver", pd.Series(dtype=object)))),
             ("rxbench revision", _counted(df.get("git_rev", pd.Series(dtype=object)),
                                           _short_rev, r"\texttt{{{}}}"))]
+    if "generator" in df.columns and df["generator"].notna().any():
+        rows.append(("Generator", _counted(df["generator"].dropna().map(tex_escape))))
+    if "pingpong_ns" in df.columns and df["pingpong_ns"].notna().any():
+        pp = df["pingpong_ns"].dropna().astype(float)
+        rows.append(("Generator--receiver CPU round trip",
+                     f"{pp.min():.0f}--{pp.max():.0f}\,ns (median {pp.median():.0f})"))
     for c in df.columns:
         m = VERSION_COLUMN.match(c)
         if m:
