@@ -262,7 +262,7 @@ def env_rows(csv: str | Path) -> list[tuple[str, str]]:
     if "pingpong_ns" in df.columns and df["pingpong_ns"].notna().any():
         pp = df["pingpong_ns"].dropna().astype(float)
         rows.append(("Generator--receiver CPU round trip",
-                     f"{pp.min():.0f}--{pp.max():.0f}\,ns (median {pp.median():.0f})"))
+                     f"{pp.min():.0f}--{pp.max():.0f}\\,ns (median {pp.median():.0f})"))
     for c in df.columns:
         m = VERSION_COLUMN.match(c)
         if m:
