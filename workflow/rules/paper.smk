@@ -32,6 +32,7 @@ rule paper:
         bib=PAPER_SRC / "refs.bib",
         rc=PAPER_SRC / "latexmkrc",
         numbers=NUMBERS,
+        stats=STATS,       # not read by LaTeX: so `paper` leaves everything the report shows
         tables=GEN_TABLES,
         figures=planned_figures,
     output:
