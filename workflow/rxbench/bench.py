@@ -28,18 +28,18 @@ import os
 import shutil
 import signal
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import ROOT, RxbenchError, cells
+from . import RxbenchError, cells
 from .config import resolve
 from .measure import cpu_delta, read_proc_stat
 from .platforms.local import LocalTestbed
 from .proc import Tool
 from .runner import host_probe, run_cell, signals_raise
-from .stacks import XdpDrop, native_tool
+from .stacks import XdpDrop
+from .stacks.eth import DpdkTxonly, RxbGen
 from .util import Log
 
 
@@ -55,40 +55,32 @@ def _trafgen_conf(path: Path, dst_mac: str, size: int) -> None:
         f"  const16(9), const16(9), const16({udp_len}), const16(0), fill(0x00, {udp_len - 8}) }}\n")
 
 
-def _generator_argv(kind: str, tb, size: int, bound: float, tmp: Path) -> list[str] | None:
-    s, r = tb.sender, tb.receiver
+def _generator_argv(kind: str, cfg: dict, cell, tb, placement, bound: float,
+                    tmp: Path) -> list[str] | None:
+    """The command of one candidate, on the sender's side and CPUs (None:
+    not installed). The project's own generators build their commands."""
     if kind.startswith("rxb-gen"):
         method = "sendmmsg" if "sendmmsg" in kind else "mmap"
-        return [native_tool("rxb-gen"), "--ifname", s.ifname, "--dst-mac", r.mac,
-                "--src-ip", s.ip, "--dst-ip", r.ip, "--size", str(size), "--method", method,
-                "--duration", f"{bound:.3f}"]
+        return RxbGen(cfg, cell, tb, placement).argv(bound) + ["--method", method]
+    if kind.startswith("testpmd"):
+        if not shutil.which("dpdk-testpmd"):
+            return None
+        gen = DpdkTxonly(cfg, cell, tb, placement)
+        gen.pmd = kind.split()[-1]
+        return gen.argv(bound)
     if kind == "trafgen":
         if not shutil.which("trafgen"):
             return None
-        conf = tmp / f"trafgen-{size}.cfg"
-        _trafgen_conf(conf, r.mac, size)
+        conf = tmp / f"trafgen-{cell.params['size']}.cfg"
+        _trafgen_conf(conf, tb.receiver.mac, cell.params["size"])
         # bounded by count (100 Mpkt) and by `timeout`; -Q: leave IRQ affinity
         # alone; -S: a TX ring within the default socket buffer (trafgen
         # cannot raise the global wmem sysctls from a namespace, and with
         # its default ring it sends nothing and gives up)
-        return ["timeout", "-s", "INT", f"{bound:.0f}", "trafgen", "--dev", s.ifname,
-                "--conf", str(conf), "--cpus", "1", "-n", "100000000", "-Q", "-C",
-                "-S", "64KiB"]
-    if kind.startswith("testpmd"):
-        if not shutil.which("dpdk-testpmd"):
-            return None
-        pmd = kind.split()[-1]
-        vdev = (f"net_af_xdp0,iface={s.ifname}" if pmd == "af_xdp"
-                else f"net_af_packet0,iface={s.ifname},framecnt=4096")
-        prefix = f"rxb-{tb.token}"
-        tb.registry.add("dirs", f"/var/run/dpdk/{prefix}")
-        cpu = tb.pcfg["generator_cpus"][0]
-        return ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
-                "rxbench.testpmd", "--duration", f"{bound:.3f}", "--runtime-dir",
-                f"/var/run/dpdk/{prefix}", "--", "stdbuf", "-oL", "dpdk-testpmd", "--no-huge",
-                "-m", "1024", "--no-pci", "--file-prefix", prefix, "--lcores", f"0@{cpu},1@{cpu}",
-                "--vdev", vdev, "--", "-i", "--forward-mode=txonly", f"--txpkts={size - 4}",
-                f"--eth-peer=0,{r.mac}", f"--tx-ip={s.ip},{r.ip}", "--total-num-mbufs=16384"]
+        return tb.sender.exec(["timeout", "-s", "INT", f"{bound:.0f}", "trafgen", "--dev",
+                               tb.sender.ifname, "--conf", str(conf), "--cpus", "1",
+                               "-n", "100000000", "-Q", "-C", "-S", "64KiB"],
+                              placement.generator)
     raise ValueError(kind)
 
 
@@ -110,14 +102,14 @@ def generator_rate(kind: str, size: int, cfg: dict, log: Log, tmp: Path,
     placement = tb.cpus(1, "receiver")
     sink = XdpDrop(cfg, cell, tb, placement)
     with tb:
-        argv = _generator_argv(kind, tb, size, warmup + duration + 2.0, tmp)
+        argv = _generator_argv(kind, cfg, cell, tb, placement, warmup + duration + 2.0, tmp)
         if argv is None:
             return None
         rx = Tool("receiver", sink.argv(warmup + duration + 30), log, tb.registry,
                   name=sink.tool).start()
         rx.wait_event("ready", sink.ready_timeout)
         tb.place_napi(placement)
-        gen = Tool("generator", tb.sender.exec(argv, placement.generator), log, tb.registry,
+        gen = Tool("generator", argv, log, tb.registry,
                    name=kind).start()
         if kind.startswith("testpmd"):
             gen.wait_event("ready", 90)

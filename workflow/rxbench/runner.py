@@ -13,7 +13,6 @@ import os
 import signal
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 from . import RxbenchError, cells, provenance
 from .measure import (cpu_delta, delta, ethtool_stats, link_stats, nstat, proc_cpu,
@@ -227,7 +226,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     return out
 
 
-def _tcp_snapshot(tb, server: Tool | None, sender: Tool | None, threads: list[dict]) -> dict:
+def _tcp_snapshot(tb, server: Tool | None, sender: Tool | None) -> dict:
     t0 = time.monotonic_ns()
     stat = read_proc_stat()
     snap = {"t0_ns": t0, "stat": stat,
@@ -312,9 +311,9 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             client.start()
             omit, secs = srv.seconds(warmup, duration)
             time.sleep(omit)
-            a = _tcp_snapshot(tb, None, None, [])
+            a = _tcp_snapshot(tb, None, None)
             time.sleep(secs)
-            b = _tcp_snapshot(tb, None, None, [])
+            b = _tcp_snapshot(tb, None, None)
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")
             server.wait(10)
@@ -337,9 +336,9 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             sender.start()
             sender.wait_event("ready", snd.ready_timeout)
             time.sleep(warmup)
-            a = _tcp_snapshot(tb, server, sender, [])
+            a = _tcp_snapshot(tb, server, sender)
             time.sleep(duration)
-            b = _tcp_snapshot(tb, server, sender, [])
+            b = _tcp_snapshot(tb, server, sender)
             sender.stop(signal.SIGINT)
             server.stop(signal.SIGTERM)
             for t in (sender, server):

@@ -95,6 +95,33 @@ class Xdpsock(Receiver):
                 for k in ("rx_dropped", "rx_ring_full")}
 
 
+# dpdk-testpmd without hugepages or PCI: its default mbuf pool does not fit
+# in 512 MB (machine.md)
+TESTPMD_MEMORY_MB = 1024
+TESTPMD_MBUFS = 16384
+
+
+def testpmd_command(tb, side, cpus: list[int], prefix: str, vdev: str, app: list[str],
+                    bound_s: float) -> list[str]:
+    """dpdk-testpmd on `side` behind rxbench.testpmd (its prompt as JSON
+    lines), the main lcore and one forwarding lcore per CPU, `app` its
+    forwarding options; the EAL runtime directory is in the state record
+    before EAL creates it."""
+    rundir = DPDK_RUNTIME / prefix
+    tb.registry.add("dirs", str(rundir))
+    n = len(cpus)
+    lcores = ",".join([f"0@{cpus[0]}"] + [f"{i + 1}@{c}" for i, c in enumerate(cpus)])
+    testpmd = ["stdbuf", "-oL", shutil.which("dpdk-testpmd") or "dpdk-testpmd",  # line-buffered
+               "--no-huge", "-m", str(TESTPMD_MEMORY_MB), "--no-pci", "--file-prefix", prefix,
+               "--lcores", lcores, "--vdev", vdev, "--",
+               "-i", f"--total-num-mbufs={TESTPMD_MBUFS}", f"--rxq={n}", f"--txq={n}",
+               f"--nb-cores={n}", *app]
+    wrapper = ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
+               "rxbench.testpmd", "--duration", f"{bound_s:.3f}", "--runtime-dir", str(rundir),
+               "--"]
+    return side.exec(wrapper + testpmd, cpus)
+
+
 class Dpdk(Receiver):
     """DPDK's own receiver: dpdk-testpmd --forward-mode=rxonly on a poll-mode
     driver that works on veth/virtio without hugepages or PCI (af_xdp, the
@@ -107,8 +134,6 @@ class Dpdk(Receiver):
     tool = "dpdk-testpmd"
     kernel_options = ("CONFIG_PACKET",)
     ready_timeout = 90.0        # EAL init without hugepages takes seconds
-    MEMORY_MB = 1024            # the default mbuf pool does not fit in 512
-    MBUFS = 16384
 
     def probe(self) -> None:
         if self.cell.params.get("pmd", "af_xdp") == "af_xdp":
@@ -130,22 +155,9 @@ class Dpdk(Receiver):
         return f"net_af_packet0,iface={r.ifname},qpairs={n},framecnt=4096"
 
     def argv(self, bound_s: float) -> list[str]:
-        r, app = self.tb.receiver, self.placement.application
-        n = len(app)
-        prefix = f"{NETNS_PREFIX}{self.tb.token}"
-        rundir = DPDK_RUNTIME / prefix
-        self.tb.registry.add("dirs", str(rundir))     # written down before EAL creates it
-        lcores = ",".join([f"0@{app[0]}"] + [f"{i + 1}@{c}" for i, c in enumerate(app)])
-        testpmd = [
-            "stdbuf", "-oL", self.binary(),            # its printf output, line by line
-            "--no-huge", "-m", str(self.MEMORY_MB), "--no-pci", "--file-prefix", prefix,
-            "--lcores", lcores, "--vdev", self.vdev(), "--",
-            "-i", "--forward-mode=rxonly", f"--total-num-mbufs={self.MBUFS}",
-            f"--rxq={n}", f"--txq={n}", f"--nb-cores={n}"]
-        wrapper = ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
-                   "rxbench.testpmd", "--duration", f"{bound_s:.3f}",
-                   "--runtime-dir", str(rundir), "--"]
-        return r.exec(wrapper + testpmd, app)
+        return testpmd_command(self.tb, self.tb.receiver, self.placement.application,
+                               f"{NETNS_PREFIX}{self.tb.token}", self.vdev(),
+                               ["--forward-mode=rxonly"], bound_s)
 
     def polls(self) -> bool:
         return True      # a DPDK lcore spins on its queues
@@ -187,6 +199,7 @@ class DpdkTxonly(Generator):
     tool = "dpdk-testpmd"
     ready_timeout = 90.0
     retries_refused = False      # the PMD counts a frame veth refused as sent
+    pmd = "af_xdp"               # the benchmark also compares af_packet
 
     def probe(self) -> None:
         require_kernel("CONFIG_XDP_SOCKETS")
@@ -197,27 +210,20 @@ class DpdkTxonly(Generator):
     def binary(self) -> str:
         return shutil.which(self.tool) or self.tool
 
+    def vdev(self) -> str:
+        s, n = self.tb.sender, len(self.placement.generator)
+        if self.pmd == "af_xdp":
+            return f"net_af_xdp0,iface={s.ifname},start_queue=0,queue_count={n}"
+        return f"net_af_packet0,iface={s.ifname},qpairs={n},framecnt=4096"
+
     def argv(self, bound_s: float) -> list[str]:
         s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
-        cpus = self.placement.generator
-        prefix = f"{NETNS_PREFIX}{self.tb.token}-gen"
-        rundir = DPDK_RUNTIME / prefix
-        self.tb.registry.add("dirs", str(rundir))
-        lcores = ",".join([f"0@{cpus[0]}"] + [f"{i + 1}@{c}" for i, c in enumerate(cpus)])
-        testpmd = [
-            "stdbuf", "-oL", self.binary(), "--no-huge", "-m", str(Dpdk.MEMORY_MB), "--no-pci",
-            "--file-prefix", prefix, "--lcores", lcores,
-            "--vdev", f"net_af_xdp0,iface={s.ifname},start_queue=0,queue_count={len(cpus)}",
-            "--", "-i", "--forward-mode=txonly", f"--txpkts={p['size'] - 4}",
-            f"--eth-peer=0,{r.mac}", f"--tx-ip={s.ip},{r.ip}", "--tx-udp=9,9",
-            f"--total-num-mbufs={Dpdk.MBUFS}", f"--rxq={len(cpus)}", f"--txq={len(cpus)}",
-            f"--nb-cores={len(cpus)}"]
+        app = ["--forward-mode=txonly", f"--txpkts={p['size'] - 4}", f"--eth-peer=0,{r.mac}",
+               f"--tx-ip={s.ip},{r.ip}", "--tx-udp=9,9"]
         if p.get("cores", 1) > 1:
-            testpmd.append("--txonly-multi-flow")
-        wrapper = ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
-                   "rxbench.testpmd", "--duration", f"{bound_s:.3f}",
-                   "--runtime-dir", str(rundir), "--"]
-        return s.exec(wrapper + testpmd, cpus)
+            app.append("--txonly-multi-flow")
+        return testpmd_command(self.tb, s, self.placement.generator,
+                               f"{NETNS_PREFIX}{self.tb.token}-gen", self.vdev(), app, bound_s)
 
     def sent(self, snap: dict) -> int:
         return int(snap["tx_packets"])
