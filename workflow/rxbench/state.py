@@ -138,9 +138,11 @@ def clean(all_orphans: bool = True) -> list[str]:
     """Remove what dead runs left: state records whose owner is gone, and
     rxbench namespaces no live run claims. Live runs are left alone."""
     removed = []
-    claimed = set()
+    claimed = _leased()
     if STATE_DIR.exists():
         for f in sorted(STATE_DIR.glob("*.json")):
+            if f.name.startswith("lease-"):
+                continue      # campaign leases: rxbench.lease cleans those
             try:
                 data = json.loads(f.read_text())
             except (OSError, ValueError):
@@ -163,6 +165,22 @@ def clean(all_orphans: bool = True) -> list[str]:
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(f"directory {d}")
     return removed
+
+
+def _leased() -> set[str]:
+    """Namespaces and directories that live campaign leases (rxbench.lease:
+    guests, reservations) hold: not a dead run's leftovers."""
+    held = set()
+    for f in sorted(STATE_DIR.glob("lease-*.json")) if STATE_DIR.exists() else []:
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if alive(data.get("owner_pid", -1), data.get("owner_start")):
+            res = data.get("resources", {})
+            held.update(res.get("netns", []))
+            held.update(res.get("dirs", []))
+    return held
 
 
 @contextmanager
