@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             return _lease(args)
         elif args.cmd == "clean":
             from . import lease
-            from .state import clean
+            from .state import clean, testbed_lock
             from .util import Log
-            removed = clean() + lease.clean(Log())
+            with testbed_lock(Log()):    # a live run's namespaces are not orphans
+                removed = clean() + lease.clean(Log())
             print("\n".join(f"removed {r}" for r in removed) or "nothing to clean")
         elif args.cmd == "targets":
             from .cells import targets
