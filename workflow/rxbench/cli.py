@@ -6,6 +6,8 @@
   (figures, tables, numbers and the paper: python -m rxbench.paper --help)
   python -m rxbench clean          # remove what killed runs left behind
   python -m rxbench lease down KIND   # release this checkout's guests/reservation now
+  python -m rxbench g5k release [--by-name --config ...]   # free a killed run's nodes
+  python -m rxbench g5k walltime [--config ...]   # the walltime a campaign needs
   python -m rxbench targets [--config k=v ...]   # list the configured cells
   python -m rxbench bench [--reps 5]   # receivers vs offered rate (speed check)
 """
@@ -57,6 +59,28 @@ def _lease(args) -> int:
     return 0
 
 
+def _g5k(args) -> int:
+    from .cells import expand
+    from .config import _load_yaml, merge, resolve
+    from .platforms import g5k
+    from .util import Log
+
+    def cfg():
+        from pathlib import Path
+        over = _load_yaml(Path(args.configfile)) if args.configfile else {}
+        return resolve(merge({"platform": "g5k", **over}, _overrides(args.config)))
+
+    if args.action == "walltime":
+        c = cfg()
+        print(f"walltime {g5k.walltime(c)} ({g5k.walltime_s(c)} s: {len(expand(c))} cells)")
+        return 0
+    done = g5k.release(Log())
+    if args.by_name:
+        done += g5k.release_by_name(cfg(), Log())
+    print("\n".join(f"released {d}" for d in done) or "no g5k reservation of this checkout")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rxbench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     le.add_argument("action", choices=["serve", "down", "status"])
     le.add_argument("kind", nargs="?")
     le.add_argument("--state", help="serve: the lease's state file (rxbench.lease.ensure)")
+    gk = sub.add_parser("g5k", help="Grid'5000: release a reservation, the campaign's walltime")
+    gk.add_argument("action", choices=["release", "walltime"])
+    gk.add_argument("--by-name", action="store_true",
+                    help="release: also delete any live job of this checkout's name "
+                         "(asks the API; needs platforms.g5k in the config)")
+    gk.add_argument("--configfile", help="a copy of config/g5k.yaml")
+    gk.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     b = sub.add_parser("bench", help="receivers vs the generator's offered rate, "
                                      "median of N (speed check)")
     b.add_argument("--reps", type=int, default=5)
@@ -121,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             write_summary(args.cells, args.out)
         elif args.cmd == "lease":
             return _lease(args)
+        elif args.cmd == "g5k":
+            return _g5k(args)
         elif args.cmd == "clean":
             from . import lease
             from .state import clean, testbed_lock
