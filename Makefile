@@ -44,9 +44,17 @@ $(STAMP): requirements.lock
 native:
 	$(MAKE) -C native
 
-# remove what runs killed with SIGKILL left behind (namespaces, processes)
+# remove what runs killed with SIGKILL left behind (namespaces, processes,
+# leases whose owner died); platform=g5k also releases this checkout's
+# Grid'5000 job, live owner or not (G5K_CONFIG=my-g5k.yaml: and any live job
+# of this checkout's name, asking the API)
+platform ?=
+G5K_CONFIG ?=
 clean-testbed: $(STAMP)
 	$(BIN)/python -m rxbench clean
+ifeq ($(platform),g5k)
+	$(BIN)/python -m rxbench g5k release $(if $(G5K_CONFIG),--by-name --configfile $(G5K_CONFIG))
+endif
 
 # regenerate requirements.lock from requirements.txt in a scratch venv
 lock:

@@ -303,3 +303,83 @@ def test_oar_properties_and_kavlan_resources():
     assert spec["resources"].startswith("{type='kavlan-local'}/vlan=1+{(cluster='chiclet')")
     assert "properties" not in spec and spec["types"] == ["deploy", "exotic"]
     assert spec["reservation"] == "2026-12-24 19:00:00"
+
+
+def test_release_by_name_frees_a_job_no_record_knows(env):
+    srv, pcfg, tmp = env
+    name = g5k.job_name(g5k.settings(_cfg(pcfg)), USER)
+    uid = srv.add_job(name, USER, state="running")
+    import yaml
+    conf = tmp / "my-g5k.yaml"
+    conf.write_text(yaml.safe_dump({"platforms": {"g5k": pcfg}}))
+    p = subprocess.run([sys.executable, "-m", "rxbench", "g5k", "release", "--by-name",
+                        "--configfile", str(conf)], capture_output=True, text=True,
+                       timeout=60, env={**os.environ,
+                                        "PYTHONPATH": str(TESTS.parent / "workflow")})
+    assert p.returncode == 0, p.stderr
+    assert f"released job {uid} ({name}) at lille" in p.stdout
+    assert srv.live_jobs() == []
+
+
+def test_the_example_config_validates_and_sizes_the_campaign():
+    from rxbench.config import _load_yaml
+    example = _load_yaml(TESTS.parent / "config" / "g5k.yaml")
+    cfg = resolve({**example, "profile": "smoke"})
+    assert cfg["platform"] == "g5k" and cfg["platforms"]["g5k"]["cluster"] == "chiclet"
+    assert g5k.job_spec(cfg, "n")["properties"] == \
+        "(cluster='chiclet') and (eth_count>=2) and (eth_rate>=25)"
+    from rxbench.config import ConfigError
+    with pytest.raises(ConfigError, match=r"platforms\.g5k: unknown key\(s\) clusterr"):
+        resolve({**example, "platforms": {"g5k": {**example["platforms"]["g5k"],
+                                                  "clusterr": "x"}}})
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real sshd on 127.0.0.1 (a random port) that lets our test key in as root."""
+    import socket
+    if os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists():
+        pytest.skip("needs root and /usr/sbin/sshd")
+    d = tmp_path / "sshd"
+    d.mkdir(mode=0o700)
+    key = d / "client"
+    hostkey = d / "host"
+    for k in (key, hostkey):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)],
+                       check=True, stdin=subprocess.DEVNULL)
+    (d / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = d / "sshd_config"
+    conf.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {hostkey}\n"
+                    f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n"
+                    f"PermitRootLogin prohibit-password\nPidFile {d}/pid\nUsePAM no\n"
+                    "StrictModes no\n")   # its files are under /tmp (sticky, world-writable)
+    p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)],
+                         stderr=open(d / "log", "w"))
+    try:
+        assert _wait(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10)
+        yield {"address": "127.0.0.1", "port": port, "user": "root", "key": str(key),
+               "jump": None, "known_hosts": str(d / "known_hosts")}
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def test_the_deployed_environment_is_checked_over_ssh(sshd):
+    side = {**sshd, "test_interface": "lo"}
+    inv = {"sender": side, "receiver": side}
+    os_id = subprocess.run(["sh", "-c", '. /etc/os-release; echo "$ID $VERSION_ID"'],
+                           capture_output=True, text=True).stdout.strip()
+    facts = g5k.check_environment(inv, {"expect_os": os_id, "kernel_min": "3.0",
+                                        "environment": "test"}, _log)
+    assert facts["sender"]["kernel"] == os.uname().release
+    assert facts["receiver"]["mac"] == "00:00:00:00:00:00" and facts["sender"]["os"] == os_id
+    with pytest.raises(G5kError, match="older than kernel_min 99.1"):
+        g5k.check_environment(inv, {"kernel_min": "99.1", "environment": "test"}, _log)
+    with pytest.raises(G5kError, match="deployed OS is .* expected plan9"):
+        g5k.check_environment(inv, {"expect_os": "plan9", "environment": "test"}, _log)
+    bad = {**side, "test_interface": "nosuchif0"}
+    with pytest.raises(G5kError, match="does not answer as expected over SSH"):
+        g5k.check_environment({"sender": bad, "receiver": bad}, {"environment": "t"}, _log)
