@@ -244,17 +244,81 @@ def test_a_submission_that_times_out_is_found_by_name(env):
     g5k.lease_down(rec, _log)
 
 
-def test_a_job_that_ends_early_fails_the_cell_and_stops_the_campaign(env):
+class _StandInSsh:
+    """Stands in for the core engineer's SshTestbed (not on main yet) in the
+    wrapper's tests only: records what the g5k testbed hands it."""
+
+    made: list = []
+
+    def __init__(self, cfg, log, inventory, queues=1):
+        self.inventory, self.queues, self.entered, self.exited = inventory, queues, 0, 0
+        self.sender = "the sender side"
+        _StandInSsh.made.append(self)
+
+    def __enter__(self):
+        self.entered += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.exited += 1
+        return False
+
+
+@pytest.fixture
+def ssh_standin(monkeypatch):
+    import types
+    mod = types.ModuleType("rxbench.platforms.ssh")
+    mod.SshTestbed = _StandInSsh
+    monkeypatch.setitem(sys.modules, "rxbench.platforms.ssh", mod)
+    _StandInSsh.made = []
+    return _StandInSsh
+
+
+def test_without_the_ssh_platform_nothing_is_reserved(env, monkeypatch):
+    srv, pcfg, tmp = env
+    monkeypatch.setitem(sys.modules, "rxbench.platforms.ssh", None)
+    with pytest.raises(G5kError, match="through the ssh platform.*nothing was reserved"):
+        g5k.G5kTestbed(_cfg(pcfg), _log)
+    assert srv.jobs == {}
+
+
+def test_the_testbed_hands_the_inventory_to_the_ssh_platform(env, ssh_standin):
+    srv, pcfg, tmp = env
+    from rxbench.platforms import testbed
+    tb = testbed(_cfg(pcfg), _log, queues=2)
+    inner = ssh_standin.made[0]
+    assert inner.queues == 2 and inner.inventory["receiver"]["address"] == "198.19.7.6"
+    tb.commands = ["x"]
+    assert inner.commands == ["x"] and tb.sender == "the sender side"
+    with tb:
+        pass
+    assert (inner.entered, inner.exited) == (1, 1)
+    tb2 = testbed(_cfg(pcfg), _log)                   # the next cell: the same job
+    assert ssh_standin.made[1].inventory == inner.inventory and len(srv.jobs) == 1
+
+
+def test_a_job_that_ends_early_fails_the_cell_and_stops_the_campaign(env, ssh_standin):
     srv, pcfg, tmp = env
     cfg = _cfg(pcfg)
-    inv = lease.ensure("g5k", cfg, _log, ready_s=60)
-    srv.end_job(inv["provenance"]["job"], "error", "walltime reached")
-    with pytest.raises(g5k.JobEnded, match="job .* is error before the cell: walltime reached"):
-        g5k.G5kTestbed(cfg, _log)
+    tb = g5k.G5kTestbed(cfg, _log)
+    uid = tb.job
+    srv.end_job(uid, "error", "walltime reached")
+    with pytest.raises(g5k.JobEnded, match="job .* is error after the cell: walltime reached"):
+        with tb:
+            pass                                       # the cell's measurement
     assert not lease.state_path("g5k").exists()        # the lease is released
     with pytest.raises(SystemExit, match="g5k campaign stopped: .*walltime reached"):
         g5k.G5kTestbed(cfg, _log)
     assert len(srv.jobs) == 1                          # nothing reserved again
+
+
+def test_a_job_ended_before_a_cell_fails_that_cell(env, ssh_standin):
+    srv, pcfg, tmp = env
+    inv = lease.ensure("g5k", _cfg(pcfg), _log, ready_s=60)
+    srv.end_job(inv["provenance"]["job"], "terminated", "killed by an administrator")
+    with pytest.raises(g5k.JobEnded, match="before the cell: killed by an administrator"):
+        g5k.G5kTestbed(_cfg(pcfg), _log)
+    g5k.stop_path().unlink()
 
 
 def test_release_cli_frees_what_a_killed_owner_left(env):

@@ -585,6 +585,15 @@ LEASES = {KIND: (lease_up, lease_down)}
 
 # ---- the testbed a cell's runner gets ----
 
+def ready_s(p: dict) -> float:
+    """How long a cell waits for the lease: the job's start (after its
+    reservation date), every deployment attempt, the checks."""
+    wait = float(p["start_timeout_s"])
+    if p["reservation"]:
+        wait += max(0.0, _parse_date(p["reservation"]) - time.time())
+    return wait + float(p["deploy_timeout_s"]) * (p["deploy_retries"] + 1) + 600
+
+
 def _campaign() -> list:
     pp = os.getppid()
     return [pp, pid_start(pp)]
@@ -611,12 +620,20 @@ class G5kTestbed:
             if who[0] and alive(who[0], who[1]):
                 raise SystemExit(f"rxbench: g5k campaign stopped: {stopped['reason']}")
             stop_path().unlink(missing_ok=True)
-        self.inventory = _lease.ensure(KIND, cfg, log)
+        try:
+            from .ssh import SshTestbed      # the ssh platform runs the cells
+        except ImportError:
+            raise G5kError("the g5k platform runs its cells through the ssh platform "
+                           "(rxbench/platforms/ssh.py), which this checkout does not have; "
+                           "nothing was reserved") from None
+        p = settings(cfg)
+        log(f"g5k: the nodes' lease (reservation, deployment; progress in "
+            f"{_lease.state_path(KIND).with_suffix('.log')})")
+        self.inventory = _lease.ensure(KIND, cfg, log, ready_s=ready_s(p))
         prov = self.inventory["provenance"]
         self.api = Api(_api_cfg(cfg))
         self.job = prov["job"]
         self._check("before the cell")
-        from .ssh import SshTestbed      # the core engineer's ssh platform
         self.inner = SshTestbed(cfg, log, self.inventory, **kw)
 
     def _check(self, when: str) -> None:
