@@ -75,6 +75,16 @@ def file_record(path: Path | None = None) -> dict:
     return {"path": shown, "sha256": digest}
 
 
+def debian(role: str) -> dict:
+    """The Debian suites and package versions of `role` ("host": `make
+    setup`, "guest": the vm image recipe): {suite, packages, ...}."""
+    section = load().get("debian", {})
+    if role not in section:
+        raise RxbenchError(f"{VERSIONS_YAML.name}: no debian.{role} section "
+                           f"(have: {', '.join(sorted(section)) or 'none'})")
+    return section[role]
+
+
 def as_json(pins: dict) -> str:
     """versions.json's exact text: what the flake reads."""
     header = {"_generated": "from versions.yaml by `python -m rxbench.versions --write`; "
