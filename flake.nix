@@ -124,6 +124,18 @@
           };
           vm-sender = (image ./nix/vm-image.nix "sender").rxbenchVm;
           vm-receiver = (image ./nix/vm-image.nix "receiver").rxbenchVm;
+          # both guests in one directory: result/sender/boot.json and
+          # result/receiver/boot.json (what `platforms.vm.image` points at)
+          vm-images = pkgs.linkFarm "rxbench-vm-images" [
+            {
+              name = "sender";
+              path = self.packages.${system}.vm-sender;
+            }
+            {
+              name = "receiver";
+              path = self.packages.${system}.vm-receiver;
+            }
+          ];
           g5k-image = (image ./nix/g5k-image.nix "any").rxbenchG5k;
           default = self.packages.${system}.rxbench-native;
         };

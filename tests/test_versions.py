@@ -334,3 +334,13 @@ def test_vm_image_recipe_reads_the_pins():
         if hard:
             offenders.append(f"{f.relative_to(ROOT)}: {', '.join(hard)}")
     assert not offenders, "hard-coded Debian pins (read rxbench.versions.debian('guest')): " + "; ".join(offenders)
+
+
+def test_every_nix_file_is_wired_and_exists():
+    text = read("flake.nix") + "".join(f.read_text() for f in (ROOT / "nix").glob("*.nix"))
+    referenced = set(re.findall(r"\./nix/([A-Za-z0-9_-]+\.nix)", text)) | \
+        set(re.findall(r"(?<![A-Za-z0-9_/])\./([A-Za-z0-9_-]+\.nix)", "".join(
+            f.read_text() for f in (ROOT / "nix").glob("*.nix"))))
+    present = {f.name for f in (ROOT / "nix").glob("*.nix")}
+    assert referenced - present == set(), f"referenced but missing: {referenced - present}"
+    assert present - referenced == set(), f"never used: {present - referenced}"
