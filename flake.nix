@@ -32,6 +32,8 @@
 #   xdp-tools overlay,  pkgs/by-name/xd/xdp-tools/package.nix @ 09023cb3
 #   nix/xdpsock.nix,    (1.5.6, hash equal to versions.yaml's): outputs out
 #   rxbench-native.nix  and lib (libxdp), hardeningDisable zerocallusedregs
+#   liburing overlay    pkgs/by-name/li/liburing/package.nix @ 16ed6750
+#                       (2.8 there, a generic recipe: src/version override)
 #   nix/python.nix      pkgs/by-name/sn/snakemake/package.nix @ 0ae26192
 #                       (buildPythonApplication: hence toPythonModule);
 #                       MLRsearch and python-grid5000 have no

@@ -11,6 +11,7 @@
   pkg-config,
   llvmPackages,
   m4,
+  bpftools,
   libbpf,
   xdp-tools,
   elfutils,
@@ -30,6 +31,8 @@ stdenv.mkDerivation {
     llvmPackages.clang
     llvmPackages.llvm # llc
     m4
+    bpftools # recent ./configure checks its toolchain for bpftool (seen in
+    # generated config.mk files: BPFTOOL:=bpftool, SYSTEM_LIBXDP:=y)
   ];
   buildInputs = [
     libbpf
