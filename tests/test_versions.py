@@ -344,3 +344,72 @@ def test_every_nix_file_is_wired_and_exists():
     present = {f.name for f in (ROOT / "nix").glob("*.nix")}
     assert referenced - present == set(), f"referenced but missing: {referenced - present}"
     assert present - referenced == set(), f"never used: {present - referenced}"
+
+
+# stub nixpkgs pieces: a derivation is its attribute set, a fetch its arguments
+STUB_PKGS = r"""
+  let
+    drv = a: a;
+    overridable = name: {
+      pname = name;
+      override = args: {
+        overrideAttrs = f: let base = { pname = name; passthru = { }; env = { }; };
+          in base // f base // { overridden = args; };
+      };
+    };
+  in {
+    stdenv = { mkDerivation = drv; hostPlatform.system = "x86_64-linux"; };
+    fetchFromGitHub = a: a;
+    dpdk = overridable "dpdk";
+    pktgen = overridable "pktgen";
+    pkg-config = "pkg-config"; m4 = "m4"; bpftools = "bpftools"; libbpf = "libbpf";
+    elfutils = "elfutils"; zlib = "zlib"; liburing = "liburing";
+    xdp-tools = { lib = "xdp-tools-lib"; outPath = "xdp-tools"; };
+    llvmPackages = { clang = "clang"; llvm = "llvm"; };
+  }
+"""
+
+
+@NEEDS_NIX
+@pytest.mark.parametrize("nixfile,pin", [("dpdk.nix", "dpdk"), ("pktgen.nix", "pktgen_dpdk"),
+                                          ("xdpsock.nix", "bpf_examples")])
+def test_package_sources_are_the_pins(nixfile, pin):
+    expr = f"""
+      let lib = {STUB_LIB} // {{ platforms.linux = [ ]; licenses.gpl2Only = "gpl2"; }};
+          pins = builtins.fromJSON (builtins.readFile ./versions.json);
+          pkgs = {STUB_PKGS};
+          f = import ./nix/{nixfile};
+          r = f (builtins.intersectAttrs (builtins.functionArgs f) (pkgs // {{ inherit lib pins; }}));
+      in {{ inherit (r) src; version = r.version or null; patches = r.patches or null;
+            machine = r.overridden.machine or null;
+            dpdk = (r.overridden.dpdk or {{ }}).pname or null;
+            flags = builtins.toJSON (r.mesonFlags or [ ]) + builtins.toJSON (r.env or {{ }}); }}
+    """
+    got = nix_eval(expr)
+    want = pins()[pin]
+    assert got["src"] == {k: want[k] for k in ("owner", "repo", "rev", "hash")}
+    if pin != "bpf_examples":
+        assert got["version"] == want["version"]
+    if pin == "dpdk":
+        assert got["machine"] == want["machine"]["x86_64-linux"] != "nehalem"
+        assert got["patches"] == []
+    if pin == "pktgen_dpdk":
+        assert got["dpdk"] == "dpdk"  # built against the dpdk it is given (ours, in flake.nix)
+        assert "enable_lua" not in got["flags"], "Lua stays off (versions.yaml pktgen_dpdk.lua)"
+        assert want["lua"] is False
+    if pin == "bpf_examples":
+        assert '"FORCE_SYSTEM_LIBXDP":"1"' in got["flags"]
+
+
+@NEEDS_NIX
+def test_native_package_builds_native_with_the_pinned_libraries():
+    expr = f"""
+      let lib = {STUB_LIB} // {{ platforms.linux = [ ]; }};
+          pkgs = {STUB_PKGS};
+          f = import ./nix/rxbench-native.nix;
+      in f (builtins.intersectAttrs (builtins.functionArgs f) (pkgs // {{ inherit lib; }}))
+    """
+    got = nix_eval(expr)
+    assert got["src"].endswith("-native")  # the checkout's native/ directory
+    assert {"libbpf", "xdp-tools-lib", "liburing"} <= set(map(str, got["buildInputs"]))
+    assert "build/*.bpf.o" in got["installPhase"] and got["passthru"]["nativeDir"] == "libexec/rxbench"
