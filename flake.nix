@@ -54,7 +54,8 @@
 #                       result $out/tarball/<fileName>.tar.xz)
 #   nix/vm-test.nix     pkgs/build-support/testers/default.nix (runNixOSTest
 #                       = nixos/lib runTest with hostPkgs and a read-only
-#                       node.pkgs; commit not shown by the search)
+#                       node.pkgs; commit not shown by the search);
+#                       nixos/lib/testing/nodes.nix, network.nix @ 003d5816
 {
   description = "rxbench: reproducible benchmarks of Linux packet reception (AF_XDP, DPDK, AF_PACKET, XDP_DROP; TCP with blocking, epoll, io_uring, io_uring zcrx)";
 

@@ -9,9 +9,10 @@
 # driver's vlans are a userspace VDE switch: fine for a functional check,
 # meaningless for packet rates (nothing here is a measurement).
 # Needs the ssh platform (SEAMS.md section 1: `platform: ssh` +
-# `inventory:`); checked against nixos/lib/testing (runNixOSTest's
-# `nodes`, `defaults`, `node.specialArgs`, `testScript`, vlans addressed
-# 192.168.<vlan>.<node number>).
+# `inventory:`). Checked against nixos/lib/testing/nodes.nix and
+# network.nix @ 003d5816: `nodes`, `defaults`, `node.specialArgs` (module
+# arguments usable in imports), vlans as eth1, eth2, ... addressed
+# 192.168.<vlan>.<node number> (nodes numbered in name order).
 {
   pkgs,
   lib,
