@@ -25,14 +25,15 @@ from urllib.parse import parse_qs, urlparse
 LIVE = ("waiting", "launching", "running")
 
 
-def adapters(mgmt_ip: str, second_port: bool = True, driver: str = "i40e") -> list[dict]:
+def adapters(mgmt_ip: str, second_port: bool = True, driver: str = "i40e",
+             test_ifname: str = "eth1") -> list[dict]:
     """Like the reference API's network_adapters of a chiclet node."""
     out = [{"device": "eth0", "name": "eth0", "interface": "Ethernet", "driver": driver,
             "model": "XXV710", "rate": 25_000_000_000, "mounted": True, "mountable": True,
             "management": False, "enabled": True, "ip": mgmt_ip, "switch": "gw-lille",
             "kavlan": True}]
     if second_port:
-        out.append({"device": "eth1", "name": "eth1", "interface": "Ethernet",
+        out.append({"device": "eth1", "name": test_ifname, "interface": "Ethernet",
                     "driver": driver, "model": "XXV710", "rate": 25_000_000_000,
                     "mounted": False, "mountable": True, "management": False,
                     "enabled": True, "switch": "sw-lille-2", "kavlan": True})
@@ -47,7 +48,7 @@ class Server:
 
     def __init__(self, site: str = "lille", cluster: str = "chiclet",
                  mgmt_ips: tuple[str, str] = ("198.19.7.2", "198.19.7.6"),
-                 second_port: bool = True):
+                 second_port: bool = True, test_ifname: str = "eth1"):
         self.site, self.cluster = site, cluster
         self.lock = threading.Lock()
         self.jobs: dict[int, dict] = {}
@@ -66,7 +67,8 @@ class Server:
             self.nodes[uid] = {"uid": uid, "type": "node", "architecture":
                                {"platform_type": "x86_64"},
                                "processor": {"model": "Intel Xeon", "version": "Gold 6126"},
-                               "network_adapters": adapters(ip, second_port)}
+                               "network_adapters": adapters(ip, second_port,
+                                                            test_ifname=test_ifname)}
         srv = self
 
         class Handler(BaseHTTPRequestHandler):
