@@ -215,6 +215,27 @@ def test_one_cabled_port_needs_the_opt_in_and_then_warns(tmp_path):
     assert inv["provenance"]["rate_limit_mbps"] == 1000
 
 
+def test_a_shared_port_is_refused_while_generators_cannot_bound_their_rate(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(lease, "STATE_DIR", tmp_path / "state")
+    creds = tmp_path / "c.yaml"
+    creds.write_text("username: alice\npassword: x\n")
+    with Server(cluster="hydra", site="lyon", second_port=False) as srv:
+        uid = srv.add_job("j", USER)
+        api = g5k.Api({"site": "lyon", "api_url": srv.url, "credentials": str(creds),
+                       "api_timeout_s": 2})
+        nodes = srv.jobs[uid]["assigned_nodes"]
+        p = {**g5k.DEFAULTS, "allow_shared_port": True}
+        assert not g5k.rate_bound_supported()
+        with pytest.raises(g5k.Refused, match="cannot bound their rate: refused"):
+            g5k.choose_links(api, nodes, p, _log)
+        monkeypatch.setattr("rxbench.stacks.base.RATE_BOUND", True, raising=False)
+        docs, ports = g5k.choose_links(api, nodes, p, _log)
+        assert all(x["shared"] for x in ports)
+        with pytest.raises(g5k.Refused, match="hydra-1 .hydra. has no cabled second port"):
+            g5k.choose_links(api, nodes, g5k.DEFAULTS, _log)
+
+
 def test_api_errors_and_timeouts_are_one_clear_line(env):
     srv, pcfg, tmp = env
     api = g5k.Api({**pcfg})

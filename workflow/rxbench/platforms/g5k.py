@@ -346,6 +346,13 @@ def choose_links(api: Api, nodes: list[str], p: dict, log) -> tuple[list[dict], 
         doc = api.node(cluster_of(n), short(n))
         docs.append(doc)
         ports.append(choose_port(doc, p))
+    if any(x["shared"] for x in ports) and not rate_bound_supported():
+        raise Refused(
+            f"g5k: {', '.join(short(n) for n in nodes)} have one cabled port (it carries SSH); "
+            f"allow_shared_port asks for a rate bound of {p['shared_port_rate_mbps']} Mbit/s, "
+            f"but this checkout's generators (rxb-gen, testpmd txonly) cannot bound their "
+            f"rate: refused rather than flood the nodes' SSH port; choose a cluster with a "
+            f"second port")
     if len({bool(x["shared"]) for x in ports}) > 1:
         raise Refused("g5k: one node has a second port and the other not: "
                       f"{', '.join(short(n) for n in nodes)}; reserve nodes of one cluster")
@@ -354,6 +361,18 @@ def choose_links(api: Api, nodes: list[str], p: dict, log) -> tuple[list[dict], 
             f"{(port['rate'] or 0) / 1e9:g} Gbit/s, switch {port['switch']})"
             + (" SHARED with SSH" if port["shared"] else f"; SSH on {port['ssh_ifname']}"))
     return docs, ports
+
+
+def rate_bound_supported() -> bool:
+    """Whether the generators honour a rate bound (their owners declare it
+    as rxbench.stacks.base.RATE_BOUND = True once they read the
+    inventory's provenance.rate_limit_mbps); until then a shared port is
+    refused."""
+    try:
+        from ..stacks import base
+    except ImportError:
+        return False
+    return bool(getattr(base, "RATE_BOUND", False))
 
 
 # ---- deployment (kadeploy through the REST API) ----
