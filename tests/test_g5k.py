@@ -468,3 +468,17 @@ def test_the_deployed_environment_is_checked_over_ssh(sshd):
     bad = {**side, "test_interface": "nosuchif0"}
     with pytest.raises(G5kError, match="does not answer as expected over SSH"):
         g5k.check_environment({"sender": bad, "receiver": bad}, {"environment": "t"}, _log)
+
+
+def test_kavlan_reserves_a_vlan_and_puts_both_test_ports_in_it(env):
+    srv, pcfg, tmp = env
+    rec = _record(tmp)
+    inv = g5k.lease_up(_cfg(pcfg, kavlan=True), rec, _log)
+    (job,) = srv.live_jobs()
+    assert job["resources"] == ("{type='kavlan-local'}/vlan=1+{(cluster='chiclet')}/"
+                                "nodes=2,walltime=0:30") and job["properties"] is None
+    assert srv.vlans == {"4": ["chiclet-1-eth1.lille.grid5000.fr",
+                               "chiclet-2-eth1.lille.grid5000.fr"]}
+    assert inv["provenance"]["nics"]["chiclet-2"]["kavlan"] is True
+    assert inv["provenance"]["kavlan"] == "4"
+    g5k.lease_down(rec, _log)

@@ -533,6 +533,7 @@ def lease_up(cfg: dict, record, log) -> dict:
             raise G5kError(f"g5k: job {job.uid} has {len(nodes)} node(s), the platform needs 2")
         record.put("nodes", nodes)
         docs, ports = choose_links(api, nodes[:2], p, log)
+        vlan = None
         if p["kavlan"]:
             vlan = _job_vlan(job)
             names = [port["network_address"] or f"{short(n)}-{port['device']}.{api.site}"
@@ -543,6 +544,7 @@ def lease_up(cfg: dict, record, log) -> dict:
         known = str(_lease.STATE_DIR / f"g5k-known_hosts-{job.uid}")
         record.add("files", known)
         inv = inventory(p, api, job, docs, ports, known)
+        inv["provenance"]["kavlan"] = vlan
         watch.check("the environment check")
         if p["check_environment"]:
             inv["provenance"]["deployed"] = check_environment(inv, p, log)
