@@ -482,3 +482,18 @@ def test_kavlan_reserves_a_vlan_and_puts_both_test_ports_in_it(env):
     assert inv["provenance"]["nics"]["chiclet-2"]["kavlan"] is True
     assert inv["provenance"]["kavlan"] == "4"
     g5k.lease_down(rec, _log)
+
+
+def test_a_job_the_api_would_not_delete_is_kept_for_release(env):
+    srv, pcfg, tmp = env
+    rec = _record(tmp)
+    inv = g5k.lease_up(_cfg(pcfg), rec, _log)
+    uid = inv["provenance"]["job"]
+    srv.fault("DELETE", r"/jobs/\d+$", "500", count=1000)
+    srv.fault("GET", r"/jobs/\d+$", "500", count=1000)
+    with pytest.raises(G5kError, match=f"could not delete job {uid}.*oardel {uid}"):
+        g5k.lease_down(rec, _log)
+    assert g5k.unreleased_path(uid).exists() and [j["uid"] for j in srv.live_jobs()] == [uid]
+    srv.faults.clear()
+    assert g5k.release(_log) == [f"job {uid} at lille"]
+    assert not g5k.unreleased_path(uid).exists() and srv.live_jobs() == []

@@ -570,10 +570,35 @@ def lease_down(record, log) -> None:
     if not uids and record.get("job_name"):
         j = find_job(api, record.get("job_name"))
         uids = [j.uid] if j is not None else []
-    for uid in uids:
-        release_job(api, uid, log)
     for f in record.get("files", []):
         Path(f).unlink(missing_ok=True)
+    for uid in uids:
+        try:
+            release_job(api, uid, log)
+        except G5kError:
+            # the lease record goes with its owner: keep what `rxbench g5k
+            # release` (and `rxbench clean`) need to try again
+            from ..util import atomic_write_json
+            atomic_write_json(unreleased_path(uid), {"api_cfg": cfg, "job": uid})
+            log(f"g5k: job {uid} NOT released; recorded in {unreleased_path(uid)} "
+                f"for `rxbench g5k release`")
+            raise
+
+
+def unreleased_path(uid) -> Path:
+    return _lease.STATE_DIR / f"g5k-unreleased-{uid}.json"
+
+
+def release_unreleased(log) -> list[str]:
+    """Jobs whose deletion failed earlier (API down): try again."""
+    done = []
+    for f in sorted(_lease.STATE_DIR.glob("g5k-unreleased-*.json")):
+        data = _read(f)
+        if data:
+            release_job(Api(data["api_cfg"]), data["job"], log)
+            done.append(f"job {data['job']} at {data['api_cfg']['site']}")
+        f.unlink(missing_ok=True)
+    return done
 
 
 def release_job(api: Api, uid, log, tries: int = 5) -> None:
@@ -596,7 +621,7 @@ def release_job(api: Api, uid, log, tries: int = 5) -> None:
         except G5kError:
             pass
         log(f"g5k: deleting job {uid} failed ({err}); try {i + 1} of {tries}")
-        time.sleep(min(2 ** i, 10))
+        time.sleep(min(0.5 * 2 ** i, 10))
     raise G5kError(f"g5k: could not delete job {uid} after {tries} tries: {err}; "
                    f"delete it by hand: rxbench g5k release, or oardel {uid} on the frontend")
 
@@ -706,10 +731,12 @@ def release(log) -> list[str]:
     """`rxbench g5k release`: this checkout's lease (its owner, or its record
     after a SIGKILL), then any live job of ours by name."""
     done = []
-    if _lease.down(KIND, log):
-        done.append("the g5k lease of this checkout")
-    stop_path().unlink(missing_ok=True)
-    return done
+    try:
+        if _lease.down(KIND, log):
+            done.append("the g5k lease of this checkout")
+    finally:
+        stop_path().unlink(missing_ok=True)
+    return done + release_unreleased(log)
 
 
 def release_by_name(cfg: dict, log) -> list[str]:
