@@ -242,7 +242,8 @@ def test_api_errors_and_timeouts_are_one_clear_line(env):
     srv.fault("GET", r"/jobs$", "500", count=1)
     assert api.jobs() == []                       # one 500 is retried
     srv.fault("GET", r"/jobs$", "500", count=5)
-    with pytest.raises(G5kError, match=r"list jobs .*127\.0\.0\.1.*server error"):
+    with pytest.raises(G5kError, match=r"list jobs .http://127\.0\.0\.1:\d+/stable.: "
+                                       r"HTTP 500 on each of 2 tries$"):
         api.jobs()
     srv.faults.clear()
     srv.fault("GET", r"/jobs$", "hang", count=5, hang_s=3)
@@ -497,3 +498,29 @@ def test_a_job_the_api_would_not_delete_is_kept_for_release(env):
     srv.faults.clear()
     assert g5k.release(_log) == [f"job {uid} at lille"]
     assert not g5k.unreleased_path(uid).exists() and srv.live_jobs() == []
+
+
+def test_transient_500s_and_a_hang_during_the_waits_are_retried(env):
+    srv, pcfg, tmp = env
+    srv.fault("GET", r"/jobs/\d+$", "500", count=1)
+    srv.fault("GET", r"/jobs/\d+$", "hang", count=1, hang_s=2)
+    srv.fault("GET", r"/deployments/", "500", count=1)
+    rec = _record(tmp)
+    try:
+        inv = g5k.lease_up(_cfg(pcfg, api_outage_s=10), rec, _log)
+        assert inv["provenance"]["job"] in srv.jobs
+        assert all(f["count"] == 0 for f in srv.faults)
+    finally:
+        g5k.lease_down(rec, _log)
+
+
+def test_a_long_api_outage_ends_the_wait_and_the_job_is_released(env):
+    srv, pcfg, tmp = env
+    srv.start_after_s = None
+    srv.fault("GET", r"/jobs/\d+$", "500", count=10_000)
+    with pytest.raises(lease.LeaseError, match=r"GET job \d+ .*: HTTP 500 on each of 2 tries "
+                                               r".the API has not answered for"):
+        lease.ensure("g5k", _cfg(pcfg, api_outage_s=1), _log, watch_pid=os.getpid(),
+                     ready_s=60)
+    srv.faults.clear()
+    assert srv.live_jobs() == []

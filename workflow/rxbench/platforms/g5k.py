@@ -45,7 +45,7 @@ DEFAULTS = {
     "test_interface": None, "nic_driver": None, "kavlan": False,
     "allow_shared_port": False, "shared_port_rate_mbps": 1000,
     "sender_cpus": [0], "receiver_cpus": [1], "napi_cpus": None, "mtu": 1500,
-    "cell_overhead_s": 20, "setup_s": 1200,
+    "cell_overhead_s": 20, "setup_s": 1200, "api_outage_s": 300,
 }
 
 
@@ -227,6 +227,27 @@ def reserve(cfg: dict, api: Api, record, log, watch: Watch):
     return wait_running(api, job, p, log, watch)
 
 
+class Outage:
+    """Polls survive an API outage of up to api_outage_s (each request
+    already retried); a longer one ends the wait with its error."""
+
+    def __init__(self, api: Api, p: dict, log):
+        self.api, self.limit, self.log, self.since = api, float(p["api_outage_s"]), log, None
+
+    def refresh(self, obj, what: str) -> None:
+        try:
+            self.api.refresh(obj, what)
+            self.since = None
+        except G5kError as e:
+            now = time.monotonic()
+            self.since = now if self.since is None else self.since
+            if now - self.since > self.limit:
+                raise G5kError(f"{e} (the API has not answered for {now - self.since:.0f} s)") \
+                    from None
+            self.log(f"g5k: {e}; polling on (outage {now - self.since:.0f} s of "
+                     f"{self.limit:.0f} s)")
+
+
 def wait_running(api: Api, job, p: dict, log, watch: Watch):
     timeout = float(p["start_timeout_s"])
     if p["reservation"]:
@@ -234,6 +255,7 @@ def wait_running(api: Api, job, p: dict, log, watch: Watch):
         timeout += max(0.0, start - time.time())
     t0 = time.monotonic()
     last, last_line = None, 0.0
+    outage = Outage(api, p, log)
     while True:
         state = job.attributes.get("state")
         if state == "running":
@@ -255,7 +277,7 @@ def wait_running(api: Api, job, p: dict, log, watch: Watch):
                            f"(state {state}); released (raise platforms.g5k.start_timeout_s "
                            f"or choose a less busy cluster)")
         watch.sleep(p["poll_s"], f"the wait for job {job.uid}")
-        api.refresh(job, f"job {job.uid}")
+        outage.refresh(job, f"job {job.uid}")
 
 
 def _why(job) -> str:
@@ -427,6 +449,7 @@ def _node_reason(result: dict, node: str) -> str:
 def _wait_deployment(api: Api, d, p: dict, log, watch: Watch):
     t0 = time.monotonic()
     last = 0.0
+    outage = Outage(api, p, log)
     while d.attributes.get("status") == "processing":
         if time.monotonic() - t0 > p["deploy_timeout_s"]:
             raise G5kError(f"g5k: deployment {d.uid} still processing after "
@@ -435,7 +458,7 @@ def _wait_deployment(api: Api, d, p: dict, log, watch: Watch):
             log(f"g5k: deployment {d.uid} processing ({time.monotonic() - t0:.0f} s)")
             last = time.monotonic()
         watch.sleep(p["poll_s"], f"deployment {d.uid}")
-        api.refresh(d, f"deployment {d.uid}")
+        outage.refresh(d, f"deployment {d.uid}")
     return d
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from pathlib import Path
 
 import requests
@@ -85,7 +86,7 @@ class Api:
                             f"{e.error_message}", e.response_code) from None
         except requests.RequestException as e:
             raise G5kError(f"Grid'5000 API {what} ({self.url}): "
-                           f"{_reason(e, self.timeout)}") from None
+                           f"{_reason(e, self.timeout, self.retries)}") from None
 
     @property
     def site_obj(self):
@@ -129,9 +130,11 @@ class Api:
         self._call(f"POST nodes into VLAN {vlan}", v.nodes.submit, names)
 
 
-def _reason(e: requests.RequestException, timeout) -> str:
+def _reason(e: requests.RequestException, timeout, retries: int) -> str:
     if isinstance(e, requests.Timeout) or "timed out" in str(e).lower():
         return f"no answer within {timeout[1]:g} s (timed out)"
     if isinstance(e, requests.exceptions.RetryError):
-        return f"a server error on every try ({e})"
+        m = re.search(r"too many (\d+) error", str(e))
+        code = f"HTTP {m.group(1)}" if m else "a server error"
+        return f"{code} on each of {retries + 1} tries"
     return f"{type(e).__name__}: {e}"
