@@ -524,3 +524,14 @@ def test_a_long_api_outage_ends_the_wait_and_the_job_is_released(env):
                      ready_s=60)
     srv.faults.clear()
     assert srv.live_jobs() == []
+
+
+def test_snakemake_plans_the_g5k_campaign_from_the_example(tmp_path):
+    from conftest import snakemake
+    p = snakemake(tmp_path, "-n", "--cores", "1", "--configfile",
+                  str(TESTS.parent / "config" / "g5k.yaml"), "--config", "profile=smoke")
+    assert p.returncode == 0, p.stderr[-2000:]
+    planned = [line.split()[-1] for line in p.stdout.splitlines()
+               if line.strip().startswith("output: results/")]
+    cells = [c for c in planned if c.endswith(".json")]
+    assert len(cells) == 11 and all(c.startswith("results/g5k/") for c in cells)
