@@ -61,8 +61,8 @@ def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
         env = {**os.environ, "RXBENCH_STATE_DIR": str(state)}
         work = tmp_path / "work"
         work.mkdir()
-        p = snakemake(work, "--cores", "1", "--configfile", str(conf),
-                      "results/g5k/summary.csv", timeout=900, env=env)
+        p = snakemake(work, "results/g5k/summary.csv", "--cores", "1",
+                      "--configfile", str(conf), timeout=900, env=env)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         cells = sorted(glob.glob(str(work / "results/g5k/*/*/**/rep=1.json"), recursive=True))
         assert len(cells) == 2

@@ -8,17 +8,11 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from rxbench import RxbenchError
 from rxbench import cells as rxcells
-from rxbench.config import merge, resolve, _load_yaml
+from rxbench.config import resolve
 from rxbench.reference import dataset
 
-# --configfile FILE (e.g. a copy of config/g5k.yaml) overlays config.yaml and
-# the profile; --config KEY=VALUE wins over both
-_over = {}
-for _f in workflow.overwrite_configfiles or []:
-    _over = merge(_over, _load_yaml(Path(_f)))
-_over = merge(_over, workflow.config_settings.overwrite_config or {})
 try:
-    _cfg = resolve(_over)
+    _cfg = resolve(workflow.config_settings.overwrite_config)
 except RxbenchError as e:
     raise WorkflowError(str(e)) from None
 config.clear()
