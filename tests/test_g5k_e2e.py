@@ -51,7 +51,9 @@ def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
         conf = tmp_path / "my-g5k.yaml"
         conf.write_text(yaml.safe_dump({
             "platform": "g5k", "profile": "smoke",
-            "eth": {"stacks": ["xdp_drop"]}, "tcp": {"stacks": ["epoll"]},
+            # over SSH the counter readers start in seconds: room for them
+            "warmup_s": 1, "duration_s": 4,
+            "eth": {"stacks": ["xdp_drop"]}, "tcp": {"stacks": ["epoll"], "duration_s": 3},
             "platforms": {"g5k": {
                 "site": "lille", "cluster": "chiclet", "api_url": srv.url,
                 "credentials": str(creds), "ssh_key": str(ssh_hosts.key), "gateway": None,
