@@ -24,7 +24,7 @@ import signal
 import time
 from pathlib import Path
 
-from .. import ROOT, RxbenchError
+from .. import ROOT
 from .. import lease as _lease
 from ..state import alive, pid_start
 from ..util import CommandError, run
@@ -160,8 +160,8 @@ class Watch:
         if self.sig is not None:
             raise Aborted(f"{signal.Signals(self.sig).name} during {what}")
         path = getattr(self.record, "path", None)
-        watch = (_read(path) or {}).get("watch") if path else None
-        if watch and not any(alive(pid, start) and not _zombie(pid) for pid, start in watch):
+        watch = (_lease._load(Path(path)) or {}).get("watch") if path else None
+        if watch and not any(_lease._running(pid, start) for pid, start in watch):
             raise Aborted(f"the campaign ended during {what}")
 
     def sleep(self, seconds: float, what: str) -> None:
@@ -172,21 +172,6 @@ class Watch:
             if left <= 0:
                 return
             time.sleep(min(0.2, left))
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] == "Z"
-    except OSError:
-        return True
-
-
-def _read(path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def find_job(api: Api, name: str):
@@ -616,7 +601,7 @@ def release_unreleased(log) -> list[str]:
     """Jobs whose deletion failed earlier (API down): try again."""
     done = []
     for f in sorted(_lease.STATE_DIR.glob("g5k-unreleased-*.json")):
-        data = _read(f)
+        data = _lease._load(f)
         if data:
             release_job(Api(data["api_cfg"]), data["job"], log)
             done.append(f"job {data['job']} at {data['api_cfg']['site']}")
@@ -683,7 +668,7 @@ class G5kTestbed:
 
     def __init__(self, cfg: dict, log, **kw):
         self.cfg, self.log = cfg, log
-        stopped = _read(stop_path())
+        stopped = _lease._load(stop_path())
         if stopped:
             who = stopped.get("campaign") or [None, None]
             if who[0] and alive(who[0], who[1]):
