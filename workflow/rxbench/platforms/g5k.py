@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import time
@@ -522,7 +523,6 @@ def check_environment(inv: dict, p: dict, log) -> dict:
 
 
 def _kver(s: str) -> tuple:
-    import re
     m = re.match(r"(\d+)\.(\d+)", s.strip())
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
@@ -705,7 +705,10 @@ class G5kTestbed:
             raise JobEnded(reason)
 
     def __getattr__(self, name):
-        return getattr(self.__dict__["inner"], name)
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
 
     def __setattr__(self, name, value):
         if name == "commands" and "inner" in self.__dict__:
