@@ -7,7 +7,7 @@ import pytest
 from rxbench import cells
 from rxbench.measure import cpu_delta, parse_ethtool_stats, parse_link_json, parse_proc_stat
 from rxbench.platforms.local import Placement
-from rxbench.runner import analyse
+from rxbench.analysis import analyse
 from rxbench.stacks import Generator, Receiver
 
 STAT_A = """cpu  10 0 10 100 0 0 0 0 0 0
