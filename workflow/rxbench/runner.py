@@ -15,12 +15,11 @@ import time
 from contextlib import contextmanager
 
 from . import RxbenchError, cells, provenance
-from .analysis import analyse, analyse_tcp
-from .measure import ethtool_stats, link_stats, nstat, proc_cpu, read_proc_stat
+from .analysis import analyse_eth, analyse_tcp
 from .platforms import testbed
 from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
-from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
+from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported, native_tool
 from .stacks.tcp import Iperf3
 from .state import clean, testbed_lock
 from .util import Log, atomic_write_json, run
@@ -60,21 +59,53 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _snapshot(tb, rx_tool: Tool, gen_tool: Tool, threads: list[dict]) -> dict:
-    t0 = time.monotonic_ns()
-    stat = read_proc_stat()
-    gen = gen_tool.snapshot()
-    rx = rx_tool.snapshot()
-    links = {
-        "sender": link_stats(tb.sender.netns, tb.sender.ifname),
-        "receiver": link_stats(tb.receiver.netns, tb.receiver.ifname),
-        "receiver_ethtool": ethtool_stats(tb.receiver.netns, tb.receiver.ifname),
-    }
-    procs = {"generator": proc_cpu(gen_tool.p.pid), "receiver": proc_cpu(rx_tool.p.pid)}
-    for t in threads:
-        procs[t["name"]] = proc_cpu(t["pid"])
-    return {"t0_ns": t0, "t1_ns": time.monotonic_ns(), "stat": stat, "gen": gen, "rx": rx,
-            "links": links, "procs": procs}
+def _short_log(log, limit: int = 400):
+    """The cell log, with a counters reader's long snapshot lines cut (the
+    snapshots themselves are kept in the result)."""
+    return lambda m: log(m if len(m) <= limit else f"{m[:limit]} ... ({len(m)} chars)")
+
+
+def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: list,
+                   comm_prefix: str | None = None) -> Tool:
+    """One rxb-counters reader in a side's namespace for the cell's life:
+    the side's test interface, the process tree of its tool (pid), the
+    kernel threads named comm_prefix*."""
+    argv = [native_tool("rxb-counters"), "--ifname", side.ifname, "--duration", f"{bound_s:.3f}"]
+    if pid:
+        argv += ["--pid", str(pid)]
+    if comm_prefix:
+        argv += ["--comm-prefix", comm_prefix]
+    t = Tool(f"{side.role}-counters", side.exec(argv), _short_log(log), tb.registry,
+             name="rxb-counters")
+    commands.append(t.command)
+    t.start()
+    t.wait_event("ready", 10.0)
+    return t
+
+
+def stop_counters(*readers: Tool) -> None:
+    for t in readers:
+        if t is not None:
+            t.stop(signal.SIGTERM)
+
+
+def _snapshot(tb, sides: dict, timeout: float = 3.0) -> dict:
+    """The section-4 snapshot: every side's reader and tool asked at once,
+    so each host's counters and tool share one moment."""
+    asked = {}
+    for role, (reader, tool) in sides.items():
+        for t in (reader, tool):
+            if t is not None:
+                asked[id(t)] = len(t.events)
+                t.send(signal.SIGUSR1)
+    out = {}
+    for role, (reader, tool) in sides.items():
+        side = tb.sender if role == "sender" else tb.receiver
+        out[role] = {"ifname": side.ifname,
+                     "counters": reader.wait_event("snapshot", timeout, after=asked[id(reader)]),
+                     "tool": (tool.wait_event("snapshot", timeout, after=asked[id(tool)])
+                              if tool is not None else None)}
+    return out
 
 
 def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
@@ -112,33 +143,29 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         commands.append(gen_tool.command)
         gen_tool.start()
         gen_tool.wait_event("ready", gen.ready_timeout)
-        time.sleep(warmup)
-        a = _snapshot(tb, rx_tool, gen_tool, placement.napi_threads)
-        time.sleep(duration)
-        b = _snapshot(tb, rx_tool, gen_tool, placement.napi_threads)
+        tools["rxb-counters"] = native_tool("rxb-counters")
+        readers = [None, None]
+        try:
+            readers[0] = start_counters(tb, log, tb.sender, gen_tool.p.pid, bound, commands)
+            readers[1] = start_counters(tb, log, tb.receiver, rx_tool.p.pid, bound, commands,
+                                        comm_prefix="napi/")
+            sides = {"sender": (readers[0], gen_tool), "receiver": (readers[1], rx_tool)}
+            time.sleep(warmup)
+            a = _snapshot(tb, sides)
+            time.sleep(duration)
+            b = _snapshot(tb, sides)
+        finally:
+            stop_counters(*readers)
         gen_tool.stop(signal.SIGINT)
         rx_tool.stop(signal.SIGTERM)
         for t in (gen_tool, rx_tool):
             if t.returncode != 0 or t.find("final") is None:
                 raise ToolExited(t, "a clean exit")
-        out = analyse(cell, a, b, placement, gen, rx)
+        out = analyse_eth(cell, a, b, placement, gen, rx)
         out["placement"] = placement.as_dict()
         out["counters"] = {"generator_final": gen_tool.find("final"),
                            "receiver_final": rx_tool.find("final")}
     return out
-
-
-def _tcp_snapshot(tb, server: Tool | None, sender: Tool | None) -> dict:
-    t0 = time.monotonic_ns()
-    stat = read_proc_stat()
-    snap = {"t0_ns": t0, "stat": stat,
-            "server": server.snapshot() if server else None,
-            "sender": sender.snapshot() if sender else None,
-            "nstat": {"sender": nstat(tb.sender.netns), "receiver": nstat(tb.receiver.netns)},
-            "links": {"sender": link_stats(tb.sender.netns, tb.sender.ifname),
-                      "receiver": link_stats(tb.receiver.netns, tb.receiver.ifname)}}
-    snap["t1_ns"] = time.monotonic_ns()
-    return snap
 
 
 def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
@@ -174,10 +201,18 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             commands.append(client.command)
             client.start()
             omit, secs = srv.seconds(warmup, duration)
-            time.sleep(omit)
-            a = _tcp_snapshot(tb, None, None)
-            time.sleep(secs)
-            b = _tcp_snapshot(tb, None, None)
+            tools["rxb-counters"] = native_tool("rxb-counters")
+            readers = [None, None]
+            try:
+                readers[0] = start_counters(tb, log, tb.sender, client.p.pid, bound, commands)
+                readers[1] = start_counters(tb, log, tb.receiver, server.p.pid, bound, commands)
+                sides = {"sender": (readers[0], None), "receiver": (readers[1], None)}
+                time.sleep(omit)
+                a = _snapshot(tb, sides)
+                time.sleep(secs)
+                b = _snapshot(tb, sides)
+            finally:
+                stop_counters(*readers)
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")
             server.wait(10)
@@ -199,19 +234,29 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             commands.append(sender.command)
             sender.start()
             sender.wait_event("ready", snd.ready_timeout)
-            time.sleep(warmup)
-            a = _tcp_snapshot(tb, server, sender)
-            time.sleep(duration)
-            b = _tcp_snapshot(tb, server, sender)
+            tools["rxb-counters"] = native_tool("rxb-counters")
+            readers = [None, None]
+            try:
+                readers[0] = start_counters(tb, log, tb.sender, sender.p.pid, bound, commands)
+                readers[1] = start_counters(tb, log, tb.receiver, server.p.pid, bound, commands)
+                sides = {"sender": (readers[0], sender), "receiver": (readers[1], server)}
+                time.sleep(warmup)
+                a = _snapshot(tb, sides)
+                time.sleep(duration)
+                b = _snapshot(tb, sides)
+            finally:
+                stop_counters(*readers)
             sender.stop(signal.SIGINT)
             server.stop(signal.SIGTERM)
             for t in (sender, server):
                 if t.returncode != 0 or t.find("final") is None:
                     raise ToolExited(t, "a clean exit")
-            rx_bytes = srv.received(b["server"]) - srv.received(a["server"])
-            rx_s = (b["server"]["t_ns"] - a["server"]["t_ns"]) / 1e9
-            sent = snd.sent(b["sender"]) - snd.sent(a["sender"])
-            sent_s = (b["sender"]["t_ns"] - a["sender"]["t_ns"]) / 1e9
+            ra, rb = a["receiver"]["tool"], b["receiver"]["tool"]
+            sa, sb = a["sender"]["tool"], b["sender"]["tool"]
+            rx_bytes = srv.received(rb) - srv.received(ra)
+            rx_s = (rb["t_ns"] - ra["t_ns"]) / 1e9
+            sent = snd.sent(sb) - snd.sent(sa)
+            sent_s = (sb["t_ns"] - sa["t_ns"]) / 1e9
             out = analyse_tcp(cell, a, b, placement, rx_bytes, rx_s, sent, sent_s)
             out["counters"] = {"server_final": server.find("final"),
                                "sender_final": sender.find("final")}
