@@ -84,11 +84,20 @@ def leftovers(state_dir: Path | None = None, wait: float = 3.0) -> dict:
         time.sleep(0.2)
 
 
+TESTS_LOCK = Path("/run/rxbench-tests.lock")
+
+
 @pytest.fixture
 def state_dir(tmp_path, monkeypatch):
+    """A private state dir; integration tests of several checkouts on one
+    machine run one at a time (their leftover checks look machine-wide)."""
+    import fcntl
     d = tmp_path / "state"
     monkeypatch.setenv("RXBENCH_STATE_DIR", str(d))
-    return d
+    TESTS_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(TESTS_LOCK, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield d
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@
   python -m rxbench aggregate --out results/local/summary.csv CELL.json ...
   (figures, tables, numbers and the paper: python -m rxbench.paper --help)
   python -m rxbench clean          # remove what killed runs left behind
+  python -m rxbench lease down KIND   # release this checkout's guests/reservation now
   python -m rxbench targets [--config k=v ...]   # list the configured cells
   python -m rxbench bench [--reps 5]   # receivers vs offered rate (speed check)
 """
@@ -34,6 +35,28 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _lease(args) -> int:
+    from pathlib import Path
+
+    from . import lease
+    from .util import Log
+    if args.action == "serve":
+        if not (args.kind and args.state):
+            raise RxbenchError("lease serve needs KIND and --state FILE")
+        return lease.serve(args.kind, Path(args.state))
+    if args.action == "down":
+        if not args.kind:
+            raise RxbenchError("lease down needs KIND (vm, g5k)")
+        print(f"released the {args.kind} lease" if lease.down(args.kind, Log())
+              else f"no {args.kind} lease of this checkout")
+        return 0
+    for path in sorted(lease.STATE_DIR.glob("lease-*.json")):
+        data = lease._load(path) or {}
+        print(f"{path.name}: {data.get('kind')} {data.get('status')} owner "
+              f"{data.get('owner_pid')} ({'alive' if lease._owner_alive(data) else 'dead'})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rxbench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--out", required=True)
     a.add_argument("cells", nargs="*")
     sub.add_parser("clean", help="remove namespaces, processes and state of dead runs")
+    le = sub.add_parser("lease", help="campaign-scoped resources (vm guests, g5k reservations)")
+    le.add_argument("action", choices=["serve", "down", "status"])
+    le.add_argument("kind", nargs="?")
+    le.add_argument("--state", help="serve: the lease's state file (rxbench.lease.ensure)")
     b = sub.add_parser("bench", help="receivers vs the generator's offered rate, "
                                      "median of N (speed check)")
     b.add_argument("--reps", type=int, default=5)
@@ -92,9 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "aggregate":
             from .aggregate import write_summary
             write_summary(args.cells, args.out)
+        elif args.cmd == "lease":
+            return _lease(args)
         elif args.cmd == "clean":
-            from .state import clean
-            removed = clean()
+            from . import lease
+            from .state import clean, testbed_lock
+            from .util import Log
+            with testbed_lock(Log()):    # a live run's namespaces are not orphans
+                removed = clean() + lease.clean(Log())
             print("\n".join(f"removed {r}" for r in removed) or "nothing to clean")
         elif args.cmd == "targets":
             from .cells import targets

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -24,6 +25,10 @@ from . import ROOT
 
 STATE_DIR = Path(os.environ.get("RXBENCH_STATE_DIR", "/run/rxbench"))
 NETNS_PREFIX = "rxb-"
+# the local testbed's namespaces (rxb-<token>-s, rxb-<token>-r): the only
+# ones clean() sweeps without a record; other platforms' namespaces (vm,
+# the ssh test hosts) are removed from their own records
+LOCAL_NETNS = re.compile(r"^rxb-[0-9a-f]{8}-[sr]$")
 # DPDK's EAL keeps a runtime directory per --file-prefix; ours are rxb-<token>
 DPDK_RUNTIME = Path("/var/run/dpdk")
 
@@ -138,9 +143,11 @@ def clean(all_orphans: bool = True) -> list[str]:
     """Remove what dead runs left: state records whose owner is gone, and
     rxbench namespaces no live run claims. Live runs are left alone."""
     removed = []
-    claimed = set()
+    claimed = _leased()
     if STATE_DIR.exists():
         for f in sorted(STATE_DIR.glob("*.json")):
+            if f.name.startswith("lease-"):
+                continue      # campaign leases: rxbench.lease cleans those
             try:
                 data = json.loads(f.read_text())
             except (OSError, ValueError):
@@ -155,7 +162,7 @@ def clean(all_orphans: bool = True) -> list[str]:
             removed.append(f"state {f.name}")
     if all_orphans:
         for ns in netns_list():
-            if ns.startswith(NETNS_PREFIX) and ns not in claimed:
+            if LOCAL_NETNS.match(ns) and ns not in claimed:
                 delete_netns(ns)
                 removed.append(f"netns {ns}")
         for d in sorted(DPDK_RUNTIME.glob(NETNS_PREFIX + "*")):
@@ -165,19 +172,52 @@ def clean(all_orphans: bool = True) -> list[str]:
     return removed
 
 
+def _leased() -> set[str]:
+    """Namespaces and directories that live campaign leases (rxbench.lease:
+    guests, reservations) hold: not a dead run's leftovers."""
+    held = set()
+    for f in sorted(STATE_DIR.glob("lease-*.json")) if STATE_DIR.exists() else []:
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if alive(data.get("owner_pid", -1), data.get("owner_start")):
+            res = data.get("resources", {})
+            held.update(res.get("netns", []))
+            held.update(res.get("dirs", []))
+    return held
+
+
+# One lock per machine, whatever RXBENCH_STATE_DIR says (tests use private
+# state dirs): two testbeds sharing two CPUs would measure each other, and
+# clean()'s sweep of unclaimed namespaces is right only under it.
+LOCK_PATH = Path(os.environ.get("RXBENCH_LOCK", "/run/rxbench.lock"))
+_held = {"depth": 0, "file": None}
+
+
 @contextmanager
 def testbed_lock(log=None):
-    """One measurement at a time on this machine, across checkouts: two cells
-    sharing two CPUs would measure each other."""
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(STATE_DIR / "testbed.lock", "a+") as f:
+    """One measurement at a time on this machine, across checkouts and
+    state dirs; re-entrant within a process (the runner holds it around a
+    testbed that takes it too)."""
+    if _held["depth"]:
+        _held["depth"] += 1
+        try:
+            yield
+        finally:
+            _held["depth"] -= 1
+        return
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_PATH, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if log:
                 log("waiting for another rxbench run to release the testbed lock")
             fcntl.flock(f, fcntl.LOCK_EX)
+        _held.update(depth=1, file=f)
         try:
             yield
         finally:
+            _held.update(depth=0, file=None)
             fcntl.flock(f, fcntl.LOCK_UN)

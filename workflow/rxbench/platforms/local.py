@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from .. import RxbenchError
-from ..state import NETNS_PREFIX, Registry, delete_netns, kill_pid, new_token
+from ..state import NETNS_PREFIX, Registry, delete_netns, kill_pid, new_token, testbed_lock
 from ..util import CommandError, run
 
 TEST_NET = ipaddress.ip_network("198.18.0.0/15")
@@ -133,14 +133,21 @@ class LocalTestbed:
         self.log(f"testbed down: {', '.join(self.registry.data['netns'])} removed")
 
     def __enter__(self):
+        # every testbed holds the machine's lock (a test's too, not only a cell's)
+        self._lock = testbed_lock(self.log)
+        self._lock.__enter__()
         try:
             return self.up()
         except BaseException:
             self.down()
+            self._lock.__exit__(None, None, None)
             raise
 
     def __exit__(self, *exc):
-        self.down()
+        try:
+            self.down()
+        finally:
+            self._lock.__exit__(None, None, None)
 
     # -- facts -------------------------------------------------------------
     def mac(self, side: Side) -> str:
