@@ -34,6 +34,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <net/if.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -90,6 +91,7 @@ struct opts {
 	const char *ifs[MAX_IFS];
 	int roots[MAX_ROOTS];
 	const char *comm_prefix;
+	unsigned int rt_priority; /* 0: the default scheduler */
 };
 
 static struct {
@@ -124,6 +126,9 @@ static void usage(FILE *f)
 		"                         (e.g. napi/)\n"
 		"  -d, --duration SECS    run time in seconds, > 0 (default: %g)\n"
 		"  -c, --cpu N            pin this process to CPU N (default: no pinning)\n"
+		"  -r, --rt-priority N    run as SCHED_FIFO N (1..99), so that a snapshot is not\n"
+		"                         preempted by the saturated CPUs it measures (default: 0,\n"
+		"                         the normal scheduler)\n"
 		"  -h, --help             show this help\n"
 		"\n"
 		"Signals: SIGUSR1 prints a snapshot; SIGINT/SIGTERM/SIGHUP stop early.\n"
@@ -139,6 +144,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "comm-prefix", required_argument, NULL, 'k' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "cpu", required_argument, NULL, 'c' },
+		{ "rt-priority", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -147,7 +153,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){ .duration_s = DEFAULT_DURATION_S, .cpu = -1 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:p:k:d:c:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":i:p:k:d:c:r:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			if (o->n_ifs == MAX_IFS)
@@ -176,6 +182,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'c':
 			o->cpu = opt_cpu(optarg);
 			break;
+		case 'r':
+			o->rt_priority = opt_uint("rt-priority", optarg, 0, 99);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(RXB_EXIT_OK);
@@ -185,6 +194,21 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
+}
+
+/* SCHED_FIFO if asked; a kernel or container that refuses it is told in
+ * the ready line (the snapshots still work, they may just be preempted). */
+static const char *set_rt(unsigned int prio)
+{
+	struct sched_param sp = { .sched_priority = (int)prio };
+
+	if (!prio)
+		return "other";
+	if (sched_setscheduler(0, SCHED_FIFO, &sp)) {
+		warn_err(errno, "sched_setscheduler(SCHED_FIFO, %u)", prio);
+		return "other (SCHED_FIFO refused)";
+	}
+	return "fifo";
 }
 
 static void add_error(const char *what, int err)
@@ -695,7 +719,7 @@ static void snapshot(const char *event, const char *reason)
 int main(int argc, char **argv)
 {
 	static char outbuf[BUF_SIZE];
-	const char *reason = NULL;
+	const char *reason = NULL, *sched;
 	sigset_t sigs;
 	uint64_t t0, deadline;
 	int ret = RXB_EXIT_OK;
@@ -706,6 +730,7 @@ int main(int argc, char **argv)
 		die("socket(AF_INET, SOCK_DGRAM)");
 	parse_args(argc, argv, &g.o);
 	pin_cpu(g.o.cpu);
+	sched = set_rt(g.o.rt_priority);
 	block_signals(&sigs, 0);
 	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
 	g.clk_tck = sysconf(_SC_CLK_TCK);
@@ -731,7 +756,7 @@ int main(int argc, char **argv)
 	json_printf("},\"pids\":[");
 	for (unsigned int r = 0; r < g.o.n_roots; r++)
 		json_printf("%s%d", r ? "," : "", g.o.roots[r]);
-	json_printf("],\"comm_prefix\":");
+	json_printf("],\"sched\":\"%s\",\"comm_prefix\":", sched);
 	if (g.o.comm_prefix)
 		json_str(g.o.comm_prefix);
 	else

@@ -90,10 +90,11 @@ def test_counters_are_the_namespace_s_and_ethtool_is_read_by_ioctl():
         # outside the namespace the interface does not exist: one line, exit 2
         r = subprocess.run([str(TOOL), "--ifname", a], capture_output=True, text=True)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and a in r.stderr
-        rc, ev, err = run_reader(["--ifname", a, "--ifname", b, "--comm-prefix", "napi/"],
+        rc, ev, err = run_reader(["--ifname", a, "--ifname", b, "--comm-prefix", "napi/",
+                                  "--rt-priority", "1"],
                                  snapshots=1, prefix=["ip", "netns", "exec", ns])
         assert rc == 0, err
-        assert ev[0]["ifnames"][a]["ethtool_stats"] > 0
+        assert ev[0]["ifnames"][a]["ethtool_stats"] > 0 and ev[0]["sched"] == "fifo"
         snap = ev[1]
         assert "peer_ifindex" in snap["ethtool"][a] and "rx_queue_0_drops" in snap["ethtool"][a]
         assert set(snap["links"]) == {a, b}
@@ -111,6 +112,7 @@ def test_counters_are_the_namespace_s_and_ethtool_is_read_by_ioctl():
     (["--ifname", "no-such-if0"], "no-such-if0"),
     (["--duration", "0"], "--duration"),
     (["--comm-prefix", ""], "--comm-prefix"),
+    (["--rt-priority", "100"], "--rt-priority"),
     (["--bogus"], "--bogus"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, what):

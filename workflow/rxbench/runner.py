@@ -70,7 +70,9 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
     """One rxb-counters reader in a side's namespace for the cell's life:
     the side's test interface, the process tree of its tool (pid), the
     kernel threads named comm_prefix*."""
-    argv = [native_tool("rxb-counters"), "--ifname", side.ifname, "--duration", f"{bound_s:.3f}"]
+    # SCHED_FIFO: on the saturated CPUs it measures, a snapshot is one moment
+    argv = [native_tool("rxb-counters"), "--ifname", side.ifname, "--duration", f"{bound_s:.3f}",
+            "--rt-priority", "1"]
     if pid:
         argv += ["--pid", str(pid)]
     if comm_prefix:
@@ -81,6 +83,12 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
     t.start()
     t.wait_event("ready", 10.0)
     return t
+
+
+def napi_prefix(ifname: str) -> str:
+    """The names of an interface's NAPI kthreads ("napi/IF-ID"), as far as
+    the kernel's 15-character thread names keep them."""
+    return f"napi/{ifname}"[:15]
 
 
 def stop_counters(*readers: Tool) -> None:
@@ -148,7 +156,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         try:
             readers[0] = start_counters(tb, log, tb.sender, gen_tool.p.pid, bound, commands)
             readers[1] = start_counters(tb, log, tb.receiver, rx_tool.p.pid, bound, commands,
-                                        comm_prefix="napi/")
+                                        comm_prefix=napi_prefix(tb.receiver.ifname))
             sides = {"sender": (readers[0], gen_tool), "receiver": (readers[1], rx_tool)}
             time.sleep(warmup)
             a = _snapshot(tb, sides)
@@ -205,7 +213,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             readers = [None, None]
             try:
                 readers[0] = start_counters(tb, log, tb.sender, client.p.pid, bound, commands)
-                readers[1] = start_counters(tb, log, tb.receiver, server.p.pid, bound, commands)
+                readers[1] = start_counters(tb, log, tb.receiver, server.p.pid, bound, commands,
+                                            comm_prefix=napi_prefix(tb.receiver.ifname))
                 sides = {"sender": (readers[0], None), "receiver": (readers[1], None)}
                 time.sleep(omit)
                 a = _snapshot(tb, sides)
@@ -238,7 +247,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             readers = [None, None]
             try:
                 readers[0] = start_counters(tb, log, tb.sender, sender.p.pid, bound, commands)
-                readers[1] = start_counters(tb, log, tb.receiver, server.p.pid, bound, commands)
+                readers[1] = start_counters(tb, log, tb.receiver, server.p.pid, bound, commands,
+                                            comm_prefix=napi_prefix(tb.receiver.ifname))
                 sides = {"sender": (readers[0], sender), "receiver": (readers[1], server)}
                 time.sleep(warmup)
                 a = _snapshot(tb, sides)
