@@ -15,7 +15,7 @@ from conftest import ROOT
 from rxbench import cells
 from rxbench.analysis import (DROP_STAGES, MissingCounter, analyse_eth, analyse_tcp,
                               classify_eth, cpu_window, delta, processes, reclassify,
-                              reclassify_cell)
+                              reclassify_cell, side_snapshot)
 from rxbench.platforms.local import Placement
 from rxbench.stacks import Generator, Receiver
 from rxbench.stacks.eth import DpdkTxonly
@@ -281,3 +281,11 @@ def test_reclassify_the_whole_reference_run():
     bad = subprocess.run([sys.executable, "-m", "rxbench.analysis", "reclassify", "/nonexistent"],
                          capture_output=True, text=True, cwd=ROOT / "workflow")
     assert bad.returncode != 0 and "not a directory" in bad.stderr
+
+
+def test_side_snapshot_takes_a_reader_event_and_refuses_anything_else():
+    ev = counters(5, IDLE)
+    assert side_snapshot(ev, {"t_ns": 1}, "veth") == {"counters": ev, "tool": {"t_ns": 1},
+                                                      "ifname": "veth"}
+    with pytest.raises(MissingCounter, match="not an rxb-counters snapshot"):
+        side_snapshot({"event": "ready", "t_ns": 1}, None)

@@ -67,6 +67,18 @@ class MissingCounter(RxbenchError):
     """A counter present at one end of the window and not at the other."""
 
 
+def side_snapshot(counters: dict, tool: dict | None, ifname: str | None = None) -> dict:
+    """One side of a section-4 snapshot from an rxb-counters `snapshot` (or
+    `final`) event and the side's tool event (None: a tool without
+    snapshots, iperf3); ifname: the side's test interface."""
+    if counters.get("event") not in ("snapshot", "final") or "t0_ns" not in counters:
+        raise MissingCounter(f"not an rxb-counters snapshot: {str(counters)[:120]}")
+    out = {"counters": counters, "tool": tool}
+    if ifname:
+        out["ifname"] = ifname
+    return out
+
+
 def delta(a: dict, b: dict, what: str = "counters") -> dict:
     """b - a for every numeric counter; a counter missing at either end is
     an error (a failed read must not turn absolute values into deltas)."""

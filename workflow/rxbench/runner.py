@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 
 from . import RxbenchError, cells, provenance
-from .analysis import analyse_eth, analyse_tcp
+from .analysis import analyse_eth, analyse_tcp, side_snapshot
 from .platforms import testbed
 from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
@@ -109,10 +109,10 @@ def _snapshot(tb, sides: dict, timeout: float = 3.0) -> dict:
     out = {}
     for role, (reader, tool) in sides.items():
         side = tb.sender if role == "sender" else tb.receiver
-        out[role] = {"ifname": side.ifname,
-                     "counters": reader.wait_event("snapshot", timeout, after=asked[id(reader)]),
-                     "tool": (tool.wait_event("snapshot", timeout, after=asked[id(tool)])
-                              if tool is not None else None)}
+        out[role] = side_snapshot(
+            reader.wait_event("snapshot", timeout, after=asked[id(reader)]),
+            tool.wait_event("snapshot", timeout, after=asked[id(tool)]) if tool is not None else None,
+            side.ifname)
     return out
 
 
