@@ -1,13 +1,11 @@
-"""Parsing kernel counters, and turning two snapshots into a result."""
+"""Parsing kernel counters (turning snapshots into a result: test_analysis.py)."""
 
 import json
 
 import pytest
 
-from rxbench import cells
 from rxbench.measure import cpu_delta, parse_ethtool_stats, parse_link_json, parse_proc_stat
 from rxbench.platforms.local import Placement
-from rxbench.stacks import Generator, Receiver
 
 STAT_A = """cpu  10 0 10 100 0 0 0 0 0 0
 cpu0 5 0 5 50 0 0 0 0 0 0
@@ -42,3 +40,8 @@ def test_link_json_and_ethtool():
                                          "rx_queue_0_drops": 1}
 
 
+def test_napi_on_sender_has_no_receiver_only_cpu():
+    place = Placement(generator=[0], application=[1], napi_mode="sender", napi=[0])
+    assert place.receiver_only == {1}
+    place = Placement(generator=[0], application=[0], napi_mode="sender", napi=[0])
+    assert place.receiver_only == set()

@@ -26,8 +26,7 @@ reader read). The rules:
 
 from __future__ import annotations
 
-from . import RxbenchError
-from .measure import tcp_drops
+from .measure import MissingCounter, delta, tcp_drops
 
 SATURATED = 0.95          # a CPU busier than this over the interval was the limit
 GENERATOR_BOUND = 0.99    # received >= 99% of offered: maybe the sender's limit
@@ -63,10 +62,6 @@ DROP_STAGES = {
 }
 
 
-class MissingCounter(RxbenchError):
-    """A counter present at one end of the window and not at the other."""
-
-
 def side_snapshot(counters: dict, tool: dict | None, ifname: str | None = None) -> dict:
     """One side of a section-4 snapshot from an rxb-counters `snapshot` (or
     `final`) event and the side's tool event (None: a tool without
@@ -77,18 +72,6 @@ def side_snapshot(counters: dict, tool: dict | None, ifname: str | None = None) 
     if ifname:
         out["ifname"] = ifname
     return out
-
-
-def delta(a: dict, b: dict, what: str = "counters") -> dict:
-    """b - a for every numeric counter; a counter missing at either end is
-    an error (a failed read must not turn absolute values into deltas)."""
-    missing = sorted(set(k for k in b if isinstance(b[k], (int, float))) ^
-                     set(k for k in a if isinstance(a[k], (int, float))))
-    if missing:
-        raise MissingCounter(f"{what}: {', '.join(missing[:8])}"
-                             f"{' ...' if len(missing) > 8 else ''} read at only one end "
-                             f"of the window")
-    return {k: b[k] - a[k] for k in b if isinstance(b[k], (int, float))}
 
 
 def window_s(a: dict, b: dict) -> float:
