@@ -103,6 +103,10 @@ def parse(path: str, cfg: dict) -> Cell:
     parts = p.split("/")
     if "results" in parts:
         parts = parts[parts.index("results") + 1:]
+    if parts and parts[0] == "reference":
+        raise CellNameError(f"cell {path}: results/reference/ holds the committed reference "
+                            "sets and is never written by a campaign; a cell is "
+                            "results/PLATFORM/LAYER/..., e.g. results/local/eth/...")
     if len(parts) < 5:
         raise CellNameError(f"not a cell path: {path} "
                             "(expected results/PLATFORM/LAYER/STACK/k=v/.../rep=N.json)")

@@ -8,6 +8,8 @@
   python -m rxbench lease down KIND   # release this checkout's guests/reservation now
   python -m rxbench targets [--config k=v ...]   # list the configured cells
   python -m rxbench bench [--reps 5]   # receivers vs offered rate (speed check)
+  python -m rxbench reference --platform local --machine NAME
+                                   # make reference: results/local -> results/reference/local-NAME
 """
 
 from __future__ import annotations
@@ -95,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                                            "testpmd af_packet,testpmd af_xdp",
                    help="generators to compare ('none': skip)")
     b.add_argument("--generator", help="the receivers' generator (default: the config's)")
+    r = sub.add_parser("reference", help="copy a finished run results/PLATFORM/ to "
+                                         "results/reference/PLATFORM-MACHINE/ (make reference)")
+    r.add_argument("--platform", default="local")
+    r.add_argument("--machine", required=True, help="a short stable name, e.g. fc2-epyc")
+    r.add_argument("--results", default="results")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
@@ -127,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
             write_summary(args.cells, args.out)
         elif args.cmd == "lease":
             return _lease(args)
+        elif args.cmd == "reference":
+            from .reference import promote
+            dst = promote(args.platform, args.machine, args.results,
+                          command=f"make reference PLATFORM={args.platform} MACHINE={args.machine}"
+                          " (after: snakemake --cores 1)")
+            print(f"reference set {dst}: commit it (git add {dst})")
         elif args.cmd == "clean":
             from . import lease
             from .state import clean, testbed_lock
