@@ -457,7 +457,7 @@ def _reclassify_main(argv: list[str]) -> int:
                                  description="re-derive the bottleneck/generator_bound of every "
                                              "committed ok cell under the current rules, from "
                                              "its stored fields, and list the cells that change")
-    ap.add_argument("results", help="a results directory (e.g. results/local)")
+    ap.add_argument("results", help="a results directory (e.g. results/reference/local-fc2-epyc)")
     args = ap.parse_args(argv)
     from pathlib import Path
     if not Path(args.results).is_dir():
