@@ -15,11 +15,12 @@ import time
 from contextlib import contextmanager
 
 from . import RxbenchError, cells, provenance
-from .analysis import analyse_eth, analyse_tcp, side_snapshot
+from .analysis import analyse_eth, analyse_tcp
+from .counters import Readers, napi_prefix
 from .platforms import testbed
 from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
-from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported, native_tool
+from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
 from .stacks.tcp import Iperf3
 from .state import clean, testbed_lock
 from .util import Log, atomic_write_json, run
@@ -59,63 +60,6 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _short_log(log, limit: int = 400):
-    """The cell log, with a counters reader's long snapshot lines cut (the
-    snapshots themselves are kept in the result)."""
-    return lambda m: log(m if len(m) <= limit else f"{m[:limit]} ... ({len(m)} chars)")
-
-
-def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: list,
-                   comm_prefix: str | None = None) -> Tool:
-    """One rxb-counters reader in a side's namespace for the cell's life:
-    the side's test interface, the process tree of its tool (pid), the
-    kernel threads named comm_prefix*."""
-    # SCHED_FIFO: on the saturated CPUs it measures, a snapshot is one moment
-    argv = [native_tool("rxb-counters"), "--ifname", side.ifname, "--duration", f"{bound_s:.3f}",
-            "--rt-priority", "1"]
-    if pid:
-        argv += ["--pid", str(pid)]
-    if comm_prefix:
-        argv += ["--comm-prefix", comm_prefix]
-    t = Tool(f"{side.role}-counters", side.exec(argv), _short_log(log), tb.registry,
-             name="rxb-counters")
-    commands.append(t.command)
-    t.start()
-    t.wait_event("ready", 10.0)
-    return t
-
-
-def napi_prefix(ifname: str) -> str:
-    """The names of an interface's NAPI kthreads ("napi/IF-ID"), as far as
-    the kernel's 15-character thread names keep them."""
-    return f"napi/{ifname}"[:15]
-
-
-def stop_counters(*readers: Tool) -> None:
-    for t in readers:
-        if t is not None:
-            t.stop(signal.SIGTERM)
-
-
-def _snapshot(tb, sides: dict, timeout: float = 3.0) -> dict:
-    """The section-4 snapshot: every side's reader and tool asked at once,
-    so each host's counters and tool share one moment."""
-    asked = {}
-    for role, (reader, tool) in sides.items():
-        for t in (reader, tool):
-            if t is not None:
-                asked[id(t)] = len(t.events)
-                t.send(signal.SIGUSR1)
-    out = {}
-    for role, (reader, tool) in sides.items():
-        side = tb.sender if role == "sender" else tb.receiver
-        out[role] = side_snapshot(
-            reader.wait_event("snapshot", timeout, after=asked[id(reader)]),
-            tool.wait_event("snapshot", timeout, after=asked[id(tool)]) if tool is not None else None,
-            side.ifname)
-    return out
-
-
 def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
     """commands, tools and extra (hosts, driver) are filled as the cell goes,
     so a failed cell's provenance still says what ran where."""
@@ -151,19 +95,14 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         commands.append(gen_tool.command)
         gen_tool.start()
         gen_tool.wait_event("ready", gen.ready_timeout)
-        tools["rxb-counters"] = native_tool("rxb-counters")
-        readers = [None, None]
-        try:
-            readers[0] = start_counters(tb, log, tb.sender, gen_tool.p.pid, bound, commands)
-            readers[1] = start_counters(tb, log, tb.receiver, rx_tool.p.pid, bound, commands,
-                                        comm_prefix=napi_prefix(tb.receiver.ifname))
-            sides = {"sender": (readers[0], gen_tool), "receiver": (readers[1], rx_tool)}
+        with Readers(tb, log, commands, tools, bound) as readers:
+            readers.start(tb.sender, gen_tool.p.pid)
+            readers.start(tb.receiver, rx_tool.p.pid, napi_prefix(tb.receiver.ifname))
+            sides = {"sender": gen_tool, "receiver": rx_tool}
             time.sleep(warmup)
-            a = _snapshot(tb, sides)
+            a = readers.snapshot(sides)
             time.sleep(duration)
-            b = _snapshot(tb, sides)
-        finally:
-            stop_counters(*readers)
+            b = readers.snapshot(sides)
         gen_tool.stop(signal.SIGINT)
         rx_tool.stop(signal.SIGTERM)
         for t in (gen_tool, rx_tool):
@@ -209,19 +148,14 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             commands.append(client.command)
             client.start()
             omit, secs = srv.seconds(warmup, duration)
-            tools["rxb-counters"] = native_tool("rxb-counters")
-            readers = [None, None]
-            try:
-                readers[0] = start_counters(tb, log, tb.sender, client.p.pid, bound, commands)
-                readers[1] = start_counters(tb, log, tb.receiver, server.p.pid, bound, commands,
-                                            comm_prefix=napi_prefix(tb.receiver.ifname))
-                sides = {"sender": (readers[0], None), "receiver": (readers[1], None)}
+            with Readers(tb, log, commands, tools, bound) as readers:
+                readers.start(tb.sender, client.p.pid)
+                readers.start(tb.receiver, server.p.pid, napi_prefix(tb.receiver.ifname))
+                sides = {"sender": None, "receiver": None}
                 time.sleep(omit)
-                a = _snapshot(tb, sides)
+                a = readers.snapshot(sides)
                 time.sleep(secs)
-                b = _snapshot(tb, sides)
-            finally:
-                stop_counters(*readers)
+                b = readers.snapshot(sides)
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")
             server.wait(10)
@@ -243,19 +177,14 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             commands.append(sender.command)
             sender.start()
             sender.wait_event("ready", snd.ready_timeout)
-            tools["rxb-counters"] = native_tool("rxb-counters")
-            readers = [None, None]
-            try:
-                readers[0] = start_counters(tb, log, tb.sender, sender.p.pid, bound, commands)
-                readers[1] = start_counters(tb, log, tb.receiver, server.p.pid, bound, commands,
-                                            comm_prefix=napi_prefix(tb.receiver.ifname))
-                sides = {"sender": (readers[0], sender), "receiver": (readers[1], server)}
+            with Readers(tb, log, commands, tools, bound) as readers:
+                readers.start(tb.sender, sender.p.pid)
+                readers.start(tb.receiver, server.p.pid, napi_prefix(tb.receiver.ifname))
+                sides = {"sender": sender, "receiver": server}
                 time.sleep(warmup)
-                a = _snapshot(tb, sides)
+                a = readers.snapshot(sides)
                 time.sleep(duration)
-                b = _snapshot(tb, sides)
-            finally:
-                stop_counters(*readers)
+                b = readers.snapshot(sides)
             sender.stop(signal.SIGINT)
             server.stop(signal.SIGTERM)
             for t in (sender, server):
