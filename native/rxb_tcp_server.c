@@ -64,6 +64,7 @@
 
 #include <liburing.h>
 #include "zcrx_abi.h"
+#include "rxb_zcrx_rq.h"
 
 #define TOOL_NAME          "rxb-tcp-server"
 #define DEFAULT_ADDR       "0.0.0.0"
@@ -81,6 +82,7 @@
 #define MAX_FIXED_FILES    65536U       /* uring_opt registered file table */
 #define BGID               0            /* uring_opt buffer group */
 #define ZCRX_AREA_BYTES    (64U << 20)  /* zcrx user memory area */
+#define MAX_RQ_ENTRIES     32768U       /* kernel limit of a refill ring */
 #define DRAIN_TIMEOUT_NS   (1 * NS_PER_SEC)
 #define STOP_TIMEOUT_NS    (3 * NS_PER_SEC) /* blocking: wait for conn threads */
 #define CONN_STACK         (256U << 10) /* blocking: connection thread stack */
@@ -102,6 +104,7 @@ struct opts {
 	unsigned int ring_bufs;
 	const char *ifname;
 	int rxq;                /* -1: not given */
+	unsigned int rq_entries; /* uring_zcrx refill entries, 0: one per area page */
 };
 
 struct ctrs {
@@ -159,12 +162,11 @@ struct loop {
 	size_t area_len;
 	void *rq_mem;
 	size_t rq_len;
-	uint32_t *rq_khead, *rq_ktail;
-	struct io_uring_zcrx_rqe *rqes;
-	uint32_t rq_tail, rq_mask, rq_entries;
-	uint64_t area_token;
+	struct zrq rq;          /* refill ring + entries waiting for room */
+	uint32_t rq_entries;
+	uint64_t refill_full;   /* buffers that found the ring full (kept, retried) */
+	uint32_t refill_pending_max;
 	uint32_t zcrx_id;
-	uint64_t refill_full;
 };
 
 static struct {
@@ -205,13 +207,17 @@ static void usage(FILE *f)
 		"                        <= %u (default: %u)\n"
 		"  -i, --ifname IF       uring_zcrx: interface to receive on (required)\n"
 		"  -q, --rxq Q           uring_zcrx: its receive queue (required)\n"
+		"  -R, --zcrx-rq-entries N  uring_zcrx: refill ring entries, a power of two\n"
+		"                        <= %u (default: one per area page; small values\n"
+		"                        exercise the ring-full path)\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Output: JSON lines (ready, snapshot on SIGUSR1, final; error if the kernel\n"
 		"refuses the mode) on stdout.\n"
 		"Signals: SIGUSR1 prints a snapshot; SIGINT/SIGTERM/SIGHUP stop early.\n"
 		"Exit: 0 ok, 1 runtime failure, 2 bad arguments/port in use, 3 unsupported.\n",
-		TOOL_NAME, DEFAULT_ADDR, MAX_BUF, DEFAULT_BUF, MAX_RING_BUFS, DEFAULT_RING_BUFS);
+		TOOL_NAME, DEFAULT_ADDR, MAX_BUF, DEFAULT_BUF, MAX_RING_BUFS, DEFAULT_RING_BUFS,
+		MAX_RQ_ENTRIES);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -227,6 +233,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "ring-bufs", required_argument, NULL, 'n' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "rxq", required_argument, NULL, 'q' },
+		{ "zcrx-rq-entries", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -236,7 +243,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	*o = (struct opts){ .mode = -1, .addr_str = DEFAULT_ADDR, .buf = DEFAULT_BUF,
 			    .ring_bufs = DEFAULT_RING_BUFS, .rxq = -1 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:p:a:c:Td:b:n:i:q:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":m:p:a:c:Td:b:n:i:q:R:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			o->mode = opt_enum("mode", optarg, mode_names, ARRAY_SIZE(mode_names));
@@ -271,6 +278,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'q':
 			o->rxq = (int)opt_uint("rxq", optarg, 0, 65535);
 			break;
+		case 'R':
+			o->rq_entries = opt_uint("zcrx-rq-entries", optarg, 1, MAX_RQ_ENTRIES);
+			if (o->rq_entries & (o->rq_entries - 1))
+				usage_error("--zcrx-rq-entries: %u is not a power of two",
+					    o->rq_entries);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(RXB_EXIT_OK);
@@ -296,6 +309,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	} else if (o->ifname || o->rxq >= 0) {
 		usage_error("--ifname/--rxq only apply to --mode uring_zcrx");
 	}
+	if (o->rq_entries && o->mode != MODE_URING_ZCRX)
+		usage_error("--zcrx-rq-entries only applies to --mode uring_zcrx");
 	if (ring_bufs_set && o->mode != MODE_URING_OPT)
 		usage_error("--ring-bufs only applies to --mode uring_opt");
 	if (o->mode == MODE_URING_OPT && (uint64_t)o->ring_bufs * o->buf > MAX_RING_MEM)
@@ -1246,21 +1261,15 @@ static void zc_arm_recv(struct loop *l, struct conn *c)
 }
 
 /* Hand a buffer back to the kernel through the refill ring (published in
- * zc_end_batch).  The ring has at least as many entries as the area has
- * pages, so it cannot fill up unless the kernel stalls. */
+ * zc_end_batch).  Several CQEs can point into one area page and the kernel
+ * reads the ring only when its cache runs low, so the ring can be full: the
+ * entry then waits in the ring's pending FIFO (rxb_zcrx_rq.h), never lost. */
 static void zc_refill(struct loop *l, uint64_t off, uint32_t len)
 {
-	struct io_uring_zcrx_rqe *rqe;
-
-	if (l->rq_tail - __atomic_load_n(l->rq_khead, __ATOMIC_ACQUIRE) >= l->rq_entries) {
-		l->refill_full++;
-		return;
+	if (zrq_push(&l->rq, off, len)) {
+		loop_fail(l, ENOMEM, "zcrx refill: no memory to keep a buffer for the ring");
+		__atomic_store_n(&run.stop, 1, __ATOMIC_RELAXED);
 	}
-	rqe = &l->rqes[l->rq_tail & l->rq_mask];
-	rqe->off = (off & ~IORING_ZCRX_AREA_MASK) | l->area_token;
-	rqe->len = len;
-	rqe->__pad = 0;
-	l->rq_tail++;
 }
 
 static void zc_cqe(struct loop *l, struct io_uring_cqe *cqe, struct ctrs *d)
@@ -1321,9 +1330,14 @@ static void zc_cqe(struct loop *l, struct io_uring_cqe *cqe, struct ctrs *d)
 	}
 }
 
+/* After every batch, i.e. before the loop blocks again: move what waited
+ * for room onto the ring, publish the tail. */
 static void zc_end_batch(struct loop *l)
 {
-	__atomic_store_n(l->rq_ktail, l->rq_tail, __ATOMIC_RELEASE);
+	zrq_drain(&l->rq);
+	zrq_publish(&l->rq);
+	__atomic_store_n(&l->refill_full, l->rq.full, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->refill_pending_max, l->rq.pend_max, __ATOMIC_RELAXED);
 }
 
 static void *zc_main(void *arg)
@@ -1365,8 +1379,9 @@ static void zc_setup(struct loop *l)
 		l->area = NULL;
 		die("mmap(zcrx area, %zu B)", l->area_len);
 	}
-	/* One refill entry per area page: the refill ring never overflows. */
-	want = (uint32_t)(l->area_len / page);
+	/* Default: one refill entry per area page (the ring can still be full:
+	 * several CQEs may share a page; zc_refill keeps what does not fit). */
+	want = run.o.rq_entries ? run.o.rq_entries : (uint32_t)(l->area_len / page);
 	l->rq_len = (page + (size_t)want * sizeof(struct io_uring_zcrx_rqe) + page - 1) / page * page;
 	l->rq_mem = mmap(NULL, l->rq_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 			 0);
@@ -1400,12 +1415,8 @@ static void zc_setup(struct loop *l)
 		exit(RXB_EXIT_UNSUPPORTED);
 	}
 	l->rq_entries = reg.rq_entries;
-	l->rq_mask = reg.rq_entries - 1;
-	l->rq_khead = (uint32_t *)((uint8_t *)l->rq_mem + reg.offsets.head);
-	l->rq_ktail = (uint32_t *)((uint8_t *)l->rq_mem + reg.offsets.tail);
-	l->rqes = (struct io_uring_zcrx_rqe *)((uint8_t *)l->rq_mem + reg.offsets.rqes);
-	l->rq_tail = __atomic_load_n(l->rq_ktail, __ATOMIC_RELAXED);
-	l->area_token = area.rq_area_token;
+	zrq_init(&l->rq, l->rq_mem, reg.offsets.head, reg.offsets.tail, reg.offsets.rqes,
+		 reg.rq_entries, area.rq_area_token);
 	l->zcrx_id = reg.zcrx_id;
 }
 
@@ -1415,6 +1426,7 @@ static void report(const char *event, const char *reason)
 {
 	struct ctrs *per = calloc(run.nloops, sizeof(*per)), sum = { 0 };
 	uint64_t t = mono_ns(), refill_full = 0;
+	uint32_t pending_max = 0;
 	unsigned int i;
 
 	if (!per)
@@ -1435,6 +1447,9 @@ static void report(const char *event, const char *reason)
 	for (i = 0; i < run.nloops; i++) {
 		ctrs_read(&sum, &per[i]);
 		refill_full += __atomic_load_n(&run.loops[i].refill_full, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&run.loops[i].refill_pending_max, __ATOMIC_RELAXED) > pending_max)
+			pending_max = __atomic_load_n(&run.loops[i].refill_pending_max,
+						      __ATOMIC_RELAXED);
 	}
 
 	json_printf("{\"event\":\"%s\",\"t_ns\":%" PRIu64 ",\"mode\":\"%s\",\"bytes\":%" PRIu64
@@ -1449,7 +1464,8 @@ static void report(const char *event, const char *reason)
 	else
 		json_printf("null");
 	if (run.o.mode == MODE_URING_ZCRX)
-		json_printf(",\"refill_full\":%" PRIu64, refill_full);
+		json_printf(",\"refill_full\":%" PRIu64 ",\"refill_pending_max\":%u", refill_full,
+			    pending_max);
 	json_printf(",\"per_thread\":{");
 	for (i = 0; i < run.nloops; i++) {
 		json_printf("%s\"%u\":{\"cpu\":", i ? "," : "", i);
@@ -1587,6 +1603,7 @@ static void cleanup(void)
 				munmap(l->area, l->area_len);
 			if (l->rq_mem)
 				munmap(l->rq_mem, l->rq_len);
+			zrq_free(&l->rq);
 		}
 	}
 	if (run.lfd >= 0)
