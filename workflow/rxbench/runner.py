@@ -14,14 +14,14 @@ import signal
 import time
 from contextlib import contextmanager
 
-from . import RxbenchError, cells, provenance
+from . import RxbenchError, cells, provenance, softnet
 from .measure import (cpu_delta, delta, ethtool_stats, link_stats, nstat, proc_cpu,
                       read_proc_stat, tcp_drops)
 from .platforms import testbed
 from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
 from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
-from .stacks.tcp import Iperf3
+from .stacks.tcp import Iperf3, losses, softnet_cpus
 from .state import clean, testbed_lock
 from .util import Log, atomic_write_json, run
 
@@ -235,6 +235,7 @@ def _tcp_snapshot(tb, server: Tool | None, sender: Tool | None) -> dict:
             "nstat": {"sender": nstat(tb.sender.netns), "receiver": nstat(tb.receiver.netns)},
             "links": {"sender": link_stats(tb.sender.netns, tb.sender.ifname),
                       "receiver": link_stats(tb.receiver.netns, tb.receiver.ifname)}}
+    snap["softnet"] = softnet.read()
     snap["t1_ns"] = time.monotonic_ns()
     return snap
 
@@ -255,6 +256,7 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
         for k, v in tcp_drops(d).items():
             drops[f"{side}_{k}"] = int(v)
         tcp_counters[side] = {k: int(v) for k, v in d.items() if v}
+    drops.update(losses(a, b))            # veth and softnet_stat drops
     gbps = rx_bytes * 8 / rx_s / 1e9 if rx_s > 0 else 0.0
     return {
         "duration_s": round(rx_s, 6),
@@ -266,6 +268,7 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
         "sent_bytes": sent_bytes,
         "drops": drops,
         "tcp_counters": tcp_counters,     # every TCP counter that moved, per side
+        "softnet": softnet_cpus(a, b),
         "cpu": {c: {k: round(v[k], 4) for k in ("busy_s", "user_s", "sys_s", "softirq_s",
                                                 "irq_s", "busy_frac")} for c, v in cpu.items()},
         # the server's cores only; veth runs TCP's receive path in softirq on
@@ -340,7 +343,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             time.sleep(duration)
             b = _tcp_snapshot(tb, server, sender)
             sender.stop(signal.SIGINT)
-            server.stop(signal.SIGTERM)
+            srv.stop(server, sender)          # once it has read what the sender wrote
             for t in (sender, server):
                 if t.returncode != 0 or t.find("final") is None:
                     raise ToolExited(t, "a clean exit")
@@ -351,7 +354,9 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             out = analyse_tcp(cell, a, b, placement, rx_bytes, rx_s, sent, sent_s)
             out["counters"] = {"server_final": server.find("final"),
                                "sender_final": sender.find("final")}
+            srv.verify(out)                   # every byte and the touch sum, or failed
         out["placement"] = placement.as_dict()
+        out["stack_label"] = srv.label()
         if nic_setup:
             out["nic_setup"] = nic_setup
     return out
