@@ -50,6 +50,16 @@ static void expect(uint64_t i, uint64_t *off, uint32_t *len)
 	*len = (uint32_t)(i % 4096) + 1;
 }
 
+/* The user hands back buffer number i (what expect(i) describes). */
+static int push_nth(struct zrq *q, uint64_t i)
+{
+	uint64_t off;
+	uint32_t len;
+
+	expect(i, &off, &len);
+	return zrq_push(q, off | TOKEN, len);
+}
+
 /* Consume up to max entries, as io_zcrx_ring_refill does. */
 static uint32_t kernel_consume(struct kernel *k, uint32_t max)
 {
@@ -124,11 +134,7 @@ static bool sequential(uint32_t entries, uint64_t n, unsigned int seed)
 		unsigned int batch = 1 + (unsigned int)rand() % (2 * entries + 3), j;
 
 		for (j = 0; j < batch && i < n; j++, i++) {
-			uint64_t off;
-			uint32_t len;
-
-			expect(i, &off, &len);
-			if (zrq_push(&q, off | TOKEN, len)) {
+			if (push_nth(&q, i)) {
 				why = "pending FIFO could not grow";
 				break;
 			}
@@ -182,11 +188,7 @@ static bool threaded(uint32_t entries, uint64_t n)
 		exit(1);
 	}
 	for (i = 0; i < n; i++) {
-		uint64_t off;
-		uint32_t len;
-
-		expect(i, &off, &len);
-		if (zrq_push(&q, off | TOKEN, len)) {
+		if (push_nth(&q, i)) {
 			why = "pending FIFO could not grow";
 			break;
 		}
