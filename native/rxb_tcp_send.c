@@ -74,7 +74,7 @@
 #define POLL_TIMEOUT_MS    100              /* bounds how late a thread sees stop */
 #define EPOLL_EVENTS       256
 #define WRITE_BURST        16               /* sends per readiness, then the next socket */
-#define BUCKET_NS          20000000ULL      /* --rate-gbps: bucket depth, 20 ms of the rate */
+#define BUCKET_NS          100000000ULL     /* --rate-gbps: bucket depth, 100 ms of the rate */
 #define MAX_RATE_GBPS      10000.0
 
 struct opts {
