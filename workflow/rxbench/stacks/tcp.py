@@ -251,7 +251,6 @@ class Iperf3(Receiver):
     share of the target."""
 
     name = "iperf3"
-    pair = True
     tool = "iperf3"
     ready_timeout = 10.0
     MAX_STREAMS = 128               # iperf3's -P limit
