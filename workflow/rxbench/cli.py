@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--conns", default="1,8", help="tcp: connections")
     b.add_argument("--msg", type=int, default=65536, help="tcp: message bytes")
     b.add_argument("--touch", type=int, choices=[0, 1], default=0, help="tcp: servers read every byte")
+    b.add_argument("--loads", default="max",
+                   help="tcp: sender goodput levels, max and/or Gbit/s targets (e.g. max,1,2)")
     b.add_argument("--generators", default="rxb-gen,rxb-gen sendmmsg,trafgen,"
                                            "testpmd af_packet,testpmd af_xdp",
                    help="generators to compare ('none': skip)")
@@ -150,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "bench" and args.layer == "tcp":
             from .bench import TCP_STACKS, tcp
             stacks = args.stacks.split(",") if args.stacks else TCP_STACKS
+            from .cells import load_value
             return tcp(args.reps, args.duration, [int(x) for x in args.conns.split(",")],
-                       args.msg, stacks, args.touch)
+                       args.msg, stacks, args.touch,
+                       [load_value(x) for x in args.loads.split(",")])
         if args.cmd == "bench":
             from .bench import main as bench
             return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],

@@ -186,7 +186,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 time.sleep(duration)
                 b = readers.snapshot(sides)
             sender.stop(signal.SIGINT)
-            server.stop(signal.SIGTERM)
+            srv.stop(server, sender)          # once it has read what the sender wrote
             for t in (sender, server):
                 if t.returncode != 0 or t.find("final") is None:
                     raise ToolExited(t, "a clean exit")
@@ -199,7 +199,9 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             out = analyse_tcp(cell, a, b, placement, rx_bytes, rx_s, sent, sent_s)
             out["counters"] = {"server_final": server.find("final"),
                                "sender_final": sender.find("final")}
+            srv.verify(out)                   # every byte and the touch sum, or failed
         out["placement"] = placement.as_dict()
+        out["stack_label"] = srv.label()
         if nic_setup:
             out["nic_setup"] = nic_setup
     return out
