@@ -62,7 +62,11 @@ class Xdpsock(Receiver):
     second, independent AF_XDP receiver to cross-check ours, with the same
     settings as our default (copy bind, poll() with need_wakeup, batch 64,
     native XDP), one socket on queue 0. Debian 12 has no xdpsock; the Nix
-    devShell provides it. rxbench.xdpsock reads its periodic statistics."""
+    devShell provides it. rxbench.xdpsock reads its periodic statistics and
+    stops it as its source requires: in -p mode it ends only after one more
+    packet, so after the generator has stopped the wrapper SIGKILLs it and
+    detaches the XDP program it leaves (recorded in the receiver's final
+    line: "stopped", "xdp_detached")."""
 
     name = "xdpsock"
     tool = "xdpsock"
