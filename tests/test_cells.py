@@ -57,7 +57,7 @@ def test_stack_variants_multiply_only_their_stack_and_name_non_defaults():
 
 def test_a_stack_variant_belongs_to_its_stack():
     c = cells.parse("results/local/eth/af_xdp/cores=1/size=64/wait=spin/rep=1.json", WAITS)
-    assert c.params == {"cores": 1, "size": 64, "napi": "receiver", "bind": "copy",
+    assert c.params == {"cores": 1, "size": 64, "napi": "receiver", "search": "saturation", "bind": "copy",
                         "wait": "spin", "batch": 64}
     with pytest.raises(cells.CellNameError, match="unknown key 'wait'.*af_packet"):
         cells.parse("results/local/eth/af_packet/cores=1/size=64/wait=spin/rep=1.json", WAITS)
@@ -69,8 +69,9 @@ def test_a_stack_variant_belongs_to_its_stack():
 def test_parse_fills_default_variants_and_accepts_absolute_paths():
     c = cells.parse("/somewhere/results/local/eth/af_xdp/cores=1/size=64/rep=3.json", CFG)
     assert (c.stack, c.params, c.rep) == ("af_xdp", {"cores": 1, "size": 64,
-                                                     "napi": "receiver", "bind": "copy",
-                                                     "wait": "poll", "batch": 64}, 3)
+                                                     "napi": "receiver", "search": "saturation",
+                                                     "bind": "copy", "wait": "poll",
+                                                     "batch": 64}, 3)
 
 
 @pytest.mark.parametrize("path, msg", [
@@ -101,3 +102,15 @@ def test_tcp_cells_name_touch_and_the_epoll_trigger_only_when_not_default():
                         "trigger": "level"}
     with pytest.raises(cells.CellNameError, match="unknown key 'touch'"):
         cells.parse("results/local/tcp/iperf3/conns=8/msg=1024/touch=1/rep=2.json", CFG)
+
+
+def test_ndr_cells_are_a_search_variant_beside_the_saturation_cells():
+    from rxbench.config import resolve
+    cfg = resolve({"profile": "ndr"})
+    t = cells.targets(cfg)
+    assert "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json" in t
+    assert "results/local/eth/xdp_drop/cores=1/size=64/search=ndr/rep=1.json" in t
+    c = cells.parse("results/local/eth/af_packet/cores=1/size=1518/search=ndr/rep=1.json", cfg)
+    assert c.params["search"] == "ndr"
+    # the default campaign has no NDR cells and its cell names did not change
+    assert not [x for x in cells.targets(resolve({})) if "search=" in x]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from . import RxbenchError
 
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
-VARIANTS = {"eth": ("napi",), "tcp": ("cores", "napi")}
+VARIANTS = {"eth": ("napi", "search"), "tcp": ("cores", "napi")}
 # a stack's own variants, configured under <layer>.<stack> in the config
 STACK_VARIANTS = {
     ("eth", "xdp_drop"): ("mode",),

@@ -65,6 +65,15 @@ def main(argv: list[str] | None = None) -> int:
                                            "testpmd af_packet,testpmd af_xdp",
                    help="generators to compare ('none': skip)")
     b.add_argument("--generator", help="the receivers' generator (default: the config's)")
+    b.add_argument("--rate-accuracy", action="store_true",
+                   help="rxb-gen --rate-pps vs the rate on the link (bench 4)")
+    b.add_argument("--rates", default="10000,100000,300000,1000000",
+                   help="rate-accuracy: target rates, pps")
+    b.add_argument("--ndr-cost", action="store_true",
+                   help="MLRsearch vs plain bisection, trials and time (bench 5)")
+    b.add_argument("--ndr", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="ndr-cost: overrides of the config's ndr section")
+    b.add_argument("--out", help="rate-accuracy/ndr-cost: write the raw data (JSON) here")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
@@ -81,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             stacks = args.stacks.split(",") if args.stacks else TCP_STACKS
             return tcp(args.reps, args.duration, [int(x) for x in args.conns.split(",")],
                        args.msg, stacks, args.touch)
+        if args.cmd == "bench" and args.rate_accuracy:
+            from .bench import rate_accuracy
+            return rate_accuracy(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
+                                 [float(x) for x in args.rates.split(",")],
+                                 args.napi.split(","), args.out)
+        if args.cmd == "bench" and args.ndr_cost:
+            from .bench import ndr_cost
+            ndr = _overrides([f"ndr.{kv}" for kv in args.ndr])
+            return ndr_cost((args.stacks or "xdp_drop").split(","),
+                            [int(x) for x in args.sizes.split(",")],
+                            args.napi.split(",")[0], args.out, ndr)
         if args.cmd == "bench":
             from .bench import main as bench
             return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],

@@ -54,6 +54,7 @@ class Bench:
         self.rx.probe()
         self.gen.probe()
         self.rx_tool: Tool | None = None
+        self.method: str | None = None      # rxb-gen --method (None: its default, mmap)
 
     def __enter__(self) -> "Bench":
         self.tb.__enter__()
@@ -89,6 +90,8 @@ class Bench:
 
     def _gen_tool(self, rate_pps: float, duration_s: float, count: int | None) -> Tool:
         argv = self.gen.argv(duration_s) + ["--rate-pps", str(int(round(rate_pps)))]
+        if self.method:
+            argv += ["--method", self.method]
         if count:
             argv += ["--count", str(count)]
         t = Tool("generator", argv, self.log, self.tb.registry, name=self.gen.tool)

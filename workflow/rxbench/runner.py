@@ -403,6 +403,10 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     extra: dict = {}
     stacks = RECEIVERS if cell.layer == "eth" else TCP_SERVERS
     measure = measure_eth if cell.layer == "eth" else measure_tcp
+    # [eth/ndr] NDR/PDR cells: the trial loop and MLRsearch live in ndr.py
+    if cell.params.get("search") == "ndr":
+        from .ndr import measure_ndr
+        measure = measure_ndr
     if cell.stack not in stacks:
         raise RxbenchError(f"cell {cell.name}: unknown {cell.layer} stack {cell.stack!r}; "
                            f"known: {', '.join(sorted(stacks))}")
@@ -439,6 +443,10 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         log(f"goodput {result['rx_gbps']:.2f} Gbit/s (sender {result['offered_gbps']:.2f}), "
             f"saturated CPUs {result['saturated_cpus']}, "
             f"generator_bound={result['generator_bound']}")
+    elif result["status"] == "ok" and "ndr" in result:       # [eth/ndr]
+        n = result["ndr"]
+        log(f"NDR {n['ndr_pps'] or 0:.0f} pps, PDR {n['pdr_pps'] or 0:.0f} pps "
+            f"({n['trials']} trials, {n['wall_s']:.0f} s)")
     elif result["status"] == "ok":
         log(f"offered {result['offered_pps'] / 1e6:.3f} Mpps, received "
             f"{result['rx_pps'] / 1e6:.3f} Mpps, saturated CPUs {result['saturated_cpus']}, "
