@@ -570,6 +570,7 @@ static void run_sendmmsg(struct run *r)
 				n = (unsigned int)(o->count - r->st.packets);
 			n = pace_allow(r, r->st.packets, n);
 			if (!n) {
+				off = 0;        /* nothing pending: fill a new batch next */
 				pace_wait(r, r->st.packets);
 				continue;
 			}

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 
-from conftest import leftovers, needs_testbed
+from conftest import needs_testbed, rxb_netns
+from rxbench import cells
 from rxbench.config import resolve
-from rxbench.runner import run_cell
+from rxbench.ndr import measure_ndr
+from rxbench.util import Log
 
 QUICK = {"profile": "ndr", "ndr": {"initial_trial_duration_s": 0.25,
                                    "final_trial_duration_s": 0.5, "duration_sum_s": 1,
@@ -18,14 +20,14 @@ QUICK = {"profile": "ndr", "ndr": {"initial_trial_duration_s": 0.25,
 
 
 @needs_testbed
-def test_ndr_cell_keeps_every_trial(tmp_path, state_dir):
-    before = leftovers(wait=0)
+def test_ndr_cell_keeps_every_trial(tmp_path):
+    # measure_ndr directly, not run_cell: run_cell's clean() removes every
+    # rxb- namespace it does not know, other sessions' test namespaces too
     cfg = resolve(QUICK)
-    out = tmp_path / "results/local/eth/xdp_drop/cores=1/size=1518/search=ndr/rep=1.json"
-    out.parent.mkdir(parents=True)
-    assert run_cell(str(out), cfg, str(tmp_path / "cell.log")) == 0
-    res = json.loads(out.read_text())
-    assert res["status"] == "ok", res["reason"]
+    cell = cells.parse("results/local/eth/xdp_drop/cores=1/size=1518/search=ndr/rep=1.json",
+                       cfg)
+    commands, tools, extra = [], {}, {}
+    res = measure_ndr(cfg, cell, Log(tmp_path / "cell.log"), commands, tools, extra)
     n = res["ndr"]
     assert n["search"] == "MLRsearch" and n["trials"] == len(n["trial_list"]) >= 3
     # 1518-byte frames at 2 Mpps are 24 Gbit/s: beyond what rxb-gen sends here
@@ -38,5 +40,6 @@ def test_ndr_cell_keeps_every_trial(tmp_path, state_dir):
     assert any(t["loss"] <= 0 and t["offered"] >= t["intended_count"] and
                t["intended_load_pps"] >= n["ndr_pps"] * 0.99 for t in n["trial_list"])
     assert res["rx_pps"] == n["ndr_pps"]
-    left = leftovers(state_dir)
-    assert not {k: v for k, v in left.items() if set(v) - set(before.get(k, []))}
+    assert any("--rate-pps" in c for c in commands) and "rxb-gen" in tools
+    hosts = extra["hosts"]
+    assert not {hosts["sender"]["netns"], hosts["receiver"]["netns"]} & set(rxb_netns())

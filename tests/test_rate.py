@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import NATIVE, leftovers, needs_testbed
+from conftest import NATIVE, left_by, needs_testbed
 from rxbench import cells
 from rxbench.config import resolve
 from rxbench.util import Log
@@ -31,28 +31,25 @@ def bench(tmp_path, stack="xdp_drop", napi="sender", size=64):
     return Bench(cfg, cell, Log(tmp_path / "log"), bound_s=60)
 
 
-def mine(before, state_dir):
-    left = leftovers(state_dir)
-    return {k: v for k, v in left.items() if set(v) - set(before.get(k, []))}
-
-
 @needs_testbed
-def test_paced_rate_on_the_link(tmp_path, state_dir):
-    before = leftovers(wait=0)
+@pytest.mark.parametrize("method", ["mmap", "sendmmsg"])
+def test_paced_rate_on_the_link(method, tmp_path):
     with bench(tmp_path) as b:
+        tb = b.tb
+        b.method = method
         w = b.rate_window(20_000, 2.0)
     # 1 % is the benchmark's target; the machine is shared, so allow 3 %
     assert abs(w["link_pps"] - 20_000) / 20_000 < 0.03, w
-    assert not mine(before, state_dir)
+    assert not left_by(tb)
 
 
 @needs_testbed
-def test_trial_counts_offered_at_the_link_and_received(tmp_path, state_dir):
-    before = leftovers(wait=0)
+def test_trial_counts_offered_at_the_link_and_received(tmp_path):
     with bench(tmp_path) as b:
+        tb = b.tb
         t = b.trial(50_000, 1.0)
     assert t["intended_count"] == 50_000 and t["generator_reason"] == "count"
     assert t["offered"] == 50_000                 # rxb-gen retries what veth refuses
     assert t["received"] + sum(t["receiver_drops"].values()) >= t["offered"] - t["loss"]
     assert 0.9 < t["offered_duration_s"] < 1.5
-    assert not mine(before, state_dir)
+    assert not left_by(tb)

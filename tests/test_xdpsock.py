@@ -17,7 +17,7 @@ import time
 import pytest
 
 from rxbench import ROOT
-from conftest import NATIVE, leftovers, needs_testbed
+from conftest import NATIVE, left_by, needs_testbed
 from rxbench.xdpsock import Blocks, count, interface
 
 BLOCK = """
@@ -151,14 +151,6 @@ def generator(tb, seconds: float, count: int) -> list[str]:
                    "--duration", str(seconds), "--count", str(count)])
 
 
-def mine(before: dict, state_dir) -> dict:
-    """What this test left: the machine is shared, other sessions' namespaces
-    (e.g. rxb-vm-*) are not ours."""
-    left = leftovers(state_dir)
-    return {k: sorted(set(v) - set(before.get(k, []))) for k, v in left.items()
-            if set(v) - set(before.get(k, []))}
-
-
 def attached(tb) -> bool:
     out = subprocess.run(["ip", "-n", tb.receiver.netns, "-d", "-j", "link", "show", "dev",
                           tb.receiver.ifname], capture_output=True, text=True, check=True)
@@ -166,9 +158,8 @@ def attached(tb) -> bool:
 
 
 @needs_testbed
-def test_standin_killed_leaves_its_xdp_program(tmp_path, state_dir, xdp_pass):
+def test_standin_killed_leaves_its_xdp_program(tmp_path, xdp_pass):
     """The stand-in is faithful: SIGKILLed, its XDP program stays on the veth."""
-    before = leftovers(wait=0)
     with testbed(tmp_path) as tb:
         p = subprocess.Popen(tb.receiver.exec([sys.executable, str(STANDIN), "-r", "-p", "-i",
                                                tb.receiver.ifname, "-n", "1"]),
@@ -179,13 +170,12 @@ def test_standin_killed_leaves_its_xdp_program(tmp_path, state_dir, xdp_pass):
         p.kill()
         p.wait()
         assert attached(tb)
-    assert not mine(before, state_dir)
+    assert not left_by(tb)
 
 
 @needs_testbed
 @pytest.mark.parametrize("traffic", ["flowing", "stopped"])
-def test_wrapper_leaves_no_xdp_program(traffic, tmp_path, state_dir, xdp_pass):
-    before = leftovers(wait=0)
+def test_wrapper_leaves_no_xdp_program(traffic, tmp_path, xdp_pass):
     with testbed(tmp_path) as tb:
         p = wrapper(["-i", tb.receiver.ifname, "-q", "0"], env={"FAKE_XDPSOCK_PROG": str(xdp_pass)},
                     wrap=tb.receiver.exec)
@@ -206,4 +196,4 @@ def test_wrapper_leaves_no_xdp_program(traffic, tmp_path, state_dir, xdp_pass):
             assert final["stopped"] == "sigkill"
             assert final["xdp_detached"]["name"] == "xdp_pass_prog"
         assert not attached(tb)
-    assert not mine(before, state_dir)
+    assert not left_by(tb)

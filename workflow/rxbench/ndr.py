@@ -59,6 +59,7 @@ class Bench:
     def __enter__(self) -> "Bench":
         self.tb.__enter__()
         try:
+            self.nic_setup = self.rx.prepare()
             self.rx_tool = Tool("receiver", self.rx.argv(self.bound_s), self.log,
                                 self.tb.registry, name=self.rx.tool)
             self.commands.append(self.rx_tool.command)
@@ -244,6 +245,7 @@ def measure_ndr(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                           for side, s in (("sender", bench.tb.sender),
                                           ("receiver", bench.tb.receiver))}
         extra["nic_driver"] = bench.tb.driver(bench.tb.receiver)
+        extra["nic_setup"] = bench.nic_setup
         tools.update({bench.rx.tool: bench.rx.binary(), bench.gen.tool: bench.gen.binary()})
         try:
             found = mlrsearch(bench, ncfg, max_load=ncfg["max_load_pps"])

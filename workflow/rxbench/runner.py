@@ -193,6 +193,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                           "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
                                        "ip": tb.receiver.ip, "mac": tb.receiver.mac}}
         extra["nic_driver"] = tb.driver(tb.receiver)
+        extra["nic_setup"] = rx.prepare()     # [eth] e.g. af_packet's drop after the tap
         rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool)
         gen_tool = Tool("generator", gen.argv(warmup + duration + 1.0), log, tb.registry,
                         name=gen.tool)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 
-from .. import ROOT
+from .. import ROOT, RxbenchError
 from ..state import DPDK_RUNTIME, NETNS_PREFIX
-from .base import Generator, Receiver, Unsupported, require_kernel
+from ..util import run
+from .base import Generator, Receiver, Unsupported, native_tool, require_kernel
 
 
 class XdpDrop(Receiver):
@@ -174,12 +176,45 @@ class Dpdk(Receiver):
 
 class AfPacket(Receiver):
     """The classic socket path: TPACKET_V3 mmap rings (native/rxb_af_packet.c),
-    one socket and thread per receiver core in a PACKET_FANOUT group. Frames
-    then go on up the stack (no UDP socket listens: they end there)."""
+    one socket and thread per receiver core in a PACKET_FANOUT group.
+
+    prepare(): the frames are dropped right after the tap, by a tc ingress
+    rule (clsact, a cls_bpf direct-action program returning TC_ACT_SHOT,
+    native/tc_drop.bpf.c: taps see a frame before tc ingress in
+    __netif_receive_skb_core, IP never does; this kernel has no act_gact
+    for `matchall action drop`), so the cell measures
+    AF_PACKET and not IP/UDP input and ICMP port-unreachable too; and GRO is
+    on at the receiver with TSO off at the sender in every placement (the
+    local testbed does that for napi=receiver to give veth NAPI; here also
+    for napi=sender), so both placements run the same receive path
+    (napi_gro_receive). Both are recorded in the result (nic_setup)."""
 
     name = "af_packet"
     tool = "rxb-af-packet"
     kernel_options = ("CONFIG_PACKET",)
+
+    def _run(self, argv: list[str]) -> str:
+        commands = getattr(self.tb, "commands", None)
+        if commands is not None:
+            commands.append(shlex.join(argv))
+        return run(argv)
+
+    def prepare(self) -> dict:
+        r, s = self.tb.receiver, self.tb.sender
+        if not shutil.which("tc"):
+            raise Unsupported("tc (iproute2) is not installed: the drop after the tap needs it")
+        self._run(r.exec(["ethtool", "-K", r.ifname, "gro", "on"]))
+        self._run(s.exec(["ethtool", "-K", s.ifname, "tso", "off"]))
+        rule = ["tc", "filter", "add", "dev", r.ifname, "ingress", "pref", "1", "bpf", "da",
+                "obj", native_tool("tc_drop.bpf.o"), "sec", "tc"]
+        self._run(r.exec(["tc", "qdisc", "add", "dev", r.ifname, "clsact"]))
+        try:
+            self._run(r.exec(rule))
+        except RxbenchError as e:
+            raise Unsupported(f"cannot drop after the tap (tc ingress cls_bpf): {e}") from None
+        shown = self._run(r.exec(["tc", "filter", "show", "dev", r.ifname, "ingress"]))
+        return {"receiver_gro": "on", "sender_tso": "off", "ingress_drop": shlex.join(rule),
+                "ingress_filters": shown.strip()}
 
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
