@@ -52,7 +52,7 @@ from .platforms.local import LocalTestbed
 from .proc import Tool
 from .runner import host_probe, run_cell, signals_raise
 from .state import testbed_lock
-from .stacks import XdpDrop
+from .stacks import Unsupported, XdpDrop
 from .stacks.eth import DpdkTxonly, RxbGen
 from .util import Log
 
@@ -288,6 +288,19 @@ def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str
 
 
 RATE_METHODS = ("mmap", "sendmmsg")
+RETRIES = 3       # a testbed lost mid-run (another session's clean-up) is built again
+
+
+def _retrying(what: str, fn):
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return fn()
+        except Unsupported:
+            raise
+        except RxbenchError as e:
+            print(f"{what}: attempt {attempt} failed: {e}")
+            if attempt == RETRIES:
+                raise
 
 
 def _save(out: str | None, data) -> None:
@@ -313,12 +326,16 @@ def rate_accuracy(reps: int, duration: float, sizes: list[int], rates: list[floa
                     for size in sizes:
                         cell = cells.Cell("local", "eth", "xdp_drop",
                                           {"cores": 1, "size": size, "napi": napi}, 1)
-                        with Bench(cfg, cell, log, bound_s=3600) as b:
-                            b.method = method
-                            for rate in rates:
-                                runs = [b.rate_window(rate, duration) for _ in range(reps)]
-                                rows.append({"generator": f"rxb-gen {method}", "napi": napi,
-                                             "size": size, "target_pps": rate, "runs": runs})
+
+                        def one(rate):
+                            with Bench(cfg, cell, log, bound_s=3600) as b:
+                                b.method = method
+                                return [b.rate_window(rate, duration) for _ in range(reps)]
+                        for rate in rates:
+                            runs = _retrying(f"{method} {napi} {size} B {rate:g} pps",
+                                             lambda: one(rate))
+                            rows.append({"generator": f"rxb-gen {method}", "napi": napi,
+                                         "size": size, "target_pps": rate, "runs": runs})
     print(f"\nrxb-gen --rate-pps into XDP_DROP: rate on the link (sender veth tx_packets) "
           f"vs target, median of {reps} x {duration:g} s (machine shared with other work)")
     print(f"{'generator':18} {'napi':8} {'size':>5} {'target pps':>11} {'link pps':>11} "
@@ -337,9 +354,8 @@ def rate_accuracy(reps: int, duration: float, sizes: list[int], rates: list[floa
 
 
 def ndr_cost(stacks: list[str], sizes: list[int], napi: str, out: str | None = None,
-             overrides: dict | None = None) -> int:
+             overrides: dict | None = None, bisection: bool = True) -> int:
     """MLRsearch vs a plain bisection for the same points (bench 5)."""
-    from .ndr import Bench, bisect, mlrsearch
     if os.geteuid() != 0:
         raise RxbenchError("the benchmark uses the real testbed: run it as root")
     cfg = resolve({"profile": "ndr", **(overrides or {})})
@@ -352,13 +368,30 @@ def ndr_cost(stacks: list[str], sizes: list[int], napi: str, out: str | None = N
                 for size in sizes:
                     cell = cells.Cell("local", "eth", stack,
                                       {"cores": 1, "size": size, "napi": napi}, 1)
-                    with Bench(cfg, cell, log, bound_s=4 * n["search_duration_max_s"]) as b:
-                        mlr = mlrsearch(b, n, n["max_load_pps"])
-                        bis = {goal: bisect(b, n["min_load_pps"], n["max_load_pps"], ratio,
-                                            n["final_trial_duration_s"], n["relative_width"])
-                               for goal, ratio in (("ndr", 0.0), ("pdr", n["pdr_loss_ratio"]))}
-                        rows.append({"stack": stack, "size": size, "napi": napi,
-                                     "mlrsearch": mlr, "bisection": bis, "trials": b.trials})
+                    try:
+                        rows.append(_retrying(f"{stack} {size} B", lambda: _ndr_point(
+                            cfg, cell, log, n, stack, size, napi, bisection)))
+                    except Unsupported as e:
+                        print(f"{stack} {size} B napi={napi}: unsupported: {e}")
+    _ndr_report(rows, n, napi)
+    _save(out, rows)
+    return 0
+
+
+def _ndr_point(cfg, cell, log, n, stack, size, napi, bisection) -> dict:
+    from .ndr import Bench, bisect, mlrsearch
+    with Bench(cfg, cell, log, bound_s=4 * n["search_duration_max_s"]) as b:
+        mlr = mlrsearch(b, n, n["max_load_pps"])
+        none = {"rate_pps": None, "trials": 0, "trial_seconds": 0.0, "wall_s": 0.0}
+        bis = {goal: bisect(b, n["min_load_pps"], n["max_load_pps"], ratio,
+                            n["final_trial_duration_s"], n["relative_width"])
+               if bisection else none
+               for goal, ratio in (("ndr", 0.0), ("pdr", n["pdr_loss_ratio"]))}
+        return {"stack": stack, "size": size, "napi": napi, "mlrsearch": mlr,
+                "bisection": bis, "trials": b.trials}
+
+
+def _ndr_report(rows: list[dict], n: dict, napi: str) -> None:
     print(f"\nNDR/PDR search cost, napi={napi}: MLRsearch (NDR and PDR in one search; "
           f"trials {n['initial_trial_duration_s']:g}-{n['final_trial_duration_s']:g} s, "
           f"duration sum {n['duration_sum_s']:g} s, width {n['relative_width']:g}) vs a plain "
@@ -375,5 +408,3 @@ def ndr_cost(stacks: list[str], sizes: list[int], napi: str, out: str | None = N
               f"{bp['rate_pps'] or 0:>10.0f} {bn['trials'] + bp['trials']:>7} "
               f"{bn['trial_seconds'] + bp['trial_seconds']:>8.1f} "
               f"{bn['wall_s'] + bp['wall_s']:>7.1f}")
-    _save(out, rows)
-    return 0

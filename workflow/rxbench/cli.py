@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="MLRsearch vs plain bisection, trials and time (bench 5)")
     b.add_argument("--ndr", nargs="*", default=[], metavar="KEY=VALUE",
                    help="ndr-cost: overrides of the config's ndr section")
+    b.add_argument("--no-bisection", action="store_true",
+                   help="ndr-cost: MLRsearch only (NDR/PDR per stack)")
     b.add_argument("--out", help="rate-accuracy/ndr-cost: write the raw data (JSON) here")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             ndr = _overrides([f"ndr.{kv}" for kv in args.ndr])
             return ndr_cost((args.stacks or "xdp_drop").split(","),
                             [int(x) for x in args.sizes.split(",")],
-                            args.napi.split(",")[0], args.out, ndr)
+                            args.napi.split(",")[0], args.out, ndr, not args.no_bisection)
         if args.cmd == "bench":
             from .bench import main as bench
             return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],

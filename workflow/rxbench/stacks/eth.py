@@ -12,6 +12,44 @@ from ..util import run
 from .base import Generator, Receiver, Unsupported, native_tool, require_kernel
 
 
+# Preferred busy polling (the application drives NAPI): interrupts/NAPI
+# deferred while it polls, so it is not raced by softirq (kernel
+# Documentation/networking/napi.rst). Values as in its examples.
+NAPI_DEFER_HARD_IRQS = 2
+GRO_FLUSH_TIMEOUT_NS = 200000
+
+
+def busy_poll_setup(rx) -> dict:
+    """napi_defer_hard_irqs and gro_flush_timeout on the receiver's
+    interface (its network namespace's sysfs), for busy-polling variants."""
+    r = rx.tb.receiver
+    out = {}
+    for knob, value in (("napi_defer_hard_irqs", NAPI_DEFER_HARD_IRQS),
+                        ("gro_flush_timeout", GRO_FLUSH_TIMEOUT_NS)):
+        path = f"/sys/class/net/{r.ifname}/{knob}"
+        argv = r.exec(["sh", "-c", f"echo {value} > {path} && cat {path}"])
+        commands = getattr(rx.tb, "commands", None)
+        if commands is not None:
+            commands.append(shlex.join(argv))
+        try:
+            out[knob] = int(run(argv).strip())
+        except (RxbenchError, ValueError) as e:
+            raise Unsupported(f"cannot set {knob} for busy polling: {e}") from None
+    return out
+
+
+def refuse_spinning_on_napi(rx, what: str) -> None:
+    """A receiver that spins on the core its NAPI kthread must run on
+    starves it (machine.md: delivery collapsed to 0.18 Mpps): that
+    combination measures the misconfiguration, so it is refused."""
+    p = rx.placement
+    if p.napi_mode != "sender" and set(p.napi) & set(p.application):
+        raise Unsupported(f"misconfigured here, not measured: {what} spins on CPU "
+                          f"{sorted(set(p.napi) & set(p.application))}, where NAPI must run "
+                          f"(napi={p.napi_mode}); it starves the NAPI kthread. Measured with "
+                          f"napi=sender, napi=dedicated (>= 3 CPUs) or busy polling instead")
+
+
 class XdpDrop(Receiver):
     """In-kernel XDP program returning XDP_DROP (native mode): the ceiling.
     Counts packets and bytes in a per-CPU map (native/xdp_drop.bpf.c)."""
@@ -50,6 +88,16 @@ class AfXdp(Receiver):
 
     def polls(self) -> bool:
         return self.cell.params.get("wait", "poll") in ("spin", "busy_poll")
+
+    def probe(self) -> None:
+        super().probe()
+        if self.cell.params.get("wait", "poll") == "spin":
+            refuse_spinning_on_napi(self, "af_xdp wait=spin")
+
+    def prepare(self) -> dict:
+        if self.cell.params.get("wait", "poll") == "busy_poll":
+            return {"busy_poll": busy_poll_setup(self)}
+        return {}
 
     def stage_drops(self, a: dict, b: dict) -> dict:
         # XDP_STATISTICS: rx_dropped includes frames lost to an empty fill
@@ -134,7 +182,11 @@ class Dpdk(Receiver):
     default, or af_packet), one forwarding lcore per receiver core plus the
     main lcore sharing the first. rxbench.testpmd drives its prompt and
     speaks the native tools' JSON lines. The af_xdp PMD's busy_budget is a
-    variant (0: no preferred busy polling, as it is slower on veth here)."""
+    variant (0: no preferred busy polling; > 0: the PMD drives NAPI, with
+    napi_defer_hard_irqs and gro_flush_timeout set). On veth this is an
+    AF_XDP socket in copy mode behind testpmd, no kernel bypass: figures
+    label it "DPDK (af_xdp PMD on veth)" (stats.stack_label). A spinning
+    lcore on the NAPI core (napi=receiver, busy_budget=0) is refused."""
 
     name = "dpdk"
     tool = "dpdk-testpmd"
@@ -148,6 +200,15 @@ class Dpdk(Receiver):
         for tool in (self.tool, "stdbuf"):
             if not shutil.which(tool):
                 raise Unsupported(f"{tool} is not installed (Debian: dpdk-dev; Nix: the devShell)")
+        if not self._busy_polls():
+            refuse_spinning_on_napi(self, "the DPDK lcore (busy_budget=0)")
+
+    def _busy_polls(self) -> bool:
+        p = self.cell.params
+        return p.get("pmd", "af_xdp") == "af_xdp" and int(p.get("busy_budget", 0)) > 0
+
+    def prepare(self) -> dict:
+        return {"busy_poll": busy_poll_setup(self)} if self._busy_polls() else {}
 
     def binary(self) -> str:
         return shutil.which(self.tool) or self.tool
