@@ -221,6 +221,14 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             if t.returncode != 0 or t.find("final") is None:
                 raise ToolExited(t, "a clean exit")
         out = analyse(cell, a, b, placement, gen, rx)
+        if cell.params["cores"] > 1:          # [eth/queues] every receive queue must get frames
+            from .queues import per_queue_received, spread_problem
+            out["per_queue_rx"] = per_queue_received(a["links"]["receiver_ethtool"],
+                                                     b["links"]["receiver_ethtool"])
+            why = spread_problem(a["links"]["receiver_ethtool"], b["links"]["receiver_ethtool"],
+                                 cell.params["cores"])
+            if why:
+                raise RxbenchError(f"multi-core cell: {why}")
         out["placement"] = placement.as_dict()
         out["counters"] = {"generator_final": gen_tool.find("final"),
                            "receiver_final": rx_tool.find("final")}
