@@ -152,3 +152,17 @@ def test_best_config_rule():
     assert list(S.best_config(st)["wait"]) == ["spin"]
     assert S.stack_label("dpdk") == "DPDK (af_xdp PMD on veth)"
     assert S.stack_label("dpdk", "virtio_net") == "dpdk"
+
+
+def test_host_stratum_and_stratified_stats():
+    df = pd.DataFrame({"platform": "local", "layer": "eth", "stack": "xdp_drop", "cores": 1,
+                       "size": 64, "status": "ok", "reason": None, "generator_bound": False,
+                       "rx_pps": [1.6e6, 1.63e6, 1.1e6, 1.62e6, 1.0e6],
+                       "pingpong_ns": [46, 47, 380, 50, 48],
+                       "pingpong_during_ns": [45, None, 390, 48, 400],
+                       "steady": [True, True, True, False, True]})
+    assert list(S.host_stratum(df)) == ["close", "close", "far", "close", "moved"]
+    st = S.stratified_stats(df)
+    close = st[st["host"] == "close"].iloc[0]
+    assert close["n_ok"] == 2 and close["rx_pps_median"] == pytest.approx(1.615e6)
+    assert st[st["host"] == "other"].iloc[0]["n_ok"] == 3

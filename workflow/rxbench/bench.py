@@ -288,7 +288,7 @@ def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str
 
 
 RATE_METHODS = ("mmap", "sendmmsg")
-RETRIES = 3       # a testbed lost mid-run (another session's clean-up) is built again
+RETRIES = 6       # a testbed lost mid-run (another session's clean-up) is built again
 
 
 def _retrying(what: str, fn):

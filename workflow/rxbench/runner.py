@@ -26,6 +26,7 @@ from .state import clean, testbed_lock
 from .util import Log, atomic_write_json, run
 
 SATURATED = 0.95          # a CPU busier than this over the interval was the limit
+PROBE_DURING_ROUNDS = 20000   # the host probe inside the measured interval: ~1 ms when close
 GENERATOR_BOUND = 0.99    # received >= 99% of offered: maybe the sender's limit
 PR_SET_PDEATHSIG = 1
 
@@ -77,6 +78,27 @@ def _snapshot(tb, rx_tool: Tool, gen_tool: Tool, threads: list[dict]) -> dict:
         procs[t["name"]] = proc_cpu(t["pid"])
     return {"t0_ns": t0, "t1_ns": time.monotonic_ns(), "stat": stat, "gen": gen, "rx": rx,
             "links": links, "procs": procs}
+
+
+def _measured_interval(rx_tool: Tool, duration: float, cfg: dict, log) -> tuple[list, dict]:
+    """[eth/steady] Sleep through the measured interval, asking the receiver
+    for a snapshot every second (the steady-state check) and taking the
+    host probe once, in the middle."""
+    series, during = [], {}
+    start = time.monotonic()
+    end = start + duration
+    probed = False
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(1.0, left))
+        if time.monotonic() < end - 0.05:
+            series.append(rx_tool.snapshot())
+        if not probed and time.monotonic() >= start + duration / 2:
+            during = host_probe(cfg, log, rounds=PROBE_DURING_ROUNDS)
+            probed = True
+    return series, during
 
 
 def _drops(a: dict, b: dict, rx, gen) -> tuple[dict, dict]:
@@ -213,7 +235,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         gen_tool.wait_event("ready", gen.ready_timeout)
         time.sleep(warmup)
         a = _snapshot(tb, rx_tool, gen_tool, placement.napi_threads)
-        time.sleep(duration)
+        series, during = _measured_interval(rx_tool, duration, cfg, log)   # [eth/steady]
         b = _snapshot(tb, rx_tool, gen_tool, placement.napi_threads)
         gen_tool.stop(signal.SIGINT)
         rx_tool.stop(signal.SIGTERM)
@@ -221,6 +243,12 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             if t.returncode != 0 or t.find("final") is None:
                 raise ToolExited(t, "a clean exit")
         out = analyse(cell, a, b, placement, gen, rx)
+        # [eth/steady] per-second receive rate over the interval, and the host
+        # probe taken in its middle (short: 20000 round trips)
+        from .stats import steady_state
+        out["steady_state"] = steady_state([a["rx"], *series, b["rx"]],
+                                           "packets" if "packets" in a["rx"] else "rx_packets")
+        out["host_probe_during"] = during
         if cell.params["cores"] > 1:          # [eth/queues] every receive queue must get frames
             from .queues import per_queue_received, spread_problem
             out["per_queue_rx"] = per_queue_received(a["links"]["receiver_ethtool"],
@@ -380,7 +408,7 @@ def _wait_listening(tb, port: int, server: Tool, timeout: float = 10.0) -> None:
     raise ToolExited(server, f"a listening socket on port {port}")
 
 
-def host_probe(cfg: dict, log) -> dict:
+def host_probe(cfg: dict, log, rounds: int | None = None) -> dict:
     """Cache-line round trip between the generator's CPU and the receiver's
     (native/rxb_pingpong.c), measured just before the cell: on a VM the
     host's vCPU placement moves it, and packet rates move with it."""
@@ -391,7 +419,8 @@ def host_probe(cfg: dict, log) -> dict:
     if not free:
         return {}
     try:
-        out = run([native_tool("rxb-pingpong"), "--cpus", f"{gen},{free[0]}"], log=log)
+        out = run([native_tool("rxb-pingpong"), "--cpus", f"{gen},{free[0]}",
+                   *(["--rounds", str(rounds)] if rounds else [])], log=log)
         return {"pingpong_ns": json.loads(out)["ns_per_round_trip"], "cpus": [gen, free[0]]}
     except (RxbenchError, ValueError, KeyError) as e:
         log(f"host probe failed: {e}")

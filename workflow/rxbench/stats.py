@@ -517,3 +517,40 @@ def _default_of(st: pd.DataFrame, variant: str):
     vals = [norm(v) for v in st[variant]] if variant in st.columns else []
     vals = [v for v in vals if v is not None]
     return vals[0] if vals else None
+
+
+# --- the host probe: flag and stratify ----------------------------------------
+
+FAR_NS = 150      # generator-receiver cache-line round trip above this: vCPUs far apart
+
+
+def host_stratum(df: pd.DataFrame, far_ns: float = FAR_NS) -> pd.Series:
+    """Per row: "close", "far" or "unknown", from the probe taken during the
+    measured interval (pingpong_during_ns), else the one before it; a row
+    whose two probes disagree is "moved" (the host moved a vCPU)."""
+    def one(before, during):
+        b, d = norm(before), norm(during)
+        cls = [("far" if v > far_ns else "close") for v in (b, d) if v is not None]
+        if not cls:
+            return "unknown"
+        return "moved" if len(set(cls)) > 1 else cls[-1]
+    before = df["pingpong_ns"] if "pingpong_ns" in df.columns else [None] * len(df)
+    during = df["pingpong_during_ns"] if "pingpong_during_ns" in df.columns else [None] * len(df)
+    return pd.Series([one(b, d) for b, d in zip(before, during)], index=df.index, name="host")
+
+
+def stratified_stats(df: pd.DataFrame, far_ns: float = FAR_NS) -> pd.DataFrame:
+    """cell_stats of the rows whose host placement was close throughout and
+    steady (the comparable stratum), beside the others: a `host` column
+    ("close", or "other": far, moved, unknown or not steady)."""
+    host = host_stratum(df, far_ns)
+    steady = df["steady"].map(lambda v: norm(v) is None or to_bool(v)) \
+        if "steady" in df.columns else pd.Series(True, index=df.index)
+    good = (host == "close") & steady
+    parts = []
+    for label, mask in (("close", good), ("other", ~good)):
+        if mask.any():
+            st = cell_stats(df[mask])
+            st.insert(0, "host", label)
+            parts.append(st)
+    return pd.concat(parts, ignore_index=True) if parts else cell_stats(df.iloc[0:0])
