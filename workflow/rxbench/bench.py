@@ -373,6 +373,8 @@ def ndr_cost(stacks: list[str], sizes: list[int], napi: str, out: str | None = N
                             cfg, cell, log, n, stack, size, napi, bisection)))
                     except Unsupported as e:
                         print(f"{stack} {size} B napi={napi}: unsupported: {e}")
+                    except RxbenchError as e:     # lost every attempt: the next point still runs
+                        print(f"{stack} {size} B napi={napi}: failed {RETRIES} times: {e}")
     _ndr_report(rows, n, napi)
     _save(out, rows)
     return 0
