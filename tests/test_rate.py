@@ -53,3 +53,13 @@ def test_trial_counts_offered_at_the_link_and_received(tmp_path):
     assert t["received"] + sum(t["receiver_drops"].values()) >= t["offered"] - t["loss"]
     assert 0.9 < t["offered_duration_s"] < 1.5
     assert not left_by(tb)
+
+
+@needs_testbed
+def test_a_rate_the_generator_cannot_keep_is_unsent_not_late(tmp_path):
+    with bench(tmp_path) as b:
+        tb = b.tb
+        t = b.trial(20_000_000, 0.5)            # far beyond one sender core on veth
+    assert t["offered"] < t["intended_count"] and t["generator_reason"] == "duration"
+    assert t["offered_duration_s"] < 0.6         # stopped at its bound, not sent late
+    assert not left_by(tb)

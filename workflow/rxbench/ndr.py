@@ -9,8 +9,9 @@ of the IETF BMWG MLRsearch draft), from real trials:
   received = the receiver tool's own count over the trial (read after the
              generator ended and the receive path settled);
   loss     = offered - received (signed, kept as measured);
-  unsent   = R*D - offered (a generator that could not keep the rate):
-             MLRsearch counts it as loss, so it steers below that rate.
+  unsent   = R*D - offered (a generator that could not keep the rate: it
+             is stopped 1 % + 20 ms after the trial's duration): MLRsearch
+             counts it as loss, so it steers below that rate.
 
 Every trial is kept as data. NDR is the conditional throughput for loss
 ratio 0, PDR for `ndr.pdr_loss_ratio` (0.5 % by default), both from one
@@ -36,7 +37,11 @@ from .stacks import RECEIVERS, Unsupported
 from .stacks.eth import RxbGen
 
 SETTLE_S = 0.25          # after the generator ends: frames still in the receive path
-GEN_SLACK_S = 2.0        # --duration beyond the trial: the count should end it first
+# --duration of a trial's generator: the trial's duration plus 1 % and 20 ms,
+# so the count ends it when it keeps the rate; frames it could not send by
+# then are unsent (MLRsearch counts them as loss), not sent late
+GEN_SLACK_RATIO = 1.01
+GEN_SLACK_S = 0.02
 
 
 class Bench:
@@ -105,8 +110,9 @@ class Bench:
         t_start = time.monotonic()
         a_rx = self.rx_tool.snapshot()
         a_tx, a_drop = self._link_tx()
-        gen = self._gen_tool(rate_pps, duration_s + GEN_SLACK_S, intended)
-        final = gen.wait_event("final", duration_s + GEN_SLACK_S + 30)
+        bound = duration_s * GEN_SLACK_RATIO + GEN_SLACK_S
+        gen = self._gen_tool(rate_pps, bound, intended)
+        final = gen.wait_event("final", bound + 30)
         if gen.wait(10) != 0:
             raise ToolExited(gen, "a clean exit")
         time.sleep(SETTLE_S)
