@@ -88,6 +88,19 @@ struct opts {
 /* Per-thread state.  The counters are written by their thread only (plain
  * relaxed stores of its running totals) and read by the main thread with
  * relaxed loads; they sit alone in their cache line. */
+/* The kernel's PACKET_STATISTICS are 32-bit and reset on every read: read
+ * often enough (every snapshot), their sums here do not wrap. */
+struct stats64 {
+	uint64_t tp_packets, tp_drops, tp_freeze_q_cnt;
+};
+
+static void stats_add(struct stats64 *acc, const struct tpacket_stats_v3 *st)
+{
+	acc->tp_packets += st->tp_packets;
+	acc->tp_drops += st->tp_drops;
+	acc->tp_freeze_q_cnt += st->tp_freeze_q_cnt;
+}
+
 struct worker {
 	alignas(CACHELINE) uint64_t packets;
 	uint64_t bytes;
@@ -103,11 +116,12 @@ struct worker {
 	bool started;
 	int err;                /* set by the thread before it exits on error */
 	/* Main thread only. */
-	struct tpacket_stats_v3 acc; /* PACKET_STATISTICS accumulated since start */
+	struct stats64 acc;          /* PACKET_STATISTICS accumulated since start */
 	bool err_seen;               /* err reported */
 };
 
 static int stop_flag;           /* __atomic, set by main */
+
 static pthread_t main_tid;
 
 static void usage(FILE *f)
@@ -415,7 +429,7 @@ static int check_ifname(const char *ifname)
 /* ---- reporting ---------------------------------------------------------- */
 
 /* Read (and thereby reset) every socket's PACKET_STATISTICS into acc. */
-static int collect_stats(struct worker *ws, unsigned int n, struct tpacket_stats_v3 *sum)
+static int collect_stats(struct worker *ws, unsigned int n, struct stats64 *sum)
 {
 	unsigned int i;
 	int ret = 0;
@@ -430,9 +444,7 @@ static int collect_stats(struct worker *ws, unsigned int n, struct tpacket_stats
 			warn_err(errno, "thread %u: getsockopt(PACKET_STATISTICS)", i);
 			ret = -1;
 		} else {
-			ws[i].acc.tp_packets += st.tp_packets;
-			ws[i].acc.tp_drops += st.tp_drops;
-			ws[i].acc.tp_freeze_q_cnt += st.tp_freeze_q_cnt;
+			stats_add(&ws[i].acc, &st);
 		}
 		sum->tp_packets += ws[i].acc.tp_packets;
 		sum->tp_drops += ws[i].acc.tp_drops;
@@ -445,7 +457,7 @@ static int report(const char *event, struct worker *ws, unsigned int n, const ch
 {
 	uint64_t packets = 0, bytes = 0, t = mono_ns();
 	uint64_t *pk = calloc(n, sizeof(*pk)), *by = calloc(n, sizeof(*by));
-	struct tpacket_stats_v3 sum;
+	struct stats64 sum;
 	unsigned int i;
 	int ret;
 
@@ -469,8 +481,8 @@ static int report(const char *event, struct worker *ws, unsigned int n, const ch
 	for (i = 0; i < n; i++)
 		json_printf("%s\"%u\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
 			    i ? "," : "", i, pk[i], by[i]);
-	json_printf("},\"packet_stats\":{\"tp_packets\":%u,\"tp_drops\":%u,"
-		    "\"tp_freeze_q_cnt\":%u}",
+	json_printf("},\"packet_stats\":{\"tp_packets\":%" PRIu64 ",\"tp_drops\":%" PRIu64
+		    ",\"tp_freeze_q_cnt\":%" PRIu64 "}",
 		    sum.tp_packets, sum.tp_drops, sum.tp_freeze_q_cnt);
 	if (reason)
 		json_printf(",\"reason\":\"%s\"", reason);

@@ -12,6 +12,14 @@
  *             (the skb was handed to the driver and has been freed);
  *   sendmmsg: the return value of sendmmsg().
  *
+ * Pacing (--rate-pps R): frame k (k = 0, 1, ...) is due at t0 + k/R on
+ * CLOCK_MONOTONIC; the loop hands the kernel the frames that are due, in
+ * bursts of at most PACE_BURST_NS worth of frames (and --batch), sleeping
+ * (clock_nanosleep, then a short spin) until the next one is due.  A sender
+ * that fell behind (a late wake-up, back-pressure, preemption) catches up
+ * burst by burst, up to PACE_DEPTH_NS behind; further behind, the schedule
+ * restarts from now, counted as pace_resets (the rate is then below target).  Without --rate-pps it sends as fast as it can.
+ *
  * Traffic safety: source and destination addresses must lie in the
  * benchmarking range 198.18.0.0/15 (RFC 2544); anything else is refused.
  *
@@ -76,6 +84,11 @@
 #define BP_POLL_TIMEOUT_NS   1000000L   /* ppoll(POLLOUT) when the send buffer is full */
 /* Bounded wait, after the loop, for frames the kernel has taken. */
 #define DRAIN_TIMEOUT_NS     (1ULL * NS_PER_SEC)
+/* Pacing: see pace_allow(). */
+#define MAX_RATE_PPS         1000000000ULL
+#define PACE_BURST_NS        50000.0    /* at most 50 us of frames per burst */
+#define PACE_SPIN_NS         20000ULL   /* sleep until this close, then spin */
+#define PACE_DEPTH_NS        20000000.0 /* catch up at most 20 ms behind schedule */
 
 #define IPV4_HDR_LEN         20U
 #define UDP_HDR_LEN          8U
@@ -102,11 +115,21 @@ struct opts {
 	unsigned int batch;
 	unsigned int ring;       /* TX ring slots (method mmap) */
 	enum method method;
+	uint64_t rate_pps;       /* 0: as fast as possible */
 };
 
 struct stats {
 	uint64_t packets;       /* accepted by the kernel */
 	uint64_t backpressure;  /* EAGAIN/ENOBUFS/short submissions */
+	uint64_t pace_resets;   /* schedule restarted after falling behind */
+};
+
+struct pacer {
+	double period_ns;       /* 1e9 / rate */
+	uint64_t t0;            /* when frame `base` was due */
+	uint64_t base;          /* frames queued before t0 */
+	unsigned int burst;     /* most frames per burst */
+	uint64_t depth;         /* most frames behind schedule it catches up */
 };
 
 static volatile sig_atomic_t stop_sig;
@@ -142,6 +165,8 @@ static void usage(FILE *f)
 		"  -r, --ring R          TX ring slots for mmap, >= batch, <= %u; also the\n"
 		"                        most frames in flight (default: %u)\n"
 		"  -m, --method M        mmap (PACKET_TX_RING) | sendmmsg (default: %s)\n"
+		"  -R, --rate-pps R      pace to R frames/s, 1..%llu (default: 0, as fast as\n"
+		"                        possible)\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Output: JSON lines (ready, snapshot on SIGUSR1, final) on stdout.\n"
@@ -150,7 +175,8 @@ static void usage(FILE *f)
 		TOOL_NAME, MIN_SIZE, MAX_SIZE, ETH_OVERHEAD, DEFAULT_SIZE,
 		UDP_SRC_PORT_BASE, UDP_SRC_PORT_BASE, UDP_DST_PORT, DEFAULT_FLOWS,
 		DEFAULT_DURATION_S, (unsigned long long)DEFAULT_COUNT, MAX_BATCH,
-		DEFAULT_BATCH, MAX_RING, DEFAULT_RING, method_names[DEFAULT_METHOD]);
+		DEFAULT_BATCH, MAX_RING, DEFAULT_RING, method_names[DEFAULT_METHOD],
+		(unsigned long long)MAX_RATE_PPS);
 }
 
 static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
@@ -206,6 +232,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "ring", required_argument, NULL, 'r' },
 		{ "method", required_argument, NULL, 'm' },
+		{ "rate-pps", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -220,7 +247,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			    .ring = DEFAULT_RING,
 			    .method = DEFAULT_METHOD };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:b:r:m:h", longopts,
+	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:b:r:m:R:h", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'i':
@@ -280,6 +307,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'm':
 			o->method = opt_enum("method", optarg, method_names,
 					     ARRAY_SIZE(method_names));
+			break;
+		case 'R':
+			if (parse_u64(optarg, MAX_RATE_PPS, &o->rate_pps) || !o->rate_pps)
+				usage_error("--rate-pps: invalid value '%s' (want 1..%llu frames/s)",
+					    optarg, (unsigned long long)MAX_RATE_PPS);
 			break;
 		case 'h':
 			usage(stdout);
@@ -424,7 +456,69 @@ struct run {
 	uint64_t deadline;
 	const char *reason;
 	struct stats st;
+	struct pacer pace;
 };
+
+static void pace_start(struct run *r, uint64_t t0)
+{
+	double per_burst;
+
+	if (!r->o->rate_pps)
+		return;
+	r->pace.period_ns = (double)NS_PER_SEC / (double)r->o->rate_pps;
+	r->pace.t0 = t0;
+	r->pace.base = 0;
+	per_burst = PACE_BURST_NS / r->pace.period_ns;
+	r->pace.burst = per_burst < 1.0 ? 1U :
+			per_burst > (double)r->o->batch ? r->o->batch : (unsigned int)per_burst;
+	r->pace.depth = (uint64_t)(PACE_DEPTH_NS / r->pace.period_ns);
+	if (r->pace.depth < 2ULL * r->pace.burst)
+		r->pace.depth = 2ULL * r->pace.burst;
+}
+
+/* How many of the next `max` frames are due (queued: frames handed to the
+ * kernel so far); 0 means wait for pace_wait(). */
+static unsigned int pace_allow(struct run *r, uint64_t queued, unsigned int max)
+{
+	struct pacer *p = &r->pace;
+	uint64_t now, due, done;
+
+	if (!r->o->rate_pps)
+		return max;
+	now = mono_ns();
+	due = now < p->t0 ? 0 : (uint64_t)((double)(now - p->t0) / p->period_ns) + 1;
+	done = queued - p->base;
+	if (due > done + p->depth) {            /* far behind: restart the schedule */
+		r->st.pace_resets++;
+		p->t0 = now;
+		p->base = queued;
+		due = 1;
+		done = 0;
+	}
+	if (due <= done)
+		return 0;
+	due -= done;
+	if (due > p->burst)
+		due = p->burst;
+	return due < max ? (unsigned int)due : max;
+}
+
+/* Sleep until the next frame is due (or a signal arrives). */
+static void pace_wait(struct run *r, uint64_t queued)
+{
+	struct pacer *p = &r->pace;
+	uint64_t next = p->t0 + (uint64_t)((double)(queued - p->base) * p->period_ns);
+	uint64_t now = mono_ns();
+
+	if (next > now + PACE_SPIN_NS) {
+		uint64_t wake = next - PACE_SPIN_NS / 2;
+		struct timespec ts = { (time_t)(wake / NS_PER_SEC), (long)(wake % NS_PER_SEC) };
+
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	}
+	while (mono_ns() < next && !stop_sig && !snap_req)
+		cpu_relax();
+}
 
 /* Common per-batch checks; returns true when the run must stop. */
 static bool loop_check(struct run *r, uint64_t queued)
@@ -474,6 +568,12 @@ static void run_sendmmsg(struct run *r)
 			n = B;
 			if (o->count && o->count - r->st.packets < n)
 				n = (unsigned int)(o->count - r->st.packets);
+			n = pace_allow(r, r->st.packets, n);
+			if (!n) {
+				off = 0;        /* nothing pending: fill a new batch next */
+				pace_wait(r, r->st.packets);
+				continue;
+			}
 			for (i = 0; i < n; i++) {
 				iov[i].iov_base = r->frames[flow];
 				if (++flow == o->flows)
@@ -657,6 +757,13 @@ static void run_mmap(struct run *r, struct txring *ring)
 			n = o->batch;
 		if (o->count && o->count - queued < n)
 			n = (unsigned int)(o->count - queued);
+		if (n && o->rate_pps) {
+			n = pace_allow(r, queued, n);
+			if (!n && !pending) {
+				pace_wait(r, queued);
+				continue;
+			}
+		}
 		for (i = 0; i < n; i++) {
 			struct tpacket2_hdr *h = (struct tpacket2_hdr *)ring->slot[head];
 
@@ -810,11 +917,13 @@ int main(int argc, char **argv)
 
 	t0 = mono_ns();
 	r.deadline = t0 + (uint64_t)(o.duration_s * (double)NS_PER_SEC);
+	pace_start(&r, t0);
 	json_printf("{\"event\":\"ready\",\"tool\":\"%s\",\"ifname\":", TOOL_NAME);
 	json_str(o.ifname);
 	json_printf(",\"size\":%u,\"wire_bytes\":%u,\"flows\":%u,\"method\":\"%s\","
-		    "\"batch\":%u,\"sndbuf\":%d",
-		    o.size, r.wire_len, o.flows, method_names[o.method], o.batch, sndbuf);
+		    "\"batch\":%u,\"sndbuf\":%d,\"rate_pps\":%" PRIu64,
+		    o.size, r.wire_len, o.flows, method_names[o.method], o.batch, sndbuf,
+		    o.rate_pps);
 	if (o.method == METHOD_MMAP)
 		json_printf(",\"ring\":%u", ring.nframes);
 	json_printf(",\"t_ns\":%" PRIu64 "}", t0);
@@ -829,8 +938,9 @@ int main(int argc, char **argv)
 	elapsed = (double)(t1 - t0) / (double)NS_PER_SEC;
 	json_printf("{\"event\":\"final\",\"t_ns\":%" PRIu64 ",\"packets\":%" PRIu64
 		    ",\"bytes\":%" PRIu64 ",\"backpressure\":%" PRIu64
-		    ",\"elapsed_s\":%.6f,\"pps\":%.1f,\"reason\":\"%s\"}",
-		    t1, r.st.packets, r.st.packets * r.wire_len, r.st.backpressure, elapsed,
+		    ",\"pace_resets\":%" PRIu64 ",\"elapsed_s\":%.6f,\"pps\":%.1f,\"reason\":\"%s\"}",
+		    t1, r.st.packets, r.st.packets * r.wire_len, r.st.backpressure,
+		    r.st.pace_resets, elapsed,
 		    elapsed > 0 ? (double)r.st.packets / elapsed : 0.0, r.reason);
 	json_end();
 

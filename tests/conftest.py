@@ -168,3 +168,10 @@ def wait_for(pred, timeout: float, what: str, step: float = 0.05):
 
 def kill_group(p: subprocess.Popen, sig=signal.SIGINT) -> None:
     os.killpg(p.pid, sig)
+
+
+def left_by(tb) -> list[str]:
+    """The network namespaces of this testbed still present after it went
+    down (the machine is shared: other sessions' namespaces are not ours)."""
+    present = set(rxb_netns())
+    return [ns for ns in (tb.sender.netns, tb.receiver.netns) if ns in present]

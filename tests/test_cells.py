@@ -20,10 +20,19 @@ def test_non_default_variant_is_a_level():
         "results/local/eth/xdp_drop/cores=1/size=64/napi=sender/rep=2.json"
 
 
+def _own(cfg, stack) -> int:
+    n = 1
+    for k in cells.STACK_VARIANTS.get(("eth", stack), ()):
+        n *= len(cfg["eth"].get(stack, {}).get(k, [None]))
+    return n
+
+
 def test_every_expanded_cell_parses_back_to_itself():
     ts = cells.targets(CFG)
     eth = [t for t in ts if "/eth/" in t]
-    assert len(eth) == len(CFG["eth"]["stacks"]) * len(CFG["eth"]["sizes"]) \
+    # each stack's own variants multiply its cells (af_xdp: wait, dpdk: busy_budget)
+    own = sum(_own(CFG, s) for s in CFG["eth"]["stacks"])
+    assert len(eth) == own * len(CFG["eth"]["sizes"]) \
         * len(CFG["eth"]["cores"]) * len(CFG["eth"]["variants"]["napi"]) * CFG["reps"]
     tcp = CFG["tcp"]
     touched = len([s for s in tcp["stacks"] if s != "iperf3"])
@@ -59,7 +68,7 @@ def test_stack_variants_multiply_only_their_stack_and_name_non_defaults():
 
 def test_a_stack_variant_belongs_to_its_stack():
     c = cells.parse("results/local/eth/af_xdp/cores=1/size=64/wait=spin/rep=1.json", WAITS)
-    assert c.params == {"cores": 1, "size": 64, "napi": "receiver", "bind": "copy",
+    assert c.params == {"cores": 1, "size": 64, "napi": "receiver", "search": "saturation", "bind": "copy",
                         "wait": "spin", "batch": 64}
     with pytest.raises(cells.CellNameError, match="unknown key 'wait'.*af_packet"):
         cells.parse("results/local/eth/af_packet/cores=1/size=64/wait=spin/rep=1.json", WAITS)
@@ -71,8 +80,9 @@ def test_a_stack_variant_belongs_to_its_stack():
 def test_parse_fills_default_variants_and_accepts_absolute_paths():
     c = cells.parse("/somewhere/results/local/eth/af_xdp/cores=1/size=64/rep=3.json", CFG)
     assert (c.stack, c.params, c.rep) == ("af_xdp", {"cores": 1, "size": 64,
-                                                     "napi": "receiver", "bind": "copy",
-                                                     "wait": "poll", "batch": 64}, 3)
+                                                     "napi": "receiver", "search": "saturation",
+                                                     "bind": "copy", "wait": "poll",
+                                                     "batch": 64}, 3)
 
 
 @pytest.mark.parametrize("path, msg", [
@@ -103,3 +113,15 @@ def test_tcp_cells_name_touch_and_the_epoll_trigger_only_when_not_default():
                         "touch": 1, "trigger": "level", "recv": 65536}
     with pytest.raises(cells.CellNameError, match="unknown key 'touch'"):
         cells.parse("results/local/tcp/iperf3/conns=8/msg=1024/touch=1/rep=2.json", CFG)
+
+
+def test_ndr_cells_are_a_search_variant_beside_the_saturation_cells():
+    from rxbench.config import resolve
+    cfg = resolve({"profile": "ndr"})
+    t = cells.targets(cfg)
+    assert "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json" in t
+    assert "results/local/eth/xdp_drop/cores=1/size=64/search=ndr/rep=1.json" in t
+    c = cells.parse("results/local/eth/af_packet/cores=1/size=1518/search=ndr/rep=1.json", cfg)
+    assert c.params["search"] == "ndr"
+    # the default campaign has no NDR cells and its cell names did not change
+    assert not [x for x in cells.targets(resolve({})) if "search=" in x]

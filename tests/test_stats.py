@@ -98,3 +98,71 @@ def test_no_rows_of_a_layer_is_fine(tmp_path):
     ctx = S.context(S.load(eth_only), "tcp")
     assert ctx["n_text"] == "n = 0"
     assert S.context(S.load(eth_only), "eth")["line_note"].startswith("no line rate: veth")
+
+
+def test_median_ci_is_reproducible_and_brackets_the_median():
+    xs = [1.23, 1.99, 2.31, 1.5, 1.7]
+    lo, hi = S.median_ci(xs)
+    assert (lo, hi) == S.median_ci(list(reversed(xs)))     # fixed seed, order-free
+    assert lo <= 1.7 <= hi and lo >= min(xs) and hi <= max(xs)
+    assert all(math.isnan(v) for v in S.median_ci([1.0, 2.0]))
+    s = S.summarize(xs)
+    assert (s.med_lo, s.med_hi) == (lo, hi)
+
+
+def test_interval_test_says_only_what_the_data_support():
+    a = [1.40, 1.42, 1.41, 1.43, 1.39]
+    b = [1.15, 1.17, 1.16, 1.18, 1.14]
+    c = S.compare(a, b)
+    assert c.apart and c.order == ">" and c.ratio == pytest.approx(1.41 / 1.16)
+    assert "1.22 times" in S.claim("af_xdp", a, "dpdk", b) and "apart" in S.claim("af_xdp", a, "dpdk", b)
+    # XDP_DROP's committed reps vs AF_XDP's: one noisy sample overlaps
+    noisy = [1.233, 1.992, 2.313, 1.385, 1.6]
+    c = S.compare(noisy, a)
+    assert not c.apart and c.order == "~"
+    assert "not told apart" in S.claim("xdp_drop", noisy, "af_xdp", a)
+    assert "cannot be compared" in S.claim("x", [1, 2], "y", [3, 4, 5])
+
+
+def test_steady_state_flags_drift_and_stalls():
+    snap = lambda rates: [{"t_ns": i * 10**9, "packets": sum(rates[:i])} for i in range(len(rates) + 1)]
+    assert S.steady_state(snap([100] * 6))["steady"] is True
+    r = S.steady_state(snap([100, 100, 100, 80, 80, 80]))
+    assert r["steady"] is False and r["drift"] == pytest.approx(-0.2) and "drifts" in r["reason"]
+    r = S.steady_state(snap([100, 10, 100, 100, 10, 100]))
+    assert r["steady"] is False and "below half" in r["reason"]
+    assert S.steady_state(snap([100, 100]))["steady"] is None
+
+
+def test_best_config_rule():
+    rows = []
+    for wait, vals in (("poll", [1.00, 1.02, 1.01, 0.99, 1.00]),
+                       ("spin", [1.01, 1.03, 1.02, 1.00, 1.04]),
+                       ("busy_poll", [0.5, 0.52, 0.51, 0.5, 0.49])):
+        s = S.summarize(vals)
+        rows.append({"platform": "local", "layer": "eth", "stack": "af_xdp", "cores": 1,
+                     "size": 64, "wait": wait, "n_reps": 5, "n_ok": 5, "status": "ok",
+                     "rx_pps_median": s.median, "rx_pps_med_lo": s.med_lo,
+                     "rx_pps_med_hi": s.med_hi})
+    st = pd.DataFrame(rows)
+    best = S.best_config(st)
+    # spin has the highest median, but poll (the default) is not told apart from it
+    assert list(best["wait"]) == ["poll"] and "default" in best.iloc[0]["best_rule_note"]
+    st.loc[st["wait"] == "spin", ["rx_pps_median", "rx_pps_med_lo", "rx_pps_med_hi"]] = [2, 1.9, 2.1]
+    assert list(S.best_config(st)["wait"]) == ["spin"]
+    assert S.stack_label("dpdk") == "DPDK (af_xdp PMD on veth)"
+    assert S.stack_label("dpdk", "virtio_net") == "dpdk"
+
+
+def test_host_stratum_and_stratified_stats():
+    df = pd.DataFrame({"platform": "local", "layer": "eth", "stack": "xdp_drop", "cores": 1,
+                       "size": 64, "status": "ok", "reason": None, "generator_bound": False,
+                       "rx_pps": [1.6e6, 1.63e6, 1.1e6, 1.62e6, 1.0e6],
+                       "pingpong_ns": [46, 47, 380, 50, 48],
+                       "pingpong_during_ns": [45, None, 390, 48, 400],
+                       "steady": [True, True, True, False, True]})
+    assert list(S.host_stratum(df)) == ["close", "close", "far", "close", "moved"]
+    st = S.stratified_stats(df)
+    close = st[st["host"] == "close"].iloc[0]
+    assert close["n_ok"] == 2 and close["rx_pps_median"] == pytest.approx(1.615e6)
+    assert st[st["host"] == "other"].iloc[0]["n_ok"] == 3

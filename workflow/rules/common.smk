@@ -45,4 +45,6 @@ def cell_config(wildcards):
     keep = ("profile", "platform", "warmup_s", "timeout_s", "platforms", wildcards.layer)
     if wildcards.layer == "eth":
         keep += ("duration_s",)
+    if "search=ndr" in wildcards.params.split("/"):
+        keep += ("ndr",)          # only NDR cells rerun when the search settings change
     return json.dumps({k: config[k] for k in keep}, sort_keys=True)

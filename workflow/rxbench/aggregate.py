@@ -31,6 +31,15 @@ def row(data: dict, path: str) -> dict:
     for cpu, v in (data.get("cpu") or {}).items():
         r[f"cpu{cpu}_busy_s"] = v.get("busy_s")
     r["pingpong_ns"] = (data.get("host_probe") or {}).get("pingpong_ns")
+    # [eth] the probe inside the measured interval and the steady-state check
+    r["pingpong_during_ns"] = (data.get("host_probe_during") or {}).get("pingpong_ns")
+    steady = data.get("steady_state") or {}
+    r["steady"] = steady.get("steady")
+    r["steady_drift"] = steady.get("drift")
+    ndr = data.get("ndr") or {}
+    if ndr:
+        r.update({"ndr_pps": ndr.get("ndr_pps"), "pdr_pps": ndr.get("pdr_pps"),
+                  "ndr_trials": ndr.get("trials")})
     prov = data.get("provenance", {})
     r.update({"kernel": prov.get("kernel"), "cpu_model": prov.get("cpu_model"),
               "nic_driver": prov.get("nic_driver"), "git_rev": prov.get("git_rev"),

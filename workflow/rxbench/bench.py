@@ -14,6 +14,19 @@
    (runner.run_cell) in a scratch directory, with the rate the generator
    offered in that cell.
 
+  python -m rxbench bench --rate-accuracy [--rates 10000,100000,...] [--out F.json]
+
+4. Rate accuracy of rxb-gen --rate-pps (PACKET_TX_RING and sendmmsg), per
+   size, rate and NAPI placement into XDP_DROP: what went onto the link
+   (sender veth tx_packets over a window inside the run) against the
+   target; pace_resets counts the times the sender fell > 20 ms behind.
+
+  python -m rxbench bench --ndr-cost [--stacks xdp_drop] [--sizes 64] [--out F.json]
+
+5. NDR/PDR search cost: MLRsearch (the ndr profile's settings) and then a
+   plain bisection at the final trial duration for each goal, on one
+   running receiver: trials, trial seconds, wall time and the rates found.
+
   python -m rxbench bench --layer tcp [--reps 5] [--duration 5] [--conns 1,8] [--msg 65536]
 
 3. TCP servers: iperf3's server (with its client) and each of ours (with
@@ -39,7 +52,8 @@ from .measure import cpu_delta, read_proc_stat
 from .platforms.local import LocalTestbed
 from .proc import Tool
 from .runner import host_probe, run_cell, signals_raise
-from .stacks import XdpDrop
+from .state import testbed_lock
+from .stacks import Unsupported, XdpDrop
 from .stacks.eth import DpdkTxonly, RxbGen
 from .util import Log
 
@@ -321,3 +335,128 @@ def counters_cost(snapshots: int = 200, rate_hz: float = 10.0, ifname: str = "lo
            "line_bytes": len(json.dumps(snaps[-1]))}
     print(json.dumps(out, indent=1))
     return 0
+
+
+RATE_METHODS = ("mmap", "sendmmsg")
+RETRIES = 6       # a testbed lost mid-run (another session's clean-up) is built again
+
+
+def _retrying(what: str, fn):
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return fn()
+        except Unsupported:
+            raise
+        except RxbenchError as e:
+            print(f"{what}: attempt {attempt} failed: {e}")
+            if attempt == RETRIES:
+                raise
+
+
+def _save(out: str | None, data) -> None:
+    if out:
+        from .util import atomic_write_json
+        atomic_write_json(out, data)
+        print(f"raw data: {out}")
+
+
+def rate_accuracy(reps: int, duration: float, sizes: list[int], rates: list[float],
+                  napis: list[str], out: str | None = None) -> int:
+    """rxb-gen --rate-pps against what went onto the link (bench 4)."""
+    from .ndr import Bench
+    if os.geteuid() != 0:
+        raise RxbenchError("the benchmark uses the real testbed: run it as root")
+    cfg = resolve({"profile": "smoke"})
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp, signals_raise():
+        log = Log(Path(tmp) / "rate.log")
+        with testbed_lock(log):
+            for method in RATE_METHODS:
+                for napi in napis:
+                    for size in sizes:
+                        cell = cells.Cell("local", "eth", "xdp_drop",
+                                          {"cores": 1, "size": size, "napi": napi}, 1)
+
+                        def one(rate):
+                            with Bench(cfg, cell, log, bound_s=3600) as b:
+                                b.method = method
+                                return [b.rate_window(rate, duration) for _ in range(reps)]
+                        for rate in rates:
+                            runs = _retrying(f"{method} {napi} {size} B {rate:g} pps",
+                                             lambda: one(rate))
+                            rows.append({"generator": f"rxb-gen {method}", "napi": napi,
+                                         "size": size, "target_pps": rate, "runs": runs})
+    print(f"\nrxb-gen --rate-pps into XDP_DROP: rate on the link (sender veth tx_packets) "
+          f"vs target, median of {reps} x {duration:g} s (machine shared with other work)")
+    print(f"{'generator':18} {'napi':8} {'size':>5} {'target pps':>11} {'link pps':>11} "
+          f"{'error %':>8} {'worst %':>8} {'resets':>7} {'backpr.':>8}")
+    for r in rows:
+        link = [x["link_pps"] for x in r["runs"]]
+        err = [(v - r["target_pps"]) / r["target_pps"] * 100 for v in link]
+        r["median_error_pct"] = statistics.median(err)
+        print(f"{r['generator']:18} {r['napi']:8} {r['size']:>5} {r['target_pps']:>11.0f} "
+              f"{statistics.median(link):>11.0f} {statistics.median(err):>+8.2f} "
+              f"{max(err, key=abs):>+8.2f} "
+              f"{sum(x['pace_resets'] or 0 for x in r['runs']):>7} "
+              f"{sum(x['backpressure'] or 0 for x in r['runs']):>8}")
+    _save(out, rows)
+    return 0
+
+
+def ndr_cost(stacks: list[str], sizes: list[int], napi: str, out: str | None = None,
+             overrides: dict | None = None, bisection: bool = True) -> int:
+    """MLRsearch vs a plain bisection for the same points (bench 5)."""
+    if os.geteuid() != 0:
+        raise RxbenchError("the benchmark uses the real testbed: run it as root")
+    cfg = resolve({"profile": "ndr", **(overrides or {})})
+    n = cfg["ndr"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp, signals_raise():
+        log = Log(Path(tmp) / "ndr.log")
+        with testbed_lock(log):
+            for stack in stacks:
+                for size in sizes:
+                    cell = cells.Cell("local", "eth", stack,
+                                      {"cores": 1, "size": size, "napi": napi}, 1)
+                    try:
+                        rows.append(_retrying(f"{stack} {size} B", lambda: _ndr_point(
+                            cfg, cell, log, n, stack, size, napi, bisection)))
+                    except Unsupported as e:
+                        print(f"{stack} {size} B napi={napi}: unsupported: {e}")
+                    except RxbenchError as e:     # lost every attempt: the next point still runs
+                        print(f"{stack} {size} B napi={napi}: failed {RETRIES} times: {e}")
+    _ndr_report(rows, n, napi)
+    _save(out, rows)
+    return 0
+
+
+def _ndr_point(cfg, cell, log, n, stack, size, napi, bisection) -> dict:
+    from .ndr import Bench, bisect, mlrsearch
+    with Bench(cfg, cell, log, bound_s=4 * n["search_duration_max_s"]) as b:
+        mlr = mlrsearch(b, n, n["max_load_pps"])
+        none = {"rate_pps": None, "trials": 0, "trial_seconds": 0.0, "wall_s": 0.0}
+        bis = {goal: bisect(b, n["min_load_pps"], n["max_load_pps"], ratio,
+                            n["final_trial_duration_s"], n["relative_width"])
+               if bisection else none
+               for goal, ratio in (("ndr", 0.0), ("pdr", n["pdr_loss_ratio"]))}
+        return {"stack": stack, "size": size, "napi": napi, "mlrsearch": mlr,
+                "bisection": bis, "trials": b.trials}
+
+
+def _ndr_report(rows: list[dict], n: dict, napi: str) -> None:
+    print(f"\nNDR/PDR search cost, napi={napi}: MLRsearch (NDR and PDR in one search; "
+          f"trials {n['initial_trial_duration_s']:g}-{n['final_trial_duration_s']:g} s, "
+          f"duration sum {n['duration_sum_s']:g} s, width {n['relative_width']:g}) vs a plain "
+          f"bisection per goal ({n['final_trial_duration_s']:g} s trials), "
+          f"loads {n['min_load_pps']:g}-{n['max_load_pps']:g} pps")
+    print(f"{'stack':10} {'size':>5} {'method':10} {'NDR pps':>10} {'PDR pps':>10} "
+          f"{'trials':>7} {'trial s':>8} {'wall s':>7}")
+    for r in rows:
+        m, bn, bp = r["mlrsearch"], r["bisection"]["ndr"], r["bisection"]["pdr"]
+        print(f"{r['stack']:10} {r['size']:>5} {'MLRsearch':10} {m['ndr_pps'] or 0:>10.0f} "
+              f"{m['pdr_pps'] or 0:>10.0f} {m['trials']:>7} {m['trial_seconds']:>8.1f} "
+              f"{m['wall_s']:>7.1f}")
+        print(f"{'':10} {'':>5} {'bisection':10} {bn['rate_pps'] or 0:>10.0f} "
+              f"{bp['rate_pps'] or 0:>10.0f} {bn['trials'] + bp['trials']:>7} "
+              f"{bn['trial_seconds'] + bp['trial_seconds']:>8.1f} "
+              f"{bn['wall_s'] + bp['wall_s']:>7.1f}")

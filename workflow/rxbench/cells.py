@@ -22,7 +22,7 @@ from . import RxbenchError
 
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
 # tcp load: "max" (the sender as fast as it can) or a goodput target in Gbit/s
-VARIANTS = {"eth": ("napi",), "tcp": ("cores", "napi", "load")}
+VARIANTS = {"eth": ("napi", "search"), "tcp": ("cores", "napi", "load")}
 # a stack's own variants, configured under <layer>.<stack> in the config
 STACK_VARIANTS = {
     ("eth", "xdp_drop"): ("mode",),

@@ -135,6 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--platform", default="local")
     r.add_argument("--machine", required=True, help="a short stable name, e.g. fc2-epyc")
     r.add_argument("--results", default="results")
+    b.add_argument("--rate-accuracy", action="store_true",
+                   help="rxb-gen --rate-pps vs the rate on the link (bench 4)")
+    b.add_argument("--rates", default="10000,100000,300000,1000000",
+                   help="rate-accuracy: target rates, pps")
+    b.add_argument("--ndr-cost", action="store_true",
+                   help="MLRsearch vs plain bisection, trials and time (bench 5)")
+    b.add_argument("--ndr", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="ndr-cost: overrides of the config's ndr section")
+    b.add_argument("--no-bisection", action="store_true",
+                   help="ndr-cost: MLRsearch only (NDR/PDR per stack)")
+    b.add_argument("--out", help="rate-accuracy/ndr-cost: write the raw data (JSON) here")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)

@@ -25,6 +25,7 @@ from .stacks.tcp import Iperf3
 from .state import clean, testbed_lock
 from .util import Log, atomic_write_json, run
 
+PROBE_DURING_ROUNDS = 20000   # the host probe inside the measured interval: ~1 ms when close
 PR_SET_PDEATHSIG = 1
 
 
@@ -60,6 +61,27 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _measured_interval(rx_tool: Tool, duration: float, cfg: dict, log) -> tuple[list, dict]:
+    """[eth/steady] Sleep through the measured interval, asking the receiver
+    for a snapshot every second (the steady-state check) and taking the
+    host probe once, in the middle."""
+    series, during = [], {}
+    start = time.monotonic()
+    end = start + duration
+    probed = False
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(1.0, left))
+        if time.monotonic() < end - 0.05:
+            series.append(rx_tool.snapshot())
+        if not probed and time.monotonic() >= start + duration / 2:
+            during = host_probe(cfg, log, rounds=PROBE_DURING_ROUNDS)
+            probed = True
+    return series, during
+
+
 def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
     """commands, tools and extra (hosts, driver) are filled as the cell goes,
     so a failed cell's provenance still says what ran where."""
@@ -78,6 +100,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                           "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
                                        "ip": tb.receiver.ip, "mac": tb.receiver.mac}}
         extra["nic_driver"] = tb.driver(tb.receiver)
+        extra["nic_setup"] = rx.prepare()     # [eth] e.g. af_packet's drop after the tap
         rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool)
         gen_tool = Tool("generator", gen.argv(warmup + duration + 1.0), log, tb.registry,
                         name=gen.tool)
@@ -101,7 +124,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             sides = {"sender": gen_tool, "receiver": rx_tool}
             time.sleep(warmup)
             a = readers.snapshot(sides)
-            time.sleep(duration)
+            series, during = _measured_interval(rx_tool, duration, cfg, log)   # [eth/steady]
             b = readers.snapshot(sides)
         gen_tool.stop(signal.SIGINT)
         rx_tool.stop(signal.SIGTERM)
@@ -109,6 +132,21 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             if t.returncode != 0 or t.find("final") is None:
                 raise ToolExited(t, "a clean exit")
         out = analyse_eth(cell, a, b, placement, gen, rx)
+        # [eth/steady] per-second receive rate over the interval, and the host
+        # probe taken in its middle (short: 20000 round trips)
+        from .stats import steady_state
+        out["steady_state"] = steady_state([a["receiver"]["tool"], *series, b["receiver"]["tool"]],
+                                           "packets" if "packets" in a["receiver"]["tool"] else "rx_packets")
+        out["host_probe_during"] = during
+        if cell.params["cores"] > 1:          # [eth/queues] every receive queue must get frames
+            from .queues import per_queue_received, spread_problem
+            rif = tb.receiver.ifname
+            ea = a["receiver"]["counters"]["ethtool"][rif]
+            eb = b["receiver"]["counters"]["ethtool"][rif]
+            out["per_queue_rx"] = per_queue_received(ea, eb)
+            why = spread_problem(ea, eb, cell.params["cores"])
+            if why:
+                raise RxbenchError(f"multi-core cell: {why}")
         out["placement"] = placement.as_dict()
         out["counters"] = {"generator_final": gen_tool.find("final"),
                            "receiver_final": rx_tool.find("final")}
@@ -221,7 +259,7 @@ def _wait_listening(tb, port: int, server: Tool, timeout: float = 10.0) -> None:
     raise ToolExited(server, f"a listening socket on port {port}")
 
 
-def host_probe(cfg: dict, log) -> dict:
+def host_probe(cfg: dict, log, rounds: int | None = None) -> dict:
     """Cache-line round trip between the generator's CPU and the receiver's
     (native/rxb_pingpong.c), measured just before the cell: on a VM the
     host's vCPU placement moves it, and packet rates move with it."""
@@ -232,7 +270,8 @@ def host_probe(cfg: dict, log) -> dict:
     if not free:
         return {}
     try:
-        out = run([native_tool("rxb-pingpong"), "--cpus", f"{gen},{free[0]}"], log=log)
+        out = run([native_tool("rxb-pingpong"), "--cpus", f"{gen},{free[0]}",
+                   *(["--rounds", str(rounds)] if rounds else [])], log=log)
         return {"pingpong_ns": json.loads(out)["ns_per_round_trip"], "cpus": [gen, free[0]]}
     except (RxbenchError, ValueError, KeyError) as e:
         log(f"host probe failed: {e}")
@@ -253,6 +292,10 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     extra: dict = {}
     stacks = RECEIVERS if cell.layer == "eth" else TCP_SERVERS
     measure = measure_eth if cell.layer == "eth" else measure_tcp
+    # [eth/ndr] NDR/PDR cells: the trial loop and MLRsearch live in ndr.py
+    if cell.params.get("search") == "ndr":
+        from .ndr import measure_ndr
+        measure = measure_ndr
     if cell.stack not in stacks:
         raise RxbenchError(f"cell {cell.name}: unknown {cell.layer} stack {cell.stack!r}; "
                            f"known: {', '.join(sorted(stacks))}")
@@ -289,6 +332,10 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         log(f"goodput {result['rx_gbps']:.2f} Gbit/s (sender {result['offered_gbps']:.2f}), "
             f"saturated CPUs {result['saturated_cpus']}, "
             f"generator_bound={result['generator_bound']}")
+    elif result["status"] == "ok" and "ndr" in result:       # [eth/ndr]
+        n = result["ndr"]
+        log(f"NDR {n['ndr_pps'] or 0:.0f} pps, PDR {n['pdr_pps'] or 0:.0f} pps "
+            f"({n['trials']} trials, {n['wall_s']:.0f} s)")
     elif result["status"] == "ok":
         log(f"offered {result['offered_pps'] / 1e6:.3f} Mpps, received "
             f"{result['rx_pps'] / 1e6:.3f} Mpps, saturated CPUs {result['saturated_cpus']}, "

@@ -10,7 +10,11 @@ variant column (napi, touch, bind, ...). For each metric of a group:
   mean +/- t(0.975, n - 1) * sd / sqrt(n). Deterministic (no resampling);
   the t quantile is computed exactly here (no scipy). With n = 1 there is
   no interval (NaN);
-- CV = sd / mean; a group whose CV exceeds NOISY_CV (5 %) is "noisy".
+- CV = sd / mean; a group whose CV exceeds NOISY_CV (5 %) is "noisy";
+- med_lo, med_hi: the 95 % bootstrap interval of the median
+  (scipy.stats.bootstrap, percentile method, BOOT_RESAMPLES resamples,
+  fixed seed: the same data give the same interval), NaN for n < 3.
+  Comparisons use medians and these intervals (`compare`, `claim`).
 
 Groups whose repetitions are all unsupported or failed are kept, with their
 status and reason (tables show them as n/a with the reason as a footnote).
@@ -33,6 +37,10 @@ from .aggregate import read_summary
 
 CONFIDENCE = 0.95
 NOISY_CV = 0.05
+BOOT_RESAMPLES = 9999
+BOOT_SEED = 20261201
+MIN_BOOT_N = 3            # fewer values: no bootstrap interval
+STEADY_DRIFT = 0.05       # a cell whose per-second rate drifts more than this is not steady
 
 KEYS = ("platform", "layer", "stack", "cores", "size", "conns", "msg")
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
@@ -100,6 +108,25 @@ class Summary:
     ci_hi: float
     cv: float
     noisy: bool
+    med_lo: float = float("nan")
+    med_hi: float = float("nan")
+
+
+def median_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The bootstrap interval of the median of the finite values (NaN, NaN
+    for fewer than MIN_BOOT_N, or all equal: (v, v))."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    nan = float("nan")
+    if len(xs) < MIN_BOOT_N:
+        return nan, nan
+    if min(xs) == max(xs):
+        return xs[0], xs[0]
+    import numpy as np
+    from scipy.stats import bootstrap
+    res = bootstrap((np.array(xs),), np.median, confidence_level=confidence,
+                    n_resamples=BOOT_RESAMPLES, method="percentile", vectorized=True,
+                    random_state=np.random.default_rng(BOOT_SEED))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def summarize(values, confidence: float = CONFIDENCE, noisy_cv: float = NOISY_CV) -> Summary:
@@ -118,8 +145,9 @@ def summarize(values, confidence: float = CONFIDENCE, noisy_cv: float = NOISY_CV
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
     half = t_quantile(confidence, n - 1) * sd / math.sqrt(n)
     cv = sd / mean if mean else nan
+    lo, hi = median_ci(xs, confidence)
     return Summary(n, median, mean, sd, mean - half, mean + half, cv,
-                   bool(math.isfinite(cv) and cv > noisy_cv))
+                   bool(math.isfinite(cv) and cv > noisy_cv), lo, hi)
 
 
 # --- cell groups --------------------------------------------------------------
@@ -353,3 +381,176 @@ def context(df: pd.DataFrame, layer: str | None = None) -> dict:
         "n_text": f"n = {nmin}" if nmin == nmax else f"n = {nmin}-{nmax}",
         "line_rate_gbps": line, "line_note": line_note,
     }
+
+
+# --- the interval test: every comparative sentence goes through it ------------
+
+@dataclass(frozen=True)
+class Comparison:
+    """Medians of two samples and their bootstrap intervals. `apart`: the
+    intervals do not overlap (both exist), the only case in which a
+    sentence may say one is larger; `order` is ">", "<" or "~" (not told
+    apart); `ratio` = median_a / median_b."""
+    median_a: float
+    median_b: float
+    ci_a: tuple
+    ci_b: tuple
+    apart: bool
+    order: str
+    ratio: float
+
+
+def compare(a, b, confidence: float = CONFIDENCE) -> Comparison:
+    """The interval test of sample a against sample b (medians and
+    bootstrap intervals of the median)."""
+    sa, sb = summarize(a, confidence), summarize(b, confidence)
+    ca, cb = (sa.med_lo, sa.med_hi), (sb.med_lo, sb.med_hi)
+    known = all(math.isfinite(v) for v in (*ca, *cb))
+    apart = bool(known and (ca[0] > cb[1] or cb[0] > ca[1]))
+    order = "~" if not apart else (">" if sa.median > sb.median else "<")
+    ratio = sa.median / sb.median if sb.median else float("nan")
+    return Comparison(sa.median, sb.median, ca, cb, apart, order, ratio)
+
+
+def claim(name_a: str, a, name_b: str, b, what: str = "packets per second",
+          confidence: float = CONFIDENCE) -> str:
+    """A comparative sentence that says only what the interval test
+    supports, e.g. "af_xdp gets 1.22 times the packets per second of dpdk
+    (medians 1.41 vs 1.16 M; 95 % bootstrap intervals apart)" or "af_xdp
+    and dpdk are not told apart (medians ...; intervals overlap)"."""
+    c = compare(a, b, confidence)
+    pct = f"{confidence * 100:.0f} %"
+    med = f"medians {c.median_a:.4g} vs {c.median_b:.4g}"
+    if not all(math.isfinite(v) for v in (*c.ci_a, *c.ci_b)):
+        return (f"{name_a} and {name_b} cannot be compared by the interval test "
+                f"({med}; fewer than {MIN_BOOT_N} repetitions)")
+    if not c.apart:
+        return (f"{name_a} and {name_b} are not told apart in {what} "
+                f"({med}; {pct} bootstrap intervals overlap)")
+    hi, lo, r = (name_a, name_b, c.ratio) if c.order == ">" else (name_b, name_a, 1 / c.ratio)
+    return (f"{hi} gets {r:.2f} times the {what} of {lo} "
+            f"({med}; {pct} bootstrap intervals apart)")
+
+
+# --- steady state -------------------------------------------------------------
+
+def steady_state(series: list[dict], key: str = "packets",
+                 max_drift: float = STEADY_DRIFT) -> dict:
+    """Per-interval rates from a time series of cumulative snapshots
+    [{"t_ns", key}, ...] (one a second over the measured interval), and
+    whether the cell was steady: the mean rate of the last half within
+    `max_drift` of the first half's, and no interval below half the
+    median (a stall). Fewer than 4 snapshots: steady is None."""
+    pts = [(int(s["t_ns"]), int(s[key])) for s in series if s and key in s and "t_ns" in s]
+    rates = [(b[1] - a[1]) / ((b[0] - a[0]) / 1e9) for a, b in zip(pts, pts[1:]) if b[0] > a[0]]
+    if len(rates) < 3:
+        return {"rates": rates, "steady": None, "drift": None, "reason": "too few snapshots"}
+    half = len(rates) // 2
+    first, last = sum(rates[:half]) / half, sum(rates[-half:]) / half
+    drift = (last - first) / first if first else float("inf")
+    med = sorted(rates)[len(rates) // 2]
+    stalls = sum(1 for r in rates if r < 0.5 * med)
+    steady = abs(drift) <= max_drift and stalls == 0
+    reason = ("" if steady else
+              f"rate drifts {drift * 100:+.1f} % from the first half to the last" if
+              abs(drift) > max_drift else f"{stalls} interval(s) below half the median rate")
+    return {"rates": rates, "steady": steady, "drift": drift, "reason": reason}
+
+
+# --- each stack at its best ---------------------------------------------------
+
+# Labels a figure or sentence uses for a stack (what it really is here).
+STACK_LABELS = {"dpdk": "DPDK (af_xdp PMD on veth)"}
+
+
+def stack_label(stack: str, nic_driver: str | None = "veth") -> str:
+    """DPDK on veth is testpmd on the af_xdp PMD: an AF_XDP socket in copy
+    mode, no kernel bypass (veth has no PCI device for a native PMD)."""
+    if stack in STACK_LABELS and (nic_driver or "veth") == "veth":
+        return STACK_LABELS[stack]
+    return stack
+
+
+def best_config(st: pd.DataFrame, layer: str = "eth", metric: str | None = None,
+                confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Each stack's best configuration per primary point, chosen from the
+    data by one stated rule (the paper's headline uses it):
+
+      among a stack's groups at the same primary point (eth: cores, size)
+      that ran (status ok, n_ok >= MIN_BOOT_N), the one with the highest
+      median of the layer's headline metric (eth: rx_pps, the maximum
+      receive rate under overload; NDR where the metric given is ndr);
+      when the runner-up's bootstrap interval overlaps the winner's, the
+      default configuration wins if it is among those overlapping (a
+      variant must be shown better, not assumed better).
+
+    Returns one row per (stack, primary point) with the chosen group's
+    keys, `best_rule_note` saying why."""
+    metric = metric or HEADLINE[layer]
+    sub = st[(st["layer"] == layer) & (st["status"] == "ok")].copy()
+    if sub.empty or f"{metric}_median" not in sub.columns:
+        return sub.iloc[0:0]
+    sub = sub[sub["n_ok"] >= MIN_BOOT_N]
+    variants = layer_variants(st, layer)
+    prim = [k for k in PRIMARY[layer] if k in sub.columns]
+    out = []
+    for _, g in sub.groupby(["stack", *prim], dropna=False):
+        g = g.sort_values(f"{metric}_median", ascending=False)
+        win = g.iloc[0]
+        note = "highest median"
+        lo_win = win.get(f"{metric}_med_lo")
+        close = [r for _, r in g.iloc[1:].iterrows()
+                 if math.isfinite(float(r.get(f"{metric}_med_hi", float("nan"))))
+                 and math.isfinite(float(lo_win)) and float(r[f"{metric}_med_hi"]) >= float(lo_win)]
+        for r in close:
+            if all(norm(r.get(v)) in (None, _default_of(st, v)) for v in variants):
+                win, note = r, "default: not told apart from the highest median"
+                break
+        rec = win.to_dict()
+        rec["best_rule_note"] = note
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def _default_of(st: pd.DataFrame, variant: str):
+    # the first row of a stats frame lists each variant's default first (cell_stats order)
+    vals = [norm(v) for v in st[variant]] if variant in st.columns else []
+    vals = [v for v in vals if v is not None]
+    return vals[0] if vals else None
+
+
+# --- the host probe: flag and stratify ----------------------------------------
+
+FAR_NS = 150      # generator-receiver cache-line round trip above this: vCPUs far apart
+
+
+def host_stratum(df: pd.DataFrame, far_ns: float = FAR_NS) -> pd.Series:
+    """Per row: "close", "far" or "unknown", from the probe taken during the
+    measured interval (pingpong_during_ns), else the one before it; a row
+    whose two probes disagree is "moved" (the host moved a vCPU)."""
+    def one(before, during):
+        b, d = norm(before), norm(during)
+        cls = [("far" if v > far_ns else "close") for v in (b, d) if v is not None]
+        if not cls:
+            return "unknown"
+        return "moved" if len(set(cls)) > 1 else cls[-1]
+    before = df["pingpong_ns"] if "pingpong_ns" in df.columns else [None] * len(df)
+    during = df["pingpong_during_ns"] if "pingpong_during_ns" in df.columns else [None] * len(df)
+    return pd.Series([one(b, d) for b, d in zip(before, during)], index=df.index, name="host")
+
+
+def stratified_stats(df: pd.DataFrame, far_ns: float = FAR_NS) -> pd.DataFrame:
+    """cell_stats of the rows whose host placement was close throughout and
+    steady (the comparable stratum), beside the others: a `host` column
+    ("close", or "other": far, moved, unknown or not steady)."""
+    host = host_stratum(df, far_ns)
+    steady = df["steady"].map(lambda v: norm(v) is None or to_bool(v)) \
+        if "steady" in df.columns else pd.Series(True, index=df.index)
+    good = (host == "close") & steady
+    parts = []
+    for label, mask in (("close", good), ("other", ~good)):
+        if mask.any():
+            st = cell_stats(df[mask])
+            st.insert(0, "host", label)
+            parts.append(st)
+    return pd.concat(parts, ignore_index=True) if parts else cell_stats(df.iloc[0:0])

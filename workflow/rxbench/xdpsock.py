@@ -22,6 +22,20 @@ right), {"event": "final"} when xdpsock ends (its duration, or SIGTERM
 passed on). xdpsock failing before its first block is an error line:
 kind "unsupported" when it says why (e.g. it insists on raising
 RLIMIT_MEMLOCK), exit 3; otherwise exit 1.
+
+Stopping it (read from bpf-examples AF_XDP-example/xdpsock.c): its SIGINT/
+SIGTERM handler only sets a flag, and in -p (poll) mode rx_drop_all()
+`continue`s past the flag's check whenever poll() times out (1 s), so once
+the traffic has stopped it never ends by itself; its -d duration is
+checked by the statistics thread, which only sets the same flag. The
+runner stops the generator before the receiver, so this wrapper sends
+SIGINT, waits STOP_GRACE_S (a poll timeout and a statistics block), then
+SIGKILLs it. Killed, it leaves the XDP program libxdp attached for its
+socket on the interface: whatever XDP program is on `-i IF` after xdpsock
+ended and was not there before it started is detached (`ip link set dev
+IF xdp off`, in our network namespace). The final line records how it
+ended: "stopped" (exit, sigint or sigkill) and "xdp_detached" (the
+program's id and name, or null), so a cell says what was cleaned.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ import threading
 import time
 
 TERM = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+STOP_GRACE_S = 2.0        # xdpsock's poll() timeout is 1 s (opt_timeout)
 _ROW = re.compile(r"^(rx|tx|rx dropped|rx invalid|tx invalid|rx queue full|fill ring empty|"
                   r"tx ring empty)\s+([\d,.']+)\s+([\d,.']+)\s*$")
 FIELDS = {"rx": "packets", "rx dropped": "rx_dropped", "rx queue full": "rx_ring_full",
@@ -72,6 +87,8 @@ class Blocks:
             if m.group(1) == "rx":        # the counters of a block are read together
                 self.cur["_t_ns"] = t_ns
                 self.cur["_complete"] = 1
+        if m and m.group(1) == "tx ring empty":
+            self._close(t_ns)             # the last row with -x: no need to wait for the next
 
     def _close(self, t_ns: int) -> None:
         if self.cur.get("_complete"):
@@ -95,6 +112,50 @@ class Blocks:
             return out
 
 
+def interface(cmd: list[str]) -> str | None:
+    """The interface xdpsock binds to (-i IF, -iIF, --interface[=]IF)."""
+    for i, arg in enumerate(cmd):
+        if arg in ("-i", "--interface") and i + 1 < len(cmd):
+            return cmd[i + 1]
+        if arg.startswith("--interface="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-i") and len(arg) > 2 and not arg.startswith("--"):
+            return arg[2:]
+    return None
+
+
+def xdp_attached(ifname: str) -> dict | None:
+    """The XDP program attached to `ifname` in this network namespace, as
+    `ip -d -j link` reports it ({"id", "name", "mode"}), or None."""
+    out = subprocess.run(["ip", "-d", "-j", "link", "show", "dev", ifname],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    try:
+        link = (json.loads(out.stdout) or [{}])[0]
+    except ValueError:
+        return None
+    xdp = link.get("xdp")
+    if not xdp:
+        return None
+    prog = xdp.get("prog") or (xdp.get("attached") or [{}])[0].get("prog") or {}
+    return {"id": prog.get("id"), "name": prog.get("name"), "mode": xdp.get("mode")}
+
+
+def detach_xdp(ifname: str) -> dict | None:
+    """Detach what XDP program is on `ifname`; returns what was there."""
+    found = xdp_attached(ifname)
+    if found is None:
+        return None
+    for mode in ("xdp", "xdpdrv", "xdpgeneric"):
+        subprocess.run(["ip", "link", "set", "dev", ifname, mode, "off"],
+                       capture_output=True, text=True)
+        if xdp_attached(ifname) is None:
+            return found
+    found["detach_failed"] = True
+    return found
+
+
 def emit(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
     sys.stdout.flush()
@@ -108,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not cmd:
         ap.error("need the xdpsock command after --")
+    ifname = interface(cmd)
+    before = xdp_attached(ifname) if ifname else None
     sigs = TERM | {signal.SIGUSR1}
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     try:
@@ -129,15 +192,38 @@ def main(argv: list[str] | None = None) -> int:
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
+    ended: dict = {"stopped": "exit", "xdp_detached": None}
     try:
-        return run(proc, blocks, t, sigs, time.monotonic() + a.duration)
+        return run(proc, blocks, t, sigs, time.monotonic() + a.duration, ended)
     finally:
         if proc.poll() is None:
             proc.kill()
+            ended["stopped"] = "sigkill"
         proc.wait()
+        # a program that was there before xdpsock started is not its own
+        if ifname and before is None:
+            ended["xdp_detached"] = detach_xdp(ifname)
+        if ended.pop("_final", None) is not None:
+            emit({**ended.pop("final_event"), **ended})
 
 
-def run(proc, blocks: Blocks, reader: threading.Thread, sigs: set, deadline: float) -> int:
+def stop(proc, ended: dict, grace: float = STOP_GRACE_S) -> None:
+    """SIGINT (xdpsock prints a last block and deletes its socket, but only
+    after one more packet in -p mode), then SIGKILL after `grace`."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    ended["stopped"] = "sigint"
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        ended["stopped"] = "sigkill"
+
+
+def run(proc, blocks: Blocks, reader: threading.Thread, sigs: set, deadline: float,
+        ended: dict) -> int:
     blocks.first.wait(30)
     first = blocks.snapshot("ready")
     if first is None:
@@ -156,15 +242,13 @@ def run(proc, blocks: Blocks, reader: threading.Thread, sigs: set, deadline: flo
             continue
         if sig is None and left > 0 and proc.poll() is None:
             continue
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)       # xdpsock prints a last block and cleans up
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(proc, ended)
         reader.join(5)
-        emit(blocks.snapshot("final"))
-        return 0 if proc.returncode in (0, -signal.SIGINT) else 1
+        # emitted by main() once the interface is clean, with how it ended
+        ended["final_event"] = blocks.snapshot("final")
+        ended["_final"] = 1
+        ok = proc.returncode in (0, -signal.SIGINT) or ended["stopped"] == "sigkill"
+        return 0 if ok else 1
 
 
 if __name__ == "__main__":

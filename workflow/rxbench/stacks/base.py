@@ -91,6 +91,12 @@ class Receiver(Tooled):
         {stage: count} over the interval between snapshots a and b."""
         return {}
 
+    def prepare(self) -> dict:
+        """Set the testbed up for this receiver before it starts (the
+        testbed is up); returns what was set, recorded in the result as
+        nic_setup. Default: nothing."""
+        return {}
+
 
 class Generator(Tooled):
     """Sends for a bounded time and count; reports what it sent."""

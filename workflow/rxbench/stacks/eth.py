@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 
-from .. import ROOT
+from .. import ROOT, RxbenchError
 from ..state import DPDK_RUNTIME, NETNS_PREFIX
-from .base import Generator, Receiver, Unsupported, require_kernel
+from ..util import run
+from .base import Generator, Receiver, Unsupported, native_tool, require_kernel
+
+
+# Preferred busy polling (the application drives NAPI): interrupts/NAPI
+# deferred while it polls, so it is not raced by softirq (kernel
+# Documentation/networking/napi.rst). Values as in its examples.
+NAPI_DEFER_HARD_IRQS = 2
+GRO_FLUSH_TIMEOUT_NS = 200000
+
+
+def busy_poll_setup(rx) -> dict:
+    """napi_defer_hard_irqs and gro_flush_timeout on the receiver's
+    interface (its network namespace's sysfs), for busy-polling variants."""
+    r = rx.tb.receiver
+    out = {}
+    for knob, value in (("napi_defer_hard_irqs", NAPI_DEFER_HARD_IRQS),
+                        ("gro_flush_timeout", GRO_FLUSH_TIMEOUT_NS)):
+        path = f"/sys/class/net/{r.ifname}/{knob}"
+        argv = r.exec(["sh", "-c", f"echo {value} > {path} && cat {path}"])
+        commands = getattr(rx.tb, "commands", None)
+        if commands is not None:
+            commands.append(shlex.join(argv))
+        try:
+            out[knob] = int(run(argv).strip())
+        except (RxbenchError, ValueError) as e:
+            raise Unsupported(f"cannot set {knob} for busy polling: {e}") from None
+    return out
+
+
+def refuse_spinning_on_napi(rx, what: str) -> None:
+    """A receiver that spins on the core its NAPI kthread must run on
+    starves it (machine.md: delivery collapsed to 0.18 Mpps): that
+    combination measures the misconfiguration, so it is refused."""
+    p = rx.placement
+    if p.napi_mode != "sender" and set(p.napi) & set(p.application):
+        raise Unsupported(f"misconfigured here, not measured: {what} spins on CPU "
+                          f"{sorted(set(p.napi) & set(p.application))}, where NAPI must run "
+                          f"(napi={p.napi_mode}); it starves the NAPI kthread. Measured with "
+                          f"napi=sender, napi=dedicated (>= 3 CPUs) or busy polling instead")
 
 
 class XdpDrop(Receiver):
@@ -49,6 +89,16 @@ class AfXdp(Receiver):
     def polls(self) -> bool:
         return self.cell.params.get("wait", "poll") in ("spin", "busy_poll")
 
+    def probe(self) -> None:
+        super().probe()
+        if self.cell.params.get("wait", "poll") == "spin":
+            refuse_spinning_on_napi(self, "af_xdp wait=spin")
+
+    def prepare(self) -> dict:
+        if self.cell.params.get("wait", "poll") == "busy_poll":
+            return {"busy_poll": busy_poll_setup(self)}
+        return {}
+
     def stage_drops(self, a: dict, b: dict) -> dict:
         # XDP_STATISTICS: rx_dropped includes frames lost to an empty fill
         # ring; rx_ring_full counts frames lost to a full RX ring
@@ -62,7 +112,11 @@ class Xdpsock(Receiver):
     second, independent AF_XDP receiver to cross-check ours, with the same
     settings as our default (copy bind, poll() with need_wakeup, batch 64,
     native XDP), one socket on queue 0. Debian 12 has no xdpsock; the Nix
-    devShell provides it. rxbench.xdpsock reads its periodic statistics."""
+    devShell provides it. rxbench.xdpsock reads its periodic statistics and
+    stops it as its source requires: in -p mode it ends only after one more
+    packet, so after the generator has stopped the wrapper SIGKILLs it and
+    detaches the XDP program it leaves (recorded in the receiver's final
+    line: "stopped", "xdp_detached")."""
 
     name = "xdpsock"
     tool = "xdpsock"
@@ -128,7 +182,11 @@ class Dpdk(Receiver):
     default, or af_packet), one forwarding lcore per receiver core plus the
     main lcore sharing the first. rxbench.testpmd drives its prompt and
     speaks the native tools' JSON lines. The af_xdp PMD's busy_budget is a
-    variant (0: no preferred busy polling, as it is slower on veth here)."""
+    variant (0: no preferred busy polling; > 0: the PMD drives NAPI, with
+    napi_defer_hard_irqs and gro_flush_timeout set). On veth this is an
+    AF_XDP socket in copy mode behind testpmd, no kernel bypass: figures
+    label it "DPDK (af_xdp PMD on veth)" (stats.stack_label). A spinning
+    lcore on the NAPI core (napi=receiver, busy_budget=0) is refused."""
 
     name = "dpdk"
     tool = "dpdk-testpmd"
@@ -142,6 +200,15 @@ class Dpdk(Receiver):
         for tool in (self.tool, "stdbuf"):
             if not shutil.which(tool):
                 raise Unsupported(f"{tool} is not installed (Debian: dpdk-dev; Nix: the devShell)")
+        if not self._busy_polls():
+            refuse_spinning_on_napi(self, "the DPDK lcore (busy_budget=0)")
+
+    def _busy_polls(self) -> bool:
+        p = self.cell.params
+        return p.get("pmd", "af_xdp") == "af_xdp" and int(p.get("busy_budget", 0)) > 0
+
+    def prepare(self) -> dict:
+        return {"busy_poll": busy_poll_setup(self)} if self._busy_polls() else {}
 
     def binary(self) -> str:
         return shutil.which(self.tool) or self.tool
@@ -170,12 +237,45 @@ class Dpdk(Receiver):
 
 class AfPacket(Receiver):
     """The classic socket path: TPACKET_V3 mmap rings (native/rxb_af_packet.c),
-    one socket and thread per receiver core in a PACKET_FANOUT group. Frames
-    then go on up the stack (no UDP socket listens: they end there)."""
+    one socket and thread per receiver core in a PACKET_FANOUT group.
+
+    prepare(): the frames are dropped right after the tap, by a tc ingress
+    rule (clsact, a cls_bpf direct-action program returning TC_ACT_SHOT,
+    native/tc_drop.bpf.c: taps see a frame before tc ingress in
+    __netif_receive_skb_core, IP never does; this kernel has no act_gact
+    for `matchall action drop`), so the cell measures
+    AF_PACKET and not IP/UDP input and ICMP port-unreachable too; and GRO is
+    on at the receiver with TSO off at the sender in every placement (the
+    local testbed does that for napi=receiver to give veth NAPI; here also
+    for napi=sender), so both placements run the same receive path
+    (napi_gro_receive). Both are recorded in the result (nic_setup)."""
 
     name = "af_packet"
     tool = "rxb-af-packet"
     kernel_options = ("CONFIG_PACKET",)
+
+    def _run(self, argv: list[str]) -> str:
+        commands = getattr(self.tb, "commands", None)
+        if commands is not None:
+            commands.append(shlex.join(argv))
+        return run(argv)
+
+    def prepare(self) -> dict:
+        r, s = self.tb.receiver, self.tb.sender
+        if not shutil.which("tc"):
+            raise Unsupported("tc (iproute2) is not installed: the drop after the tap needs it")
+        self._run(r.exec(["ethtool", "-K", r.ifname, "gro", "on"]))
+        self._run(s.exec(["ethtool", "-K", s.ifname, "tso", "off"]))
+        rule = ["tc", "filter", "add", "dev", r.ifname, "ingress", "pref", "1", "bpf", "da",
+                "obj", native_tool("tc_drop.bpf.o"), "sec", "tc"]
+        self._run(r.exec(["tc", "qdisc", "add", "dev", r.ifname, "clsact"]))
+        try:
+            self._run(r.exec(rule))
+        except RxbenchError as e:
+            raise Unsupported(f"cannot drop after the tap (tc ingress cls_bpf): {e}") from None
+        shown = self._run(r.exec(["tc", "filter", "show", "dev", r.ifname, "ingress"]))
+        return {"receiver_gro": "on", "sender_tso": "off", "ingress_drop": shlex.join(rule),
+                "ingress_filters": shown.strip()}
 
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
