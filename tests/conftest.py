@@ -42,8 +42,11 @@ needs_testbed = pytest.mark.skipif(NO_TESTBED is not None, reason=NO_TESTBED or 
 
 
 def rxb_netns() -> list[str]:
+    """The local testbed's namespaces (other platforms' are checked by their
+    own tests: another engineer's guest namespace is not this test's leftover)."""
+    from rxbench.state import LOCAL_NETNS
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith("rxb-")]
+    return [line.split()[0] for line in out.splitlines() if LOCAL_NETNS.match(line.split()[0])]
 
 
 def rxb_processes() -> list[str]:

@@ -32,6 +32,8 @@ def cell_config(wildcards):
     layer's section (changes to other keys, or to the other layer, do not
     rerun cells)."""
     keep = ("profile", "platform", "warmup_s", "timeout_s", "platforms", wildcards.layer)
+    if config.get("inventory"):
+        keep += ("inventory",)
     if wildcards.layer == "eth":
         keep += ("duration_s",)
     return json.dumps({k: config[k] for k in keep}, sort_keys=True)

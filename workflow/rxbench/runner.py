@@ -15,9 +15,10 @@ import time
 from contextlib import contextmanager
 
 from . import RxbenchError, cells, provenance
-from .measure import (cpu_delta, delta, ethtool_stats, link_stats, nstat, proc_cpu,
-                      read_proc_stat, tcp_drops)
-from .platforms import testbed
+from .measure import (ETHTOOL_STATS, LINK_STATS, NSTAT, cpu_delta, delta, parse_ethtool_stats,
+                      parse_link_json, parse_nstat_json, parse_proc_pid_stat, parse_proc_stat,
+                      tcp_drops)
+from .platforms import PreflightError, testbed
 from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
 from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
@@ -62,21 +63,53 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _snapshot(tb, rx_tool: Tool, gen_tool: Tool, threads: list[dict]) -> dict:
+def _counters(tb, placement, pids: dict[str, tuple[str, int]], ethtool: bool = False,
+              tcp: bool = False) -> dict:
+    """Every counter of both hosts, one round trip per host: per-CPU ticks,
+    the test links' statistics (the receiver's ethtool -S), TCP counters,
+    and the CPU time of the processes in pids ({name: (side, pid)}).
+    'stat' is per CPU of the placement: a generator CPU from the sender's
+    kernel, the others from the receiver's (one kernel locally)."""
+    got = {}
+    for side in (tb.sender, tb.receiver):
+        files = ["/proc/stat"] + [f"/proc/{pid}/stat" for s, pid in pids.values()
+                                  if s == side.role and pid]
+        cmds = {"link": [*LINK_STATS, side.ifname]}
+        if ethtool and side is tb.receiver:
+            cmds["ethtool"] = [*ETHTOOL_STATS, side.ifname]
+        if tcp:
+            cmds["nstat"] = NSTAT
+        got[side.role] = side.host.gather(files, cmds)
+    (sf, so), (rf, ro) = got["sender"], got["receiver"]
+    stat = parse_proc_stat(rf["/proc/stat"] or "")
+    if not tb.receiver.host.shared_kernel:
+        sstat = parse_proc_stat(sf["/proc/stat"] or "")
+        stat.update({str(c): sstat[str(c)] for c in placement.generator if str(c) in sstat})
+    files = {**sf, **rf} if tb.receiver.host.shared_kernel else None
+    procs = {}
+    for name, (role, pid) in pids.items():
+        f = files if files is not None else got[role][0]
+        procs[name] = parse_proc_pid_stat(f.get(f"/proc/{pid}/stat")) if pid else None
+    snap = {"stat": stat, "procs": procs,
+            "links": {"sender": parse_link_json(so["link"]),
+                      "receiver": parse_link_json(ro["link"])}}
+    if ethtool:
+        snap["links"]["receiver_ethtool"] = parse_ethtool_stats(ro["ethtool"])
+    if tcp:
+        snap["nstat"] = {"sender": parse_nstat_json(so["nstat"]),
+                         "receiver": parse_nstat_json(ro["nstat"])}
+    return snap
+
+
+def _snapshot(tb, placement, rx_tool: Tool, gen_tool: Tool, threads: list[dict]) -> dict:
     t0 = time.monotonic_ns()
-    stat = read_proc_stat()
     gen = gen_tool.snapshot()
     rx = rx_tool.snapshot()
-    links = {
-        "sender": link_stats(tb.sender.netns, tb.sender.ifname),
-        "receiver": link_stats(tb.receiver.netns, tb.receiver.ifname),
-        "receiver_ethtool": ethtool_stats(tb.receiver.netns, tb.receiver.ifname),
-    }
-    procs = {"generator": proc_cpu(gen_tool.p.pid), "receiver": proc_cpu(rx_tool.p.pid)}
+    pids = {"generator": ("sender", gen_tool.pid), "receiver": ("receiver", rx_tool.pid)}
     for t in threads:
-        procs[t["name"]] = proc_cpu(t["pid"])
-    return {"t0_ns": t0, "t1_ns": time.monotonic_ns(), "stat": stat, "gen": gen, "rx": rx,
-            "links": links, "procs": procs}
+        pids[t["name"]] = ("receiver", t["pid"])
+    snap = _counters(tb, placement, pids, ethtool=True)
+    return {"t0_ns": t0, "t1_ns": time.monotonic_ns(), "gen": gen, "rx": rx, **snap}
 
 
 def _drops(a: dict, b: dict, rx, gen) -> tuple[dict, dict]:
@@ -181,6 +214,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     rx_cls, gen_cls = RECEIVERS[cell.stack], GENERATORS[cfg["eth"]["generator"]]
     tb = testbed(cfg, log, queues=cell.params["cores"])
     tb.commands = commands            # every command of the cell, in order
+    extra["testbed"] = tb
+    tb.preflight()
     placement = tb.cpus(cell.params["cores"], cell.params["napi"])
     rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
     rx.probe()
@@ -188,14 +223,17 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     warmup, duration = cfg["warmup_s"], cfg["duration_s"]
     bound = cfg["timeout_s"]
     with tb:
-        extra["hosts"] = {"sender": {"netns": tb.sender.netns, "ifname": tb.sender.ifname,
-                                     "ip": tb.sender.ip, "mac": tb.sender.mac},
-                          "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
-                                       "ip": tb.receiver.ip, "mac": tb.receiver.mac}}
+        extra["hosts"] = {"sender": tb.describe(tb.sender), "receiver": tb.describe(tb.receiver)}
         extra["nic_driver"] = tb.driver(tb.receiver)
-        rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool)
+        # the receiver attaches XDP programs (a wrapper's PMD too): on a host
+        # that outlives the cell, teardown detaches whatever is left
+        tb.receiver.host.registry.add("xdp", tb.receiver.ifname)
+        if gen.name == "dpdk-txonly":
+            tb.sender.host.registry.add("xdp", tb.sender.ifname)
+        rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool,
+                       bound_s=bound + 5)
         gen_tool = Tool("generator", gen.argv(warmup + duration + 1.0), log, tb.registry,
-                        name=gen.tool)
+                        name=gen.tool, bound_s=warmup + duration + 10)
         tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
         commands.append(rx_tool.command)
         rx_tool.start()
@@ -211,9 +249,9 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         gen_tool.start()
         gen_tool.wait_event("ready", gen.ready_timeout)
         time.sleep(warmup)
-        a = _snapshot(tb, rx_tool, gen_tool, placement.napi_threads)
+        a = _snapshot(tb, placement, rx_tool, gen_tool, placement.napi_threads)
         time.sleep(duration)
-        b = _snapshot(tb, rx_tool, gen_tool, placement.napi_threads)
+        b = _snapshot(tb, placement, rx_tool, gen_tool, placement.napi_threads)
         gen_tool.stop(signal.SIGINT)
         rx_tool.stop(signal.SIGTERM)
         for t in (gen_tool, rx_tool):
@@ -226,15 +264,12 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     return out
 
 
-def _tcp_snapshot(tb, server: Tool | None, sender: Tool | None) -> dict:
+def _tcp_snapshot(tb, placement, server: Tool | None, sender: Tool | None) -> dict:
     t0 = time.monotonic_ns()
-    stat = read_proc_stat()
-    snap = {"t0_ns": t0, "stat": stat,
+    snap = {"t0_ns": t0,
             "server": server.snapshot() if server else None,
             "sender": sender.snapshot() if sender else None,
-            "nstat": {"sender": nstat(tb.sender.netns), "receiver": nstat(tb.receiver.netns)},
-            "links": {"sender": link_stats(tb.sender.netns, tb.sender.ifname),
-                      "receiver": link_stats(tb.receiver.netns, tb.receiver.ifname)}}
+            **_counters(tb, placement, {}, tcp=True)}
     snap["t1_ns"] = time.monotonic_ns()
     return snap
 
@@ -283,6 +318,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     p = cell.params
     tb = testbed(cfg, log, queues=p.get("cores", 1))
     tb.commands = commands
+    extra["testbed"] = tb
+    tb.preflight()
     placement = tb.cpus(p.get("cores", 1), p.get("napi", "receiver"))
     srv = TCP_SERVERS[cell.stack](cfg, cell, tb, placement)
     srv.probe()
@@ -291,29 +328,28 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         snd.probe()
     warmup, duration, bound = cfg["warmup_s"], cfg["tcp"]["duration_s"], cfg["timeout_s"]
     with tb:
-        extra["hosts"] = {"sender": {"netns": tb.sender.netns, "ifname": tb.sender.ifname,
-                                     "ip": tb.sender.ip},
-                          "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
-                                       "ip": tb.receiver.ip, "port": cfg["tcp"]["port"]}}
+        extra["hosts"] = {"sender": tb.describe(tb.sender),
+                          "receiver": {**tb.describe(tb.receiver), "port": cfg["tcp"]["port"]}}
         extra["nic_driver"] = tb.driver(tb.receiver)
         tb.place_rps(placement)
         nic_setup = srv.prepare() if hasattr(srv, "prepare") else {}
         extra["nic_setup"] = nic_setup
-        server = Tool("server", srv.argv(bound), log, tb.registry, name=srv.tool)
+        server = Tool("server", srv.argv(bound), log, tb.registry, name=srv.tool,
+                      bound_s=bound + 5)
         tools[srv.tool] = srv.binary()
         commands.append(server.command)
         server.start()
         if isinstance(srv, Iperf3):
             _wait_listening(tb, cfg["tcp"]["port"], server)
             client = Tool("sender", srv.client_argv(warmup, duration), log, tb.registry,
-                          name="iperf3")
+                          name="iperf3", bound_s=bound + 5)
             commands.append(client.command)
             client.start()
             omit, secs = srv.seconds(warmup, duration)
             time.sleep(omit)
-            a = _tcp_snapshot(tb, None, None)
+            a = _tcp_snapshot(tb, placement, None, None)
             time.sleep(secs)
-            b = _tcp_snapshot(tb, None, None)
+            b = _tcp_snapshot(tb, placement, None, None)
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")
             server.wait(10)
@@ -330,15 +366,15 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                     raise Unsupported(srv.unsupported_reason(err)) from None
                 raise
             sender = Tool("sender", snd.argv(warmup + duration + 1.0), log, tb.registry,
-                          name=snd.tool)
+                          name=snd.tool, bound_s=warmup + duration + 10)
             tools[snd.tool] = snd.binary()
             commands.append(sender.command)
             sender.start()
             sender.wait_event("ready", snd.ready_timeout)
             time.sleep(warmup)
-            a = _tcp_snapshot(tb, server, sender)
+            a = _tcp_snapshot(tb, placement, server, sender)
             time.sleep(duration)
-            b = _tcp_snapshot(tb, server, sender)
+            b = _tcp_snapshot(tb, placement, server, sender)
             sender.stop(signal.SIGINT)
             server.stop(signal.SIGTERM)
             for t in (sender, server):
@@ -363,8 +399,7 @@ def _wait_listening(tb, port: int, server: Tool, timeout: float = 10.0) -> None:
     while time.monotonic() < end:
         if server.returncode is not None:
             raise ToolExited(server, "listening")
-        out = run(["ip", "netns", "exec", tb.receiver.netns, "ss", "-Hltn",
-                   f"sport = :{port}"], check=False)
+        out = tb.receiver.host.run(["ss", "-Hltn", f"sport = :{port}"], check=False)
         if out.strip():
             return
         time.sleep(0.05)
@@ -406,7 +441,7 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     if cell.stack not in stacks:
         raise RxbenchError(f"cell {cell.name}: unknown {cell.layer} stack {cell.stack!r}; "
                            f"known: {', '.join(sorted(stacks))}")
-    if os.geteuid() != 0:
+    if cfg["platform"] == "local" and os.geteuid() != 0:
         raise RxbenchError("the local platform needs root (network namespaces, XDP): "
                            "run snakemake as root")
     log(f"cell {out_path}: {json.dumps(cell.params)}")
@@ -414,13 +449,16 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         # what runs killed with SIGKILL left behind (dead owners only)
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
-        result["host_probe"] = host_probe(cfg, log)
+        # the round trip between two CPUs of one machine: local only
+        result["host_probe"] = host_probe(cfg, log) if cfg["platform"] == "local" else {}
         result["generator"] = (cfg["eth"]["generator"] if cell.layer == "eth" else
                                "iperf3" if cell.stack == "iperf3" else TCP_SENDER.name)
         try:
             result.update(measure(cfg, cell, log, commands, tools, extra))
         except Unsupported as e:
             result.update(status="unsupported", reason=str(e))
+        except PreflightError:
+            raise          # the hosts cannot run any cell: stop the campaign
         except (RxbenchError, OSError) as e:
             result.update(status="failed", reason=str(e))
         except Interrupted as e:
@@ -430,8 +468,11 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     if extra.get("nic_setup"):
         result["nic_setup"] = extra["nic_setup"]      # what the NIC accepted (zcrx)
     log(f"status {result['status']}" + (f": {result['reason']}" if result["reason"] else ""))
+    tb = extra.get("testbed")
     result["provenance"] = provenance.collect(
-        tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started)
+        tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started,
+        tool_info=tb.tool_info if tb is not None else None,
+        platform=tb.provenance() if tb is not None else None)
     result["provenance"]["config"] = {
         "profile": cfg["profile"], "warmup_s": cfg["warmup_s"], "timeout_s": cfg["timeout_s"],
         "duration_s": cfg["duration_s"] if cell.layer == "eth" else cfg["tcp"]["duration_s"]}

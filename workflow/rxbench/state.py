@@ -71,7 +71,7 @@ class Registry:
         os.replace(tmp, self.path)
 
     def add(self, kind: str, item) -> None:
-        if item not in self.data[kind]:
+        if item not in self.data.setdefault(kind, []):
             self.data[kind].append(item)
             self._save()
 

@@ -3,10 +3,15 @@ sender and a receiver joined by a test link, and whose down() leaves
 nothing behind. `local` is the embedded default; vm, ssh and g5k plug in
 here with the same interface."""
 
+from .base import PreflightError, TestbedError
 from .local import LocalTestbed
+from .ssh import SshTestbed
 
-PLATFORMS = {"local": LocalTestbed}
+PLATFORMS = {"local": LocalTestbed, "ssh": SshTestbed}
 
 
 def testbed(cfg: dict, log, **kw):
     return PLATFORMS[cfg["platform"]](cfg, log, **kw)
+
+
+__all__ = ["PLATFORMS", "PreflightError", "TestbedError", "testbed", "LocalTestbed", "SshTestbed"]

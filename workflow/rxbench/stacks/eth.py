@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
-
-from .. import ROOT
 from ..state import DPDK_RUNTIME, NETNS_PREFIX
 from .base import Generator, Receiver, Unsupported, require_kernel
 
@@ -70,22 +66,21 @@ class Xdpsock(Receiver):
 
     def probe(self) -> None:
         super().probe()
-        if not shutil.which(self.tool):
+        if not self.which(self.tool):
             raise Unsupported("xdpsock (bpf-examples) is not installed: Debian 12 does not "
                               "package it; the Nix devShell provides it")
         if self.cell.params["cores"] != 1:
             raise Unsupported("xdpsock runs one socket on one queue here: cores=1 only")
-        if not shutil.which("stdbuf"):
+        if not self.which("stdbuf"):
             raise Unsupported("stdbuf (coreutils) is not installed")
 
     def binary(self) -> str:
-        return shutil.which(self.tool) or self.tool
+        return self.which(self.tool) or self.tool
 
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
         secs = str(max(1, int(bound_s)))
-        return r.exec(["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
-                       "rxbench.xdpsock", "--duration", f"{bound_s:.3f}", "--",
+        return r.exec([*r.host.python_module("rxbench.xdpsock"), "--duration", f"{bound_s:.3f}", "--",
                        "stdbuf", "-oL", self.binary(), "-r", "-i", r.ifname, "-q", "0", "-N",
                        "-c", "-p", "-b", "64", "-x", "-n", "1", "-d", secs],
                       self.placement.application)
@@ -108,16 +103,15 @@ def testpmd_command(tb, side, cpus: list[int], prefix: str, vdev: str, app: list
     forwarding options; the EAL runtime directory is in the state record
     before EAL creates it."""
     rundir = DPDK_RUNTIME / prefix
-    tb.registry.add("dirs", str(rundir))
+    side.host.registry.add("dirs", str(rundir))
     n = len(cpus)
     lcores = ",".join([f"0@{cpus[0]}"] + [f"{i + 1}@{c}" for i, c in enumerate(cpus)])
-    testpmd = ["stdbuf", "-oL", shutil.which("dpdk-testpmd") or "dpdk-testpmd",  # line-buffered
+    testpmd = ["stdbuf", "-oL", side.host.which("dpdk-testpmd") or "dpdk-testpmd",  # line-buffered
                "--no-huge", "-m", str(TESTPMD_MEMORY_MB), "--no-pci", "--file-prefix", prefix,
                "--lcores", lcores, "--vdev", vdev, "--",
                "-i", f"--total-num-mbufs={TESTPMD_MBUFS}", f"--rxq={n}", f"--txq={n}",
                f"--nb-cores={n}", *app]
-    wrapper = ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
-               "rxbench.testpmd", "--duration", f"{bound_s:.3f}", "--runtime-dir", str(rundir),
+    wrapper = [*side.host.python_module("rxbench.testpmd"), "--duration", f"{bound_s:.3f}", "--runtime-dir", str(rundir),
                "--"]
     return side.exec(wrapper + testpmd, cpus)
 
@@ -140,11 +134,11 @@ class Dpdk(Receiver):
             self.kernel_options = ("CONFIG_XDP_SOCKETS", "CONFIG_BPF_SYSCALL")
         super().probe()
         for tool in (self.tool, "stdbuf"):
-            if not shutil.which(tool):
+            if not self.which(tool):
                 raise Unsupported(f"{tool} is not installed (Debian: dpdk-dev; Nix: the devShell)")
 
     def binary(self) -> str:
-        return shutil.which(self.tool) or self.tool
+        return self.which(self.tool) or self.tool
 
     def vdev(self) -> str:
         p, r, n = self.cell.params, self.tb.receiver, len(self.placement.application)
@@ -202,13 +196,13 @@ class DpdkTxonly(Generator):
     pmd = "af_xdp"               # the benchmark also compares af_packet
 
     def probe(self) -> None:
-        require_kernel("CONFIG_XDP_SOCKETS")
+        require_kernel("CONFIG_XDP_SOCKETS", host=self.host)
         for tool in (self.tool, "stdbuf"):
-            if not shutil.which(tool):
+            if not self.which(tool):
                 raise Unsupported(f"generator {self.name}: {tool} is not installed")
 
     def binary(self) -> str:
-        return shutil.which(self.tool) or self.tool
+        return self.which(self.tool) or self.tool
 
     def vdev(self) -> str:
         s, n = self.tb.sender, len(self.placement.generator)
