@@ -12,6 +12,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.rxbench-stamp
 SNAKE_ARGS ?=
 PYTEST_ARGS ?=
+# clean-testbed on the ssh platform: CLEAN_ARGS="--config platform=ssh inventory=FILE"
+CLEAN_ARGS ?=
 
 .PHONY: all run test setup system native venv paper clean-testbed lock lint
 
@@ -46,7 +48,7 @@ native:
 
 # remove what runs killed with SIGKILL left behind (namespaces, processes)
 clean-testbed: $(STAMP)
-	$(BIN)/python -m rxbench clean
+	$(BIN)/python -m rxbench clean $(CLEAN_ARGS)
 
 # regenerate requirements.lock from requirements.txt in a scratch venv
 lock:

@@ -253,6 +253,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         time.sleep(duration)
         b = _snapshot(tb, placement, rx_tool, gen_tool, placement.napi_threads)
         gen_tool.stop(signal.SIGINT)
+        tb.restore_placement()
         rx_tool.stop(signal.SIGTERM)
         for t in (gen_tool, rx_tool):
             if t.returncode != 0 or t.find("final") is None:

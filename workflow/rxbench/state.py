@@ -75,6 +75,11 @@ class Registry:
             self.data[kind].append(item)
             self._save()
 
+    def drop(self, kind: str) -> None:
+        """Forget a kind of item (it was undone)."""
+        self.data[kind] = []
+        self._save()
+
     def remove_file(self) -> None:
         try:
             self.path.unlink()

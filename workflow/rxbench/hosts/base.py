@@ -105,10 +105,21 @@ class Host:
         """Write a sysfs/procfs value, its old value recorded first (restored
         at teardown)."""
         old = (self.read_file(path) or "").strip()
-        if old == value:
-            return
-        self.registry.add("sysfs", [path, old])
+        if old != value:
+            self.registry.add("sysfs", [path, old])
+        # written even when it reads the same: veth's `threaded` reads 1 with
+        # no NAPI left, and only a write says whether the device has NAPI now
         self.run(["sh", "-c", f"echo {value} > {path}"], log=log)
+
+    def restore_sysfs(self, log=None) -> None:
+        """Put back what set_sysfs changed, now (threaded NAPI can be switched
+        off only while the device still has NAPI, i.e. before the receiver's
+        XDP program goes); teardown does it again for what is left."""
+        items = self.registry.data.get("sysfs", [])
+        for path, old in reversed(items):
+            self.run(["sh", "-c", f"echo {old} > {path}"], check=False, log=log)
+        if items:
+            self.registry.drop("sysfs")
 
     def set_feature(self, ifname: str, feature: str, value: str, log=None) -> None:
         """ethtool -K, the old setting recorded first."""

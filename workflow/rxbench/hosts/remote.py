@@ -247,6 +247,17 @@ def release(data, record_path):
     for line in (_read(pidfile) or "").splitlines():
         pid, start = line.split()
         pids.append([int(pid), None if start == "None" else int(start)])
+    # first, while the tools (and their XDP programs, i.e. veth's NAPI) may still be there
+    for path, old in reversed(data.get("sysfs", [])):
+        try:
+            with open(path, "w") as f:
+                f.write(old)
+            done.append(f"sysfs {path}={old}")
+        except OSError:
+            pass
+    for ifname, feature, old in reversed(data.get("features", [])):
+        _out(["ethtool", "-K", ifname, feature, old])
+        done.append(f"feature {ifname} {feature} {old}")
     for pid, start in pids:
         s = pid_start(pid)
         if s is not None and (start is None or s == start):
@@ -263,16 +274,6 @@ def release(data, record_path):
     for ifname, ip in data.get("neigh", []):
         _out(["ip", "neigh", "del", ip, "dev", ifname])
         done.append(f"neighbour {ip} on {ifname}")
-    for path, old in reversed(data.get("sysfs", [])):
-        try:
-            with open(path, "w") as f:
-                f.write(old)
-            done.append(f"sysfs {path}={old}")
-        except OSError:
-            pass
-    for ifname, feature, old in reversed(data.get("features", [])):
-        _out(["ethtool", "-K", ifname, feature, old])
-        done.append(f"feature {ifname} {feature} {old}")
     for d in data.get("dirs", []):
         if os.path.isdir(d):
             shutil.rmtree(d, ignore_errors=True)

@@ -101,6 +101,10 @@ class RemoteRegistry:
             self.data[kind].append(item)
             self.save()
 
+    def drop(self, kind: str) -> None:
+        self.data[kind] = []
+        self.save()
+
     def save(self) -> None:
         self.host.put_file(self.path, json.dumps(self.data).encode(), 0o600)
         self.saved = True

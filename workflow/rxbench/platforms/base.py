@@ -99,6 +99,11 @@ class TestbedBase:
         m = re.search(r"^driver:\s*(\S+)", out, re.M)
         return m.group(1) if m else "unknown"
 
+    def restore_placement(self) -> None:
+        """Undo place_napi/place_rps while the receiver still runs."""
+        for side in (self.receiver, self.sender):
+            side.host.restore_sysfs(log=self.log)
+
     def napi_kthreads(self) -> list[dict]:
         """Threaded-NAPI kthreads of the receiver's interface (named
         napi/<ifname>-<napi id>; /proc/PID/status has the untruncated name)."""
