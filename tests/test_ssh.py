@@ -21,6 +21,21 @@ from sshhosts import ROLES, TEST_IF, ssh_hosts  # noqa: F401 (the fixture)
 CELL = "results/ssh/eth/xdp_drop/cores=1/size=64/rep=1.json"
 
 
+@pytest.fixture
+def workdir(tmp_path, state_dir, ssh_hosts):
+    """A working directory for snakemake, and afterwards nothing left on
+    either host nor in the controller's own state. (The local leftovers
+    check of conftest's workdir is machine-wide: on a shared machine it
+    sees other checkouts' live local runs; the ssh hosts are this test's own.)"""
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    assert not ssh_hosts.leftovers(wait=0), ssh_hosts.leftovers(wait=0)
+    yield wd
+    left = ssh_hosts.leftovers()
+    mine = sorted(p.name for p in state_dir.glob("*.json"))
+    assert not left and not mine, f"left behind: {left} {mine}"
+
+
 def ssh_config(inventory, *extra) -> list[str]:
     return ["--cores", "1", "--config", "platform=ssh", f"inventory={inventory}",
             "profile=smoke", *extra]
