@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 NATIVE = ROOT / "native" / "build"
-TOOL_NAMES = ("rxb-gen", "rxb-xdp-drop", "rxb-af-xdp", "rxb-af-packet", "trafgen",
+TOOL_NAMES = ("rxb-gen", "rxb-xdp-drop", "rxb-counters", "rxb-af-xdp", "rxb-af-packet", "trafgen",
               "dpdk-testpmd", "rxb-tcp-server", "rxb-tcp-send", "iperf3")
 XDP_PROG_NAMES = ("xdp_drop_prog", "xsk_def_prog")
 

@@ -9,7 +9,7 @@
 NATIVE_DIR = Path(workflow.basedir) / "native"
 NATIVE = [str(NATIVE_DIR / "build" / f) for f in (
     "rxb-xdp-drop", "xdp_drop.bpf.o", "rxb-gen", "rxb-af-packet", "rxb-af-xdp",
-    "rxb-tcp-server", "rxb-tcp-send", "rxb-pingpong")]
+    "rxb-tcp-server", "rxb-tcp-send", "rxb-pingpong", "rxb-counters")]
 
 
 rule native:

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -270,4 +271,45 @@ def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str
               f"{statistics.median(r['offered_gbps'] for r in runs):13.2f} "
               f"{statistics.median(cpb) if cpb else float('nan'):8.3f} {str(sat):>10} "
               f"{gb}/{len(runs):<7}")
+    return 0
+
+
+def counters_cost(snapshots: int = 200, rate_hz: float = 10.0, ifname: str = "lo") -> int:
+    """4. What one rxb-counters snapshot costs: wall ns per snapshot (as the
+    reader stamps it) and the reader's own CPU per snapshot, then its CPU
+    fraction at the runner's rate (two snapshots per cell of warm-up +
+    duration) and at rate_hz. The reader watches a process tree (a shell and
+    two children, like a wrapper over a tool) and the NAPI kthreads, on
+    interface ifname of this namespace."""
+    from .stacks import native_tool
+    cfg = resolve({})
+    log = Log(None)
+    tree = subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600 & wait"],
+                            start_new_session=True)
+    reader = Tool("counters", [native_tool("rxb-counters"), "--ifname", ifname, "--pid",
+                               str(tree.pid), "--comm-prefix", "napi/", "--duration",
+                               str(snapshots / rate_hz + 30)], lambda m: None)
+    try:
+        reader.start()
+        reader.wait_event("ready", 10)
+        time.sleep(0.2)
+        snaps = []
+        for _ in range(snapshots):
+            snaps.append(reader.snapshot())
+            time.sleep(1 / rate_hz)
+    finally:
+        reader.stop(signal.SIGTERM)
+        os.killpg(tree.pid, signal.SIGKILL)
+        tree.wait()
+        log.close()
+    wall = sorted(s["snapshot_ns"] for s in snaps)
+    cpu_per = (snaps[-1]["self_cpu_ns"] - snaps[0]["self_cpu_ns"]) / (len(snaps) - 1)
+    cell_s = cfg["warmup_s"] + cfg["duration_s"]
+    out = {"snapshots": len(snaps), "procs": len(snaps[-1]["procs"]),
+           "snapshot_ns_median": wall[len(wall) // 2], "snapshot_ns_p95": wall[int(len(wall) * .95)],
+           "cpu_ns_per_snapshot": round(cpu_per),
+           "cpu_frac_at_runner_rate": cpu_per * 2 / (cell_s * 1e9),
+           f"cpu_frac_at_{rate_hz:g}_hz": cpu_per * rate_hz / 1e9,
+           "line_bytes": len(json.dumps(snaps[-1]))}
+    print(json.dumps(out, indent=1))
     return 0

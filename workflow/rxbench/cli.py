@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="eth receivers (default xdp_drop,af_xdp,dpdk,af_packet) or tcp servers "
                         "(default iperf3 and all of ours); 'none': skip")
     b.add_argument("--napi", default="receiver,sender")
-    b.add_argument("--layer", choices=["eth", "tcp"], default="eth")
+    b.add_argument("--layer", choices=["eth", "tcp", "counters"], default="eth",
+                   help="counters: what an rxb-counters snapshot costs")
+    b.add_argument("--snapshots", type=int, default=200, help="counters: how many")
+    b.add_argument("--rate", type=float, default=10.0, help="counters: snapshots per second")
     b.add_argument("--conns", default="1,8", help="tcp: connections")
     b.add_argument("--msg", type=int, default=65536, help="tcp: message bytes")
     b.add_argument("--touch", type=int, choices=[0, 1], default=0, help="tcp: servers read every byte")
@@ -106,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = (json.loads(args.config_json) if args.config_json
                    else resolve(_overrides(args.config)))
             return run_cell(args.out, cfg, args.log)
+        if args.cmd == "bench" and args.layer == "counters":
+            from .bench import counters_cost
+            return counters_cost(args.snapshots, args.rate)
         if args.cmd == "bench" and args.layer == "tcp":
             from .bench import TCP_STACKS, tcp
             stacks = args.stacks.split(",") if args.stacks else TCP_STACKS
