@@ -34,6 +34,14 @@ SSHD = "/usr/sbin/sshd"
 ROLES = {"sender": {"mgmt": ("198.19.0.1", "198.19.0.2"), "test_ip": "198.18.0.1", "cpus": [0]},
          "receiver": {"mgmt": ("198.19.0.5", "198.19.0.6"), "test_ip": "198.18.0.2",
                       "cpus": [1]}}
+ALLOC_LOCK = "/run/rxbench-sshhosts.lock"
+
+
+def _roles(k: int) -> dict:
+    """The management addresses of the k-th pair of test hosts on this
+    machine: 198.19.k.1/30 <-> .2 (sender), 198.19.k.5/30 <-> .6 (receiver)."""
+    return {r: {**v, "mgmt": tuple(a.replace("198.19.0.", f"198.19.{k}.") for a in v["mgmt"])}
+            for r, v in ROLES.items()}
 TEST_IF = "rxbtest0"
 MGMT_IF = "rxbmgmt0"
 
@@ -59,6 +67,7 @@ def _sh(*argv, check=True) -> str:
 class SshHosts:
     def __init__(self, tmp: Path):
         self.tmp = tmp
+        self.roles = ROLES
         self.token = secrets.token_hex(3)
         self.netns = {r: f"rxbssh-{self.token}-{r[0]}" for r in ROLES}
         self.root_if = {r: f"rxbm{self.token}{r[0]}" for r in ROLES}
@@ -73,11 +82,28 @@ class SshHosts:
         os.chmod(tmp / "authorized_keys", 0o600)
         hostpub = Path(f"{self.hostkey}.pub").read_text().split()
         (tmp / "known_hosts").write_text("".join(
-            f"{ROLES[r]['mgmt'][1]} {hostpub[0]} {hostpub[1]}\n" for r in ROLES))
+            f"{a} {hostpub[0]} {hostpub[1]}\n" for k in range(256)
+            for a in (f"198.19.{k}.2", f"198.19.{k}.6")))
 
     # -- the hosts ----------------------------------------------------------------
     def up(self) -> "SshHosts":
-        for r, spec in ROLES.items():
+        """Two hosts on the first free management block (198.19.0.x unless
+        another session, e.g. another engineer's tests, holds it)."""
+        import fcntl
+        with open(ALLOC_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            used = _sh("ip", "-4", "-o", "addr", "show")
+            k = next(k for k in range(256) if f" 198.19.{k}.1/" not in used
+                     and f" 198.19.{k}.5/" not in used)
+            self.roles = _roles(k)
+            self._up()
+        return self
+
+    def address(self, role: str) -> str:
+        return self.roles[role]["mgmt"][1]
+
+    def _up(self) -> None:
+        for r, spec in self.roles.items():
             ns = self.netns[r]
             _sh("ip", "netns", "add", ns)
             _sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
@@ -93,24 +119,23 @@ class SshHosts:
         s, rc = self.netns["sender"], self.netns["receiver"]
         _sh("ip", "link", "add", TEST_IF, "netns", s, "type", "veth", "peer", "name", TEST_IF,
             "netns", rc)
-        for r in ROLES:
+        for r in self.roles:
             ns = self.netns[r]
-            _sh("ip", "-n", ns, "addr", "add", f"{ROLES[r]['test_ip']}/30", "dev", TEST_IF)
+            _sh("ip", "-n", ns, "addr", "add", f"{self.roles[r]['test_ip']}/30", "dev", TEST_IF)
             _sh("ip", "-n", ns, "link", "set", TEST_IF, "mtu", "1500", "up")
         if not os.path.isdir("/run/sshd"):
             os.makedirs("/run/sshd", mode=0o755)
             self.made_privsep = True
-        for r in ROLES:
+        for r in self.roles:
             self.start_sshd(r)
         self.inventory = {
-            r: {"address": ROLES[r]["mgmt"][1], "port": 22, "user": "root", "key": str(self.key),
+            r: {"address": self.address(r), "port": 22, "user": "root", "key": str(self.key),
                 "known_hosts": str(self.tmp / "known_hosts"), "test_interface": TEST_IF,
-                "test_ip": ROLES[r]["test_ip"], "prefix": 30, "mtu": 1500,
-                "cpus": ROLES[r]["cpus"], **({"napi_cpus": [1]} if r == "receiver" else {})}
+                "test_ip": self.roles[r]["test_ip"], "prefix": 30, "mtu": 1500,
+                "cpus": self.roles[r]["cpus"], **({"napi_cpus": [1]} if r == "receiver" else {})}
             for r in ROLES}
         self.inventory["provenance"] = {"testbed": "tests/sshhosts.py: two netns running sshd"}
         self.inventory_path = self.write_inventory(self.inventory)
-        return self
 
     def write_inventory(self, inv: dict, name: str = "inventory.yaml") -> Path:
         p = self.tmp / name
@@ -120,7 +145,7 @@ class SshHosts:
     def sshd_config(self, role: str) -> Path:
         p = self.tmp / f"sshd_{role}.conf"
         p.write_text("\n".join([
-            f"ListenAddress {ROLES[role]['mgmt'][1]}", "Port 22",
+            f"ListenAddress {self.address(role)}", "Port 22",
             f"HostKey {self.hostkey}", f"PidFile {self.tmp}/sshd_{role}.pid",
             f"AuthorizedKeysFile {self.tmp}/authorized_keys",
             "PermitRootLogin prohibit-password", "PasswordAuthentication no",
@@ -134,7 +159,7 @@ class SshHosts:
         self.sshd[role] = subprocess.Popen(
             ["ip", "netns", "exec", ns, SSHD, "-D", "-e", "-f", str(self.sshd_config(role))],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        addr = ROLES[role]["mgmt"][1]
+        addr = self.address(role)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -174,10 +199,10 @@ class SshHosts:
                 if self.comm(p) not in ("sshd", "sshd-session", "")]
 
     def state_dir(self, role: str) -> Path:
-        return Path(f"/run/rxbench/host-{ROLES[role]['mgmt'][1]}")
+        return Path(f"/run/rxbench/host-{self.address(role)}")
 
     def work_dir(self, role: str) -> Path:
-        return Path(f"/var/tmp/rxbench-{ROLES[role]['mgmt'][1]}")
+        return Path(f"/var/tmp/rxbench-{self.address(role)}")
 
     def leftovers(self, wait: float = 5.0) -> dict:
         """What a run left on either host: processes, state records, XDP
@@ -186,7 +211,7 @@ class SshHosts:
         deadline = time.monotonic() + wait
         while True:
             left = {}
-            for r in ROLES:
+            for r in self.roles:
                 ns = self.netns[r]
                 link = json.loads(_sh("ip", "-n", ns, "-j", "-d", "link", "show", "dev", TEST_IF))
                 items = self.processes(r)
@@ -197,7 +222,9 @@ class SshHosts:
                 items += [f"neighbour {n}" for n in neigh.splitlines() if n.strip()]
                 threaded = _sh("ip", "netns", "exec", ns, "cat",
                                f"/sys/class/net/{TEST_IF}/threaded").strip()
-                if threaded != "0":
+                if threaded != "0" and self.has_napi(ns):
+                    # veth without NAPI (no XDP program, no GRO) reads 1 after
+                    # a threaded run and refuses 0 (EIO): inert then
                     items.append(f"threaded={threaded}")
                 scratch = self.work_dir(r) / "scratch"
                 items += [f"scratch {p.name}" for p in scratch.glob("*")] if scratch.exists() else []
@@ -207,11 +234,24 @@ class SshHosts:
                 return left
             time.sleep(0.2)
 
+    @staticmethod
+    def has_napi(ns: str) -> bool:
+        """Threaded NAPI kthreads of the test link exist (threaded=1 means
+        something only then; they are named napi/IFNAME-ID)."""
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    if (d / "comm").read_text().startswith(f"napi/{TEST_IF}"[:15]):
+                        return True
+                except OSError:
+                    continue
+        return False
+
     def down(self) -> None:
         for r, p in self.sshd.items():
             if p.poll() is None:
                 self.kill_sshd(r)
-        for r in ROLES:
+        for r in self.roles:
             ns = self.netns[r]
             for pid in self.pids(r):
                 try:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, kill_group, popen_snakemake, snakemake, wait_for
-from sshhosts import ROLES, TEST_IF, ssh_hosts  # noqa: F401 (the fixture)
+from sshhosts import TEST_IF, ssh_hosts  # noqa: F401 (the fixture)
 
 CELL = "results/ssh/eth/xdp_drop/cores=1/size=64/rep=1.json"
 
@@ -95,7 +95,7 @@ def test_ssh_smoke_campaign_runs_every_stack(ssh_hosts, workdir):
         assert set(hosts) == {"sender", "receiver"}
         for role in hosts:
             h = hosts[role]
-            assert h["address"] == ROLES[role]["mgmt"][1]
+            assert h["address"] == ssh_hosts.address(role)
             assert h["kernel"].startswith(os.uname().release) and h["cmdline"]
             assert h["nic"]["driver"] == "veth" and h["nic"]["queues_rx"] >= 1
             assert h["build"]["cc"] and set(h["cpus"]) >= {"0", "1"}
@@ -103,7 +103,7 @@ def test_ssh_smoke_campaign_runs_every_stack(ssh_hosts, workdir):
         tools = prov["versions"]["tools"]
         assert all(len(t["sha256"]) == 64 for t in tools.values()
                    if t["path"].startswith("/var/tmp/rxbench-")), tools
-        assert r["provenance"]["hosts"]["receiver"]["address"] == "198.19.0.6"
+        assert r["provenance"]["hosts"]["receiver"]["address"] == ssh_hosts.address("receiver")
     summary = (workdir / "results/ssh/summary.csv").read_text().splitlines()
     assert len(summary) == 1 + len(cells)
     print(f"ssh smoke: {len(cells)} cells in {time.monotonic() - t0:.0f} s")
@@ -148,7 +148,8 @@ def test_receiver_sshd_killed_mid_cell_fails_the_cell_and_is_cleaned(ssh_hosts, 
             ssh_hosts.start_sshd("receiver")
     res = json.loads((workdir / CELL).read_text())
     assert res["status"] == "failed", res
-    assert "receiver 198.19.0.6" in res["reason"] or "receiver (" in res["reason"], res["reason"]
+    rcv = ssh_hosts.address("receiver")
+    assert f"receiver {rcv}" in res["reason"] or "receiver (" in res["reason"], res["reason"]
     assert took < timeout_s, f"the cell took {took:.0f} s to fail"
     # the tools died with their channels, on both hosts, without a controller's help
     wait_for(lambda: not ssh_hosts.processes("receiver"), 15, "the receiver's tools to end")
@@ -160,7 +161,7 @@ def test_receiver_sshd_killed_mid_cell_fails_the_cell_and_is_cleaned(ssh_hosts, 
                        text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
                        timeout=120)
     assert c.returncode == 0, c.stderr
-    assert "198.19.0.6" in c.stdout, c.stdout
+    assert rcv in c.stdout, c.stdout
     _assert_hosts_clean(ssh_hosts)
 
 
@@ -174,7 +175,8 @@ def test_unsafe_test_interface_is_refused_before_anything_runs(ssh_hosts, workdi
         subprocess.run(["ip", "-n", ns, "route", "del", "default"], check=True)
     msg = p.stdout + p.stderr
     assert p.returncode != 0
-    assert f"receiver 198.19.0.6: test interface {TEST_IF} carries the default route" in msg, msg[-2000:]
+    assert (f"receiver {ssh_hosts.address('receiver')}: test interface {TEST_IF} carries the "
+            f"default route") in msg, msg[-2000:]
     assert not (workdir / CELL).exists()
     _assert_hosts_clean(ssh_hosts)
     # the interface of the SSH session itself, named as the test interface
@@ -184,6 +186,7 @@ def test_unsafe_test_interface_is_refused_before_anything_runs(ssh_hosts, workdi
     p = snakemake(workdir, *ssh_config(bad), "--", CELL, timeout=300)
     msg = p.stdout + p.stderr
     assert p.returncode != 0
-    assert "sender 198.19.0.2: test interface rxbmgmt0 carries this SSH session" in msg, msg[-2000:]
+    assert (f"sender {ssh_hosts.address('sender')}: test interface rxbmgmt0 carries this SSH "
+            f"session") in msg, msg[-2000:]
     assert not (workdir / CELL).exists()
     _assert_hosts_clean(ssh_hosts)
