@@ -109,6 +109,11 @@ def workdir(tmp_path, state_dir):
     checkout's results/."""
     wd = tmp_path / "wd"
     wd.mkdir()
+    # the machine is shared: another checkout's live run (it holds the
+    # testbed lock) ends within minutes; what stays is a leftover
+    deadline = time.monotonic() + 600
+    while leftovers(wait=0) and time.monotonic() < deadline:
+        time.sleep(2)
     assert not leftovers(), f"state left by an earlier test or run: {leftovers()}"
     yield wd
     left = leftovers(state_dir)

@@ -25,6 +25,10 @@ from .state import clean, testbed_lock
 from .util import Log, atomic_write_json, run
 
 PR_SET_PDEATHSIG = 1
+# a generator's own time bound beyond warm-up + measured interval: it is
+# stopped after the last snapshot; the slack covers starting the counters
+# readers (over SSH: a channel and a process start each)
+BOUND_SLACK_S = 10.0
 
 
 class Interrupted(BaseException):
@@ -81,8 +85,14 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
              name="rxb-counters", bound_s=bound_s + 5)
     commands.append(t.command)
     t.start()
-    t.wait_event("ready", 10.0)
     return t
+
+
+def counters_ready(*readers: Tool) -> None:
+    """Wait for readers started together (on remote hosts each start is a
+    channel and a process start: they overlap)."""
+    for t in readers:
+        t.wait_event("ready", 10.0)
 
 
 def napi_prefix(ifname: str) -> str:
@@ -140,8 +150,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             tb.sender.host.registry.add("xdp", tb.sender.ifname)
         rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool,
                        bound_s=bound + 5)
-        gen_tool = Tool("generator", gen.argv(warmup + duration + 1.0), log, tb.registry,
-                        name=gen.tool, bound_s=warmup + duration + 10)
+        gen_tool = Tool("generator", gen.argv(warmup + duration + BOUND_SLACK_S), log, tb.registry,
+                        name=gen.tool, bound_s=warmup + duration + BOUND_SLACK_S + 10)
         tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
         commands.append(rx_tool.command)
         rx_tool.start()
@@ -162,6 +172,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             readers[0] = start_counters(tb, log, tb.sender, gen_tool.pid, bound, commands)
             readers[1] = start_counters(tb, log, tb.receiver, rx_tool.pid, bound, commands,
                                         comm_prefix=napi_prefix(tb.receiver.ifname))
+            counters_ready(*readers)
             sides = {"sender": (readers[0], gen_tool), "receiver": (readers[1], rx_tool)}
             time.sleep(warmup)
             a = _snapshot(tb, sides)
@@ -222,6 +233,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 readers[0] = start_counters(tb, log, tb.sender, client.pid, bound, commands)
                 readers[1] = start_counters(tb, log, tb.receiver, server.pid, bound, commands,
                                             comm_prefix=napi_prefix(tb.receiver.ifname))
+                counters_ready(*readers)
                 sides = {"sender": (readers[0], None), "receiver": (readers[1], None)}
                 time.sleep(omit)
                 a = _snapshot(tb, sides)
@@ -244,8 +256,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 if err and err.get("kind") == "unsupported":
                     raise Unsupported(srv.unsupported_reason(err)) from None
                 raise
-            sender = Tool("sender", snd.argv(warmup + duration + 1.0), log, tb.registry,
-                          name=snd.tool, bound_s=warmup + duration + 10)
+            sender = Tool("sender", snd.argv(warmup + duration + BOUND_SLACK_S), log, tb.registry,
+                          name=snd.tool, bound_s=warmup + duration + BOUND_SLACK_S + 10)
             tools[snd.tool] = snd.binary()
             commands.append(sender.command)
             sender.start()
@@ -256,6 +268,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 readers[0] = start_counters(tb, log, tb.sender, sender.pid, bound, commands)
                 readers[1] = start_counters(tb, log, tb.receiver, server.pid, bound, commands,
                                             comm_prefix=napi_prefix(tb.receiver.ifname))
+                counters_ready(*readers)
                 sides = {"sender": (readers[0], sender), "receiver": (readers[1], server)}
                 time.sleep(warmup)
                 a = _snapshot(tb, sides)
