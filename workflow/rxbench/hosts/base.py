@@ -56,6 +56,10 @@ class Host:
     def pid(self, tool) -> int | None:
         raise NotImplementedError
 
+    def lost(self, returncode) -> str:
+        """Why a tool's process ended, if the host (not the tool) ended it."""
+        return ""
+
     def signal(self, tool, sig) -> None:
         raise NotImplementedError
 

@@ -380,6 +380,10 @@ class SshHost(Host):
     def pid(self, tool):
         return tool.remote.get("pid")
 
+    def lost(self, returncode) -> str:
+        return (f"the SSH connection to {self.role} {self.address} was lost"
+                if returncode == 255 else "")
+
     def signal(self, tool, sig):
         # through the tool's channel: the wrapper sends it (no new connection)
         if tool.p is not None and tool.p.poll() is None:
@@ -423,7 +427,9 @@ class SshHost(Host):
         return self.connect()["facts"]
 
     def build(self) -> dict:
-        return self.connect().get("build") or {}
+        """What the last contact said about the build (no new connection:
+        provenance is written after a lost host too)."""
+        return (self.hello or {}).get("build") or {}
 
     def which(self, name):
         tools = self.connect()["facts"]["tools"]

@@ -30,8 +30,10 @@ class ToolExited(ToolError):
     def __init__(self, tool, waited_for):
         self.tool = tool
         err = tool.last_error()
+        lost = tool.host.lost(tool.returncode)
         super().__init__(f"{tool.role} ({tool.name}) exited with status {tool.returncode} "
-                         f"while waiting for {waited_for}" + (f": {err}" if err else ""))
+                         f"while waiting for {waited_for}" + (f": {lost}" if lost else "")
+                         + (f": {err}" if err else ""))
 
 
 class Tool:

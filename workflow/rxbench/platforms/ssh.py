@@ -257,7 +257,7 @@ class SshTestbed(TestbedBase):
 
     def tool_info(self, name: str, path: str) -> dict:
         side = self.receiver if path.startswith(self.receiver.host.deploy_dir) else self.sender
-        build = side.host.build() if side.host.hello else {}
+        build = side.host.build()
         base = os.path.basename(path)
         return {"path": path, "host": side.host.key,
                 "sha256": (build.get("tools") or {}).get(base, "n/a (not built here)")}
