@@ -80,6 +80,8 @@ def main(which: list[str]) -> None:
             rows.append(campaign("ssh", [f"inventory={hosts.inventory_path}"]))
         finally:
             hosts.down()
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
     for r in rows:
         print(f"{r['platform']:5s} {r['cells']} cells ({r['ok']} ok): wall {r['wall_s']:.1f} s, "
               f"measured {r['measured_s']:.1f} s, waited for the lock {r['lock_wait_s']:.1f} s; "

@@ -180,8 +180,9 @@ class SshHost(Host):
                                f"{self.user}@{self.address}"], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=err,
                                timeout=CONNECT_TIMEOUT_S * 3 + 10, start_new_session=True)
+        msg = errf.read_text().strip().splitlines()
+        errf.unlink(missing_ok=True)
         if p.returncode != 0:
-            msg = errf.read_text().strip().splitlines()
             raise ConnectionLost(f"{self.role} {self.user}@{self.address}:{self.port}: not "
                                  f"reachable over SSH: {msg[-1] if msg else f'ssh exit {p.returncode}'}")
 
