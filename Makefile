@@ -21,6 +21,8 @@ PYTEST_ARGS ?=
 REFERENCE ?= local-fc2-epyc
 PLATFORM ?= local
 MACHINE ?=
+# clean-testbed on the ssh platform: CLEAN_ARGS="--config platform=ssh inventory=FILE"
+CLEAN_ARGS ?=
 
 .PHONY: all run test setup system native venv paper reference clean-testbed lock lint
 
@@ -64,7 +66,7 @@ native:
 platform ?=
 G5K_CONFIG ?=
 clean-testbed: $(STAMP)
-	$(BIN)/python -m rxbench clean
+	$(BIN)/python -m rxbench clean $(CLEAN_ARGS)
 ifeq ($(platform),g5k)
 	$(BIN)/python -m rxbench g5k release $(if $(G5K_CONFIG),--by-name --configfile $(G5K_CONFIG))
 endif

@@ -21,7 +21,7 @@ COUNT = 5000
 
 
 def ip_in_receives(tb) -> int:
-    text = run(tb.receiver.exec(["cat", "/proc/net/snmp"]))
+    text = tb.receiver.host.run(["cat", "/proc/net/snmp"])
     head, vals = [ln.split() for ln in text.splitlines() if ln.startswith("Ip:")][:2]
     return int(vals[head.index("InReceives")])
 
@@ -39,7 +39,7 @@ def test_frames_end_after_the_tap_in_both_placements(napi, tmp_path):
     with tb:
         setup = rx.prepare()
         assert "tc_drop" in setup["ingress_filters"] and "direct-action" in setup["ingress_filters"]
-        gro = run(tb.receiver.exec(["ethtool", "-k", tb.receiver.ifname]))
+        gro = tb.receiver.host.run(["ethtool", "-k", tb.receiver.ifname])
         assert "generic-receive-offload: on" in gro
         rx_tool = Tool("receiver", rx.argv(20), log, tb.registry, name=rx.tool).start()
         rx_tool.wait_event("ready", rx.ready_timeout)

@@ -122,43 +122,6 @@ def test_bad_input_is_one_line_and_exit_2(args, what):
     assert r.stderr.count("\n") == 1 and what in r.stderr and r.stderr.startswith("rxb-counters: ")
 
 
-class _Side:
-    """A side in this namespace (the test interface: lo)."""
-
-    def __init__(self, role):
-        self.role, self.ifname = role, "lo"
-
-    def exec(self, argv, cpus=None):
-        return argv
-
-
-class _Bed:
-    registry = None
-    sender, receiver = _Side("sender"), _Side("receiver")
-
-
-def test_readers_snapshot_every_side_with_its_tool_and_stop_when_done():
-    from rxbench.counters import Readers, napi_prefix
-    from rxbench.proc import Tool
-    assert napi_prefix("rxbf207df34r") == "napi/rxbf207df3"         # 15 characters
-    lines, commands, tools = [], [], {}
-    # the "tools" are readers too: anything that answers SIGUSR1 with a snapshot
-    gen = Tool("generator", [str(TOOL), "--duration", "20"], lines.append).start()
-    gen.wait_event("ready", 10)
-    try:
-        with Readers(_Bed(), lines.append, commands, tools, 20.0) as r:
-            r.start(_Bed.sender, gen.p.pid)
-            r.start(_Bed.receiver, None, "napi/")
-            a = r.snapshot({"sender": gen, "receiver": None})
-            b = r.snapshot({"sender": gen, "receiver": None})
-            readers = list(r.readers.values())
-        assert all(t.returncode == 0 and t.find("final") for t in readers)
-    finally:
-        gen.stop()
-    assert tools["rxb-counters"] == str(TOOL) and len(commands) == 2
-    assert a["sender"]["ifname"] == "lo" and a["receiver"]["tool"] is None
-    assert a["sender"]["tool"]["event"] == "snapshot"
-    assert b["sender"]["counters"]["seq"] == a["sender"]["counters"]["seq"] + 1
-    assert str(gen.p.pid) in a["sender"]["counters"]["procs"]
-    # the log keeps a snapshot line's head only
-    assert max(len(m) for m in lines if "-counters]" in m) < 500
+def test_napi_prefix_is_the_kernels_15_character_thread_name():
+    from rxbench.runner import napi_prefix
+    assert napi_prefix("rxbf207df34r") == "napi/rxbf207df3"

@@ -54,5 +54,5 @@ def test_busy_poll_sets_the_napi_knobs(tmp_path):
         setup = rx.prepare()
         assert setup == {"busy_poll": {"napi_defer_hard_irqs": 2, "gro_flush_timeout": 200000}}
         path = f"/sys/class/net/{tb.receiver.ifname}/napi_defer_hard_irqs"
-        assert run(tb.receiver.exec(["cat", path])).strip() == "2"
+        assert tb.receiver.host.run(["cat", path]).strip() == "2"
     assert not left_by(tb)

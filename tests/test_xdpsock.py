@@ -146,7 +146,7 @@ def testbed(tmp_path):
 
 def generator(tb, seconds: float, count: int) -> list[str]:
     s, r = tb.sender, tb.receiver
-    return s.exec([str(NATIVE / "rxb-gen"), "--ifname", s.ifname, "--dst-mac", r.mac,
+    return s.host._wrap([str(NATIVE / "rxb-gen"), "--ifname", s.ifname, "--dst-mac", r.mac,
                    "--src-ip", s.ip, "--dst-ip", r.ip, "--size", "1518",
                    "--duration", str(seconds), "--count", str(count)])
 
@@ -161,7 +161,7 @@ def attached(tb) -> bool:
 def test_standin_killed_leaves_its_xdp_program(tmp_path, xdp_pass):
     """The stand-in is faithful: SIGKILLed, its XDP program stays on the veth."""
     with testbed(tmp_path) as tb:
-        p = subprocess.Popen(tb.receiver.exec([sys.executable, str(STANDIN), "-r", "-p", "-i",
+        p = subprocess.Popen(tb.receiver.host._wrap([sys.executable, str(STANDIN), "-r", "-p", "-i",
                                                tb.receiver.ifname, "-n", "1"]),
                              stdout=subprocess.PIPE, text=True,
                              env={**ENV, "FAKE_XDPSOCK_PROG": str(xdp_pass)})
@@ -178,7 +178,7 @@ def test_standin_killed_leaves_its_xdp_program(tmp_path, xdp_pass):
 def test_wrapper_leaves_no_xdp_program(traffic, tmp_path, xdp_pass):
     with testbed(tmp_path) as tb:
         p = wrapper(["-i", tb.receiver.ifname, "-q", "0"], env={"FAKE_XDPSOCK_PROG": str(xdp_pass)},
-                    wrap=tb.receiver.exec)
+                    wrap=tb.receiver.host._wrap)
         assert json.loads(p.stdout.readline())["event"] == "ready"
         assert attached(tb)
         seconds = 6 if traffic == "flowing" else 0.5

@@ -43,6 +43,8 @@ def cell_config(wildcards):
     layer's section (changes to other keys, or to the other layer, do not
     rerun cells)."""
     keep = ("profile", "platform", "warmup_s", "timeout_s", "platforms", wildcards.layer)
+    if config.get("inventory"):
+        keep += ("inventory",)
     if wildcards.layer == "eth":
         keep += ("duration_s",)
     if "search=ndr" in wildcards.params.split("/"):

@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("aggregate", help="cell JSONs -> summary CSV")
     a.add_argument("--out", required=True)
     a.add_argument("cells", nargs="*")
-    sub.add_parser("clean", help="remove namespaces, processes and state of dead runs")
+    cl = sub.add_parser("clean", help="remove namespaces, processes and state of dead runs "
+                                      "(on every host of the configured platform)")
+    cl.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="e.g. platform=ssh inventory=FILE")
     le = sub.add_parser("lease", help="campaign-scoped resources (vm guests, g5k reservations)")
     le.add_argument("action", choices=["serve", "down", "status"])
     le.add_argument("kind", nargs="?")
@@ -192,8 +195,13 @@ def main(argv: list[str] | None = None) -> int:
             from . import lease
             from .state import clean, testbed_lock
             from .util import Log
+            from .config import resolve
+            cfg = resolve(_overrides(args.config))
             with testbed_lock(Log()):    # a live run's namespaces are not orphans
                 removed = clean() + lease.clean(Log())
+                if cfg["platform"] == "ssh":
+                    from .platforms.ssh import clean_hosts
+                    removed += clean_hosts(cfg, Log())
             print("\n".join(f"removed {r}" for r in removed) or "nothing to clean")
         elif args.cmd == "targets":
             from .cells import targets

@@ -136,6 +136,21 @@ def check_host(cfg: dict, ncpus: int | None = None) -> None:
                     f"config key tcp.variants.cores[{i}]: {cores} server cores is more than this "
                     f"host has ({ncpus} CPUs, {len(gen)} for the sender); "
                     f"allowed: 1..{max(free, 0)}")
+    if cfg["platform"] == "ssh":
+        from .platforms.ssh import load_inventory
+        inv = cfg.get("inventory")
+        if not inv:
+            raise ConfigError("config key inventory: platform ssh needs an inventory file "
+                              "(--config inventory=FILE)")
+        if isinstance(inv, str):
+            cfg["inventory"] = str(Path(inv).resolve())
+            inv = load_inventory(cfg["inventory"])
+        mtu = min(inv["sender"].get("mtu", 1500), inv["receiver"].get("mtu", 1500))
+        for i, size in enumerate(cfg["eth"]["sizes"]):
+            if size > mtu + ETH_FRAME_OVERHEAD:
+                raise ConfigError(
+                    f"config key eth.sizes[{i}]: {size} is over the test link's MTU "
+                    f"(inventory mtu={mtu}); allowed: 64..{mtu + ETH_FRAME_OVERHEAD}")
     longest = max(cfg["duration_s"], cfg["tcp"]["duration_s"])
     if cfg["warmup_s"] + longest + 5 > cfg["timeout_s"]:
         raise ConfigError(

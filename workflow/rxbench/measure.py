@@ -7,7 +7,6 @@ import json
 import os
 
 from . import RxbenchError
-from .util import run
 
 HZ = os.sysconf("SC_CLK_TCK")
 _FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
@@ -23,9 +22,12 @@ def parse_proc_stat(text: str) -> dict[str, list[int]]:
     return out
 
 
-def read_proc_stat() -> dict[str, list[int]]:
-    with open("/proc/stat") as f:
-        return parse_proc_stat(f.read())
+def read_proc_stat(host=None) -> dict[str, list[int]]:
+    """Per-CPU ticks of the host's kernel (this machine's without one)."""
+    if host is None:
+        from .hosts import NetnsHost
+        host = NetnsHost("local", None, None)
+    return parse_proc_stat(host.read_file("/proc/stat") or "")
 
 
 def cpu_delta(a: dict, b: dict, hz: int = HZ) -> dict:
@@ -47,12 +49,10 @@ def cpu_delta(a: dict, b: dict, hz: int = HZ) -> dict:
     return out
 
 
-def proc_cpu(pid: int) -> dict | None:
-    """utime+stime of one process (seconds) and the CPU it last ran on."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
+def parse_proc_pid_stat(data: str | None) -> dict | None:
+    """utime+stime of one process (seconds) and the CPU it last ran on,
+    from the text of /proc/PID/stat (None: the process is gone)."""
+    if not data:
         return None
     fields = data[data.rindex(")") + 2:].split()
     return {"user_s": int(fields[11]) / HZ, "sys_s": int(fields[12]) / HZ,
@@ -70,8 +70,13 @@ def parse_link_json(text: str) -> dict:
     return out
 
 
-def link_stats(netns: str, ifname: str) -> dict:
-    return parse_link_json(run(["ip", "-n", netns, "-s", "-j", "link", "show", "dev", ifname]))
+LINK_STATS = ["ip", "-s", "-j", "link", "show", "dev"]      # + ifname
+ETHTOOL_STATS = ["ethtool", "-S"]                           # + ifname
+NSTAT = ["nstat", "-asz", "--json"]      # absolute TCP counters, no history file
+
+
+def link_stats(host, ifname: str) -> dict:
+    return parse_link_json(host.run([*LINK_STATS, ifname]))
 
 
 def parse_ethtool_stats(text: str) -> dict[str, int]:
@@ -86,9 +91,8 @@ def parse_ethtool_stats(text: str) -> dict[str, int]:
     return out
 
 
-def ethtool_stats(netns: str, ifname: str) -> dict[str, int]:
-    out = run(["ip", "netns", "exec", netns, "ethtool", "-S", ifname], check=False)
-    return parse_ethtool_stats(out)
+def ethtool_stats(host, ifname: str) -> dict[str, int]:
+    return parse_ethtool_stats(host.run([*ETHTOOL_STATS, ifname], check=False))
 
 
 class MissingCounter(RxbenchError):
@@ -132,7 +136,6 @@ def tcp_drops(counters: dict[str, int]) -> dict[str, int]:
     return {short: int(counters.get(name, 0)) for name, short in TCP_COUNTERS.items()}
 
 
-def nstat(netns: str) -> dict[str, int]:
-    """Absolute TCP counters of a namespace (nstat -a: no history file kept)."""
-    return parse_nstat_json(run(["ip", "netns", "exec", netns, "nstat", "-asz", "--json"],
-                                check=False))
+def nstat(host) -> dict[str, int]:
+    """Absolute TCP counters of a host (nstat -a: no history file kept)."""
+    return parse_nstat_json(host.run(NSTAT, check=False))

@@ -91,7 +91,7 @@ class Bench:
 
     def _link_tx(self) -> tuple[int, int]:
         """(tx_packets, tx_dropped) of the sender's interface, and when."""
-        s = link_stats(self.tb.sender.netns, self.tb.sender.ifname)
+        s = link_stats(self.tb.sender.host, self.tb.sender.ifname)
         return int(s.get("tx_packets", 0)), int(s.get("tx_dropped", 0))
 
     def _gen_tool(self, rate_pps: float, duration_s: float, count: int | None) -> Tool:

@@ -89,11 +89,14 @@ def host_facts() -> dict:
 
 
 def collect(tools: dict[str, str], commands: list[str], hosts: dict, nic_driver: str,
-            started_at: float) -> dict:
+            started_at: float, tool_info=None, platform: dict | None = None) -> dict:
+    """platform: the testbed's own record (remote hosts: their facts,
+    kernels, CPUs, NICs, builds; the inventory's provenance)."""
     facts = host_facts()
     vers = dict(versions())
-    vers["tools"] = {name: {"path": path, "sha256": sha256(path)} for name, path in tools.items()}
-    return {
+    info = tool_info or (lambda name, path: {"path": path, "sha256": sha256(path)})
+    vers["tools"] = {name: info(name, path) for name, path in tools.items()}
+    out = {
         "kernel": facts["kernel"],
         "cmdline": facts["cmdline"],
         "cpu_model": facts["cpu_model"],
@@ -105,3 +108,11 @@ def collect(tools: dict[str, str], commands: list[str], hosts: dict, nic_driver:
         "started_at": dt.datetime.fromtimestamp(started_at, dt.timezone.utc).isoformat(),
         "hosts": {**hosts, "machine": facts},
     }
+    if platform:
+        out["platform"] = platform
+        # the receiver's kernel is the one under test
+        recv = platform.get("hosts", {}).get("receiver", {})
+        out["kernel"] = recv.get("kernel", out["kernel"])
+        out["cmdline"] = recv.get("cmdline", out["cmdline"])
+        out["cpu_model"] = recv.get("cpu_model", out["cpu_model"])
+    return out

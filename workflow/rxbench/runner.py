@@ -15,9 +15,8 @@ import time
 from contextlib import contextmanager
 
 from . import RxbenchError, cells, provenance
-from .analysis import analyse_eth, analyse_tcp
-from .counters import Readers, napi_prefix
-from .platforms import testbed
+from .analysis import analyse_eth, analyse_tcp, side_snapshot
+from .platforms import PreflightError, testbed
 from .proc import TERM_SIGNALS, Tool, ToolExited
 from .result import validate_result
 from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
@@ -27,6 +26,10 @@ from .util import Log, atomic_write_json, run
 
 PROBE_DURING_ROUNDS = 20000   # the host probe inside the measured interval: ~1 ms when close
 PR_SET_PDEATHSIG = 1
+# a generator's own time bound beyond warm-up + measured interval: it is
+# stopped after the last snapshot; the slack covers starting the counters
+# readers (over SSH: a channel and a process start each)
+BOUND_SLACK_S = 10.0
 
 
 class Interrupted(BaseException):
@@ -61,6 +64,69 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _short_log(log, limit: int = 400):
+    """The cell log, with a counters reader's long snapshot lines cut (the
+    snapshots themselves are kept in the result)."""
+    return lambda m: log(m if len(m) <= limit else f"{m[:limit]} ... ({len(m)} chars)")
+
+
+def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: list,
+                   comm_prefix: str | None = None) -> Tool:
+    """One rxb-counters reader in a side's namespace for the cell's life:
+    the side's test interface, the process tree of its tool (pid), the
+    kernel threads named comm_prefix*."""
+    # SCHED_FIFO: on the saturated CPUs it measures, a snapshot is one moment
+    argv = [side.host.native("rxb-counters"), "--ifname", side.ifname, "--duration", f"{bound_s:.3f}",
+            "--rt-priority", "1"]
+    if pid:
+        argv += ["--pid", str(pid)]
+    if comm_prefix:
+        argv += ["--comm-prefix", comm_prefix]
+    t = Tool(f"{side.role}-counters", side.exec(argv), _short_log(log), tb.registry,
+             name="rxb-counters", bound_s=bound_s + 5)
+    commands.append(t.command)
+    t.start()
+    return t
+
+
+def counters_ready(*readers: Tool) -> None:
+    """Wait for readers started together (on remote hosts each start is a
+    channel and a process start: they overlap)."""
+    for t in readers:
+        t.wait_event("ready", 10.0)
+
+
+def napi_prefix(ifname: str) -> str:
+    """The names of an interface's NAPI kthreads ("napi/IF-ID"), as far as
+    the kernel's 15-character thread names keep them."""
+    return f"napi/{ifname}"[:15]
+
+
+def stop_counters(*readers: Tool) -> None:
+    for t in readers:
+        if t is not None:
+            t.stop(signal.SIGTERM)
+
+
+def _snapshot(tb, sides: dict, timeout: float = 3.0) -> dict:
+    """The section-4 snapshot: every side's reader and tool asked at once,
+    so each host's counters and tool share one moment."""
+    asked = {}
+    for role, (reader, tool) in sides.items():
+        for t in (reader, tool):
+            if t is not None:
+                asked[id(t)] = len(t.events)
+                t.send(signal.SIGUSR1)
+    out = {}
+    for role, (reader, tool) in sides.items():
+        side = tb.sender if role == "sender" else tb.receiver
+        out[role] = side_snapshot(
+            reader.wait_event("snapshot", timeout, after=asked[id(reader)]),
+            tool.wait_event("snapshot", timeout, after=asked[id(tool)]) if tool is not None else None,
+            side.ifname)
+    return out
+
+
 def _measured_interval(rx_tool: Tool, duration: float, cfg: dict, log) -> tuple[list, dict]:
     """[eth/steady] Sleep through the measured interval, asking the receiver
     for a snapshot every second (the steady-state check) and taking the
@@ -88,6 +154,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     rx_cls, gen_cls = RECEIVERS[cell.stack], GENERATORS[cfg["eth"]["generator"]]
     tb = testbed(cfg, log, queues=cell.params["cores"])
     tb.commands = commands            # every command of the cell, in order
+    extra["testbed"] = tb
+    tb.preflight()
     placement = tb.cpus(cell.params["cores"], cell.params["napi"])
     rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
     rx.probe()
@@ -95,15 +163,18 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     warmup, duration = cfg["warmup_s"], cfg["duration_s"]
     bound = cfg["timeout_s"]
     with tb:
-        extra["hosts"] = {"sender": {"netns": tb.sender.netns, "ifname": tb.sender.ifname,
-                                     "ip": tb.sender.ip, "mac": tb.sender.mac},
-                          "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
-                                       "ip": tb.receiver.ip, "mac": tb.receiver.mac}}
+        extra["hosts"] = {"sender": tb.describe(tb.sender), "receiver": tb.describe(tb.receiver)}
         extra["nic_driver"] = tb.driver(tb.receiver)
         extra["nic_setup"] = rx.prepare()     # [eth] e.g. af_packet's drop after the tap
-        rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool)
-        gen_tool = Tool("generator", gen.argv(warmup + duration + 1.0), log, tb.registry,
-                        name=gen.tool)
+        # the receiver attaches XDP programs (a wrapper's PMD too): on a host
+        # that outlives the cell, teardown detaches whatever is left
+        tb.receiver.host.registry.add("xdp", tb.receiver.ifname)
+        if gen.name == "dpdk-txonly":
+            tb.sender.host.registry.add("xdp", tb.sender.ifname)
+        rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool,
+                       bound_s=bound + 5)
+        gen_tool = Tool("generator", gen.argv(warmup + duration + BOUND_SLACK_S), log, tb.registry,
+                        name=gen.tool, bound_s=warmup + duration + BOUND_SLACK_S + 10)
         tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
         commands.append(rx_tool.command)
         rx_tool.start()
@@ -118,15 +189,22 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         commands.append(gen_tool.command)
         gen_tool.start()
         gen_tool.wait_event("ready", gen.ready_timeout)
-        with Readers(tb, log, commands, tools, bound) as readers:
-            readers.start(tb.sender, gen_tool.p.pid)
-            readers.start(tb.receiver, rx_tool.p.pid, napi_prefix(tb.receiver.ifname))
-            sides = {"sender": gen_tool, "receiver": rx_tool}
+        tools["rxb-counters"] = tb.receiver.host.native("rxb-counters")
+        readers = [None, None]
+        try:
+            readers[0] = start_counters(tb, log, tb.sender, gen_tool.pid, bound, commands)
+            readers[1] = start_counters(tb, log, tb.receiver, rx_tool.pid, bound, commands,
+                                        comm_prefix=napi_prefix(tb.receiver.ifname))
+            counters_ready(*readers)
+            sides = {"sender": (readers[0], gen_tool), "receiver": (readers[1], rx_tool)}
             time.sleep(warmup)
-            a = readers.snapshot(sides)
+            a = _snapshot(tb, sides)
             series, during = _measured_interval(rx_tool, duration, cfg, log)   # [eth/steady]
-            b = readers.snapshot(sides)
+            b = _snapshot(tb, sides)
+        finally:
+            stop_counters(*readers)
         gen_tool.stop(signal.SIGINT)
+        tb.restore_placement()
         rx_tool.stop(signal.SIGTERM)
         for t in (gen_tool, rx_tool):
             if t.returncode != 0 or t.find("final") is None:
@@ -159,6 +237,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     p = cell.params
     tb = testbed(cfg, log, queues=p.get("cores", 1))
     tb.commands = commands
+    extra["testbed"] = tb
+    tb.preflight()
     placement = tb.cpus(p.get("cores", 1), p.get("napi", "receiver"))
     srv = TCP_SERVERS[cell.stack](cfg, cell, tb, placement)
     srv.probe()
@@ -167,33 +247,38 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         snd.probe()
     warmup, duration, bound = cfg["warmup_s"], cfg["tcp"]["duration_s"], cfg["timeout_s"]
     with tb:
-        extra["hosts"] = {"sender": {"netns": tb.sender.netns, "ifname": tb.sender.ifname,
-                                     "ip": tb.sender.ip},
-                          "receiver": {"netns": tb.receiver.netns, "ifname": tb.receiver.ifname,
-                                       "ip": tb.receiver.ip, "port": cfg["tcp"]["port"]}}
+        extra["hosts"] = {"sender": tb.describe(tb.sender),
+                          "receiver": {**tb.describe(tb.receiver), "port": cfg["tcp"]["port"]}}
         extra["nic_driver"] = tb.driver(tb.receiver)
         tb.place_rps(placement)
         nic_setup = srv.prepare() if hasattr(srv, "prepare") else {}
         extra["nic_setup"] = nic_setup
-        server = Tool("server", srv.argv(bound), log, tb.registry, name=srv.tool)
+        server = Tool("server", srv.argv(bound), log, tb.registry, name=srv.tool,
+                      bound_s=bound + 5)
         tools[srv.tool] = srv.binary()
         commands.append(server.command)
         server.start()
         if isinstance(srv, Iperf3):
             _wait_listening(tb, cfg["tcp"]["port"], server)
             client = Tool("sender", srv.client_argv(warmup, duration), log, tb.registry,
-                          name="iperf3")
+                          name="iperf3", bound_s=bound + 5)
             commands.append(client.command)
             client.start()
             omit, secs = srv.seconds(warmup, duration)
-            with Readers(tb, log, commands, tools, bound) as readers:
-                readers.start(tb.sender, client.p.pid)
-                readers.start(tb.receiver, server.p.pid, napi_prefix(tb.receiver.ifname))
-                sides = {"sender": None, "receiver": None}
+            tools["rxb-counters"] = tb.receiver.host.native("rxb-counters")
+            readers = [None, None]
+            try:
+                readers[0] = start_counters(tb, log, tb.sender, client.pid, bound, commands)
+                readers[1] = start_counters(tb, log, tb.receiver, server.pid, bound, commands,
+                                            comm_prefix=napi_prefix(tb.receiver.ifname))
+                counters_ready(*readers)
+                sides = {"sender": (readers[0], None), "receiver": (readers[1], None)}
                 time.sleep(omit)
-                a = readers.snapshot(sides)
+                a = _snapshot(tb, sides)
                 time.sleep(secs)
-                b = readers.snapshot(sides)
+                b = _snapshot(tb, sides)
+            finally:
+                stop_counters(*readers)
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")
             server.wait(10)
@@ -209,20 +294,26 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 if err and err.get("kind") == "unsupported":
                     raise Unsupported(srv.unsupported_reason(err)) from None
                 raise
-            sender = Tool("sender", snd.argv(warmup + duration + 1.0), log, tb.registry,
-                          name=snd.tool)
+            sender = Tool("sender", snd.argv(warmup + duration + BOUND_SLACK_S), log, tb.registry,
+                          name=snd.tool, bound_s=warmup + duration + BOUND_SLACK_S + 10)
             tools[snd.tool] = snd.binary()
             commands.append(sender.command)
             sender.start()
             sender.wait_event("ready", snd.ready_timeout)
-            with Readers(tb, log, commands, tools, bound) as readers:
-                readers.start(tb.sender, sender.p.pid)
-                readers.start(tb.receiver, server.p.pid, napi_prefix(tb.receiver.ifname))
-                sides = {"sender": sender, "receiver": server}
+            tools["rxb-counters"] = tb.receiver.host.native("rxb-counters")
+            readers = [None, None]
+            try:
+                readers[0] = start_counters(tb, log, tb.sender, sender.pid, bound, commands)
+                readers[1] = start_counters(tb, log, tb.receiver, server.pid, bound, commands,
+                                            comm_prefix=napi_prefix(tb.receiver.ifname))
+                counters_ready(*readers)
+                sides = {"sender": (readers[0], sender), "receiver": (readers[1], server)}
                 time.sleep(warmup)
-                a = readers.snapshot(sides)
+                a = _snapshot(tb, sides)
                 time.sleep(duration)
-                b = readers.snapshot(sides)
+                b = _snapshot(tb, sides)
+            finally:
+                stop_counters(*readers)
             sender.stop(signal.SIGINT)
             srv.stop(server, sender)          # once it has read what the sender wrote
             for t in (sender, server):
@@ -251,8 +342,7 @@ def _wait_listening(tb, port: int, server: Tool, timeout: float = 10.0) -> None:
     while time.monotonic() < end:
         if server.returncode is not None:
             raise ToolExited(server, "listening")
-        out = run(["ip", "netns", "exec", tb.receiver.netns, "ss", "-Hltn",
-                   f"sport = :{port}"], check=False)
+        out = tb.receiver.host.run(["ss", "-Hltn", f"sport = :{port}"], check=False)
         if out.strip():
             return
         time.sleep(0.05)
@@ -299,7 +389,7 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     if cell.stack not in stacks:
         raise RxbenchError(f"cell {cell.name}: unknown {cell.layer} stack {cell.stack!r}; "
                            f"known: {', '.join(sorted(stacks))}")
-    if os.geteuid() != 0:
+    if cfg["platform"] == "local" and os.geteuid() != 0:
         raise RxbenchError("the local platform needs root (network namespaces, XDP): "
                            "run snakemake as root")
     log(f"cell {out_path}: {json.dumps(cell.params)}")
@@ -307,13 +397,16 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         # what runs killed with SIGKILL left behind (dead owners only)
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
-        result["host_probe"] = host_probe(cfg, log)
+        # the round trip between two CPUs of one machine: local only
+        result["host_probe"] = host_probe(cfg, log) if cfg["platform"] == "local" else {}
         result["generator"] = (cfg["eth"]["generator"] if cell.layer == "eth" else
                                "iperf3" if cell.stack == "iperf3" else TCP_SENDER.name)
         try:
             result.update(measure(cfg, cell, log, commands, tools, extra))
         except Unsupported as e:
             result.update(status="unsupported", reason=str(e))
+        except PreflightError:
+            raise          # the hosts cannot run any cell: stop the campaign
         except (RxbenchError, OSError) as e:
             result.update(status="failed", reason=str(e))
         except Interrupted as e:
@@ -323,8 +416,11 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     if extra.get("nic_setup"):
         result["nic_setup"] = extra["nic_setup"]      # what the NIC accepted (zcrx)
     log(f"status {result['status']}" + (f": {result['reason']}" if result["reason"] else ""))
+    tb = extra.get("testbed")
     result["provenance"] = provenance.collect(
-        tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started)
+        tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started,
+        tool_info=tb.tool_info if tb is not None else None,
+        platform=tb.provenance() if tb is not None else None)
     result["provenance"]["config"] = {
         "profile": cfg["profile"], "warmup_s": cfg["warmup_s"], "timeout_s": cfg["timeout_s"],
         "duration_s": cfg["duration_s"] if cell.layer == "eth" else cfg["tcp"]["duration_s"]}

@@ -71,9 +71,14 @@ class Registry:
         os.replace(tmp, self.path)
 
     def add(self, kind: str, item) -> None:
-        if item not in self.data[kind]:
+        if item not in self.data.setdefault(kind, []):
             self.data[kind].append(item)
             self._save()
+
+    def drop(self, kind: str) -> None:
+        """Forget a kind of item (it was undone)."""
+        self.data[kind] = []
+        self._save()
 
     def remove_file(self) -> None:
         try:

@@ -3,7 +3,9 @@ sender and a receiver joined by a test link, and whose down() leaves
 nothing behind. `local` is the embedded default; vm, ssh and g5k plug in
 here with the same interface."""
 
+from .base import PreflightError, TestbedError
 from .local import LocalTestbed
+from .ssh import SshTestbed
 
 
 def _g5k(cfg: dict, log, **kw):
@@ -11,8 +13,11 @@ def _g5k(cfg: dict, log, **kw):
     return G5kTestbed(cfg, log, **kw)
 
 
-PLATFORMS = {"local": LocalTestbed, "g5k": _g5k}
+PLATFORMS = {"local": LocalTestbed, "ssh": SshTestbed, "g5k": _g5k}
 
 
 def testbed(cfg: dict, log, **kw):
     return PLATFORMS[cfg["platform"]](cfg, log, **kw)
+
+
+__all__ = ["PLATFORMS", "PreflightError", "TestbedError", "testbed", "LocalTestbed", "SshTestbed"]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
-from functools import lru_cache
 from pathlib import Path
 
 from .. import ROOT, RxbenchError
@@ -29,29 +27,26 @@ def native_tool(name: str) -> str:
                        f"(looked in {NATIVE_BUILD} and PATH)")
 
 
-@lru_cache(maxsize=1)
 def kernel_config() -> dict[str, str]:
     """The running kernel's configuration, from /proc/config.gz (or /boot)."""
-    for path in ("/proc/config.gz", f"/boot/config-{os.uname().release}"):
-        try:
-            opener = gzip.open if path.endswith(".gz") else open
-            with opener(path, "rt") as f:
-                return dict(line.strip().split("=", 1) for line in f
-                            if line.startswith("CONFIG_") and "=" in line)
-        except OSError:
-            continue
-    return {}
+    from ..hosts.netns import local_kernel_config
+    return local_kernel_config()
 
 
-def require_kernel(*options: str) -> None:
-    """Raise Unsupported naming the first kernel option that is missing.
-    Without a readable kernel config, trust the tools to fail clearly."""
-    cfg = kernel_config()
-    if not cfg:
+def require_kernel(*options: str, host=None) -> None:
+    """Raise Unsupported naming the first kernel option that is missing on
+    the host (this machine without one). Without a readable kernel config,
+    trust the tools to fail clearly."""
+    if host is None:
+        from ..hosts import NetnsHost
+        host = NetnsHost("local", None, None)
+    have = host.kernel_options(tuple(options))
+    if not have:
         return
     for opt in options:
-        if cfg.get(opt) not in ("y", "m"):
-            raise Unsupported(f"kernel {os.uname().release} lacks {opt}")
+        if have.get(opt) not in ("y", "m"):
+            where = f"{host.role} {host.key}: " if not host.shared_kernel else ""
+            raise Unsupported(f"{where}kernel {host.facts()['kernel'].split()[0]} lacks {opt}")
 
 
 class Tooled:
@@ -62,11 +57,20 @@ class Tooled:
     def __init__(self, cfg: dict, cell, testbed, placement):
         self.cfg, self.cell, self.tb, self.placement = cfg, cell, testbed, placement
 
+    side = "receiver"       # the testbed side whose host runs the tool
+
+    @property
+    def host(self):
+        return getattr(self.tb, self.side).host
+
     def probe(self) -> None:
-        require_kernel(*self.kernel_options)
+        require_kernel(*self.kernel_options, host=self.host)
+
+    def which(self, tool: str) -> str | None:
+        return self.host.which(tool)
 
     def binary(self) -> str:
-        return native_tool(self.tool)
+        return self.host.native(self.tool)
 
 
 class Receiver(Tooled):
@@ -101,6 +105,7 @@ class Receiver(Tooled):
 class Generator(Tooled):
     """Sends for a bounded time and count; reports what it sent."""
 
+    side = "sender"
     ready_timeout = 10.0
     # True: a frame the sender's veth refuses (its peer's ring is full) is
     # sent again, so it is back-pressure; False: it is lost, and counted as

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import shlex
-import shutil
-import sys
 
-from .. import ROOT, RxbenchError
+from .. import RxbenchError
 from ..state import DPDK_RUNTIME, NETNS_PREFIX
-from ..util import run
-from .base import Generator, Receiver, Unsupported, native_tool, require_kernel
+from .base import Generator, Receiver, Unsupported, require_kernel
 
 
 # Preferred busy polling (the application drives NAPI): interrupts/NAPI
@@ -21,18 +18,16 @@ GRO_FLUSH_TIMEOUT_NS = 200000
 
 def busy_poll_setup(rx) -> dict:
     """napi_defer_hard_irqs and gro_flush_timeout on the receiver's
-    interface (its network namespace's sysfs), for busy-polling variants."""
+    interface (its host's sysfs, old values restored at teardown), for
+    busy-polling variants."""
     r = rx.tb.receiver
     out = {}
     for knob, value in (("napi_defer_hard_irqs", NAPI_DEFER_HARD_IRQS),
                         ("gro_flush_timeout", GRO_FLUSH_TIMEOUT_NS)):
         path = f"/sys/class/net/{r.ifname}/{knob}"
-        argv = r.exec(["sh", "-c", f"echo {value} > {path} && cat {path}"])
-        commands = getattr(rx.tb, "commands", None)
-        if commands is not None:
-            commands.append(shlex.join(argv))
         try:
-            out[knob] = int(run(argv).strip())
+            r.host.set_sysfs(path, str(value), rx.tb.log)
+            out[knob] = int((r.host.read_file(path) or "").strip())
         except (RxbenchError, ValueError) as e:
             raise Unsupported(f"cannot set {knob} for busy polling: {e}") from None
     return out
@@ -124,22 +119,21 @@ class Xdpsock(Receiver):
 
     def probe(self) -> None:
         super().probe()
-        if not shutil.which(self.tool):
+        if not self.which(self.tool):
             raise Unsupported("xdpsock (bpf-examples) is not installed: Debian 12 does not "
                               "package it; the Nix devShell provides it")
         if self.cell.params["cores"] != 1:
             raise Unsupported("xdpsock runs one socket on one queue here: cores=1 only")
-        if not shutil.which("stdbuf"):
+        if not self.which("stdbuf"):
             raise Unsupported("stdbuf (coreutils) is not installed")
 
     def binary(self) -> str:
-        return shutil.which(self.tool) or self.tool
+        return self.which(self.tool) or self.tool
 
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
         secs = str(max(1, int(bound_s)))
-        return r.exec(["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
-                       "rxbench.xdpsock", "--duration", f"{bound_s:.3f}", "--",
+        return r.exec([*r.host.python_module("rxbench.xdpsock"), "--duration", f"{bound_s:.3f}", "--",
                        "stdbuf", "-oL", self.binary(), "-r", "-i", r.ifname, "-q", "0", "-N",
                        "-c", "-p", "-b", "64", "-x", "-n", "1", "-d", secs],
                       self.placement.application)
@@ -162,16 +156,15 @@ def testpmd_command(tb, side, cpus: list[int], prefix: str, vdev: str, app: list
     forwarding options; the EAL runtime directory is in the state record
     before EAL creates it."""
     rundir = DPDK_RUNTIME / prefix
-    tb.registry.add("dirs", str(rundir))
+    side.host.registry.add("dirs", str(rundir))
     n = len(cpus)
     lcores = ",".join([f"0@{cpus[0]}"] + [f"{i + 1}@{c}" for i, c in enumerate(cpus)])
-    testpmd = ["stdbuf", "-oL", shutil.which("dpdk-testpmd") or "dpdk-testpmd",  # line-buffered
+    testpmd = ["stdbuf", "-oL", side.host.which("dpdk-testpmd") or "dpdk-testpmd",  # line-buffered
                "--no-huge", "-m", str(TESTPMD_MEMORY_MB), "--no-pci", "--file-prefix", prefix,
                "--lcores", lcores, "--vdev", vdev, "--",
                "-i", f"--total-num-mbufs={TESTPMD_MBUFS}", f"--rxq={n}", f"--txq={n}",
                f"--nb-cores={n}", *app]
-    wrapper = ["env", f"PYTHONPATH={ROOT / 'workflow'}", sys.executable, "-m",
-               "rxbench.testpmd", "--duration", f"{bound_s:.3f}", "--runtime-dir", str(rundir),
+    wrapper = [*side.host.python_module("rxbench.testpmd"), "--duration", f"{bound_s:.3f}", "--runtime-dir", str(rundir),
                "--"]
     return side.exec(wrapper + testpmd, cpus)
 
@@ -198,7 +191,7 @@ class Dpdk(Receiver):
             self.kernel_options = ("CONFIG_XDP_SOCKETS", "CONFIG_BPF_SYSCALL")
         super().probe()
         for tool in (self.tool, "stdbuf"):
-            if not shutil.which(tool):
+            if not self.which(tool):
                 raise Unsupported(f"{tool} is not installed (Debian: dpdk-dev; Nix: the devShell)")
         if not self._busy_polls():
             refuse_spinning_on_napi(self, "the DPDK lcore (busy_budget=0)")
@@ -211,7 +204,7 @@ class Dpdk(Receiver):
         return {"busy_poll": busy_poll_setup(self)} if self._busy_polls() else {}
 
     def binary(self) -> str:
-        return shutil.which(self.tool) or self.tool
+        return self.which(self.tool) or self.tool
 
     def vdev(self) -> str:
         p, r, n = self.cell.params, self.tb.receiver, len(self.placement.application)
@@ -254,26 +247,21 @@ class AfPacket(Receiver):
     tool = "rxb-af-packet"
     kernel_options = ("CONFIG_PACKET",)
 
-    def _run(self, argv: list[str]) -> str:
-        commands = getattr(self.tb, "commands", None)
-        if commands is not None:
-            commands.append(shlex.join(argv))
-        return run(argv)
-
     def prepare(self) -> dict:
         r, s = self.tb.receiver, self.tb.sender
-        if not shutil.which("tc"):
+        if not r.host.which("tc"):
             raise Unsupported("tc (iproute2) is not installed: the drop after the tap needs it")
-        self._run(r.exec(["ethtool", "-K", r.ifname, "gro", "on"]))
-        self._run(s.exec(["ethtool", "-K", s.ifname, "tso", "off"]))
+        r.host.set_feature(r.ifname, "gro", "on", self.tb.log)
+        s.host.set_feature(s.ifname, "tso", "off", self.tb.log)
         rule = ["tc", "filter", "add", "dev", r.ifname, "ingress", "pref", "1", "bpf", "da",
-                "obj", native_tool("tc_drop.bpf.o"), "sec", "tc"]
-        self._run(r.exec(["tc", "qdisc", "add", "dev", r.ifname, "clsact"]))
+                "obj", r.host.native("tc_drop.bpf.o"), "sec", "tc"]
+        r.host.registry.add("clsact", r.ifname)       # removed at teardown (remote hosts)
+        self.tb._run(r, ["tc", "qdisc", "add", "dev", r.ifname, "clsact"])
         try:
-            self._run(r.exec(rule))
+            self.tb._run(r, rule)
         except RxbenchError as e:
             raise Unsupported(f"cannot drop after the tap (tc ingress cls_bpf): {e}") from None
-        shown = self._run(r.exec(["tc", "filter", "show", "dev", r.ifname, "ingress"]))
+        shown = self.tb._run(r, ["tc", "filter", "show", "dev", r.ifname, "ingress"])
         return {"receiver_gro": "on", "sender_tso": "off", "ingress_drop": shlex.join(rule),
                 "ingress_filters": shown.strip()}
 
@@ -302,13 +290,13 @@ class DpdkTxonly(Generator):
     pmd = "af_xdp"               # the benchmark also compares af_packet
 
     def probe(self) -> None:
-        require_kernel("CONFIG_XDP_SOCKETS")
+        require_kernel("CONFIG_XDP_SOCKETS", host=self.host)
         for tool in (self.tool, "stdbuf"):
-            if not shutil.which(tool):
+            if not self.which(tool):
                 raise Unsupported(f"generator {self.name}: {tool} is not installed")
 
     def binary(self) -> str:
-        return shutil.which(self.tool) or self.tool
+        return self.which(self.tool) or self.tool
 
     def vdev(self) -> str:
         s, n = self.tb.sender, len(self.placement.generator)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import signal
 import time
-from pathlib import Path
 
 from .. import RxbenchError
-from ..measure import delta
 from .base import Generator, Receiver, Unsupported
 
 # cell stack -> rxb-tcp-server --mode (epoll's trigger variant picks epoll_et)
@@ -47,8 +44,9 @@ def steer_sender(tb, placement) -> str:
         return "skipped (napi=sender)"
     s = tb.sender
     mask = format(sum(1 << c for c in placement.generator), "x")
-    tb._run(["ip", "netns", "exec", s.netns, "sh", "-c",
-             f"for f in /sys/class/net/{s.ifname}/queues/rx-*/rps_cpus; do echo {mask} > $f; done"])
+    for q in range(tb.queues):
+        tb.commands.append(f"[sender] echo {mask} > rx-{q}/rps_cpus")
+        s.host.set_sysfs(f"/sys/class/net/{s.ifname}/queues/rx-{q}/rps_cpus", mask, log=tb.log)
     return f"rps_cpus={mask}"
 
 
@@ -169,7 +167,7 @@ class TcpServer(Receiver):
         }
         for name, argv in steps.items():
             try:
-                self.tb._run(["ip", "netns", "exec", r.netns, *argv])
+                self.tb._run(r, argv)
                 done[name] = "ok"
             except RxbenchError as e:
                 done[name] = f"refused: {e}"
@@ -229,15 +227,19 @@ class Iperf3(Receiver):
     ready_timeout = 10.0
     MAX_STREAMS = 128               # iperf3's -P limit
 
+    def __init__(self, cfg, cell, testbed, placement):
+        super().__init__(cfg, cell, testbed, placement)
+        self._dirs: dict[str, str] = {}
+
     def probe(self) -> None:
-        if not shutil.which("iperf3"):
+        if not self.which("iperf3"):
             raise Unsupported("iperf3 is not installed (Debian: iperf3; Nix: the devShell)")
         if self.cell.params["conns"] > self.MAX_STREAMS:
             raise Unsupported(f"iperf3 opens at most {self.MAX_STREAMS} streams (-P), "
                               f"the cell asks for {self.cell.params['conns']}")
 
     def binary(self) -> str:
-        return shutil.which("iperf3") or "iperf3"
+        return self.which("iperf3") or "iperf3"
 
     def label(self) -> str:
         return label("iperf3", self.cell.params)
@@ -245,11 +247,12 @@ class Iperf3(Receiver):
     def prepare(self) -> dict:
         return {"steer_sender": steer_sender(self.tb, self.placement)}
 
-    def report_path(self, role: str) -> Path:
-        d = Path("/run/rxbench") / f"iperf3-{self.tb.token}"
-        d.mkdir(parents=True, exist_ok=True)
-        self.tb.registry.add("dirs", str(d))
-        return d / f"{role}.json"
+    def report_path(self, role: str) -> str:
+        """The report file on the host where `role` (server, client) runs."""
+        side = self.tb.receiver if role == "server" else self.tb.sender
+        if role not in self._dirs:
+            self._dirs[role] = side.host.scratch(f"iperf3-{self.tb.token}")
+        return f"{self._dirs[role]}/{role}.json"
 
     def argv(self, bound_s: float) -> list[str]:
         r, app = self.tb.receiver, self.placement.application
@@ -280,8 +283,8 @@ class Iperf3(Receiver):
         the measured interval (omitted seconds excluded)."""
         path = self.report_path("client")
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
+            data = json.loads(self.tb.sender.host.read_file(path) or "")
+        except ValueError as e:
             raise Unsupported(f"iperf3 wrote no report ({path}): {e}") from None
         if data.get("error"):
             raise RxbenchError(f"iperf3: {data['error']}")
