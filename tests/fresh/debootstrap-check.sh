@@ -8,7 +8,7 @@
 #    ca-certificates (the mirror is the one apt uses here, read from
 #    /etc/apt/sources.list*); an existing DIR/.rxb-base is reused;
 # 2. clones this checkout's HEAD into DIR/root/rxbench (inside the chroot,
-#    from a read-only bind mount), as a root user clones into their home;
+#    from a git bundle of HEAD), as a root user clones into their home;
 # 3. runs the README's two commands in a chroot with /proc, /sys, /dev and
 #    /run/rxbench (the machine-wide measurement lock) mounted:
 #      ./rxb test      (the whole test suite)
@@ -52,7 +52,8 @@ mount -t proc proc "$dir/proc"; mounted="$dir/proc $mounted"
 bind /sys "$dir/sys"
 bind /dev "$dir/dev"
 mkdir -p /run/rxbench; bind /run/rxbench "$dir/run/rxbench"
-bind "$here" "$dir/mnt/src" ro
+# the committed HEAD as a bundle: a worktree's .git points outside it
+git -C "$here" bundle create -q "$dir/root/rxbench.bundle" HEAD
 cp /etc/resolv.conf "$dir/etc/resolv.conf"
 
 run() {  # run LABEL COMMAND...: in the chroot, in the clone, timed
@@ -66,7 +67,7 @@ run() {  # run LABEL COMMAND...: in the chroot, in the clone, timed
     return 0
 }
 rm -rf "$dir/root/rxbench"
-chroot "$dir" git -c safe.directory='*' clone -q /mnt/src /root/rxbench
+chroot "$dir" git clone -q /root/rxbench.bundle /root/rxbench
 log "cloned $(git -C "$here" rev-parse --short HEAD) into $dir/root/rxbench"
 run test ./rxb test
 run run ./rxb ${RXB_CHECK_RUN:-}
