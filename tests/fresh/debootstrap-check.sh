@@ -55,13 +55,23 @@ mkdir -p /run/rxbench; bind /run/rxbench "$dir/run/rxbench"
 # the committed HEAD as a bundle: a worktree's .git points outside it
 git -C "$here" bundle create -q "$dir/root/rxbench.bundle" HEAD
 cp /etc/resolv.conf "$dir/etc/resolv.conf"
+# this machine's network, not the fresh system: where the host's pip trusts
+# an extra CA (a TLS-intercepting proxy), pip in the chroot gets the same
+# bundle (PIP_CERT), as it gets the host's resolv.conf
+pip_env=""
+cert=$(pip3 config get global.cert 2>/dev/null || true)
+if [ -n "$cert" ] && [ -f "$cert" ]; then
+    cp "$cert" "$dir/root/host-ca.crt"
+    pip_env="PIP_CERT=/root/host-ca.crt"
+    log "pip in the chroot uses the host's CA bundle ($cert)"
+fi
 
 run() {  # run LABEL COMMAND...: in the chroot, in the clone, timed
     label=$1; shift
     t0=$(date +%s)
     rc=0
     chroot "$dir" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        LANG=C.UTF-8 sh -c "cd /root/rxbench && $*" > "$dir/root/$label.log" 2>&1 || rc=$?
+        LANG=C.UTF-8 $pip_env sh -c "cd /root/rxbench && $*" > "$dir/root/$label.log" 2>&1 || rc=$?
     log "$label: '$*' exit $rc in $(( $(date +%s) - t0 )) s (log $dir/root/$label.log)"
     grep -E '[0-9]+ (passed|failed)' "$dir/root/$label.log" | tail -1 || true
     return 0
