@@ -59,7 +59,7 @@ cp /etc/resolv.conf "$dir/etc/resolv.conf"
 # an extra CA (a TLS-intercepting proxy), pip in the chroot gets the same
 # bundle (PIP_CERT), as it gets the host's resolv.conf
 pip_env=""
-cert=$(pip3 config get global.cert 2>/dev/null || true)
+cert=${PIP_CERT:-$(sed -n "s/^ *cert *= *//p" /etc/pip.conf /etc/xdg/pip/pip.conf 2>/dev/null | head -1)}
 if [ -n "$cert" ] && [ -f "$cert" ]; then
     cp "$cert" "$dir/root/host-ca.crt"
     pip_env="PIP_CERT=/root/host-ca.crt"
