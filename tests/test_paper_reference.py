@@ -106,6 +106,9 @@ def test_names_only_what_exists_and_ran(built):
         if name not in PLATFORMS and name not in ran:
             assert not re.search(rf"\b{re.escape(name)}\b", text), name
     assert f"measured on {', '.join(sorted(ran))}" in text
+    ok = S.load(csv).query("status == 'ok'")
+    if not (ok["stack"] == "uring_zcrx").any():
+        assert "no such cell ran in this data set" in text
 
 
 def test_unsupported_reasons_are_one_footnote_each_without_random_names(built):
