@@ -48,6 +48,8 @@ bind() {  # bind SRC DST [ro]
     [ "${3:-}" = ro ] && mount -o remount,bind,ro "$2"
     mounted="$2 $mounted"
 }
+# the root must be a mount point: `ip netns exec` makes / a slave mount
+mount --bind "$dir" "$dir"; mounted="$dir"
 mount -t proc proc "$dir/proc"; mounted="$dir/proc $mounted"
 bind /sys "$dir/sys"
 bind /dev "$dir/dev"
