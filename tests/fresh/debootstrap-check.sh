@@ -40,6 +40,10 @@ fi
 mounted=""
 cleanup() {
     for m in $mounted; do umount -l "$m" 2>/dev/null || true; done
+    # and what ran inside mounted below the root (ip netns: DIR/run/netns)
+    for m in $(awk -v d="$dir" 'index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r); do
+        umount -l "$m" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT INT TERM
 bind() {  # bind SRC DST [ro]
