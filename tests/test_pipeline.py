@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -227,15 +228,59 @@ def test_unsupported_kernel_feature_is_written_and_campaign_goes_on(workdir, mon
     assert cells.parse(str(out), cfg).stack == "xdp_drop"
 
 
+def _world_readable_copy() -> tuple[Path, dict]:
+    """What `rxbench cell` needs without root, copied where uid 65534 can
+    read it (a checkout in root's home is not: /root is 0700): the package,
+    PyYAML (the only third-party module its import needs) and the resolved
+    configuration as JSON; and an interpreter outside the checkout and its
+    venv (the venv's python, and even pyenv's, may sit below /root)."""
+    import tempfile
+
+    import yaml
+    from rxbench.config import resolve
+    tmp = Path(tempfile.mkdtemp(prefix="rxbench-nonroot-"))
+    shutil.copytree(ROOT / "workflow" / "rxbench", tmp / "rxbench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(yaml.__file__).parent, tmp / "yaml",
+                    ignore=shutil.ignore_patterns("__pycache__", "_yaml*.so"))
+    for p in [tmp, *tmp.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return tmp, resolve({"profile": "smoke"})
+
+
 def test_not_root_is_one_clear_line(tmp_path):
+    cell = ["-m", "rxbench", "cell"]
     if os.geteuid() != 0:
-        cmd = [sys.executable, "-m", "rxbench", "cell", str(tmp_path / CELL)]
+        cmd = [sys.executable, *cell, str(tmp_path / CELL)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow"), "RXBENCH_STATE_DIR": str(tmp_path)}
+        out = tmp_path
     else:
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-               sys.executable, "-m", "rxbench", "cell", str(tmp_path / CELL)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow"), "RXBENCH_STATE_DIR": str(tmp_path)}
+        pkg, cfg = _world_readable_copy()
+        try:
+            python = next((p for p in ("/usr/bin/python3", os.path.realpath(sys.executable))
+                           if subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                                              "--clear-groups", p, "-c", "pass"],
+                                             capture_output=True).returncode == 0), None)
+            if python is None:
+                pytest.skip("no Python interpreter that uid 65534 may run")
+            out = pkg / "out"
+            out.mkdir(mode=0o777)
+            out.chmod(0o777)
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                   python, "-I", "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                   "from rxbench.cli import main; sys.exit(main())", str(pkg),
+                   *cell[2:], str(out / CELL), "--config-json", json.dumps(cfg)]
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RXBENCH_STATE_DIR": str(out)}
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+            assert not (out / "results").exists()
+        finally:
+            shutil.rmtree(pkg)
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip() == ("rxbench: the local platform needs root (network namespaces, "
+                                    "XDP): run snakemake as root")
+        return
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
     assert p.returncode == 2
     assert p.stderr.strip() == ("rxbench: the local platform needs root (network namespaces, "
                                 "XDP): run snakemake as root")
-    assert not (tmp_path / "results").exists()
+    assert not (out / "results").exists()

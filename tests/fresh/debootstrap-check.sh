@@ -8,7 +8,7 @@
 #    ca-certificates (the mirror is the one apt uses here, read from
 #    /etc/apt/sources.list*); an existing DIR/.rxb-base is reused;
 # 2. clones this checkout's HEAD into DIR/root/rxbench (inside the chroot,
-#    from a read-only bind mount), as a root user clones into their home;
+#    from a git bundle of HEAD), as a root user clones into their home;
 # 3. runs the README's two commands in a chroot with /proc, /sys, /dev and
 #    /run/rxbench (the machine-wide measurement lock) mounted:
 #      ./rxb test      (the whole test suite)
@@ -40,6 +40,10 @@ fi
 mounted=""
 cleanup() {
     for m in $mounted; do umount -l "$m" 2>/dev/null || true; done
+    # and what ran inside mounted below the root (ip netns: DIR/run/netns)
+    for m in $(awk -v d="$dir" 'index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r); do
+        umount -l "$m" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT INT TERM
 bind() {  # bind SRC DST [ro]
@@ -48,25 +52,38 @@ bind() {  # bind SRC DST [ro]
     [ "${3:-}" = ro ] && mount -o remount,bind,ro "$2"
     mounted="$2 $mounted"
 }
+# the root must be a mount point: `ip netns exec` makes / a slave mount
+mount --bind "$dir" "$dir"; mounted="$dir"
 mount -t proc proc "$dir/proc"; mounted="$dir/proc $mounted"
 bind /sys "$dir/sys"
 bind /dev "$dir/dev"
 mkdir -p /run/rxbench; bind /run/rxbench "$dir/run/rxbench"
-bind "$here" "$dir/mnt/src" ro
+# the committed HEAD as a bundle: a worktree's .git points outside it
+git -C "$here" bundle create -q "$dir/root/rxbench.bundle" HEAD
 cp /etc/resolv.conf "$dir/etc/resolv.conf"
+# this machine's network, not the fresh system: where the host's pip trusts
+# an extra CA (a TLS-intercepting proxy), pip in the chroot gets the same
+# bundle (PIP_CERT), as it gets the host's resolv.conf
+pip_env=""
+cert=${PIP_CERT:-$(sed -n "s/^ *cert *= *//p" /etc/pip.conf /etc/xdg/pip/pip.conf 2>/dev/null | head -1)}
+if [ -n "$cert" ] && [ -f "$cert" ]; then
+    cp "$cert" "$dir/root/host-ca.crt"
+    pip_env="PIP_CERT=/root/host-ca.crt"
+    log "pip in the chroot uses the host's CA bundle ($cert)"
+fi
 
 run() {  # run LABEL COMMAND...: in the chroot, in the clone, timed
     label=$1; shift
     t0=$(date +%s)
     rc=0
     chroot "$dir" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        LANG=C.UTF-8 sh -c "cd /root/rxbench && $*" > "$dir/root/$label.log" 2>&1 || rc=$?
+        LANG=C.UTF-8 $pip_env sh -c "cd /root/rxbench && $*" > "$dir/root/$label.log" 2>&1 || rc=$?
     log "$label: '$*' exit $rc in $(( $(date +%s) - t0 )) s (log $dir/root/$label.log)"
     grep -E '[0-9]+ (passed|failed)' "$dir/root/$label.log" | tail -1 || true
     return 0
 }
 rm -rf "$dir/root/rxbench"
-chroot "$dir" git -c safe.directory='*' clone -q /mnt/src /root/rxbench
+chroot "$dir" git clone -q /root/rxbench.bundle /root/rxbench
 log "cloned $(git -C "$here" rev-parse --short HEAD) into $dir/root/rxbench"
 run test ./rxb test
 run run ./rxb ${RXB_CHECK_RUN:-}

@@ -32,6 +32,12 @@
 3. TCP servers: iperf3's server (with its client) and each of ours (with
    rxb-tcp-send), as real cells: goodput, the sender's rate, server CPU
    per byte, saturated CPUs.
+
+Raw output stays in the results tree (never a temporary folder):
+results/local/bench/<UTC time>-<what>/ holds the cells (results/local/...
+JSON and logs), the generator log, run.json (the command's arguments, the
+commit, start and end) and table.txt (what was printed). `make reference`
+copies it with the run, so numbers quoted from a bench name their file.
 """
 
 from __future__ import annotations
@@ -40,13 +46,16 @@ import json
 import os
 import shutil
 import signal
+import contextlib
+import datetime as dt
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import RxbenchError, cells
+from . import ROOT, RxbenchError, cells
 from .config import resolve
 from .measure import cpu_delta, read_proc_stat
 from .platforms.local import LocalTestbed
@@ -55,7 +64,46 @@ from .runner import host_probe, run_cell, signals_raise
 from .state import testbed_lock
 from .stacks import Unsupported, XdpDrop
 from .stacks.eth import DpdkTxonly, RxbGen
-from .util import Log
+from .util import Log, atomic_write_json
+
+
+class _Tee:
+    """stdout and a file at once (the printed tables are part of the raw output)."""
+
+    def __init__(self, path: Path):
+        self.f = open(path, "a")
+        self.out = sys.stdout
+
+    def write(self, s):
+        self.out.write(s)
+        self.f.write(s)
+        return len(s)
+
+    def flush(self):
+        self.out.flush()
+        self.f.flush()
+
+
+@contextlib.contextmanager
+def bench_dir(what: str, args: dict, results: Path | None = None):
+    """results/local/bench/<UTC time>-<what>/, kept; prints go to its table.txt."""
+    from .provenance import git_rev
+    started = dt.datetime.now(dt.timezone.utc)
+    d = Path(results or ROOT / "results") / "local" / "bench" / \
+        f"{started.strftime('%Y%m%dT%H%M%SZ')}-{what}"
+    d.mkdir(parents=True, exist_ok=False)
+    meta = {"what": what, "args": args, "git_rev": git_rev(), "started_at": started.isoformat(),
+            "command": "python -m rxbench " + " ".join(sys.argv[1:])}
+    atomic_write_json(d / "run.json", meta)
+    tee = _Tee(d / "table.txt")
+    try:
+        with contextlib.redirect_stdout(tee):
+            print(f"raw output: {d}")
+            yield d
+    finally:
+        tee.f.close()
+        meta["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+        atomic_write_json(d / "run.json", meta)
 
 
 def _trafgen_conf(path: Path, dst_mac: str, size: int) -> None:
@@ -142,9 +190,10 @@ def generator_rate(kind: str, size: int, cfg: dict, log: Log, tmp: Path,
             "pingpong_ns": probe.get("pingpong_ns", 0)}
 
 
-def generators(reps: int, duration: float, sizes: list[int], kinds: list[str]) -> None:
+def generators(reps: int, duration: float, sizes: list[int], kinds: list[str],
+               tmp: Path) -> None:
     cfg = resolve({"profile": "smoke"})
-    with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp, signals_raise():
+    with signals_raise():
         log = Log(Path(tmp) / "generators.log")
         rows = []
         for kind in kinds:
@@ -184,39 +233,39 @@ def main(reps: int, duration: float, sizes: list[int], stacks: list[str],
     for k in kinds:
         if k not in GENERATOR_KINDS:
             raise RxbenchError(f"unknown generator {k!r}; known: {', '.join(GENERATOR_KINDS)}")
-    if kinds:
-        generators(reps, duration, sizes, kinds)
-    if stacks:
-        receivers(reps, duration, sizes, stacks, napis, generator)
+    with bench_dir("eth", {"reps": reps, "duration": duration, "sizes": sizes, "stacks": stacks,
+                           "napi": napis, "generators": kinds, "generator": generator}) as out:
+        if kinds:
+            generators(reps, duration, sizes, kinds, out)
+        if stacks:
+            receivers(reps, duration, sizes, stacks, napis, out, generator)
     return 0
 
 
 def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
-              napis: list[str], generator: str | None = None) -> None:
+              napis: list[str], tmp: Path, generator: str | None = None) -> None:
     """The default profile's cells (its generator, unless one is given)."""
     eth = {"stacks": stacks, "sizes": sizes, "variants": {"napi": napis}}
     if generator:
         eth["generator"] = generator
     cfg = resolve({"duration_s": duration, "warmup_s": 1, "eth": eth})
     rows = []
-    with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp:
-        log = Log(Path(tmp) / "bench.log")
-        plan = [(s, s, n) for s in stacks for n in napis]
-        with signals_raise():
-            for label, stack, napi in plan:
-                for size in sizes:
-                    runs = []
-                    for rep in range(1, reps + 1):
-                        cell = cells.Cell("local", "eth", stack,
-                                          {"cores": 1, "size": size, "napi": napi}, rep)
-                        out = cell.path(cells.variant_defaults(cfg, "eth", stack), root=f"{tmp}/results")
-                        run_cell(out, cfg, out.replace(".json", ".log"))
-                        res = json.loads(Path(out).read_text())
-                        if res["status"] != "ok":
-                            print(f"{label} {size} B rep {rep}: {res['status']}: {res['reason']}")
-                            continue
-                        runs.append(res)
-                    rows.append((f"{label} napi={napi}", size, runs))
+    plan = [(s, s, n) for s in stacks for n in napis]
+    with signals_raise():
+        for label, stack, napi in plan:
+            for size in sizes:
+                runs = []
+                for rep in range(1, reps + 1):
+                    cell = cells.Cell("local", "eth", stack,
+                                      {"cores": 1, "size": size, "napi": napi}, rep)
+                    out = cell.path(cells.variant_defaults(cfg, "eth", stack), root=f"{tmp}/results")
+                    run_cell(out, cfg, out.replace(".json", ".log"))
+                    res = json.loads(Path(out).read_text())
+                    if res["status"] != "ok":
+                        print(f"{label} {size} B rep {rep}: {res['status']}: {res['reason']}")
+                        continue
+                    runs.append(res)
+                rows.append((f"{label} napi={napi}", size, runs))
     print(f"\nmedian of {reps} x {duration:g} s, 1 receiver core, generator "
           f"{cfg['eth']['generator']} on CPU {cfg['platforms']['local']['generator_cpus']}")
     print(f"{'what':28} {'size':>5} {'offered Mpps':>13} {'rx Mpps':>8} {'min-max rx':>13} "
@@ -252,8 +301,15 @@ def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str
     cfg = resolve({"profile": "smoke", "warmup_s": 1,
                    "tcp": {"stacks": stacks, "conns": conns, "msgs": [msg],
                            "duration_s": duration}})
+    with bench_dir("tcp", {"reps": reps, "duration": duration, "conns": conns, "msg": msg,
+                           "stacks": stacks, "touch": touch, "loads": loads}) as tmp:
+        _tcp(cfg, reps, duration, conns, msg, stacks, touch, tmp, loads)
+    return 0
+
+
+def _tcp(cfg, reps, duration, conns, msg, stacks, touch, tmp: Path, loads: list) -> None:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp, signals_raise():
+    with signals_raise():
         for stack, n, load in ((s, n, ld) for s in stacks for n in conns for ld in loads):
             runs = []
             for rep in range(1, reps + 1):
@@ -293,7 +349,6 @@ def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str
               f"{statistics.median(r['offered_gbps'] for r in runs):13.2f} {err} "
               f"{statistics.median(cpb) if cpb else float('nan'):8.3f} {str(sat):>10} "
               f"{gb}/{len(runs):<7}")
-    return 0
 
 
 def counters_cost(snapshots: int = 200, rate_hz: float = 10.0, ifname: str = "lo") -> int:

@@ -121,8 +121,8 @@ def parse(path: str, cfg: dict) -> Cell:
     one cell has exactly one name."""
     p = path.replace("\\", "/")
     parts = p.split("/")
-    if "results" in parts:
-        parts = parts[parts.index("results") + 1:]
+    if "results" in parts:      # the last one: a bench keeps its cells in results/.../bench/...
+        parts = parts[len(parts) - parts[::-1].index("results"):]
     if parts and parts[0] == "reference":
         raise CellNameError(f"cell {path}: results/reference/ holds the committed reference "
                             "sets and is never written by a campaign; a cell is "

@@ -224,7 +224,36 @@ def numbers(csv: str | Path, gendir: str | None = None, dataset: str | None = No
 
     _eth_numbers(M, df, st)
     _tcp_numbers(M, df, st)
+    _claims(M, df, csv)
     return M
+
+
+def _claims(M: Macros, df, csv) -> None:
+    """What the text may name: the platforms of the code's registry and of
+    this data set, the flake only where flake.nix exists, and how this data
+    set's dpdk and af_xdp compare with the seed's (its table beside ours)."""
+    from . import ROOT, tables
+    from .platforms import PLATFORMS
+    M.add("RxRegisteredPlatforms", ", ".join(f"\\texttt{{{tex_text(p)}}}" for p in PLATFORMS),
+          "platforms in workflow/rxbench/platforms PLATFORMS")
+    M.add("RxDataPlatforms", ", ".join(f"\\texttt{{{tex_text(p)}}}"
+                                       for p in dict.fromkeys(df["platform"].astype(str))))
+    M.flag("HaveFlake", (ROOT / "flake.nix").is_file())
+    ok = df[df["status"].astype(str) == "ok"]
+    zcrx = df["stack"].astype(str) == "uring_zcrx"
+    M.flag("ZcrxNotRun", bool(zcrx.any()) and not (ok["stack"].astype(str) == "uring_zcrx").any())
+    rows = [r for r in tables.seed_rows(csv) if r["dpdk"] is not None and r["af_xdp"] is not None]
+    M.flag("HaveSeedComparison", bool(rows))
+    M.add("SeedSizesShared", len(rows), "frame sizes both the seed and this data set measured")
+    M.add("SeedDpdkAboveAfXdp", sum(r["seed_dpdk"] > r["seed_af_xdp"] for r in rows),
+          "sizes where the seed's DPDK beat its AF_XDP")
+    above = [r for r in rows if r["af_xdp"]["rx_pps_mean"] > r["dpdk"]["rx_pps_mean"]]
+    one = lambda rec: pd.DataFrame([rec])
+    M.add("OursAfXdpAboveDpdk", len(above), "sizes where our af_xdp received more than dpdk")
+    M.add("OursAfXdpAboveDpdkApart",
+          sum(apart(one(r["af_xdp"]), one(r["dpdk"]), "rx_pps") for r in above),
+          "... of which with the 95 % intervals apart")
+    M.flag("OursOrderReversed", bool(rows) and len(above) == len(rows))
 
 
 def _eth_numbers(M: Macros, df, st) -> None:
