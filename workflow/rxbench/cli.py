@@ -7,6 +7,7 @@
   python -m rxbench clean          # remove what killed runs left behind
   python -m rxbench lease down KIND   # release this checkout's guests/reservation now
   python -m rxbench targets [--config k=v ...]   # list the configured cells
+  python -m rxbench vm-image [--config k=v ...]  # build (or find) the vm guest image
   python -m rxbench bench [--reps 5]   # receivers vs offered rate (speed check)
 """
 
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--generator", help="the receivers' generator (default: the config's)")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
+    vi = sub.add_parser("vm-image", help="build the vm platform's guest image (cached by recipe)")
+    vi.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
+    vi.add_argument("--config-json")
+    vi.add_argument("--print-dir", action="store_true", help="only print where it is (or goes)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "cell":
@@ -128,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             with testbed_lock(Log()):    # a live run's namespaces are not orphans
                 removed = clean() + lease.clean(Log())
             print("\n".join(f"removed {r}" for r in removed) or "nothing to clean")
+        elif args.cmd == "vm-image":
+            from .config import resolve
+            from .platforms.vm import build_image, image_dir
+            from .util import Log
+            cfg = (json.loads(args.config_json) if args.config_json
+                   else resolve(_overrides(args.config)))
+            print(image_dir(cfg) if args.print_dir else build_image(cfg, Log(echo=True)))
         elif args.cmd == "targets":
             from .cells import targets
             from .config import resolve
