@@ -19,7 +19,6 @@ import pytest
 
 from conftest import ROOT
 
-from rxbench import lease
 from rxbench.config import ConfigError, resolve
 from rxbench.platforms import vm
 from rxbench.state import netns_list
@@ -108,12 +107,23 @@ def _ours(before_ns):
             "qemu": qemu.strip(), "links": links}
 
 
+def _env(tmp_path):
+    # a private state dir: the lease's record is ours alone (and the test's
+    # own leftovers check is exact)
+    return {**os.environ, "PYTHONPATH": str(ROOT / "workflow"),
+            "RXBENCH_STATE_DIR": str(tmp_path / "state")}
+
+
+def _lease_file(tmp_path):
+    return list((tmp_path / "state").glob("lease-vm-*.json"))
+
+
 @pytest.mark.skipif(NO_VM is not None, reason=NO_VM or "")
 def test_vm_smoke(tmp_path):
     """Lease up (image from the cache or built cold), cells for real in the
     guests, lease down; nothing left."""
     before = [n for n in netns_list() if n.startswith("rxbvm-")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    env = _env(tmp_path)
     results = {}
     script = tmp_path / "campaign.sh"
     outs = {s: tmp_path / f"{s}.json" for s in ("xdp_drop", "af_packet", "af_xdp")}
@@ -139,7 +149,7 @@ def test_vm_smoke(tmp_path):
                        cwd=ROOT, capture_output=True)
         left = _ours(before)
         assert not left["netns"] and not left["qemu"] and not left["links"], left
-    assert not lease.state_path("vm").exists()
+    assert not _lease_file(tmp_path)
 
 
 @pytest.mark.skipif(NO_VM is not None, reason=NO_VM or "")
@@ -147,7 +157,7 @@ def test_vm_sigint_mid_cell_leaves_nothing(tmp_path):
     """SIGINT to the campaign in the middle of a cell: the cell writes
     nothing, the lease sees its campaign gone and releases everything."""
     before = [n for n in netns_list() if n.startswith("rxbvm-")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    env = _env(tmp_path)
     out = tmp_path / "cell.json"
     # the shell is the campaign the lease watches (as snakemake is for cells)
     cmd = (f"{sys.executable} -m rxbench vm-cell --stack xdp_drop --out {out} "
@@ -167,8 +177,8 @@ def test_vm_sigint_mid_cell_leaves_nothing(tmp_path):
     p.wait(300)
     assert not out.exists()
     end = time.monotonic() + 300
-    while time.monotonic() < end and (lease.state_path("vm").exists() or _ours(before)["qemu"]):
+    while time.monotonic() < end and (_lease_file(tmp_path) or _ours(before)["qemu"]):
         time.sleep(1)
     left = _ours(before)
     assert not left["netns"] and not left["qemu"] and not left["links"], left
-    assert not lease.state_path("vm").exists()
+    assert not _lease_file(tmp_path)

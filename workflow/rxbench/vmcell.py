@@ -13,6 +13,7 @@ provenance, and writes nothing on failure or interruption but the log.
 from __future__ import annotations
 
 import shlex
+import subprocess
 import time
 
 from . import RxbenchError, provenance
@@ -129,9 +130,20 @@ def _signal(inv: dict, role: str, sig: str) -> None:
 def _snapshot(inventory: dict, tools: dict) -> dict:
     rx, gen = inventory["receiver"], inventory["sender"]
     n_rx, n_gen = len(tools["receiver"].events), len(tools["generator"].events)
-    stat = ssh(rx, f"kill -USR1 $(cat {PIDFILE.format(role='receiver')}); cat /proc/stat",
-               timeout=60)
-    _signal(gen, "generator", "USR1")
+    # both guests asked at once (an SSH round trip takes seconds under TCG)
+    from .platforms.vm import ssh_argv
+    g = subprocess.Popen(ssh_argv(gen, f"kill -USR1 $(cat {PIDFILE.format(role='generator')})"),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        stat = ssh(rx, f"kill -USR1 $(cat {PIDFILE.format(role='receiver')}); cat /proc/stat",
+                   timeout=60)
+    finally:
+        try:
+            g.wait(60)
+        except subprocess.TimeoutExpired:
+            g.kill()
+            g.wait()
     return {"stat": parse_proc_stat(stat),
             "rx": tools["receiver"].wait_event("snapshot", 60, after=n_rx),
             "gen": tools["generator"].wait_event("snapshot", 60, after=n_gen)}

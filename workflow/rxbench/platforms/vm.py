@@ -156,7 +156,8 @@ def qemu_argv(v: dict, *, name: str, accel: str, kernel: str, initrd: str, disk:
 
 
 def kernel_append(v: dict, role: str, mgmt_route: str) -> str:
-    parts = [f"rxb.mgmt_route={mgmt_route}", "console=ttyS0", "root=/dev/vda", "rw", "init=/sbin/rxb-init", "panic=-1",
+    # no IPv6: its router and neighbour solicitations would be test traffic
+    parts = [f"rxb.mgmt_route={mgmt_route}", "ipv6.disable=1", "console=ttyS0", "root=/dev/vda", "rw", "init=/sbin/rxb-init", "panic=-1",
              f"rxb.name=rxb-{role}", f"rxb.test_mac={TEST_MACS[role]}",
              f"rxb.mgmt_mac={MGMT_MACS[role]}", f"rxb.test_ip={TEST_IPS[role]}/{TEST_PREFIX}",
              f"rxb.mtu={v['mtu']}"]
