@@ -182,3 +182,16 @@ def test_vm_sigint_mid_cell_leaves_nothing(tmp_path):
     left = _ours(before)
     assert not left["netns"] and not left["qemu"] and not left["links"], left
     assert not _lease_file(tmp_path)
+
+
+def test_unwired_stack_is_unsupported_with_the_reason(tmp_path, monkeypatch):
+    """A stack the vm path cannot run yet is written `unsupported` with the
+    reason, without booting anything."""
+    from rxbench.result import load_result
+    from rxbench.vmcell import run_from_runner
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve({"platform": "vm", "profile": "smoke"})
+    out = "results/vm/eth/xdpsock/cores=1/size=64/rep=1.json"
+    assert run_from_runner(out, cfg, str(tmp_path / "cell.log")) == 0
+    r = load_result(out)
+    assert r["status"] == "unsupported" and "not wired on the vm platform" in r["reason"]

@@ -93,14 +93,16 @@ TCP_PORT = 5201
 TCP_MSG = 65536
 
 
-def tcp_commands(stack: str, rx: dict, gen: dict, bound_s: float,
-                 send_s: float) -> tuple[list[str], list[str]]:
+def tcp_commands(stack: str, rx: dict, gen: dict, bound_s: float, send_s: float,
+                 conns: int = 1, msg: int = TCP_MSG, touch: int = 0) -> tuple[list[str], list[str]]:
     """rxb-tcp-server (mode = the stack) in the receiver guest, rxb-tcp-send
-    with one connection of 64 KiB messages in the sender guest."""
+    with `conns` connections of `msg`-byte writes in the sender guest."""
     server = [f"{GUEST_NATIVE}/rxb-tcp-server", "--mode", stack, "--port", str(TCP_PORT),
               "--addr", rx["test_ip"], "--cpus", "0", "--duration", f"{bound_s:.3f}"]
+    if touch:
+        server.append("--touch")
     send = [f"{GUEST_NATIVE}/rxb-tcp-send", "--dst", rx["test_ip"], "--port", str(TCP_PORT),
-            "--conns", "1", "--msg", str(TCP_MSG), "--cpus", "0",
+            "--conns", str(conns), "--msg", str(msg), "--cpus", "0",
             "--duration", f"{send_s:.3f}"]
     return server, send
 
@@ -150,7 +152,8 @@ def _snapshot(inventory: dict, tools: dict) -> dict:
 
 
 def run_cell(inventory: dict, layer: str, stack: str, size: int, duration_s: float,
-             warmup_s: float, out: str | None, log, rep: int = 1) -> dict:
+             warmup_s: float, out: str | None, log, rep: int = 1,
+             tcp: dict | None = None) -> dict:
     """Measure one cell (eth: `size`-byte frames from Linux pktgen; tcp: one
     connection); write the result to `out` (when given) and return it."""
     started = time.time()
@@ -158,7 +161,9 @@ def run_cell(inventory: dict, layer: str, stack: str, size: int, duration_s: flo
     rx, gen = inventory["receiver"], inventory["sender"]
     bound = warmup_s + duration_s + 120.0      # TCG: SSH round trips take seconds
     if layer == "tcp":
-        rx_argv, gen_argv = tcp_commands(stack, rx, gen, bound, warmup_s + duration_s + 60.0)
+        tp = {"conns": 1, "msg": TCP_MSG, "touch": 0, **(tcp or {})}
+        rx_argv, gen_argv = tcp_commands(stack, rx, gen, bound, warmup_s + duration_s + 60.0,
+                                         tp["conns"], tp["msg"], tp["touch"])
     else:
         rx_argv = receiver_command(stack, rx["test_interface"], bound)
         gen_argv = pktgen_command(gen, rx, size, warmup_s + duration_s + 60.0)
@@ -208,7 +213,7 @@ def run_cell(inventory: dict, layer: str, stack: str, size: int, duration_s: flo
     if stack == "af_xdp":
         prov["af_xdp_bind"] = ready_rx.get("bind")
     if layer == "tcp":
-        rates = {"params": {"cores": 1, "conns": 1, "msg": TCP_MSG, "generator": "rxb-tcp-send"},
+        rates = {"params": {"cores": 1, **tp, "generator": "rxb-tcp-send"},
                  "offered_pps": None, "rx_pps": None, "rx_gbps": rx_rate * 8 / 1e9,
                  "offered_gbps": offered * 8 / 1e9, "sent_bytes": sent, "rx_bytes": got,
                  "drops": {}}
@@ -235,3 +240,57 @@ def run_cell(inventory: dict, layer: str, stack: str, size: int, duration_s: flo
     log(f"vm cell {layer}/{stack}: offered {offered:.0f} {unit}, received {rx_rate:.0f} {unit} "
         f"over {rx_s:.1f} s ({lease.get('accel')})")
     return result
+
+
+WIRED = {"eth": ("xdp_drop", "af_packet", "af_xdp", "dpdk"),
+         "tcp": ("blocking", "epoll", "uring", "uring_opt")}
+
+
+def run_from_runner(out_path: str, cfg: dict, log_path: str | None = None) -> int:
+    """A cell of the Snakefile on the vm platform (runner.run_cell's hook):
+    the lease boots the guests once per campaign (it watches snakemake, our
+    parent), the cell runs over SSH; a stack not wired here yet is written
+    `unsupported` with the reason, a failure `failed`; an interrupted cell
+    writes nothing."""
+    from . import cells, lease
+    from .runner import Interrupted, signals_raise
+    from .util import Log
+    cell = cells.parse(out_path, cfg)
+    log = Log(log_path)
+    started = time.time()
+    base = {"platform": "vm", "layer": cell.layer, "stack": cell.stack, "params": cell.params,
+            "rep": cell.rep, "status": "ok", "reason": "", "duration_s": 0.0,
+            "offered_pps": None, "rx_pps": None, "rx_gbps": None, "drops": {}, "cpu": {},
+            "generator_bound": False}
+    with signals_raise():
+        try:
+            if cell.stack not in WIRED[cell.layer]:
+                raise _Unwired(f"{cell.layer} stack {cell.stack} is not wired on the vm "
+                               f"platform yet (wired: {', '.join(WIRED[cell.layer])})")
+            inventory = lease.ensure("vm", cfg, log)
+            duration = cfg["duration_s"] if cell.layer == "eth" else cfg["tcp"]["duration_s"]
+            result = run_cell(inventory, cell.layer, cell.stack,
+                              cell.params.get("size", 0), duration, cfg["warmup_s"], None, log,
+                              cell.rep, tcp={k: cell.params[k] for k in ("conns", "msg", "touch")
+                                             if k in cell.params})
+            result["params"] = {**cell.params, **result["params"]}
+        except _Unwired as e:
+            result = {**base, "status": "unsupported", "reason": str(e)}
+        except RxbenchError as e:
+            result = {**base, "status": "failed", "reason": str(e)}
+        except Interrupted as e:
+            log(f"interrupted by {e}: no result written (the lease releases the guests "
+                f"when the campaign is gone)")
+            log.close()
+            return 128 + e.signum
+    if "provenance" not in result:
+        result["provenance"] = provenance.collect({}, [], {}, "virtio_net", started)
+    validate_result(result, out_path)
+    atomic_write_json(out_path, result)
+    log(f"status {result['status']}" + (f": {result['reason']}" if result["reason"] else ""))
+    log.close()
+    return 0
+
+
+class _Unwired(RxbenchError):
+    pass
