@@ -126,8 +126,10 @@ def test_vm_smoke(tmp_path):
     env = _env(tmp_path)
     results = {}
     script = tmp_path / "campaign.sh"
-    outs = {s: tmp_path / f"{s}.json" for s in ("xdp_drop", "af_packet", "af_xdp")}
-    lines = [f"{sys.executable} -m rxbench vm-cell --stack {s} --size 64 --out {o} "
+    outs = {s: tmp_path / f"{s}.json" for s in ("xdp_drop", "af_packet", "af_xdp", "dpdk",
+                                                "epoll")}
+    lines = [f"{sys.executable} -m rxbench vm-cell --layer {'tcp' if s == 'epoll' else 'eth'} "
+             f"--stack {s} --size 64 --out {o} "
              f"--config duration_s=3 warmup_s=1 || echo FAILED {s}" for s, o in outs.items()]
     script.write_text("set -u\n" + "\n".join(lines) + "\n"
                       f"{sys.executable} -m rxbench lease down vm\n")
@@ -140,10 +142,16 @@ def test_vm_smoke(tmp_path):
             results[s] = json.loads(o.read_text())
         for s, r in results.items():
             assert r["status"] == "ok"
-            assert r["rx_packets"] > 0, s
+            if s == "epoll":
+                assert r["rx_bytes"] > 0 and r["rx_gbps"] > 0
+            else:
+                assert r["rx_packets"] > 0 and r["offered_pps"] > 0, s
             assert r["accel"] in ("tcg", "kvm")
             assert r["provenance"]["platform"]["qemu_command_lines"]["receiver"]
             assert r["provenance"]["platform"]["guest_kernel"].startswith("7.")
+        assert results["dpdk"]["provenance"]["dpdk"]["binding"] == "uio_pci_generic"
+        assert results["dpdk"]["provenance"]["dpdk"]["pmd"] == "net_virtio"
+        assert results["af_xdp"]["provenance"]["af_xdp_bind"] in ("copy", "zerocopy")
     finally:
         subprocess.run([sys.executable, "-m", "rxbench", "lease", "down", "vm"], env=env,
                        cwd=ROOT, capture_output=True)
