@@ -1,10 +1,16 @@
-# rxbench: the two quick-start commands.
+# rxbench: the two quick-start commands (./rxb installs make and the Debian
+# packages first, then calls make with its arguments).
 #   make          set up (Debian packages, pinned Python env, native build), then
-#                 run the default campaign: snakemake --cores 1
+#                 run the default campaign for real and build the paper from
+#                 that run: snakemake --cores 1 (results/<platform>/, not committed)
 #   make test     the same set-up, then the whole test suite (pytest)
 # Both are idempotent: a second run redoes nothing that is done.
 #   make paper    (no root) the Python env only, then the paper from the
-#                 committed results: snakemake --cores 1 paper
+#                 committed reference set results/reference/$(REFERENCE)/:
+#                 snakemake --cores 1 paper --config paper_data=reference/$(REFERENCE)
+#   make reference MACHINE=name   (explicit, never by accident) copy the
+#                 finished run results/$(PLATFORM)/ to the committed reference
+#                 sets: results/reference/$(PLATFORM)-name/ (with a README)
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -12,8 +18,11 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.rxbench-stamp
 SNAKE_ARGS ?=
 PYTEST_ARGS ?=
+REFERENCE ?= local-fc2-epyc
+PLATFORM ?= local
+MACHINE ?=
 
-.PHONY: all run test setup system native venv paper clean-testbed lock lint
+.PHONY: all run test setup system native venv paper reference clean-testbed lock lint
 
 all: run
 
@@ -28,7 +37,11 @@ setup: system $(STAMP) native
 venv: $(STAMP)
 
 paper: $(STAMP)
-	$(BIN)/snakemake --cores 1 paper $(SNAKE_ARGS)
+	$(BIN)/snakemake --cores 1 paper --config paper_data=reference/$(REFERENCE) $(SNAKE_ARGS)
+
+reference: $(STAMP)
+	@test -n "$(MACHINE)" || { echo "make reference: name the machine, e.g. make reference MACHINE=fc2-epyc" >&2; exit 2; }
+	$(BIN)/python -m rxbench reference --platform $(PLATFORM) --machine $(MACHINE)
 
 # Debian packages: installs only what is missing (needs root; apt-get update once)
 system:
@@ -44,9 +57,17 @@ $(STAMP): requirements.lock
 native:
 	$(MAKE) -C native
 
-# remove what runs killed with SIGKILL left behind (namespaces, processes)
+# remove what runs killed with SIGKILL left behind (namespaces, processes,
+# leases whose owner died); platform=g5k also releases this checkout's
+# Grid'5000 job, live owner or not (G5K_CONFIG=my-g5k.yaml: and any live job
+# of this checkout's name, asking the API)
+platform ?=
+G5K_CONFIG ?=
 clean-testbed: $(STAMP)
 	$(BIN)/python -m rxbench clean
+ifeq ($(platform),g5k)
+	$(BIN)/python -m rxbench g5k release $(if $(G5K_CONFIG),--by-name --configfile $(G5K_CONFIG))
+endif
 
 # regenerate requirements.lock from requirements.txt in a scratch venv
 lock:

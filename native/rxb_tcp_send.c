@@ -12,6 +12,14 @@
  * With --zerocopy every send carries MSG_ZEROCOPY and the completions are
  * reaped from the socket error queue (EPOLLERR).
  *
+ * --rate-gbps R caps the goodput at R Gbit/s in all: each thread has a token
+ * bucket (bytes) filled at its share of R (its connections / all of them),
+ * holding at most BUCKET_NS of it (and at least one message), and sends
+ * only what the bucket holds; it sleeps until the bucket has a message's
+ * worth again.  Over an interval the bytes accepted by send() are R x time
+ * to within a bucket's depth, unless the path cannot carry R (then the
+ * sender runs flat out and the cell says so).
+ *
  * A connection the server resets or closes is counted as failed (its errno
  * in per_conn) and the others go on; exit 1 only if every one failed.
  *
@@ -66,6 +74,8 @@
 #define POLL_TIMEOUT_MS    100              /* bounds how late a thread sees stop */
 #define EPOLL_EVENTS       256
 #define WRITE_BURST        16               /* sends per readiness, then the next socket */
+#define BUCKET_NS          100000000ULL     /* --rate-gbps: bucket depth, 100 ms of the rate */
+#define MAX_RATE_GBPS      10000.0
 
 struct opts {
 	const char *dst_str;
@@ -78,6 +88,7 @@ struct opts {
 	int cpus[MAX_THREADS];
 	unsigned int ncpus;
 	bool zerocopy;
+	double rate_gbps;       /* 0: as fast as possible */
 };
 
 /* One connection, owned by one thread.  bytes/err/open are read by the main
@@ -101,8 +112,14 @@ struct sthread {
 	int cpu;
 	int epfd;
 	unsigned int open;
+	unsigned int nconns;    /* connections dealt to it */
 	pthread_t tid;
 	bool started;
+	/* --rate-gbps token bucket (thread-private) */
+	double rate_Bpns;       /* bytes per ns */
+	double tokens, depth, want;
+	uint64_t last_ns;
+	alignas(CACHELINE) uint64_t throttled_ns; /* time slept for the rate */
 };
 
 static struct {
@@ -133,13 +150,15 @@ static void usage(FILE *f)
 		"  -c, --cpus LIST          one thread per CPU, pinned; connections dealt\n"
 		"                           round-robin (default: one thread, unpinned)\n"
 		"  -z, --zerocopy           MSG_ZEROCOPY sends, completions reaped\n"
+		"  -r, --rate-gbps R        cap the goodput at R Gbit/s in all (0 < R <= %.0f),\n"
+		"                           a token bucket per thread (default: no cap)\n"
 		"  -h, --help               show this help\n"
 		"\n"
 		"Output: JSON lines (ready, snapshot on SIGUSR1, final) on stdout.\n"
 		"Signals: SIGUSR1 prints a snapshot; SIGINT/SIGTERM/SIGHUP stop early.\n"
 		"Exit: 0 ok, 1 failure (every connection failed), 2 bad arguments or\n"
 		"destination, 3 unsupported (--zerocopy).\n",
-		TOOL_NAME, MAX_CONNS, DEFAULT_CONNS, MAX_MSG, DEFAULT_MSG);
+		TOOL_NAME, MAX_CONNS, DEFAULT_CONNS, MAX_MSG, DEFAULT_MSG, MAX_RATE_GBPS);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -153,6 +172,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "count-bytes", required_argument, NULL, 'B' },
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "zerocopy", no_argument, NULL, 'z' },
+		{ "rate-gbps", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -161,7 +181,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){ .conns = DEFAULT_CONNS, .msg = DEFAULT_MSG };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":D:p:n:m:d:B:c:zh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":D:p:n:m:d:B:c:zr:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			o->dst_str = optarg;
@@ -188,6 +208,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'z':
 			o->zerocopy = true;
+			break;
+		case 'r':
+			if (parse_double(optarg, &o->rate_gbps) || !(o->rate_gbps > 0) ||
+			    o->rate_gbps > MAX_RATE_GBPS)
+				usage_error("--rate-gbps: invalid value '%s' (want Gbit/s, 0 < R <= %.0f)",
+					    optarg, MAX_RATE_GBPS);
 			break;
 		case 'h':
 			usage(stdout);
@@ -343,9 +369,17 @@ static void conn_write(struct sconn *c)
 
 		if (c->budget && c->budget - c->bytes < len)
 			len = (size_t)(c->budget - c->bytes);
+		if (run.o.rate_gbps) {
+			if (c->t->tokens < 1.0)
+				break;
+			if ((double)len > c->t->tokens)
+				len = (size_t)c->t->tokens;
+		}
 		n = send(c->fd, run.pattern + c->off, len, flags);
 		if (n > 0) {
 			sends++;
+			if (run.o.rate_gbps)
+				c->t->tokens -= (double)n;
 			ctr_add(&c->bytes, (uint64_t)n);
 			c->off = (unsigned int)((c->off + (size_t)n) % msg);
 			if (c->budget && c->bytes == c->budget) {
@@ -369,13 +403,56 @@ static void conn_write(struct sconn *c)
 		ctr_add(&c->t->sends, sends);
 }
 
+/* --rate-gbps: add what the rate earned since last time (at most the
+ * bucket's depth); if it holds less than a message, sleep until it will.
+ * Returns false if the loop should look at stop first. */
+static bool bucket_wait(struct sthread *t)
+{
+	uint64_t now = mono_ns();
+
+	t->tokens += (double)(now - t->last_ns) * t->rate_Bpns;
+	if (t->tokens > t->depth)
+		t->tokens = t->depth;
+	t->last_ns = now;
+	if (t->tokens >= t->want)
+		return true;
+	{
+		double ns = (t->want - t->tokens) / t->rate_Bpns;
+		struct timespec ts;
+
+		if (ns > POLL_TIMEOUT_MS * 1e6)
+			ns = POLL_TIMEOUT_MS * 1e6;
+		ts.tv_sec = (time_t)(ns / 1e9);
+		ts.tv_nsec = (long)(ns - (double)ts.tv_sec * 1e9);
+		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+		ctr_add(&t->throttled_ns, mono_ns() - now);
+	}
+	return false;
+}
+
 static void *thread_main(void *arg)
 {
 	struct sthread *t = arg;
 	struct epoll_event evs[EPOLL_EVENTS];
 
+	if (run.o.rate_gbps) {
+		/* this thread's share of the rate, in bytes per ns */
+		t->rate_Bpns = run.o.rate_gbps / 8.0 * t->nconns / run.o.conns;
+		t->depth = t->rate_Bpns * (double)BUCKET_NS;
+		t->want = run.o.msg < t->depth ? run.o.msg : t->depth;
+		if (t->depth < run.o.msg)
+			t->depth = run.o.msg;
+		if (t->want < 1.0)
+			t->want = 1.0;
+		t->tokens = 0;
+		t->last_ns = mono_ns();
+	}
 	while (!stopping() && t->open) {
-		int i, n = epoll_wait(t->epfd, evs, EPOLL_EVENTS, POLL_TIMEOUT_MS);
+		int i, n;
+
+		if (run.o.rate_gbps && !bucket_wait(t))
+			continue;
+		n = epoll_wait(t->epfd, evs, EPOLL_EVENTS, POLL_TIMEOUT_MS);
 
 		if (n < 0 && errno != EINTR) {
 			warn_err(errno, "thread %u: epoll_wait", t->idx);
@@ -406,6 +483,7 @@ static uint64_t stream_sum(uint64_t n)
 static void report(const char *event, const char *reason)
 {
 	uint64_t bytes = 0, sends = 0, zc_done = 0, zc_copied = 0, touch = 0, t = mono_ns();
+	uint64_t throttled = 0;
 	unsigned int i, open = 0, errors = 0;
 	char name[16];
 
@@ -413,6 +491,7 @@ static void report(const char *event, const char *reason)
 		sends += ctr_get(&run.threads[i].sends);
 		zc_done += ctr_get(&run.threads[i].zc_done);
 		zc_copied += ctr_get(&run.threads[i].zc_copied);
+		throttled += ctr_get(&run.threads[i].throttled_ns);
 	}
 	for (i = 0; i < run.o.conns; i++) {
 		uint64_t b = ctr_get(&run.conns[i].bytes);
@@ -431,6 +510,7 @@ static void report(const char *event, const char *reason)
 			    zc_copied);
 	else
 		json_printf(",\"zc_completions\":null,\"zc_copied\":null");
+	json_printf(",\"threads\":%u,\"throttled_ns\":%" PRIu64, run.nthreads, throttled);
 	json_printf(",\"per_conn\":[");
 	for (i = 0; i < run.o.conns; i++) {
 		int err = __atomic_load_n(&run.conns[i].err, __ATOMIC_RELAXED);
@@ -459,7 +539,12 @@ static void print_ready(uint64_t t0)
 	json_printf(",\"port\":%u,\"conns\":%u,\"msg\":%u,\"threads\":%u", o->port, o->conns,
 		    o->msg, run.nthreads);
 	json_cpus(o->cpus, o->ncpus);
-	json_printf(",\"zerocopy\":%s,\"count_bytes\":", o->zerocopy ? "true" : "false");
+	json_printf(",\"zerocopy\":%s,\"rate_gbps\":", o->zerocopy ? "true" : "false");
+	if (o->rate_gbps)
+		json_printf("%.6g", o->rate_gbps);
+	else
+		json_printf("null");
+	json_printf(",\"count_bytes\":");
 	if (o->count_bytes)
 		json_printf("%" PRIu64, o->count_bytes);
 	else
@@ -532,6 +617,7 @@ int main(int argc, char **argv)
 		c->open = 1;
 		c->t = &run.threads[i % run.nthreads];
 		c->t->open++;
+		c->t->nconns++;
 		if (o->count_bytes)
 			c->budget = o->count_bytes / o->conns + (i < o->count_bytes % o->conns);
 		if (epoll_ctl(c->t->epfd, EPOLL_CTL_ADD, fd, &ev))

@@ -56,6 +56,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@
 
 #include <liburing.h>
 #include "zcrx_abi.h"
+#include "rxb_zcrx_rq.h"
 
 #define TOOL_NAME          "rxb-tcp-server"
 #define DEFAULT_ADDR       "0.0.0.0"
@@ -81,6 +83,7 @@
 #define MAX_FIXED_FILES    65536U       /* uring_opt registered file table */
 #define BGID               0            /* uring_opt buffer group */
 #define ZCRX_AREA_BYTES    (64U << 20)  /* zcrx user memory area */
+#define MAX_RQ_ENTRIES     32768U       /* kernel limit of a refill ring */
 #define DRAIN_TIMEOUT_NS   (1 * NS_PER_SEC)
 #define STOP_TIMEOUT_NS    (3 * NS_PER_SEC) /* blocking: wait for conn threads */
 #define CONN_STACK         (256U << 10) /* blocking: connection thread stack */
@@ -102,6 +105,8 @@ struct opts {
 	unsigned int ring_bufs;
 	const char *ifname;
 	int rxq;                /* -1: not given */
+	unsigned int rq_entries; /* uring_zcrx refill entries, 0: one per area page */
+	bool nodev;             /* uring_zcrx device-less (ZCRX_REG_NODEV): copy fallback */
 };
 
 struct ctrs {
@@ -159,12 +164,16 @@ struct loop {
 	size_t area_len;
 	void *rq_mem;
 	size_t rq_len;
-	uint32_t *rq_khead, *rq_ktail;
-	struct io_uring_zcrx_rqe *rqes;
-	uint32_t rq_tail, rq_mask, rq_entries;
-	uint64_t area_token;
+	struct zrq rq;          /* refill ring + entries waiting for room */
+	uint32_t rq_entries;
+	uint64_t refill_full;   /* buffers that found the ring full (kept, retried) */
+	uint32_t refill_pending_max;
 	uint32_t zcrx_id;
-	uint64_t refill_full;
+	/* device-less zcrx */
+	uint64_t flushes;       /* ZCRX_CTRL_FLUSH_RQ calls */
+	uint64_t flush_errors;
+	const struct rxb_zcrx_stats *stats; /* in the refill region, kernel-written */
+	char stats_why[96];     /* why there are no copy counters */
 };
 
 static struct {
@@ -200,18 +209,28 @@ static void usage(FILE *f)
 		"                        threads pinned round-robin (default: one loop, unpinned)\n"
 		"  -T, --touch           read every received byte (byte sum in \"touch\")\n"
 		"  -d, --duration SECS   exit after SECS seconds, > 0 (required)\n"
-		"  -b, --buf BYTES       receive buffer size, 1..%u (default: %u)\n"
+		"  -b, --recv-size BYTES bytes asked for per receive (recv length; uring_opt:\n"
+		"                        provided buffer size), 1..%u (default: %u);\n"
+		"                        uring_zcrx takes what the kernel gives (--buf: alias)\n"
 		"  -n, --ring-bufs N     uring_opt: provided buffers per loop, a power of two\n"
 		"                        <= %u (default: %u)\n"
 		"  -i, --ifname IF       uring_zcrx: interface to receive on (required)\n"
 		"  -q, --rxq Q           uring_zcrx: its receive queue (required)\n"
+		"  -N, --zcrx-nodev      uring_zcrx: device-less zcrx (ZCRX_REG_NODEV, Linux >=\n"
+		"                        7.1) on any socket, no --ifname/--rxq: every byte is\n"
+		"                        copied (copy fallback, not zero-copy); the kernel's\n"
+		"                        copy counters are in the final line\n"
+		"  -R, --zcrx-rq-entries N  uring_zcrx: refill ring entries, a power of two\n"
+		"                        <= %u (default: one per area page; small values\n"
+		"                        exercise the ring-full path)\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Output: JSON lines (ready, snapshot on SIGUSR1, final; error if the kernel\n"
 		"refuses the mode) on stdout.\n"
 		"Signals: SIGUSR1 prints a snapshot; SIGINT/SIGTERM/SIGHUP stop early.\n"
 		"Exit: 0 ok, 1 runtime failure, 2 bad arguments/port in use, 3 unsupported.\n",
-		TOOL_NAME, DEFAULT_ADDR, MAX_BUF, DEFAULT_BUF, MAX_RING_BUFS, DEFAULT_RING_BUFS);
+		TOOL_NAME, DEFAULT_ADDR, MAX_BUF, DEFAULT_BUF, MAX_RING_BUFS, DEFAULT_RING_BUFS,
+		MAX_RQ_ENTRIES);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -223,10 +242,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "touch", no_argument, NULL, 'T' },
 		{ "duration", required_argument, NULL, 'd' },
+		{ "recv-size", required_argument, NULL, 'b' },
 		{ "buf", required_argument, NULL, 'b' },
 		{ "ring-bufs", required_argument, NULL, 'n' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "rxq", required_argument, NULL, 'q' },
+		{ "zcrx-rq-entries", required_argument, NULL, 'R' },
+		{ "zcrx-nodev", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -236,7 +258,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	*o = (struct opts){ .mode = -1, .addr_str = DEFAULT_ADDR, .buf = DEFAULT_BUF,
 			    .ring_bufs = DEFAULT_RING_BUFS, .rxq = -1 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:p:a:c:Td:b:n:i:q:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":m:p:a:c:Td:b:n:i:q:R:Nh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			o->mode = opt_enum("mode", optarg, mode_names, ARRAY_SIZE(mode_names));
@@ -257,7 +279,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->duration_s = opt_duration(optarg, MAX_DURATION_S);
 			break;
 		case 'b':
-			o->buf = opt_uint("buf", optarg, 1, MAX_BUF);
+			o->buf = opt_uint("recv-size", optarg, 1, MAX_BUF);
 			break;
 		case 'n':
 			o->ring_bufs = opt_uint("ring-bufs", optarg, 1, MAX_RING_BUFS);
@@ -270,6 +292,15 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'q':
 			o->rxq = (int)opt_uint("rxq", optarg, 0, 65535);
+			break;
+		case 'N':
+			o->nodev = true;
+			break;
+		case 'R':
+			o->rq_entries = opt_uint("zcrx-rq-entries", optarg, 1, MAX_RQ_ENTRIES);
+			if (o->rq_entries & (o->rq_entries - 1))
+				usage_error("--zcrx-rq-entries: %u is not a power of two",
+					    o->rq_entries);
 			break;
 		case 'h':
 			usage(stdout);
@@ -288,14 +319,20 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		usage_error("--duration is required (a safety bound)");
 	if (inet_pton(AF_INET, o->addr_str, &o->addr) != 1)
 		usage_error("--addr: invalid IPv4 address '%s'", o->addr_str);
+	if (o->nodev && o->mode != MODE_URING_ZCRX)
+		usage_error("--zcrx-nodev only applies to --mode uring_zcrx");
+	if (o->nodev && (o->ifname || o->rxq >= 0))
+		usage_error("--zcrx-nodev registers no device: drop --ifname/--rxq");
 	if (o->mode == MODE_URING_ZCRX) {
-		if (!o->ifname || o->rxq < 0)
-			usage_error("--mode uring_zcrx needs --ifname and --rxq");
+		if (!o->nodev && (!o->ifname || o->rxq < 0))
+			usage_error("--mode uring_zcrx needs --ifname and --rxq (or --zcrx-nodev)");
 		if (o->ncpus > 1)
 			usage_error("--mode uring_zcrx: one loop per receive queue (give one CPU)");
 	} else if (o->ifname || o->rxq >= 0) {
 		usage_error("--ifname/--rxq only apply to --mode uring_zcrx");
 	}
+	if (o->rq_entries && o->mode != MODE_URING_ZCRX)
+		usage_error("--zcrx-rq-entries only applies to --mode uring_zcrx");
 	if (ring_bufs_set && o->mode != MODE_URING_OPT)
 		usage_error("--ring-bufs only applies to --mode uring_opt");
 	if (o->mode == MODE_URING_OPT && (uint64_t)o->ring_bufs * o->buf > MAX_RING_MEM)
@@ -638,7 +675,10 @@ static void epoll_accept(struct loop *l, struct ctrs *d, uint32_t evflags)
 	}
 }
 
-/* Read until EAGAIN (both triggers), EOF or error. */
+/* Read until EAGAIN (both triggers), EOF or error.  The drain can run
+ * long when the server is the bottleneck, so each read's bytes are
+ * published at once (relaxed stores of the loop's own counters), not at
+ * the end of the epoll_wait batch: a snapshot never reads stale bytes. */
 static void epoll_read(struct loop *l, struct conn *c, struct ctrs *d)
 {
 	size_t len = run.o.buf;
@@ -647,7 +687,10 @@ static void epoll_read(struct loop *l, struct conn *c, struct ctrs *d)
 		ssize_t n = recv(c->fd, l->buf, len, 0);
 
 		if (n > 0) {
-			account(d, l->buf, (size_t)n);
+			ctr_add(&l->c.bytes, (uint64_t)n);
+			ctr_add(&l->c.recvs, 1);
+			if (run.o.touch)
+				ctr_add(&l->c.touch, bytesum(l->buf, (size_t)n));
 			continue;
 		}
 		if (n == 0) {
@@ -1246,21 +1289,30 @@ static void zc_arm_recv(struct loop *l, struct conn *c)
 }
 
 /* Hand a buffer back to the kernel through the refill ring (published in
- * zc_end_batch).  The ring has at least as many entries as the area has
- * pages, so it cannot fill up unless the kernel stalls. */
+ * zc_end_batch).  Several CQEs can point into one area page and the kernel
+ * reads the ring only when its cache runs low, so the ring can be full: the
+ * entry then waits in the ring's pending FIFO (rxb_zcrx_rq.h), never lost. */
 static void zc_refill(struct loop *l, uint64_t off, uint32_t len)
 {
-	struct io_uring_zcrx_rqe *rqe;
-
-	if (l->rq_tail - __atomic_load_n(l->rq_khead, __ATOMIC_ACQUIRE) >= l->rq_entries) {
-		l->refill_full++;
-		return;
+	if (zrq_push(&l->rq, off, len)) {
+		loop_fail(l, ENOMEM, "zcrx refill: no memory to keep a buffer for the ring");
+		__atomic_store_n(&run.stop, 1, __ATOMIC_RELAXED);
 	}
-	rqe = &l->rqes[l->rq_tail & l->rq_mask];
-	rqe->off = (off & ~IORING_ZCRX_AREA_MASK) | l->area_token;
-	rqe->len = len;
-	rqe->__pad = 0;
-	l->rq_tail++;
+}
+
+/* Device-less zcrx: the kernel takes the published refill entries back
+ * into its free list (a no-op call elsewhere). */
+static void zc_flush(struct loop *l)
+{
+	struct rxb_zcrx_ctrl ctrl = { .zcrx_id = l->zcrx_id, .op = RXB_ZCRX_CTRL_FLUSH_RQ };
+
+	if (!run.o.nodev)
+		return;
+	zrq_publish(&l->rq);
+	if (syscall(__NR_io_uring_register, l->ring.ring_fd, RXB_IORING_REGISTER_ZCRX_CTRL, &ctrl,
+		    0))
+		__atomic_store_n(&l->flush_errors, l->flush_errors + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->flushes, l->flushes + 1, __ATOMIC_RELAXED);
 }
 
 static void zc_cqe(struct loop *l, struct io_uring_cqe *cqe, struct ctrs *d)
@@ -1309,8 +1361,10 @@ static void zc_cqe(struct loop *l, struct io_uring_cqe *cqe, struct ctrs *d)
 			uconn_close(l, c, d, false);
 		} else if (recv_ended_ok(res)) {
 			d->rearms++;
-			if (res == -ENOSPC || res == -ENOMEM || res == -ENOBUFS)
+			if (res == -ENOSPC || res == -ENOMEM || res == -ENOBUFS) {
 				d->enobufs++;
+				zc_flush(l); /* nodev: hand the kernel its buffers first */
+			}
 			zc_arm_recv(l, c);
 		} else {
 			uconn_close(l, c, d, true);
@@ -1321,9 +1375,21 @@ static void zc_cqe(struct loop *l, struct io_uring_cqe *cqe, struct ctrs *d)
 	}
 }
 
+/* After every batch, i.e. before the loop blocks again: move what waited
+ * for room onto the ring, publish the tail.  Device-less, no page pool
+ * takes entries off the ring: ask the kernel to (ZCRX_CTRL_FLUSH_RQ) once
+ * half of it is queued, or when entries wait for room. */
 static void zc_end_batch(struct loop *l)
 {
-	__atomic_store_n(l->rq_ktail, l->rq_tail, __ATOMIC_RELEASE);
+	zrq_drain(&l->rq);
+	zrq_publish(&l->rq);
+	if (run.o.nodev && (l->rq.pend_count || zrq_queued(&l->rq) >= (l->rq.entries + 1) / 2)) {
+		zc_flush(l);
+		zrq_drain(&l->rq);
+		zrq_publish(&l->rq);
+	}
+	__atomic_store_n(&l->refill_full, l->rq.full, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->refill_pending_max, l->rq.pend_max, __ATOMIC_RELAXED);
 }
 
 static void *zc_main(void *arg)
@@ -1341,8 +1407,70 @@ static void *zc_main(void *arg)
 	return NULL;
 }
 
+/* IORING_REGISTER_QUERY (no ring needed): 0 or -errno. */
+static int zcrx_query(uint32_t op, void *data, uint32_t size)
+{
+	struct rxb_query_hdr h = { .query_data = (uint64_t)(uintptr_t)data, .query_op = op,
+				   .size = size };
+
+	if (syscall(__NR_io_uring_register, -1, RXB_IORING_REGISTER_QUERY, &h, 0))
+		return -errno;
+	return h.result < 0 ? h.result : 0;
+}
+
+#define ALIGN_UP(v, a) (((v) + (a) - 1) / (a) * (a))
+
+/* What device-less zcrx needs, probed: exit 3 naming what is missing.
+ * Fills the refill header size/alignment and, where the kernel keeps copy
+ * counters (ZCRX_FEATURE_EVENT), their size and alignment (0 if not). */
+static void nodev_probe(struct loop *l, size_t *hdr, size_t *hdr_align, size_t *stats_size,
+			size_t *stats_align)
+{
+	struct rxb_query_zcrx q = { 0 };
+	struct rxb_query_zcrx_event e = { 0 };
+	struct utsname u;
+	int ret;
+
+	uname(&u);
+	ret = zcrx_query(RXB_IO_URING_QUERY_ZCRX, &q, sizeof(q));
+	if (ret) {
+		report_unsupported("device-less zcrx (ZCRX_REG_NODEV)", ret,
+				   "IORING_REGISTER_QUERY(IO_URING_QUERY_ZCRX) refused by Linux %s; "
+				   "device-less zcrx needs Linux >= 7.1",
+				   u.release);
+		exit(RXB_EXIT_UNSUPPORTED);
+	}
+	if (!(q.register_flags & RXB_ZCRX_REG_NODEV)) {
+		report_unsupported("device-less zcrx (ZCRX_REG_NODEV)", EOPNOTSUPP,
+				   "Linux %s supports zcrx register flags 0x%llx, not ZCRX_REG_NODEV "
+				   "(0x%x); device-less zcrx needs Linux >= 7.1",
+				   u.release, (unsigned long long)q.register_flags, RXB_ZCRX_REG_NODEV);
+		exit(RXB_EXIT_UNSUPPORTED);
+	}
+	*hdr = q.rq_hdr_size ? q.rq_hdr_size : (size_t)sysconf(_SC_PAGESIZE);
+	*hdr_align = q.rq_hdr_alignment ? q.rq_hdr_alignment : (size_t)sysconf(_SC_PAGESIZE);
+	*stats_size = *stats_align = 0;
+	if (!(q.features & RXB_ZCRX_FEATURE_EVENT)) {
+		snprintf(l->stats_why, sizeof(l->stats_why),
+			 "kernel has no ZCRX_FEATURE_EVENT (features 0x%x)", q.features);
+		return;
+	}
+	ret = zcrx_query(RXB_IO_URING_QUERY_ZCRX_EVENT, &e, sizeof(e));
+	if (ret || e.stats_size < sizeof(struct rxb_zcrx_stats)) {
+		char name[16];
+
+		snprintf(l->stats_why, sizeof(l->stats_why), "IO_URING_QUERY_ZCRX_EVENT: %s",
+			 ret ? errno_name(ret, name, sizeof(name)) : "stats too small");
+		return;
+	}
+	*stats_size = e.stats_size;
+	*stats_align = e.stats_off_alignment > CACHELINE ? e.stats_off_alignment : CACHELINE;
+}
+
 /* Register the interface queue with an area and a refill ring (exit 3 if
- * the kernel or the device refuses: veth, virtio-net, no CAP_NET_ADMIN...). */
+ * the kernel or the device refuses: veth, virtio-net, no CAP_NET_ADMIN...),
+ * or, with --zcrx-nodev, a device-less instance whose refill region (user
+ * memory) also holds the kernel's copy counters where it keeps them. */
 static void zc_setup(struct loop *l)
 {
 	static const int ops[] = { IORING_OP_ACCEPT, IORING_OP_RECV_ZC, IORING_OP_ASYNC_CANCEL };
@@ -1352,11 +1480,16 @@ static void zc_setup(struct loop *l)
 	struct io_uring_zcrx_area_reg area;
 	struct rxb_region_desc region;
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t hdr = page, hdr_align = page, stats_size = 0, stats_align = 0, stats_off = 0;
+	struct rxb_zcrx_event_desc ev;
 	uint32_t want;
 	char feature[96];
+	int err;
 
 	ring_create(l);
 	require_opcodes(&l->ring, ops, names, ARRAY_SIZE(ops));
+	if (run.o.nodev)
+		nodev_probe(l, &hdr, &hdr_align, &stats_size, &stats_align);
 
 	l->area_len = ZCRX_AREA_BYTES;
 	l->area = mmap(NULL, l->area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -1365,9 +1498,15 @@ static void zc_setup(struct loop *l)
 		l->area = NULL;
 		die("mmap(zcrx area, %zu B)", l->area_len);
 	}
-	/* One refill entry per area page: the refill ring never overflows. */
-	want = (uint32_t)(l->area_len / page);
-	l->rq_len = (page + (size_t)want * sizeof(struct io_uring_zcrx_rqe) + page - 1) / page * page;
+	/* Default: one refill entry per area page (the ring can still be full:
+	 * several CQEs may share a page; zc_refill keeps what does not fit). */
+	want = run.o.rq_entries ? run.o.rq_entries : (uint32_t)(l->area_len / page);
+	l->rq_len = ALIGN_UP(hdr, hdr_align) + (size_t)want * sizeof(struct io_uring_zcrx_rqe);
+	if (stats_size) {
+		stats_off = ALIGN_UP(l->rq_len, stats_align);
+		l->rq_len = stats_off + stats_size;
+	}
+	l->rq_len = ALIGN_UP(l->rq_len, page);
 	l->rq_mem = mmap(NULL, l->rq_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 			 0);
 	if (l->rq_mem == MAP_FAILED) {
@@ -1383,29 +1522,59 @@ static void zc_setup(struct loop *l)
 	area.addr = (uint64_t)(uintptr_t)l->area;
 	area.len = l->area_len;
 	memset(&reg, 0, sizeof(reg));
-	reg.if_idx = (uint32_t)run.ifindex;
-	reg.if_rxq = (uint32_t)run.o.rxq;
 	reg.rq_entries = want;
 	reg.area_ptr = (uint64_t)(uintptr_t)&area;
 	reg.region_ptr = (uint64_t)(uintptr_t)&region;
-	if (syscall(__NR_io_uring_register, l->ring.ring_fd, IORING_REGISTER_ZCRX_IFQ, &reg, 1)) {
-		int err = errno;
+	if (run.o.nodev) {
+		uint64_t evp = (uint64_t)(uintptr_t)&ev;
 
-		snprintf(feature, sizeof(feature), "zcrx ifq on %s rxq %d", run.o.ifname,
-			 run.o.rxq);
-		report_unsupported(feature, err,
-				   "IORING_REGISTER_ZCRX_IFQ (%s ifindex %d rxq %d, %u MiB area)",
-				   run.o.ifname, run.ifindex, run.o.rxq,
-				   (unsigned int)(l->area_len >> 20));
-		exit(RXB_EXIT_UNSUPPORTED);
+		reg.flags = RXB_ZCRX_REG_NODEV;
+		memset(&ev, 0, sizeof(ev));
+		ev.flags = RXB_ZCRX_EVENT_DESC_FLAG_STATS;
+		ev.stats_offset = stats_off;
+		if (stats_size)
+			memcpy((uint8_t *)&reg + RXB_ZCRX_IFQ_REG_EVENT_DESC_OFF, &evp, sizeof(evp));
+		err = syscall(__NR_io_uring_register, l->ring.ring_fd, IORING_REGISTER_ZCRX_IFQ,
+			      &reg, 1) ? errno : 0;
+		if (err == EINVAL && stats_size) {
+			/* the counters refused: register without them, say so */
+			snprintf(l->stats_why, sizeof(l->stats_why),
+				 "registration with copy stats refused (EINVAL)");
+			stats_size = 0;
+			memset((uint8_t *)&reg + RXB_ZCRX_IFQ_REG_EVENT_DESC_OFF, 0, sizeof(evp));
+			err = syscall(__NR_io_uring_register, l->ring.ring_fd,
+				      IORING_REGISTER_ZCRX_IFQ, &reg, 1) ? errno : 0;
+		}
+		if (err) {
+			struct utsname u;
+
+			uname(&u);
+			report_unsupported("device-less zcrx (ZCRX_REG_NODEV)", err,
+					   "IORING_REGISTER_ZCRX_IFQ(ZCRX_REG_NODEV, %u entries, "
+					   "%u MiB area) on Linux %s",
+					   want, (unsigned int)(l->area_len >> 20), u.release);
+			exit(RXB_EXIT_UNSUPPORTED);
+		}
+		if (stats_size)
+			l->stats = (const struct rxb_zcrx_stats *)((uint8_t *)l->rq_mem + stats_off);
+	} else {
+		reg.if_idx = (uint32_t)run.ifindex;
+		reg.if_rxq = (uint32_t)run.o.rxq;
+		if (syscall(__NR_io_uring_register, l->ring.ring_fd, IORING_REGISTER_ZCRX_IFQ, &reg,
+			    1)) {
+			err = errno;
+			snprintf(feature, sizeof(feature), "zcrx ifq on %s rxq %d", run.o.ifname,
+				 run.o.rxq);
+			report_unsupported(feature, err,
+					   "IORING_REGISTER_ZCRX_IFQ (%s ifindex %d rxq %d, %u MiB area)",
+					   run.o.ifname, run.ifindex, run.o.rxq,
+					   (unsigned int)(l->area_len >> 20));
+			exit(RXB_EXIT_UNSUPPORTED);
+		}
 	}
 	l->rq_entries = reg.rq_entries;
-	l->rq_mask = reg.rq_entries - 1;
-	l->rq_khead = (uint32_t *)((uint8_t *)l->rq_mem + reg.offsets.head);
-	l->rq_ktail = (uint32_t *)((uint8_t *)l->rq_mem + reg.offsets.tail);
-	l->rqes = (struct io_uring_zcrx_rqe *)((uint8_t *)l->rq_mem + reg.offsets.rqes);
-	l->rq_tail = __atomic_load_n(l->rq_ktail, __ATOMIC_RELAXED);
-	l->area_token = area.rq_area_token;
+	zrq_init(&l->rq, l->rq_mem, reg.offsets.head, reg.offsets.tail, reg.offsets.rqes,
+		 reg.rq_entries, area.rq_area_token);
 	l->zcrx_id = reg.zcrx_id;
 }
 
@@ -1415,6 +1584,7 @@ static void report(const char *event, const char *reason)
 {
 	struct ctrs *per = calloc(run.nloops, sizeof(*per)), sum = { 0 };
 	uint64_t t = mono_ns(), refill_full = 0;
+	uint32_t pending_max = 0;
 	unsigned int i;
 
 	if (!per)
@@ -1435,6 +1605,9 @@ static void report(const char *event, const char *reason)
 	for (i = 0; i < run.nloops; i++) {
 		ctrs_read(&sum, &per[i]);
 		refill_full += __atomic_load_n(&run.loops[i].refill_full, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&run.loops[i].refill_pending_max, __ATOMIC_RELAXED) > pending_max)
+			pending_max = __atomic_load_n(&run.loops[i].refill_pending_max,
+						      __ATOMIC_RELAXED);
 	}
 
 	json_printf("{\"event\":\"%s\",\"t_ns\":%" PRIu64 ",\"mode\":\"%s\",\"bytes\":%" PRIu64
@@ -1449,7 +1622,25 @@ static void report(const char *event, const char *reason)
 	else
 		json_printf("null");
 	if (run.o.mode == MODE_URING_ZCRX)
-		json_printf(",\"refill_full\":%" PRIu64, refill_full);
+		json_printf(",\"refill_full\":%" PRIu64 ",\"refill_pending_max\":%u", refill_full,
+			    pending_max);
+	if (run.o.mode == MODE_URING_ZCRX) {
+		const struct loop *l0 = &run.loops[0];
+
+		json_printf(",\"zcrx\":\"%s\"", run.o.nodev ? "nodev" : "device");
+		if (run.o.nodev)
+			json_printf(",\"zcrx_flushes\":%" PRIu64 ",\"zcrx_flush_errors\":%" PRIu64,
+				    __atomic_load_n(&l0->flushes, __ATOMIC_RELAXED),
+				    __atomic_load_n(&l0->flush_errors, __ATOMIC_RELAXED));
+		if (l0->stats) {
+			json_printf(",\"copy_count\":%" PRIu64 ",\"copy_bytes\":%" PRIu64,
+				    __atomic_load_n(&l0->stats->copy_count, __ATOMIC_RELAXED),
+				    __atomic_load_n(&l0->stats->copy_bytes, __ATOMIC_RELAXED));
+		} else {
+			json_printf(",\"copy_count\":null,\"copy_bytes\":null,\"copy_stats\":");
+			json_str(run.o.nodev ? l0->stats_why : "not asked for (device mode)");
+		}
+	}
 	json_printf(",\"per_thread\":{");
 	for (i = 0; i < run.nloops; i++) {
 		json_printf("%s\"%u\":{\"cpu\":", i ? "," : "", i);
@@ -1481,7 +1672,8 @@ static void print_ready(uint64_t t0)
 	json_str(o->addr_str);
 	json_printf(",\"port\":%u,\"threads\":%u", o->port, run.nloops);
 	json_cpus(o->cpus, o->ncpus);
-	json_printf(",\"buf\":%u,\"touch\":%s,\"ring_flags\":", o->buf, o->touch ? "true" : "false");
+	json_printf(",\"buf\":%u,\"recv_size\":%u,\"touch\":%s,\"ring_flags\":", o->buf, o->buf,
+		    o->touch ? "true" : "false");
 	if (o->mode == MODE_URING_OPT || o->mode == MODE_URING_ZCRX) {
 		json_str(ring_flag_names(run.ring_flags, names, sizeof(names)));
 	} else {
@@ -1492,8 +1684,11 @@ static void print_ready(uint64_t t0)
 	else
 		json_printf(",\"ring_bufs\":null,\"fixed_files\":null");
 	if (o->mode == MODE_URING_ZCRX) {
-		json_printf(",\"ifname\":");
-		json_str(o->ifname);
+		json_printf(",\"zcrx\":\"%s\",\"ifname\":", o->nodev ? "nodev" : "device");
+		if (o->ifname)
+			json_str(o->ifname);
+		else
+			json_printf("null");
 		json_printf(",\"ifindex\":%d,\"rxq\":%d,\"zcrx_id\":%u,\"zcrx_area\":%zu,"
 			    "\"rq_entries\":%u",
 			    run.ifindex, o->rxq, run.loops[0].zcrx_id, run.loops[0].area_len,
@@ -1587,6 +1782,7 @@ static void cleanup(void)
 				munmap(l->area, l->area_len);
 			if (l->rq_mem)
 				munmap(l->rq_mem, l->rq_len);
+			zrq_free(&l->rq);
 		}
 	}
 	if (run.lfd >= 0)
@@ -1606,7 +1802,7 @@ int main(int argc, char **argv)
 	rxb_tool = TOOL_NAME;
 	parse_args(argc, argv, o);
 	raise_nofile();
-	if (o->mode == MODE_URING_ZCRX)
+	if (o->mode == MODE_URING_ZCRX && !o->nodev)
 		run.ifindex = opt_ifindex(o->ifname);
 
 	/* Signals are taken synchronously by the main thread (sigtimedwait);

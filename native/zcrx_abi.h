@@ -83,6 +83,79 @@ struct io_uring_zcrx_ifq_reg {
 };
 #endif /* !IORING_ZCRX_AREA_SHIFT */
 
+/* ---- device-less zcrx, the query interface, zcrx control, copy stats ----
+ * From the Linux 7.3 uapi (linux/io_uring.h, linux/io_uring/zcrx.h,
+ * linux/io_uring/query.h).  Enums there give no macro to test, so these
+ * carry names of our own and are used whatever the installed headers say. */
+#define RXB_IORING_REGISTER_QUERY     35 /* IORING_REGISTER_QUERY */
+#define RXB_IORING_REGISTER_ZCRX_CTRL 36 /* IORING_REGISTER_ZCRX_CTRL */
+
+#define RXB_ZCRX_REG_NODEV 2U            /* enum zcrx_reg_flags: no net device, copy */
+#define RXB_ZCRX_FEATURE_EVENT (1U << 1) /* enum zcrx_features: event_desc/stats */
+#define RXB_ZCRX_CTRL_FLUSH_RQ 0U        /* enum zcrx_ctrl_op */
+#define RXB_ZCRX_EVENT_DESC_FLAG_STATS 1U
+
+#define RXB_IO_URING_QUERY_ZCRX       1  /* enum in linux/io_uring/query.h */
+#define RXB_IO_URING_QUERY_ZCRX_EVENT 3
+
+struct rxb_query_hdr {            /* struct io_uring_query_hdr */
+	uint64_t next_entry;
+	uint64_t query_data;
+	uint32_t query_op;
+	uint32_t size;
+	int32_t result;
+	uint32_t __resv[3];
+};
+
+struct rxb_query_zcrx {           /* struct io_uring_query_zcrx */
+	uint64_t register_flags;      /* supported ZCRX_REG_* */
+	uint64_t area_flags;
+	uint32_t nr_ctrl_opcodes;
+	uint32_t features;            /* ZCRX_FEATURE_* */
+	uint32_t rq_hdr_size;         /* refill ring header */
+	uint32_t rq_hdr_alignment;
+	uint64_t __resv2;
+};
+
+struct rxb_query_zcrx_event {     /* struct io_uring_query_zcrx_event */
+	uint32_t event_flags;
+	uint32_t stats_size;          /* sizeof(struct zcrx_stats) */
+	uint32_t stats_off_alignment;
+	uint32_t __resv1;
+	uint64_t __resv2[4];
+};
+
+struct rxb_zcrx_stats {           /* struct zcrx_stats, kernel-written */
+	uint64_t copy_count;          /* copy-fallback CQEs */
+	uint64_t copy_bytes;          /* bytes copied */
+};
+
+struct rxb_zcrx_event_desc {      /* struct zcrx_event_desc (ifq_reg.event_desc) */
+	uint64_t user_data;
+	uint32_t type_mask;
+	uint32_t flags;               /* RXB_ZCRX_EVENT_DESC_FLAG_STATS */
+	uint64_t stats_offset;        /* from the start of the refill region */
+	uint64_t __resv2[9];
+};
+
+struct rxb_zcrx_ctrl {            /* struct zcrx_ctrl */
+	uint32_t zcrx_id;
+	uint32_t op;
+	uint64_t __resv[2];
+	uint64_t arg[6];              /* union { zc_export, zc_flush } */
+};
+
+/* 7.3 has event_desc where older headers have __resv[0]: same offset. */
+#define RXB_ZCRX_IFQ_REG_EVENT_DESC_OFF 72
+
+_Static_assert(sizeof(struct rxb_query_hdr) == 40, "query hdr ABI");
+_Static_assert(sizeof(struct rxb_query_zcrx) == 40, "query zcrx ABI");
+_Static_assert(sizeof(struct rxb_query_zcrx_event) == 48, "query zcrx event ABI");
+_Static_assert(sizeof(struct rxb_zcrx_event_desc) == 96, "zcrx event desc ABI");
+_Static_assert(sizeof(struct rxb_zcrx_ctrl) == 72, "zcrx ctrl ABI");
+_Static_assert(__builtin_offsetof(struct io_uring_zcrx_ifq_reg, rx_buf_len) + 4 ==
+	       RXB_ZCRX_IFQ_REG_EVENT_DESC_OFF, "zcrx ifq event_desc offset");
+
 _Static_assert(sizeof(struct io_uring_zcrx_rqe) == 16, "zcrx rqe ABI");
 _Static_assert(sizeof(struct io_uring_zcrx_cqe) == 16, "zcrx cqe ABI");
 _Static_assert(sizeof(struct io_uring_zcrx_offsets) == 32, "zcrx offsets ABI");

@@ -3,8 +3,10 @@ the local testbed; they skip with the reason when those are absent."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 NATIVE = ROOT / "native" / "build"
-TOOL_NAMES = ("rxb-gen", "rxb-xdp-drop", "rxb-af-xdp", "rxb-af-packet", "trafgen",
+TOOL_NAMES = ("rxb-gen", "rxb-xdp-drop", "rxb-counters", "rxb-af-xdp", "rxb-af-packet", "trafgen",
               "dpdk-testpmd", "rxb-tcp-server", "rxb-tcp-send", "iperf3")
 XDP_PROG_NAMES = ("xdp_drop_prog", "xsk_def_prog")
 
@@ -115,9 +117,36 @@ def workdir(tmp_path, state_dir):
     assert not left, f"left behind: {left}"
 
 
-def snakemake(workdir: Path, *args, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args],
-                          capture_output=True, text=True, timeout=timeout, **kw)
+def snakemake(workdir: Path, *args, timeout: float = 300, snakefile: Path | None = None,
+              **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, "-s", str(snakefile or ROOT / "Snakefile"), "-d", str(workdir),
+                           *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def copy_checkout(dst: Path) -> Path:
+    """The checkout as a fresh clone of this working tree has it (tracked and
+    untracked files git does not ignore, so results/reference/ and no run of
+    ours), plus the built native tools: a user's checkout to run snakemake in."""
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "-c", "-o",
+                            "--exclude-standard"], capture_output=True, text=True,
+                           check=True).stdout.split("\0")
+    for f in filter(None, files):
+        src = ROOT / f
+        if src.is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f)
+    if NATIVE.is_dir():
+        shutil.copytree(NATIVE, dst / "native" / "build", dirs_exist_ok=True)
+    return dst
+
+
+def tree_hash(root: Path) -> str:
+    """sha256 over every file's relative path and bytes below root."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() or p.is_symlink():
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def popen_snakemake(workdir: Path, *args) -> subprocess.Popen:

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from conftest import (ROOT, kill_group, leftovers, needs_testbed, popen_snakemake,
-                      rxb_netns, snakemake, wait_for)
+from conftest import (ROOT, copy_checkout, kill_group, leftovers, needs_testbed,
+                      popen_snakemake, rxb_netns, snakemake, tree_hash, wait_for)
+from conftest import snakemake as _snakemake
 
 CELL = "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json"
 SMOKE = ["--cores", "1", "--config", "profile=smoke"]
@@ -45,6 +46,21 @@ def test_bad_config_stops_before_anything_runs(tmp_path):
 
 @needs_testbed
 def test_smoke_run_end_to_end_then_rerun_one_cell(workdir):
+    """In a copy of the checkout (as a user's clone has it, results/reference/
+    included): a smoke run, a second run, a forced rerun of one cell, and a
+    forced rerun asked of a reference cell; the reference sets stay
+    byte-identical."""
+    ref_root = ROOT / "results" / "reference"
+    if not any(ref_root.glob("*/summary.csv")):
+        pytest.skip("no committed reference set in results/reference/")
+    workdir = copy_checkout(workdir / "checkout")
+    ref = workdir / "results" / "reference"
+    ref_before = tree_hash(ref)
+    assert ref_before == tree_hash(ref_root)
+
+    def snakemake(wd, *args):
+        return _snakemake(wd, *args, snakefile=wd / "Snakefile")
+
     p = snakemake(workdir, *SMOKE)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((workdir / CELL).read_text())
@@ -96,6 +112,18 @@ def test_smoke_run_end_to_end_then_rerun_one_cell(workdir):
     assert (workdir / "results/local/summary.csv").stat().st_mtime_ns == before
     again = json.loads((workdir / CELL).read_text())
     assert again["status"] == "ok" and again["provenance"]["started_at"] != prov["started_at"]
+
+    # a forced rerun of a reference cell is refused before anything runs or is deleted
+    for name in sorted(p.name for p in ref.iterdir() if p.is_dir()):
+        target = f"results/reference/{name}/{CELL.removeprefix('results/local/')}"
+        if (workdir / target).exists():
+            p = snakemake(workdir, *SMOKE, "--force", target)
+            assert p.returncode != 0
+            assert "results/reference/ holds the committed reference sets" in p.stderr, p.stderr[-2000:]
+            assert "rule cell:" not in p.stdout + p.stderr
+    p = snakemake(workdir, *SMOKE, "--force", "results/reference/eth/xdp_drop/cores=1/size=64/rep=1.json")
+    assert p.returncode != 0 and "never written by a campaign" in p.stderr
+    assert tree_hash(ref) == ref_before, "a run changed results/reference/"
 
 
 def _start_and_wait_for_testbed(workdir, *extra):

@@ -77,6 +77,15 @@ def test_dpdk_txonly_generator_runs_a_cell_and_every_loss_is_explained(state_dir
     assert r["status"] == "ok", r["reason"]
     assert r["offered_pps"] > 100_000 and r["rx_pps"] > 100_000
     assert "sender_veth_refused" in r["drops"]
-    assert r["drops"]["unaccounted"] <= 0.01 * r["sent_packets"]
+    # signed: neither under- nor over-explained by more than 1 % of what was sent
+    assert abs(r["drops"]["unaccounted"]) <= 0.01 * r["sent_packets"]
     assert any("forward-mode=txonly" in c for c in r["provenance"]["commands"])
+    # one rxb-counters reader per side; testpmd itself measured under its wrapper
+    assert sum("rxb-counters" in c for c in r["provenance"]["commands"]) == 2
+    gen = [p for p in r["processes"]["generator"].values() if "dpdk-testpmd" in p["comms"]]
+    assert gen and gen[0]["user_s"] + gen[0]["sys_s"] > 0.5, r["processes"]
+    assert "cpu_check" in r and r["bottleneck"] in ("receiver", "none", "shared_cpu")
+    for side in ("sender", "receiver"):
+        assert r["snapshot_cost"][side]["snapshot_ns"] > 0
+        assert r["snapshot_cost"][side]["cpu_frac"] < 0.01
     assert not leftovers(state_dir)

@@ -199,7 +199,8 @@ def test_no_test_traffic_where_a_default_route_could_carry_it_away():
 
 def test_zero_copy_receive_on_veth_is_unsupported_with_the_errno(bed):
     tb, log = bed
-    srv = server(tb, log, "uring_zcrx", "--ifname", tb.receiver.ifname, "--rxq", "0")
+    srv = server(tb, log, "uring_zcrx", "--ifname", tb.receiver.ifname, "--rxq", "0",
+                 "--zcrx-rq-entries", "4")
     assert srv.wait(15) == 3
     err = srv.find("error")
     assert err["kind"] == "unsupported"

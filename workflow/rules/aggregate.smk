@@ -1,6 +1,6 @@
 # Cells -> summary CSV -> statistics, figures and tables. Everything after
-# `aggregate` reads only SUMMARY (so it rebuilds from committed results
-# without root) and calls `python -m rxbench.paper` (workflow/rxbench/paper.py).
+# `aggregate` reads only PAPER_CSV (the run's SUMMARY or a committed reference
+# set's, config key paper_data: so it rebuilds without root) and calls `python -m rxbench.paper` (workflow/rxbench/paper.py).
 
 PAPER_PY = f"env PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'workflow'))} {PY} -m rxbench.paper"
 STATS = f"{GENERATED}/stats.csv"
@@ -32,7 +32,7 @@ rule aggregate:
 
 rule stats:
     input:
-        SUMMARY,
+        PAPER_CSV,
     output:
         report(STATS, caption="../report/stats.rst", category="Cell statistics"),
     log:
@@ -46,7 +46,7 @@ rule stats:
 # checkpoint, read by planned_figures().
 checkpoint figure_plan:
     input:
-        SUMMARY,
+        PAPER_CSV,
     output:
         FIGURE_PLAN,
     log:
@@ -70,7 +70,7 @@ for _fig, _category in FIGURE_FAMILIES.items():
         name:
             f"figure_{_fig}"
         input:
-            SUMMARY,
+            PAPER_CSV,
         output:
             pdf=f"{GENERATED}/{_fig}.pdf",
             png=report(f"{GENERATED}/{_fig}.png", caption=f"../report/{_fig}.rst",
@@ -86,7 +86,7 @@ for _fig, _category in FIGURE_FAMILIES.items():
 
 rule table:
     input:
-        SUMMARY,
+        PAPER_CSV,
     output:
         f"{GENERATED}/{{table}}_table.tex",
     log:

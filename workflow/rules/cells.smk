@@ -9,7 +9,7 @@
 NATIVE_DIR = Path(workflow.basedir) / "native"
 NATIVE = [str(NATIVE_DIR / "build" / f) for f in (
     "rxb-xdp-drop", "xdp_drop.bpf.o", "rxb-gen", "rxb-af-packet", "rxb-af-xdp",
-    "rxb-tcp-server", "rxb-tcp-send", "rxb-pingpong")]
+    "rxb-tcp-server", "rxb-tcp-send", "rxb-pingpong", "rxb-counters")]
 
 
 rule native:
@@ -28,6 +28,8 @@ rule cell:
     log:
         "results/{platform}/{layer}/{stack}/{params}/rep={rep}.log",
     wildcard_constraints:
+        # a platform is one path level, never "reference" (refused below)
+        platform=r"(?!reference/)[a-z][a-z0-9_-]*",
         layer="eth|tcp",
         stack="[a-z][a-z0-9_-]*",
         params=r"[a-z_]+=[A-Za-z0-9_.+-]+(/[a-z_]+=[A-Za-z0-9_.+-]+)*",
@@ -37,3 +39,24 @@ rule cell:
     shell:
         # exec: the runner's parent is snakemake, so it dies with it (PDEATHSIG)
         "rm -f {log}; exec {RXBENCH} cell {output:q} --config-json {params.cfg:q} --log {log:q}"
+
+
+# results/reference/ holds the committed reference sets: no campaign, smoke
+# run or --force of a cell writes there. Asking for a file there as a target
+# stops while the DAG is built, before anything is deleted or run (cells.parse
+# gives the reason; the runner refuses such a path too).
+def _refuse_reference(wildcards):
+    try:
+        rxcells.parse(f"results/reference/{wildcards.path}.json", config)
+    except RxbenchError as e:
+        raise WorkflowError(str(e)) from None
+    raise WorkflowError(f"results/reference/{wildcards.path}.json is not a cell")
+
+
+rule refuse_reference:
+    input:
+        _refuse_reference,
+    output:
+        "results/reference/{path}.json",
+    shell:
+        "false"

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from rxbench import RxbenchError
 from rxbench import cells as rxcells
 from rxbench.config import resolve
+from rxbench.reference import dataset
 
 try:
     _cfg = resolve(workflow.config_settings.overwrite_config)
@@ -22,7 +23,17 @@ PY = shlex.quote(sys.executable)
 RXBENCH = f"env PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'workflow'))} {PY} -m rxbench"
 CELLS = rxcells.targets(config)
 SUMMARY = f"results/{PLATFORM}/summary.csv"
-GENERATED = f"paper/generated/{PLATFORM}"
+# the data set the paper shows (config key paper_data): this run's SUMMARY, or
+# a committed reference set results/reference/NAME/summary.csv of the checkout
+_results = ("results" if Path(workflow.basedir).resolve() == Path.cwd().resolve()
+            else str(Path(workflow.basedir) / "results"))
+try:
+    PAPER_CSV, GENERATED_NAME, PAPER_DATA_LABEL = dataset(config["paper_data"], PLATFORM, _results)
+except RxbenchError as e:
+    raise WorkflowError(str(e)) from None
+if config["paper_data"] == "run":
+    PAPER_CSV = SUMMARY
+GENERATED = f"paper/generated/{GENERATED_NAME}"
 FIGURES = [f"{GENERATED}/eth_rate.pdf", f"{GENERATED}/eth_rate.png"]
 TABLES = [f"{GENERATED}/eth_table.tex"]
 

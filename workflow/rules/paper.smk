@@ -1,7 +1,8 @@
 # The paper: numbers.tex (every number the text quotes, and the platform's
 # folder of figures and tables) and paper/paper.pdf by latexmk
 # (paper/latexmkrc). `snakemake --cores 1 paper` builds it, and everything
-# it needs, from SUMMARY alone.
+# it needs, from PAPER_CSV alone: the run's summary (paper_data: run) or a
+# committed reference set's (paper_data: reference/NAME).
 
 NUMBERS = "paper/generated/numbers.tex"
 PAPER_PDF = "paper/paper.pdf"
@@ -9,16 +10,17 @@ PAPER_PDF = "paper/paper.pdf"
 
 rule numbers:
     input:
-        SUMMARY,
+        PAPER_CSV,
     output:
         NUMBERS,
     log:
         f"{GENERATED}/numbers.log",
     params:
-        gendir=f"generated/{PLATFORM}",
+        gendir=f"generated/{GENERATED_NAME}",
+        dataset=PAPER_DATA_LABEL,
     shell:
         "{PAPER_PY} numbers --csv {input:q} --out {output:q} --gendir {params.gendir:q}"
-        " > {log} 2>&1"
+        " --dataset {params.dataset:q} > {log} 2>&1"
 
 
 # the sources are the checkout's (also with `snakemake -d ELSEWHERE`); the

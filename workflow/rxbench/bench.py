@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -227,7 +228,11 @@ TCP_STACKS = ["iperf3", "blocking", "epoll", "uring", "uring_opt", "uring_zcrx"]
 
 
 def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str],
-        touch: int = 0) -> int:
+        touch: int = 0, loads: list | None = None) -> int:
+    """Per server, connection count and load ("max" or a goodput target in
+    Gbit/s): goodput, CPU per byte and, at a target, how close the
+    rate-limited sender came to it (median and worst over the reps)."""
+    loads = loads or ["max"]
     if os.geteuid() != 0:
         raise RxbenchError("the benchmark runs real cells: run it as root")
     cfg = resolve({"profile": "smoke", "warmup_s": 1,
@@ -235,39 +240,84 @@ def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str
                            "duration_s": duration}})
     rows = []
     with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp, signals_raise():
-        for stack in stacks:
-            for n in conns:
-                runs = []
-                for rep in range(1, reps + 1):
-                    params = {"conns": n, "msg": msg, "cores": 1}
-                    if stack != "iperf3":
-                        params["touch"] = touch
-                    cell = cells.Cell("local", "tcp", stack, params, rep)
-                    out = cell.path(cells.variant_defaults(cfg, "tcp", stack),
-                                    root=f"{tmp}/results")
-                    run_cell(out, cfg, out.replace(".json", ".log"))
-                    res = json.loads(Path(out).read_text())
-                    if res["status"] != "ok":
-                        print(f"{stack} conns={n} rep {rep}: {res['status']}: {res['reason']}")
-                        if res["status"] == "unsupported":
-                            break
-                        continue
-                    runs.append(res)
-                rows.append((stack, n, runs))
+        for stack, n, load in ((s, n, ld) for s in stacks for n in conns for ld in loads):
+            runs = []
+            for rep in range(1, reps + 1):
+                params = {"conns": n, "msg": msg, "cores": 1, "load": load}
+                if stack != "iperf3":
+                    params["touch"] = touch
+                cell = cells.Cell("local", "tcp", stack, params, rep)
+                out = cell.path(cells.variant_defaults(cfg, "tcp", stack),
+                                root=f"{tmp}/results")
+                run_cell(out, cfg, out.replace(".json", ".log"))
+                res = json.loads(Path(out).read_text())
+                if res["status"] != "ok":
+                    print(f"{stack} conns={n} rep {rep}: {res['status']}: {res['reason']}")
+                    if res["status"] == "unsupported":
+                        break
+                    continue
+                runs.append(res)
+            rows.append((stack, n, load, runs))
     print(f"\nTCP, {msg}-byte messages, median of {reps} x {duration:g} s, server on CPU "
           f"1, sender on CPU {cfg['platforms']['local']['generator_cpus']}, touch={touch}")
-    print(f"{'server':11} {'conns':>5} {'Gbit/s':>7} {'min-max':>13} {'sender Gbit/s':>13} "
+    print(f"{'server':11} {'conns':>5} {'load':>5} {'Gbit/s':>7} {'min-max':>13} "
+          f"{'sender Gbit/s':>13} {'err% med':>8} {'err% max':>8} "
           f"{'ns/byte':>8} {'saturated':>10} {'gen-bound':>9}")
-    for stack, n, runs in rows:
+    for stack, n, load, runs in rows:
         if not runs:
-            print(f"{stack:11} {n:>5} {'n/a':>7}")
+            print(f"{stack:11} {n:>5} {load!s:>5} {'n/a':>7}")
             continue
+        errs = [r["load"]["error_pct"] for r in runs if r.get("load")]
+        err = (f"{statistics.median(errs):+8.2f} {max(errs, key=abs):+8.2f}" if errs
+               else f"{'-':>8} {'-':>8}")
         g = [r["rx_gbps"] for r in runs]
         cpb = [r["cpu_ns_per_byte"] for r in runs if r.get("cpu_ns_per_byte") is not None]
         sat = sorted({c for r in runs for c in r["saturated_cpus"]})
         gb = sum(1 for r in runs if r["generator_bound"])
-        print(f"{stack:11} {n:>5} {statistics.median(g):7.2f} {min(g):6.2f}-{max(g):<6.2f} "
-              f"{statistics.median(r['offered_gbps'] for r in runs):13.2f} "
+        print(f"{stack:11} {n:>5} {load!s:>5} {statistics.median(g):7.2f} "
+              f"{min(g):6.2f}-{max(g):<6.2f} "
+              f"{statistics.median(r['offered_gbps'] for r in runs):13.2f} {err} "
               f"{statistics.median(cpb) if cpb else float('nan'):8.3f} {str(sat):>10} "
               f"{gb}/{len(runs):<7}")
+    return 0
+
+
+def counters_cost(snapshots: int = 200, rate_hz: float = 10.0, ifname: str = "lo") -> int:
+    """4. What one rxb-counters snapshot costs: wall ns per snapshot (as the
+    reader stamps it) and the reader's own CPU per snapshot, then its CPU
+    fraction at the runner's rate (two snapshots per cell of warm-up +
+    duration) and at rate_hz. The reader watches a process tree (a shell and
+    two children, like a wrapper over a tool) and the NAPI kthreads, on
+    interface ifname of this namespace."""
+    from .stacks import native_tool
+    cfg = resolve({})
+    log = Log(None)
+    tree = subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600 & wait"],
+                            start_new_session=True)
+    reader = Tool("counters", [native_tool("rxb-counters"), "--ifname", ifname, "--pid",
+                               str(tree.pid), "--comm-prefix", "napi/", "--duration",
+                               str(snapshots / rate_hz + 30)], lambda m: None)
+    try:
+        reader.start()
+        reader.wait_event("ready", 10)
+        time.sleep(0.2)
+        snaps = []
+        for _ in range(snapshots):
+            snaps.append(reader.snapshot())
+            time.sleep(1 / rate_hz)
+    finally:
+        reader.stop(signal.SIGTERM)
+        os.killpg(tree.pid, signal.SIGKILL)
+        tree.wait()
+        log.close()
+    wall = sorted(s["snapshot_ns"] for s in snaps)
+    cpu_per = (snaps[-1]["self_cpu_ns"] - snaps[0]["self_cpu_ns"]) / (len(snaps) - 1)
+    cell_s = cfg["warmup_s"] + cfg["duration_s"]
+    out = {"snapshots": len(snaps), "procs": len(snaps[-1]["procs"]),
+           "snapshot_ns_median": wall[len(wall) // 2], "snapshot_ns_p95": wall[int(len(wall) * .95)],
+           "cpu_ns_per_snapshot": round(cpu_per),
+           "cpu_frac_at_runner_rate": cpu_per * 2 / (cell_s * 1e9),
+           f"cpu_frac_at_{rate_hz:g}_hz": cpu_per * rate_hz / 1e9,
+           "line_bytes": len(json.dumps(snaps[-1]))}
+    print(json.dumps(out, indent=1))
     return 0

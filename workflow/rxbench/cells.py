@@ -21,20 +21,24 @@ from dataclasses import dataclass, field
 from . import RxbenchError
 
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
-VARIANTS = {"eth": ("napi",), "tcp": ("cores", "napi")}
+# tcp load: "max" (the sender as fast as it can) or a goodput target in Gbit/s
+VARIANTS = {"eth": ("napi",), "tcp": ("cores", "napi", "load")}
 # a stack's own variants, configured under <layer>.<stack> in the config
 STACK_VARIANTS = {
     ("eth", "xdp_drop"): ("mode",),
     ("eth", "af_xdp"): ("bind", "wait", "batch"),
     ("eth", "dpdk"): ("pmd", "busy_budget"),
-    # every TCP server of ours can read each byte (touch); iperf3 cannot
-    ("tcp", "blocking"): ("touch",),
-    ("tcp", "epoll"): ("touch", "trigger"),
-    ("tcp", "uring"): ("touch",),
-    ("tcp", "uring_opt"): ("touch",),
-    ("tcp", "uring_zcrx"): ("touch",),
+    # every TCP server of ours can read each byte (touch), and reads `recv`
+    # bytes per receive whatever the sender's write size (msg); iperf3 cannot
+    # (zcrx takes what the kernel hands it: recv does not apply); zcrx:
+    # device (a NIC queue) or nodev (device-less, every byte copied)
+    ("tcp", "blocking"): ("touch", "recv"),
+    ("tcp", "epoll"): ("touch", "trigger", "recv"),
+    ("tcp", "uring"): ("touch", "recv"),
+    ("tcp", "uring_opt"): ("touch", "recv"),
+    ("tcp", "uring_zcrx"): ("touch", "zcrx"),
 }
-INT_KEYS = {"cores", "size", "conns", "msg", "batch", "busy_budget", "touch"}
+INT_KEYS = {"cores", "size", "conns", "msg", "batch", "busy_budget", "touch", "recv"}
 
 
 def variant_keys(layer: str, stack: str) -> tuple[str, ...]:
@@ -87,7 +91,23 @@ def variant_defaults(cfg: dict, layer: str, stack: str) -> dict:
     return {k: v[0] for k, v in variant_values(cfg, layer, stack).items()}
 
 
+def load_value(raw):
+    """A tcp load level: "max", or a goodput target in Gbit/s (> 0)."""
+    if raw == "max":
+        return raw
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        v = 0.0
+    if not (v > 0 and v < 1e4):
+        raise CellNameError(f"cell key load={raw}: load must be 'max' or a goodput in "
+                            "Gbit/s (> 0)")
+    return int(v) if v == int(v) else v
+
+
 def _value(key: str, raw: str):
+    if key == "load":
+        return load_value(raw)
     if key in INT_KEYS:
         if not raw.isdigit():
             raise CellNameError(f"cell key {key}={raw}: {key} must be a positive integer")
@@ -103,6 +123,10 @@ def parse(path: str, cfg: dict) -> Cell:
     parts = p.split("/")
     if "results" in parts:
         parts = parts[parts.index("results") + 1:]
+    if parts and parts[0] == "reference":
+        raise CellNameError(f"cell {path}: results/reference/ holds the committed reference "
+                            "sets and is never written by a campaign; a cell is "
+                            "results/PLATFORM/LAYER/..., e.g. results/local/eth/...")
     if len(parts) < 5:
         raise CellNameError(f"not a cell path: {path} "
                             "(expected results/PLATFORM/LAYER/STACK/k=v/.../rep=N.json)")

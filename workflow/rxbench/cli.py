@@ -6,10 +6,14 @@
   (figures, tables, numbers and the paper: python -m rxbench.paper --help)
   python -m rxbench clean          # remove what killed runs left behind
   python -m rxbench lease down KIND   # release this checkout's guests/reservation now
+  python -m rxbench g5k release [--by-name --config ...]   # free a killed run's nodes
+  python -m rxbench g5k walltime [--config ...]   # the walltime a campaign needs
   python -m rxbench targets [--config k=v ...]   # list the configured cells
   python -m rxbench vm-image [--config k=v ...]  # build (or find) the vm guest image
   python -m rxbench vm-cell --stack xdp_drop --size 64 [--out F]  # one cell in the vm guests
   python -m rxbench bench [--reps 5]   # receivers vs offered rate (speed check)
+  python -m rxbench reference --platform local --machine NAME
+                                   # make reference: results/local -> results/reference/local-NAME
 """
 
 from __future__ import annotations
@@ -59,6 +63,28 @@ def _lease(args) -> int:
     return 0
 
 
+def _g5k(args) -> int:
+    from .cells import expand
+    from .config import _load_yaml, merge, resolve
+    from .platforms import g5k
+    from .util import Log
+
+    def cfg():
+        from pathlib import Path
+        over = _load_yaml(Path(args.configfile)) if args.configfile else {}
+        return resolve(merge({"platform": "g5k", **over}, _overrides(args.config)))
+
+    if args.action == "walltime":
+        c = cfg()
+        print(f"walltime {g5k.walltime(c)} ({g5k.walltime_s(c)} s: {len(expand(c))} cells)")
+        return 0
+    done = g5k.release(Log())
+    if args.by_name:
+        done += g5k.release_by_name(cfg(), Log())
+    print("\n".join(f"released {d}" for d in done) or "no g5k reservation of this checkout")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rxbench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     le.add_argument("action", choices=["serve", "down", "status"])
     le.add_argument("kind", nargs="?")
     le.add_argument("--state", help="serve: the lease's state file (rxbench.lease.ensure)")
+    gk = sub.add_parser("g5k", help="Grid'5000: release a reservation, the campaign's walltime")
+    gk.add_argument("action", choices=["release", "walltime"])
+    gk.add_argument("--by-name", action="store_true",
+                    help="release: also delete any live job of this checkout's name "
+                         "(asks the API; needs platforms.g5k in the config)")
+    gk.add_argument("--configfile", help="a copy of config/g5k.yaml")
+    gk.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     b = sub.add_parser("bench", help="receivers vs the generator's offered rate, "
                                      "median of N (speed check)")
     b.add_argument("--reps", type=int, default=5)
@@ -86,14 +119,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="eth receivers (default xdp_drop,af_xdp,dpdk,af_packet) or tcp servers "
                         "(default iperf3 and all of ours); 'none': skip")
     b.add_argument("--napi", default="receiver,sender")
-    b.add_argument("--layer", choices=["eth", "tcp"], default="eth")
+    b.add_argument("--layer", choices=["eth", "tcp", "counters"], default="eth",
+                   help="counters: what an rxb-counters snapshot costs")
+    b.add_argument("--snapshots", type=int, default=200, help="counters: how many")
+    b.add_argument("--rate", type=float, default=10.0, help="counters: snapshots per second")
     b.add_argument("--conns", default="1,8", help="tcp: connections")
     b.add_argument("--msg", type=int, default=65536, help="tcp: message bytes")
     b.add_argument("--touch", type=int, choices=[0, 1], default=0, help="tcp: servers read every byte")
+    b.add_argument("--loads", default="max",
+                   help="tcp: sender goodput levels, max and/or Gbit/s targets (e.g. max,1,2)")
     b.add_argument("--generators", default="rxb-gen,rxb-gen sendmmsg,trafgen,"
                                            "testpmd af_packet,testpmd af_xdp",
                    help="generators to compare ('none': skip)")
     b.add_argument("--generator", help="the receivers' generator (default: the config's)")
+    r = sub.add_parser("reference", help="copy a finished run results/PLATFORM/ to "
+                                         "results/reference/PLATFORM-MACHINE/ (make reference)")
+    r.add_argument("--platform", default="local")
+    r.add_argument("--machine", required=True, help="a short stable name, e.g. fc2-epyc")
+    r.add_argument("--results", default="results")
     g = sub.add_parser("targets", help="print every cell target of the configuration")
     g.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     vi = sub.add_parser("vm-image", help="build the vm platform's guest image (cached by recipe)")
@@ -117,11 +160,16 @@ def main(argv: list[str] | None = None) -> int:
             cfg = (json.loads(args.config_json) if args.config_json
                    else resolve(_overrides(args.config)))
             return run_cell(args.out, cfg, args.log)
+        if args.cmd == "bench" and args.layer == "counters":
+            from .bench import counters_cost
+            return counters_cost(args.snapshots, args.rate)
         if args.cmd == "bench" and args.layer == "tcp":
             from .bench import TCP_STACKS, tcp
             stacks = args.stacks.split(",") if args.stacks else TCP_STACKS
+            from .cells import load_value
             return tcp(args.reps, args.duration, [int(x) for x in args.conns.split(",")],
-                       args.msg, stacks, args.touch)
+                       args.msg, stacks, args.touch,
+                       [load_value(x) for x in args.loads.split(",")])
         if args.cmd == "bench":
             from .bench import main as bench
             return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
@@ -135,6 +183,14 @@ def main(argv: list[str] | None = None) -> int:
             write_summary(args.cells, args.out)
         elif args.cmd == "lease":
             return _lease(args)
+        elif args.cmd == "g5k":
+            return _g5k(args)
+        elif args.cmd == "reference":
+            from .reference import promote
+            dst = promote(args.platform, args.machine, args.results,
+                          command=f"make reference PLATFORM={args.platform} MACHINE={args.machine}"
+                          " (after: snakemake --cores 1)")
+            print(f"reference set {dst}: commit it (git add {dst})")
         elif args.cmd == "clean":
             from . import lease
             from .state import clean, testbed_lock

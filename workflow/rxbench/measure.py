@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+from . import RxbenchError
 from .util import run
 
 HZ = os.sysconf("SC_CLK_TCK")
@@ -90,8 +91,21 @@ def ethtool_stats(netns: str, ifname: str) -> dict[str, int]:
     return parse_ethtool_stats(out)
 
 
-def delta(a: dict, b: dict) -> dict:
-    return {k: b[k] - a.get(k, 0) for k in b if isinstance(b[k], (int, float))}
+class MissingCounter(RxbenchError):
+    """A counter present at one end of a window and not at the other."""
+
+
+def delta(a: dict, b: dict, what: str = "counters") -> dict:
+    """b - a for every numeric counter; a counter missing at either end is
+    an error (a failed read must not turn absolute values into deltas)."""
+    num_a = {k for k, v in a.items() if isinstance(v, (int, float))}
+    num_b = {k for k, v in b.items() if isinstance(v, (int, float))}
+    missing = sorted(num_a ^ num_b)
+    if missing:
+        raise MissingCounter(f"{what}: {', '.join(missing[:8])}"
+                             f"{' ...' if len(missing) > 8 else ''} read at only one end "
+                             f"of the window")
+    return {k: b[k] - a[k] for k in num_b}
 
 
 # TCP counters (nstat) that say where bytes were lost or sent again

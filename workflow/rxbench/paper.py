@@ -164,14 +164,26 @@ def _pick(sub: pd.DataFrame, col: str, value) -> pd.DataFrame:
     return sub[sub[col].map(S.norm) == value] if len(sub) else sub
 
 
-def numbers(csv: str | Path, gendir: str | None = None) -> Macros:
+def numbers(csv: str | Path, gendir: str | None = None, dataset: str | None = None) -> Macros:
     from . import plots
+    from . import reference
     df = S.load(csv)
     st = S.cell_stats(df)
     M = Macros()
     ctx = S.context(df)
     platform = ctx["platform"]
     M.add("RxPlatform", tex_text(platform))
+    # which data set this is, from the summary's provenance columns: the
+    # front page and every figure caption say it
+    prov = reference.provenance(df)
+    M.add("RxDataSet", tex_text(dataset or Path(csv).as_posix()), "the data set shown")
+    M.add("RxDataCsv", tex_text(Path(csv).as_posix()))
+    M.add("RxMachine", tex_text(reference.machine_text(prov)))
+    M.add("RxDates", tex_text(prov["first"] + " -- " + prov["last"] + " UTC"
+                              if prov["first"] != prov["last"] else prov["first"] + " UTC"),
+          "first and last cell")
+    M.add("RxCommit", tex_text(", ".join(c[:12] for c in prov["commits"]) or "unknown"),
+          "the rxbench revision(s) that measured it")
     M.add("RxGenDir", gendir or f"generated/{platform}", "figures and tables of this platform")
     M.add("RxKernel", tex_text(ctx["kernel"]))
     M.add("RxCpuModel", tex_text(ctx["cpu_model"]))
@@ -377,8 +389,8 @@ def _tcp_numbers(M: Macros, df, st) -> None:
           "goodput change of the best server when it reads every byte (%)")
 
 
-def write_numbers(csv, out, gendir=None) -> None:
-    atomic_write(out, numbers(csv, gendir).render(Path(csv).as_posix()))
+def write_numbers(csv, out, gendir=None, dataset=None) -> None:
+    atomic_write(out, numbers(csv, gendir, dataset).render(Path(csv).as_posix()))
 
 
 # --- the PDF --------------------------------------------------------------------
@@ -464,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--out", required=True)
     a.add_argument("--gendir", help="the platform's generated folder, relative to paper/ "
                                     "(default generated/PLATFORM)")
+    a.add_argument("--dataset", help="the data set's name for the front page and captions "
+                                     "(default: the CSV's path)")
     a = sub.add_parser("pdf", help="latexmk: paper/paper.tex -> paper/paper.pdf")
     a.add_argument("--paper-dir", default="paper", help="where generated/ is and the PDF goes")
     a.add_argument("--source-dir", help="where paper.tex, refs.bib and latexmkrc are "
@@ -487,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "table":
             tables.TABLES[args.name](args.csv, args.out)
         elif args.cmd == "numbers":
-            write_numbers(args.csv, args.out, args.gendir)
+            write_numbers(args.csv, args.out, args.gendir, args.dataset)
         elif args.cmd == "pdf":
             print(build_pdf(args.paper_dir, args.log, args.source_dir))
         elif args.cmd == "all":

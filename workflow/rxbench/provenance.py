@@ -11,6 +11,7 @@ import subprocess
 from functools import lru_cache
 
 from . import ROOT, __version__
+from . import versions as pins
 
 
 def _out(argv: list[str]) -> str:
@@ -98,6 +99,7 @@ def collect(tools: dict[str, str], commands: list[str], hosts: dict, nic_driver:
         "cpu_model": facts["cpu_model"],
         "nic_driver": nic_driver,
         "versions": vers,
+        "versions_file": pins.file_record(),
         "commands": commands,
         "git_rev": git_rev(),
         "started_at": dt.datetime.fromtimestamp(started_at, dt.timezone.utc).isoformat(),

@@ -297,7 +297,7 @@ def runner_thresholds() -> tuple[float | None, float | None]:
     applies them, for the texts that explain the flags (None if the runner
     cannot be imported)."""
     try:
-        from .runner import GENERATOR_BOUND, SATURATED
+        from .analysis import GENERATOR_BOUND, SATURATED
         return float(GENERATOR_BOUND), float(SATURATED)
     except Exception:      # pragma: no cover - the package ships runner.py
         return None, None

@@ -5,7 +5,13 @@ here with the same interface."""
 
 from .local import LocalTestbed
 
-PLATFORMS = {"local": LocalTestbed}
+
+def _g5k(cfg: dict, log, **kw):
+    from .g5k import G5kTestbed      # python-grid5000 only where it is used
+    return G5kTestbed(cfg, log, **kw)
+
+
+PLATFORMS = {"local": LocalTestbed, "g5k": _g5k}
 
 
 def testbed(cfg: dict, log, **kw):

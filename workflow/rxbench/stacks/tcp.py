@@ -5,14 +5,51 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
+import time
 from pathlib import Path
 
 from .. import RxbenchError
+from ..measure import delta
 from .base import Generator, Receiver, Unsupported
 
 # cell stack -> rxb-tcp-server --mode (epoll's trigger variant picks epoll_et)
 MODES = {"blocking": "blocking", "epoll": "epoll", "uring": "uring",
          "uring_opt": "uring_opt", "uring_zcrx": "uring_zcrx"}
+DEFAULT_RECV = 65536          # the servers' receive size when a cell says none
+LOAD_TOLERANCE = 0.01         # a rate-limited sender within 1 % of its target
+DRAIN_TIMEOUT_S = 5.0         # for the server to read what the sender wrote
+
+
+def label(stack: str, params: dict) -> str:
+    """How figures and sentences name a cell's stack: iperf3 is its own
+    sender and server together; device-less zcrx copies every byte."""
+    if stack == "iperf3":
+        return "iperf3 (sender+server pair)"
+    if stack == "uring_zcrx" and params.get("zcrx") == "nodev":
+        return "uring_zcrx nodev (copy fallback)"
+    return stack
+
+
+def load_gbps(params: dict) -> float | None:
+    """The cell's goodput target in Gbit/s, None for load=max."""
+    load = params.get("load", "max")
+    return None if load == "max" else float(load)
+
+
+def steer_sender(tb, placement) -> str:
+    """RPS on the sender's veth to the sender's CPUs, so the ACKs the server
+    sends (tcp_ack, freeing acked skbs, write-space wake-ups) are processed
+    in softirq there, not on the server's core (veth's netif_rx would queue
+    them on the CPU that sent them). 'sender' NAPI placement leaves veth
+    alone, as place_rps does."""
+    if placement.napi_mode == "sender":
+        return "skipped (napi=sender)"
+    s = tb.sender
+    mask = format(sum(1 << c for c in placement.generator), "x")
+    tb._run(["ip", "netns", "exec", s.netns, "sh", "-c",
+             f"for f in /sys/class/net/{s.ifname}/queues/rx-*/rps_cpus; do echo {mask} > $f; done"])
+    return f"rps_cpus={mask}"
 
 
 class TcpServer(Receiver):
@@ -46,19 +83,83 @@ class TcpServer(Receiver):
         if p.get("touch"):
             argv.append("--touch")
         if self.cell.stack == "uring_zcrx":
-            # the ifq goes on the receive queue the test flow lands on
-            argv += ["--ifname", r.ifname, "--rxq", "0"]
+            if p.get("zcrx") == "nodev":
+                argv.append("--zcrx-nodev")
+            else:
+                # the ifq goes on the receive queue the test flow lands on
+                argv += ["--ifname", r.ifname, "--rxq", "0"]
+        else:
+            argv += ["--recv-size", str(p.get("recv", DEFAULT_RECV))]
         return r.exec(argv)
+
+    def label(self) -> str:
+        return label(self.cell.stack, self.cell.params)
+
+    def stop(self, server, sender, timeout: float = DRAIN_TIMEOUT_S) -> None:
+        """Stop the server once it has read every byte the (stopped) sender
+        wrote, so its final counts and checksum cover the same bytes as the
+        sender's; after `timeout` it is stopped anyway (verify then fails)."""
+        final = sender.find("final")
+        want = int(final["bytes"]) if final else None
+        end = time.monotonic() + timeout
+        while want is not None and server.returncode is None and time.monotonic() < end:
+            try:
+                if int(server.snapshot()["bytes"]) >= want:
+                    break
+            except RxbenchError:
+                break
+            time.sleep(0.02)
+        server.stop(signal.SIGTERM)
+
+    def verify(self, out: dict) -> None:
+        """Over the connections' lifetime (both tools' final events) the
+        server must have received every byte the sender wrote and, with
+        touch, its byte sum must equal the sender's: raise (the cell is
+        failed) with both numbers otherwise. Annotates out with the checks
+        and, for a rate-limited cell, how close the sender came to its
+        target."""
+        srv, snd = out["counters"]["server_final"], out["counters"]["sender_final"]
+        checks = {"bytes": {"server": srv["bytes"], "sender": snd["bytes"]}}
+        if srv["bytes"] != snd["bytes"]:
+            raise RxbenchError(f"the server received {srv['bytes']} bytes over the cell, the "
+                               f"sender wrote {snd['bytes']}")
+        if self.cell.params.get("touch"):
+            checks["touch"] = {"server": srv.get("touch"), "sender": snd.get("touch")}
+            if srv.get("touch") is None or srv.get("touch") != snd.get("touch"):
+                raise RxbenchError(f"touch checksum mismatch: server {srv.get('touch')}, "
+                                   f"sender {snd.get('touch')} (over {snd['bytes']} bytes)")
+        out["verified"] = checks
+        if self.cell.stack == "uring_zcrx":
+            out["zcrx"] = {k: srv.get(k) for k in ("zcrx", "copy_count", "copy_bytes",
+                                                   "copy_stats", "refill_full",
+                                                   "refill_pending_max", "zcrx_flushes")
+                           if k in srv}
+            # device-less zcrx copies every byte: never a zero-copy result; on
+            # a device, only the kernel's copy counters can tell
+            cc = srv.get("copy_count")
+            out["zcrx"]["zero_copy"] = (False if srv.get("zcrx") == "nodev" else
+                                        None if cc is None else cc == 0)
+        target = load_gbps(self.cell.params)
+        if target is not None:
+            reached = abs(out["offered_gbps"] / target - 1) <= LOAD_TOLERANCE
+            out["load"] = {"target_gbps": target, "sender_gbps": out["offered_gbps"],
+                           "goodput_gbps": out["rx_gbps"],
+                           "error_pct": 100 * (out["offered_gbps"] / target - 1),
+                           "reached": reached}
+            if reached and out["bottleneck"] == "none":
+                out["bottleneck"] = "rate"     # the limit is the target, by design
 
     def received(self, snap: dict) -> int:
         return int(snap["bytes"])
 
     def prepare(self) -> dict:
-        """zcrx wants header split on the NIC and the test flow on the
-        registered queue (0). Each step is tried and its outcome recorded;
-        the registration itself then says whether the device can do it."""
-        if self.cell.stack != "uring_zcrx":
-            return {}
+        """The sender's veth steered to the sender's CPUs; for zcrx on a
+        device, header split on the NIC and the test flow on the registered
+        queue (0). Each step is tried and its outcome recorded; the
+        registration itself then says whether the device can do it."""
+        done = {"steer_sender": steer_sender(self.tb, self.placement)}
+        if self.cell.stack != "uring_zcrx" or self.cell.params.get("zcrx") == "nodev":
+            return done
         r, port = self.tb.receiver, self.cfg["tcp"]["port"]
         steps = {
             "header_split": ["ethtool", "-G", r.ifname, "tcp-data-split", "on"],
@@ -66,7 +167,6 @@ class TcpServer(Receiver):
                            "dst-port", str(port), "action", "0"],
             "rss_off_queue": ["ethtool", "-X", r.ifname, "equal", "1"],
         }
-        done = {}
         for name, argv in steps.items():
             try:
                 self.tb._run(["ip", "netns", "exec", r.netns, *argv])
@@ -80,6 +180,8 @@ class TcpServer(Receiver):
         why = err.get("reason", "unsupported")
         if err.get("errno_name"):
             why += f" ({err['errno_name']}, errno {err.get('errno')})"
+        if self.cell.stack == "uring_zcrx" and self.cell.params.get("zcrx") == "nodev":
+            return why
         if self.cell.stack == "uring_zcrx" and err.get("errno_name") in ("EOPNOTSUPP",
                                                                         "EINVAL", "ENODEV"):
             why += (f": {self.tb.driver(self.tb.receiver)} cannot do zero-copy receive; "
@@ -89,28 +191,38 @@ class TcpServer(Receiver):
 
 
 class RxbTcpSend(Generator):
-    """native/rxb_tcp_send.c: `conns` connections, `msg`-byte writes as fast
-    as it can, bounded by --duration, pinned to the sender's CPUs."""
+    """native/rxb_tcp_send.c: `conns` connections, `msg`-byte writes, one
+    thread per sender CPU (connections dealt over them), as fast as it can
+    or at the cell's load (--rate-gbps, a token bucket per thread), bounded
+    by --duration."""
 
     name = "rxb-tcp-send"
     tool = "rxb-tcp-send"
 
     def argv(self, bound_s: float) -> list[str]:
         s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
-        return s.exec([self.binary(), "--dst", r.ip, "--port", str(self.cfg["tcp"]["port"]),
-                       "--conns", str(p["conns"]), "--msg", str(p["msg"]),
-                       "--cpus", ",".join(map(str, self.placement.generator)),
-                       "--duration", f"{bound_s:.3f}"])
+        argv = [self.binary(), "--dst", r.ip, "--port", str(self.cfg["tcp"]["port"]),
+                "--conns", str(p["conns"]), "--msg", str(p["msg"]),
+                "--cpus", ",".join(map(str, self.placement.generator)),
+                "--duration", f"{bound_s:.3f}"]
+        if load_gbps(p) is not None:
+            argv += ["--rate-gbps", f"{load_gbps(p):g}"]
+        return s.exec(argv)
 
     def sent(self, snap: dict) -> int:
         return int(snap["bytes"])
 
 
 class Iperf3(Receiver):
-    """iperf3's own server (with its client as the sender): the tool users
-    would pick instead. It reports only at the end: the client measures
-    after --omit (the warm-up) for the cell's duration, and the bytes the
-    server received over that interval are in the client's JSON report."""
+    """iperf3's own server with its own client as the sender: a sender+server
+    PAIR, the tool users would pick instead; a comparison with it compares
+    pairs, never servers. (Feeding iperf3's server from rxb-tcp-send is not
+    possible: the server expects its control protocol, a cookie and JSON
+    parameters on a first connection, before any data stream.) It reports
+    only at the end: the client measures after --omit (the warm-up) for the
+    cell's duration, and the bytes the server received over that interval
+    are in the client's JSON report. At a load, -b paces each stream at its
+    share of the target."""
 
     name = "iperf3"
     tool = "iperf3"
@@ -126,6 +238,12 @@ class Iperf3(Receiver):
 
     def binary(self) -> str:
         return shutil.which("iperf3") or "iperf3"
+
+    def label(self) -> str:
+        return label("iperf3", self.cell.params)
+
+    def prepare(self) -> dict:
+        return {"steer_sender": steer_sender(self.tb, self.placement)}
 
     def report_path(self, role: str) -> Path:
         d = Path("/run/rxbench") / f"iperf3-{self.tb.token}"
@@ -147,8 +265,12 @@ class Iperf3(Receiver):
     def client_argv(self, warmup: float, duration: float) -> list[str]:
         s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
         omit, secs = self.seconds(warmup, duration)
+        rate = []
+        if load_gbps(p) is not None:
+            # iperf3 paces each stream (-P) at -b: the target's share
+            rate = ["-b", f"{load_gbps(p) * 1e9 / p['conns']:.0f}"]
         return s.exec([self.binary(), "-c", r.ip, "-p", str(self.cfg["tcp"]["port"]),
-                       "-P", str(p["conns"]), "-l", str(p["msg"]),
+                       "-P", str(p["conns"]), "-l", str(p["msg"]), *rate,
                        "-O", str(omit), "-t", str(secs),
                        "-A", str(self.placement.generator[0]),
                        "-J", "--logfile", str(self.report_path("client"))])

@@ -1,0 +1,105 @@
+"""Data sets: the committed reference sets apart from a campaign's run,
+which the paper shows (paper_data), and `make reference` (promote)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import ROOT, tree_hash
+
+from rxbench import RxbenchError, cells, reference
+from rxbench.config import resolve
+
+REF = ROOT / "results" / "reference"
+
+
+def test_a_reference_cell_name_is_refused_with_the_reason():
+    cfg = resolve({})
+    for path in ("results/reference/eth/xdp_drop/cores=1/size=64/rep=1.json",
+                 "results/reference/local-fc2-epyc/eth/xdp_drop/cores=1/size=64/rep=1.json"):
+        with pytest.raises(cells.CellNameError, match="results/reference/ holds the committed "
+                                                      "reference sets and is never written"):
+            cells.parse(path, cfg)
+
+
+def test_campaign_targets_never_point_into_the_reference_sets():
+    for profile in ("default", "smoke"):
+        for t in cells.targets(resolve({"profile": profile})):
+            assert t.startswith("results/local/"), t
+
+
+def test_committed_reference_sets_have_a_summary_and_a_readme():
+    sets = reference.names(str(ROOT / "results"))
+    if not sets:
+        pytest.skip("no committed reference set")
+    for name in sets:
+        d = REF / name
+        p = reference.provenance(d / "summary.csv")
+        text = (d / "README.md").read_text()
+        for c in p["commits"]:
+            assert c[:7] in text
+        assert f"{p['cells']} (" in text and "command" in text
+        # every cell the summary lists is committed beside it
+        n = len(list(d.rglob("rep=*.json")))
+        assert n == p["cells"], (name, n, p["cells"])
+
+
+def test_paper_data_picks_the_summary_or_says_what_exists(tmp_path):
+    assert reference.dataset("run", "local")[0] == "results/local/summary.csv"
+    with pytest.raises(RxbenchError, match="paper_data: 'reference/nope': no .*reference sets here"):
+        reference.dataset("reference/nope", "local", str(ROOT / "results"))
+    with pytest.raises(RxbenchError, match="is not allowed; allowed values: run"):
+        reference.dataset("elsewhere", "local", str(ROOT / "results"))
+    with pytest.raises(RxbenchError, match="paper_data"):
+        resolve({"paper_data": "../results/local"})
+
+
+def _fake_run(results, status="ok"):
+    src = next(REF.glob("*/summary.csv"), None)
+    if src is None:
+        pytest.skip("no committed reference set to take cells from")
+    run = results / "local"
+    cell = next(src.parent.rglob("rep=*.json"))
+    rel = cell.relative_to(src.parent)
+    (run / rel).parent.mkdir(parents=True)
+    data = json.loads(cell.read_text())
+    data["status"] = status
+    if status != "ok":
+        data["reason"] = "a test"
+    (run / rel).write_text(json.dumps(data))
+    from rxbench.aggregate import write_summary
+    write_summary([str(run / rel)], run / "summary.csv")
+    return run
+
+
+def test_make_reference_copies_a_finished_run_and_never_overwrites(tmp_path):
+    results = tmp_path / "results"
+    run = _fake_run(results)
+    before = tree_hash(run)
+    dst = reference.promote("local", "test-box", str(results), command="make reference")
+    assert dst == results / "reference" / "local-test-box"
+    assert tree_hash(run) == before                        # the run is left as it was
+    assert (dst / "summary.csv").read_bytes() == (run / "summary.csv").read_bytes()
+    readme = (dst / "README.md").read_text()
+    assert "`make reference`" in readme and "1 ok, 0 unsupported, 0 failed" in readme
+    ref_before = tree_hash(dst)
+    with pytest.raises(RxbenchError, match="exists; pick another MACHINE"):
+        reference.promote("local", "test-box", str(results))
+    assert tree_hash(dst) == ref_before
+    with pytest.raises(RxbenchError, match="machine name 'Bad Name'"):
+        reference.promote("local", "Bad Name", str(results))
+    with pytest.raises(RxbenchError, match="not a platform name"):
+        reference.promote("reference", "x", str(results))
+    with pytest.raises(RxbenchError, match="results/vm/summary.csv does not exist"):
+        reference.promote("vm", "x", str(results))
+
+
+def test_make_reference_refuses_a_run_with_failed_cells(tmp_path):
+    results = tmp_path / "results"
+    _fake_run(results, status="failed")
+    with pytest.raises(RxbenchError, match="1 failed cells"):
+        reference.promote("local", "box", str(results))
+    assert not (results / "reference").exists()
