@@ -101,6 +101,10 @@ def tcp_commands(stack: str, rx: dict, gen: dict, bound_s: float, send_s: float,
               "--addr", rx["test_ip"], "--cpus", "0", "--duration", f"{bound_s:.3f}"]
     if touch:
         server.append("--touch")
+    if stack == "uring_zcrx":
+        # device-less zcrx (ZCRX_REG_NODEV): the whole RECV_ZC path, every byte
+        # through the copy fallback; never zero-copy (virtio-net has no queue API)
+        server.append("--zcrx-nodev")
     send = [f"{GUEST_NATIVE}/rxb-tcp-send", "--dst", rx["test_ip"], "--port", str(TCP_PORT),
             "--conns", str(conns), "--msg", str(msg), "--cpus", "0",
             "--duration", f"{send_s:.3f}"]
@@ -243,7 +247,7 @@ def run_cell(inventory: dict, layer: str, stack: str, size: int, duration_s: flo
 
 
 WIRED = {"eth": ("xdp_drop", "af_packet", "af_xdp", "dpdk"),
-         "tcp": ("blocking", "epoll", "uring", "uring_opt")}
+         "tcp": ("blocking", "epoll", "uring", "uring_opt", "uring_zcrx")}
 
 
 def run_from_runner(out_path: str, cfg: dict, log_path: str | None = None) -> int:
@@ -267,6 +271,10 @@ def run_from_runner(out_path: str, cfg: dict, log_path: str | None = None) -> in
             if cell.stack not in WIRED[cell.layer]:
                 raise _Unwired(f"{cell.layer} stack {cell.stack} is not wired on the vm "
                                f"platform yet (wired: {', '.join(WIRED[cell.layer])})")
+            if cell.stack == "uring_zcrx" and cell.params.get("zcrx", "nodev") != "nodev":
+                raise _Unwired("zcrx on a device needs a NIC with the queue management API "
+                               "(header split, flow steering): virtio-net has none; the vm "
+                               "platform runs zcrx=nodev (copy fallback)")
             inventory = lease.ensure("vm", cfg, log)
             duration = cfg["duration_s"] if cell.layer == "eth" else cfg["tcp"]["duration_s"]
             result = run_cell(inventory, cell.layer, cell.stack,
