@@ -203,3 +203,16 @@ def test_unwired_stack_is_unsupported_with_the_reason(tmp_path, monkeypatch):
     assert run_from_runner(out, cfg, str(tmp_path / "cell.log")) == 0
     r = load_result(out)
     assert r["status"] == "unsupported" and "not wired on the vm platform" in r["reason"]
+
+
+def test_pins_are_checked_against_the_image(tmp_path, monkeypatch):
+    cfg = resolve({"platform": "vm"})
+    (tmp_path / "versions.txt").write_text("dpdk 24.11.8-0+deb13u1\nxdp-tools 1.5.4-1\n")
+    monkeypatch.setattr(vm, "image_recipe", lambda c: {"pins": {"dpdk": "24.11.*"}})
+    assert vm.check_pins(cfg, tmp_path)["dpdk"].startswith("24.11")
+    monkeypatch.setattr(vm, "image_recipe", lambda c: {"pins": {"dpdk": "25.*"}})
+    with pytest.raises(vm.VmError, match="dpdk is 24.11.8-0.deb13u1, versions.yaml pins 25"):
+        vm.check_pins(cfg, tmp_path)
+    monkeypatch.setattr(vm, "image_recipe", lambda c: {"pins": {"iperf3": "*"}})
+    with pytest.raises(vm.VmError, match="iperf3 is not installed"):
+        vm.check_pins(cfg, tmp_path)

@@ -90,10 +90,27 @@ def image_command(cfg: dict, out: Path) -> list[str]:
             r["mirror"], str(ROOT / "native"), str(ROOT / "vm/rxb-init"), *r["packages"]]
 
 
+def check_pins(cfg: dict, image: Path) -> dict:
+    """The image's package versions against versions.yaml's debian.guest
+    pins (fnmatch patterns); VmError naming the first that does not match."""
+    import fnmatch
+    have = dict(line.split(" ", 1) for line in
+                (image / "versions.txt").read_text().splitlines() if " " in line)
+    for pkg, pattern in image_recipe(cfg).get("pins", {}).items():
+        version = have.get(pkg)
+        # Debian versions carry an epoch and a revision: match the upstream part
+        upstream = (version or "").split(":", 1)[-1]
+        if version is None or not fnmatch.fnmatch(upstream, str(pattern)):
+            raise VmError(f"guest image {image.name}: {pkg} is {version or 'not installed'}, "
+                          f"versions.yaml pins {pattern}")
+    return have
+
+
 def build_image(cfg: dict, log) -> Path:
     """The cached image, built if its recipe is new (log kept beside it)."""
     out = image_dir(cfg)
     if (out / "rootfs.qcow2").exists():
+        check_pins(cfg, out)
         return out
     for tool in ("debootstrap", "mkfs.ext4", "qemu-img"):
         if not shutil.which(tool):
@@ -108,6 +125,7 @@ def build_image(cfg: dict, log) -> Path:
     if p.returncode != 0:
         raise VmError(f"guest image build failed ({p.returncode}): see {logfile}")
     shutil.copy(logfile, out / "build.log")
+    check_pins(cfg, out)
     log(f"vm: guest image built in {time.monotonic() - t0:.0f} s")
     return out
 
