@@ -234,6 +234,12 @@ def run_cell(inventory: dict, layer: str, stack: str, size: int, duration_s: flo
                                                 "irq_s", "busy_frac")} for c, v in cpu.items()},
         "generator_bound": False, "provenance": prov,
     }
+    # each tool's own last word (TCP: every byte the sender wrote must be
+    # in the server's count; zcrx=nodev: the kernel's copy counters)
+    finals = {role: tools[role].find("final") for role in tools}
+    result["finals"] = finals
+    if layer == "tcp" and finals["receiver"] and finals["generator"]:
+        result["bytes_verified"] = finals["receiver"].get("bytes") == finals["generator"].get("bytes")
     if lease.get("accel") == "tcg":
         result["note"] = ("guests under TCG (software emulation): rates say nothing about "
                           "the stacks")
