@@ -11,6 +11,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/cells.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/paper.smk"
+include: "workflow/rules/vm.smk"
 
 
 rule all:

@@ -1,0 +1,441 @@
+"""The vm platform: two QEMU guests (sender, receiver) on a bridge, as in the
+seed's appendix, booted once per campaign by a lease (rxbench.lease) and
+reached over SSH like any other pair of hosts (the ssh platform's testbed
+gets the inventory lease_up returns).
+
+Host side, all inside one network namespace the lease creates (rxb-vm-<tok>),
+nothing of the host's own interfaces touched:
+  - bridge `br0` with the guests' test taps `tap0`/`tap1` (guests address
+    their test NIC 198.18.0.1/30 and .2/30 themselves; no NAT, no route out);
+  - management: a second NIC per guest on QEMU user networking (no default
+    route in the guest; slirp itself runs in the namespace) with hostfwd of SSH bound to the
+    namespace end (198.19.K.2) of a veth whose root-namespace end is
+    198.19.K.1/30: the controller reaches the guests at 198.19.K.2:2201/2202
+    and control traffic never crosses the test link.
+Everything is written to the lease record before it is created; lease_down
+removes it from the record alone (after a SIGKILL too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .. import ROOT, RxbenchError
+from ..state import alive, delete_netns, kill_pid, netns_list, new_token, pid_start
+from ..util import CommandError, run
+
+ROLES = ("sender", "receiver")
+TEST_IPS = {"sender": "198.18.0.1", "receiver": "198.18.0.2"}
+TEST_PREFIX = 30
+MGMT_NET = ipaddress.ip_network("198.19.0.0/16")
+SSH_PORTS = {"sender": 2201, "receiver": 2202}
+# guest NIC MACs (locally administered, QEMU's prefix); the guests' init
+# names the NICs by them: mgmt0 (management), test0 (the test link)
+TEST_MACS = {"sender": "52:54:00:18:00:01", "receiver": "52:54:00:18:00:02"}
+MGMT_MACS = {"sender": "52:54:00:19:00:01", "receiver": "52:54:00:19:00:02"}
+TEST_IF = "test0"
+RECIPE_FILES = ("vm/build-image.sh", "vm/rxb-init")
+
+
+class VmError(RxbenchError):
+    pass
+
+
+# -- the image ---------------------------------------------------------------
+def image_recipe(cfg: dict) -> dict:
+    """What the guest image depends on: the Debian suites and packages
+    (versions.yaml's debian.guest when it exists, else platforms.vm.image)."""
+    icfg = cfg["platforms"]["vm"]["image"]
+    recipe = {"mirror": icfg["mirror"], "suite": icfg["suite"],
+              "kernel_suite": icfg["kernel_suite"], "packages": list(icfg["packages"])}
+    versions = ROOT / "versions.yaml"
+    if versions.exists():
+        import yaml
+        guest = (yaml.safe_load(versions.read_text()) or {}).get("debian", {}).get("guest")
+        if guest:
+            recipe["suite"] = guest.get("suite", recipe["suite"])
+            recipe["kernel_suite"] = guest.get("kernel_suite", recipe["kernel_suite"])
+            recipe["pins"] = guest.get("packages", {})
+    return recipe
+
+
+def _source_files() -> list[Path]:
+    native = sorted(p for p in (ROOT / "native").iterdir()
+                    if p.is_file() and p.suffix in (".c", ".h") or p.name == "Makefile")
+    return [ROOT / f for f in RECIPE_FILES] + native
+
+
+def image_hash(cfg: dict) -> str:
+    h = hashlib.sha256(json.dumps(image_recipe(cfg), sort_keys=True).encode())
+    for f in _source_files():
+        h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def image_dir(cfg: dict) -> Path:
+    return Path(cfg["platforms"]["vm"]["image"]["cache"]) / image_hash(cfg)
+
+
+def image_command(cfg: dict, out: Path) -> list[str]:
+    r = image_recipe(cfg)
+    return [str(ROOT / "vm/build-image.sh"), str(out), r["suite"], r["kernel_suite"],
+            r["mirror"], str(ROOT / "native"), str(ROOT / "vm/rxb-init"), *r["packages"]]
+
+
+def check_pins(cfg: dict, image: Path) -> dict:
+    """The image's package versions against versions.yaml's debian.guest
+    pins (fnmatch patterns); VmError naming the first that does not match."""
+    import fnmatch
+    have = dict(line.split(" ", 1) for line in
+                (image / "versions.txt").read_text().splitlines() if " " in line)
+    for pkg, pattern in image_recipe(cfg).get("pins", {}).items():
+        version = have.get(pkg)
+        # Debian versions carry an epoch and a revision: match the upstream part
+        upstream = (version or "").split(":", 1)[-1]
+        if version is None or not fnmatch.fnmatch(upstream, str(pattern)):
+            raise VmError(f"guest image {image.name}: {pkg} is {version or 'not installed'}, "
+                          f"versions.yaml pins {pattern}")
+    return have
+
+
+def build_image(cfg: dict, log) -> Path:
+    """The cached image, built if its recipe is new (log kept beside it)."""
+    out = image_dir(cfg)
+    if (out / "rootfs.qcow2").exists():
+        check_pins(cfg, out)
+        return out
+    for tool in ("debootstrap", "mkfs.ext4", "qemu-img"):
+        if not shutil.which(tool):
+            raise VmError(f"building the guest image needs {tool}: not installed")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    logfile = out.parent / f"{out.name}.build.log"
+    log(f"vm: building guest image {out} (log {logfile})")
+    t0 = time.monotonic()
+    with open(logfile, "w") as f:
+        p = subprocess.run(image_command(cfg, out), stdout=f, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise VmError(f"guest image build failed ({p.returncode}): see {logfile}")
+    shutil.copy(logfile, out / "build.log")
+    check_pins(cfg, out)
+    log(f"vm: guest image built in {time.monotonic() - t0:.0f} s")
+    return out
+
+
+# -- QEMU --------------------------------------------------------------------
+def qemu_argv(v: dict, *, name: str, accel: str, kernel: str, initrd: str, disk: str,
+              append: str, tap: str, test_mac: str, mgmt_mac: str, hostfwd: str,
+              serial: str) -> list[str]:
+    """One guest's whole QEMU command line from platforms.vm's named options
+    (the seed's line is the default: q35,kernel-irqchip=split, intel-iommu
+    with intremap and caching-mode, virtio-net-pci mq=on)."""
+    machine = f"{v['machine']},accel={accel}"
+    if v.get("kernel_irqchip"):
+        machine += f",kernel-irqchip={v['kernel_irqchip']}"
+    cpu = v["cpu"] if v["cpu"] != "auto" else ("host" if accel == "kvm" else "max")
+    argv = ["qemu-system-x86_64", "-name", name, "-machine", machine, "-cpu", cpu,
+            "-smp", str(v["vcpus"]), "-m", str(v["memory_mb"]),
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-chardev", f"file,id=ser0,path={serial}", "-serial", "chardev:ser0"]
+    if v["iommu"]:
+        argv += ["-device", "intel-iommu,intremap=on,caching-mode=on"]
+    argv += ["-kernel", kernel, "-initrd", initrd, "-append", append,
+             "-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe"]
+    q = int(v["queues"])
+    tapopt = f"tap,id=test,ifname={tap},script=no,downscript=no"
+    if v["vhost"] is True:
+        tapopt += ",vhost=on"
+    if q > 1:
+        tapopt += f",queues={q}"
+    dev = f"virtio-net-pci,netdev=test,mac={test_mac}"
+    if v["mq"]:
+        dev += ",mq=on"
+    if v.get("vectors") is not None:
+        dev += f",vectors={v['vectors']}"
+    if v["iommu_platform"]:
+        dev += ",disable-legacy=on,iommu_platform=on,ats=on"
+    elif v["disable_legacy"]:
+        dev += ",disable-legacy=on"
+    argv += ["-netdev", tapopt, "-device", dev,
+             # not restrict=on: QEMU 7.2's slirp then drops the forwarded SSH
+             # connection too. Safe without it: the guest has no default route,
+             # and slirp runs in the lease's namespace, which routes nowhere
+             "-netdev", f"user,id=mgmt,hostfwd={hostfwd}",
+             "-device", f"virtio-net-pci,netdev=mgmt,mac={mgmt_mac}"]
+    return argv
+
+
+def kernel_append(v: dict, role: str, mgmt_route: str) -> str:
+    # no IPv6: its router and neighbour solicitations would be test traffic
+    parts = [f"rxb.mgmt_route={mgmt_route}", "ipv6.disable=1", "console=ttyS0", "root=/dev/vda", "rw", "init=/sbin/rxb-init", "panic=-1",
+             f"rxb.name=rxb-{role}", f"rxb.test_mac={TEST_MACS[role]}",
+             f"rxb.mgmt_mac={MGMT_MACS[role]}", f"rxb.test_ip={TEST_IPS[role]}/{TEST_PREFIX}",
+             f"rxb.mtu={v['mtu']}"]
+    if v["iommu"]:
+        parts.append("intel_iommu=on")
+    return " ".join(parts + list(v.get("append", [])))
+
+
+def probe_kvm(image: Path, log, wait_s: float = 4.0) -> tuple[bool, str]:
+    """KVM by really starting a guest: the kernel alone, no disk; a nested
+    host's KVM kills it at once ("KVM internal error")."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is absent or not usable"
+    argv = ["qemu-system-x86_64", "-machine", "q35,accel=kvm", "-cpu", "host", "-m", "256",
+            "-nodefaults", "-display", "none", "-no-reboot", "-serial", "null",
+            "-kernel", str(image / "vmlinuz"), "-append", "console=ttyS0 panic=-1"]
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = p.communicate(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return True, f"a KVM guest ran for {wait_s:.0f} s"
+    lines = [ln for ln in (out or "").splitlines() if ln.strip()]
+    why = next((ln for ln in lines if "KVM" in ln), lines[-1] if lines else "no output")
+    return False, f"a KVM guest died at once ({p.returncode}): {why.strip()}"
+
+
+def vhost_usable() -> bool:
+    try:
+        fd = os.open("/dev/vhost-net", os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+# -- SSH to the guests ---------------------------------------------------------
+def ssh_argv(inv: dict, command: str, timeout: int = 5) -> list[str]:
+    return ["ssh", "-i", inv["key"], "-p", str(inv["port"]), "-o", "BatchMode=yes",
+            "-o", f"ConnectTimeout={timeout}", "-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={inv['known_hosts']}", "-o", "LogLevel=ERROR",
+            f"{inv['user']}@{inv['address']}", command]
+
+
+def ssh(inv: dict, command: str, timeout: float = 30, check: bool = True, log=None) -> str:
+    return run(ssh_argv(inv, command), timeout=timeout, check=check, log=log)
+
+
+def health(inventory: dict, log=None, max_skew_s: float = 5.0) -> dict:
+    """Before a cell: SSH answers, the test NIC is up with its address, the
+    guest's clock is within max_skew_s of ours. Raises VmError naming what failed."""
+    facts = {}
+    for role in ROLES:
+        inv = inventory[role]
+        try:
+            out = ssh(inv, f"cat /sys/class/net/{inv['test_interface']}/operstate; "
+                           f"ip -4 -br addr show dev {inv['test_interface']}; date +%s.%N",
+                      timeout=20)
+        except CommandError as e:
+            raise VmError(f"vm {role}: health check failed: {e}") from None
+        state, addr, clock = out.strip().splitlines()[-3:]
+        skew = float(clock) - time.time()
+        if state.strip() != "up":
+            raise VmError(f"vm {role}: test NIC {inv['test_interface']} is {state.strip()}")
+        if inv["test_ip"] not in addr:
+            raise VmError(f"vm {role}: test NIC lacks {inv['test_ip']}: {addr.strip()}")
+        if abs(skew) > max_skew_s:
+            raise VmError(f"vm {role}: clock off by {skew:.1f} s")
+        facts[role] = {"operstate": state.strip(), "clock_skew_s": round(skew, 3)}
+    if log:
+        log(f"vm: health ok {facts}")
+    return facts
+
+
+# -- the lease ---------------------------------------------------------------
+def _mgmt_subnet(token: str) -> ipaddress.IPv4Network:
+    """A free /30 of 198.19.0.0/16 for this lease's management veth."""
+    used = run(["ip", "-4", "route", "show", "table", "all"], check=False)
+    start = int(token, 16) % 16384
+    for i in range(16384):
+        net = list(MGMT_NET.subnets(new_prefix=30))[(start + i) % 16384]
+        if net.network_address.exploded == "198.19.0.0":
+            continue
+        if str(net) not in used and str(net.network_address + 1) not in used:
+            return net
+    raise VmError("no free /30 in 198.19.0.0/16 for the management link")
+
+
+def _sh(argv: list[str], log) -> str:
+    return run(argv, log=log, timeout=60)
+
+
+def lease_up(cfg: dict, record, log) -> dict:
+    """Build or find the image, make the namespace, bridge, taps and the
+    management veth, boot both guests, wait until SSH answers; return the
+    inventory (SEAMS section 2)."""
+    v = cfg["platforms"]["vm"]
+    t_up = time.monotonic()
+    image = build_image(cfg, log)
+    accel = v["accel"]
+    accel_note = ""
+    if accel == "auto":
+        ok, why = probe_kvm(image, log)
+        accel = "kvm" if ok else "tcg"
+        accel_note = why
+        if not ok:
+            log(f"WARNING: vm: KVM unusable ({why}); guests run under TCG (software "
+                f"emulation): rates say nothing about the stacks")
+    vhost = v["vhost"]
+    if vhost == "auto":
+        vhost = vhost_usable()
+    elif vhost and not vhost_usable():
+        raise VmError("platforms.vm.vhost=true but /dev/vhost-net is not usable here")
+    vv = {**v, "vhost": bool(vhost)}
+
+    tok = new_token()
+    # not "rxb-<...>": older sweeps of rxb-* namespaces elsewhere must not take it
+    ns = f"rxbvm-{tok}"
+    run_dir = Path(v["run_dir"]) / f"rxbvm-{tok}"
+    veth_root, veth_ns = f"rxbv{tok}", "mgmt"
+    record.put("token", tok)
+    record.add("dirs", str(run_dir))
+    run_dir.mkdir(parents=True)
+    record.add("netns", ns)
+    _sh(["ip", "netns", "add", ns], log)
+    nx = ["ip", "netns", "exec", ns]
+    _sh(nx + ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+              "net.ipv6.conf.default.disable_ipv6=1"], log)
+    _sh(["ip", "-n", ns, "link", "set", "lo", "up"], log)
+    _sh(["ip", "-n", ns, "link", "add", "br0", "type", "bridge"], log)
+    for i, role in enumerate(ROLES):
+        mq = ["multi_queue"] if int(v["queues"]) > 1 else []
+        _sh(["ip", "-n", ns, "tuntap", "add", "dev", f"tap{i}", "mode", "tap", *mq], log)
+        _sh(["ip", "-n", ns, "link", "set", f"tap{i}", "master", "br0", "mtu", str(v["mtu"]),
+             "up"], log)
+    _sh(["ip", "-n", ns, "link", "set", "br0", "up"], log)
+    net = _mgmt_subnet(tok)
+    root_ip, ns_ip = str(net.network_address + 1), str(net.network_address + 2)
+    record.add("links", veth_root)
+    _sh(["ip", "link", "add", veth_root, "type", "veth", "peer", "name", veth_ns,
+         "netns", ns], log)
+    _sh(["ip", "addr", "add", f"{root_ip}/30", "dev", veth_root], log)
+    _sh(["ip", "link", "set", veth_root, "up"], log)
+    _sh(["ip", "-n", ns, "addr", "add", f"{ns_ip}/30", "dev", veth_ns], log)
+    _sh(["ip", "-n", ns, "link", "set", veth_ns, "up"], log)
+
+    key = run_dir / "id_ed25519"
+    shutil.copy(image / "id_ed25519", key)
+    os.chmod(key, 0o600)
+    known = run_dir / "known_hosts"
+    guests, inventory = {}, {}
+    t_boot = time.monotonic()
+    for i, role in enumerate(ROLES):
+        disk = run_dir / f"{role}.qcow2"
+        _sh(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+             str(image / "rootfs.qcow2"), str(disk)], log)
+        serial = run_dir / f"{role}.console"
+        argv = qemu_argv(vv, name=f"rxb-{role}", accel=accel, kernel=str(image / "vmlinuz"),
+                         initrd=str(image / "initrd.img"), disk=str(disk),
+                         append=kernel_append(v, role, str(net)), tap=f"tap{i}",
+                         test_mac=TEST_MACS[role], mgmt_mac=MGMT_MACS[role],
+                         hostfwd=f"tcp:{ns_ip}:{SSH_PORTS[role]}-:22", serial=str(serial))
+        log(f"vm: $ {shlex.join(nx + argv)}")
+        out = open(run_dir / f"{role}.qemu.log", "w")
+        p = subprocess.Popen(nx + argv, stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        record.add("pids", [p.pid, pid_start(p.pid)])
+        guests[role] = {"argv": argv, "pid": p.pid, "proc": p}
+        inventory[role] = {
+            "address": ns_ip, "port": SSH_PORTS[role], "user": "root", "key": str(key),
+            "jump": None, "sudo": False, "known_hosts": str(known),
+            "test_interface": TEST_IF, "test_ip": TEST_IPS[role], "prefix": TEST_PREFIX,
+            "mtu": int(v["mtu"]), "cpus": [0]}
+    inventory["receiver"]["napi_cpus"] = [0]
+    if int(v["vcpus"]) > 1:
+        inventory["receiver"]["cpus"] = [1]
+        inventory["receiver"]["napi_cpus"] = [1]
+
+    ready = {}
+    deadline = time.monotonic() + float(v["boot_timeout_s"])
+    while len(ready) < len(ROLES):
+        for role in ROLES:
+            if role in ready:
+                continue
+            g = guests[role]
+            if g["proc"].poll() is not None:
+                tail = (run_dir / f"{role}.qemu.log").read_text().strip().splitlines()[-3:]
+                raise VmError(f"vm {role}: QEMU exited ({g['proc'].returncode}) while "
+                              f"booting: {' | '.join(tail) or 'no output'}")
+            try:
+                run(ssh_argv(inventory[role], "true", timeout=3), timeout=10)
+                ready[role] = round(time.monotonic() - t_boot, 2)
+                log(f"vm: {role} answers SSH {ready[role]} s after QEMU started")
+            except CommandError:
+                pass
+        if time.monotonic() > deadline:
+            raise VmError(f"vm: guests not ready within {v['boot_timeout_s']} s "
+                          f"(ready: {sorted(ready)}; consoles in {run_dir})")
+        if len(ready) < len(ROLES):
+            time.sleep(1)
+
+    kernel = ssh(inventory["receiver"], "uname -r").strip()
+    for role in ROLES:
+        # no default route: a generator must find no way off the test link
+        routes = ssh(inventory[role], "ip -4 route show default").strip()
+        if routes:
+            raise VmError(f"vm {role}: has a default route: {routes}")
+        mac = ssh(inventory[role], f"cat /sys/class/net/{TEST_IF}/address").strip()
+        inventory[role]["mac"] = mac
+    # static neighbours both ways: no ARP on the test link during a cell
+    for a, b in (("sender", "receiver"), ("receiver", "sender")):
+        ssh(inventory[a], f"ip neigh replace {TEST_IPS[b]} lladdr {TEST_MACS[b]} "
+                          f"dev {TEST_IF} nud permanent", log=log)
+    health(inventory, log)
+    inventory["provenance"] = {
+        "platform": "vm", "accel": accel, "accel_probe": accel_note,
+        "vhost": bool(vhost), "guest_kernel": kernel, "image": str(image),
+        "image_hash": image.name,
+        "image_packages": (image / "versions.txt").read_text().splitlines(),
+        "qemu": run(["qemu-system-x86_64", "-version"]).splitlines()[0],
+        "qemu_command_lines": {r: shlex.join(guests[r]["argv"]) for r in ROLES},
+        "options": {k: v[k] for k in ("machine", "kernel_irqchip", "cpu", "vcpus",
+                                      "memory_mb", "iommu", "mq", "queues", "vectors",
+                                      "iommu_platform", "disable_legacy", "mtu")},
+        "boot_to_ready_s": ready,
+        "lease_up_s": round(time.monotonic() - t_up, 2),
+        "netns": ns, "mgmt": {"root": f"{veth_root} {root_ip}/30", "ns": f"{ns_ip}/30"},
+    }
+    record.put("inventory", inventory)
+    log(f"vm: lease up in {inventory['provenance']['lease_up_s']} s "
+        f"(boot to ready {ready}, accel {accel})")
+    return inventory
+
+
+def lease_down(record, log) -> None:
+    """Kill the guests, delete the namespace (taps, bridge, the veth's peer),
+    the root-namespace veth and the overlays: from the record alone."""
+    res = record.data if hasattr(record, "data") else record
+    for pid, start in res.get("pids", []):
+        if alive(pid, start):
+            kill_pid(pid, start)
+            log(f"vm: killed QEMU {pid}")
+    for pid, start in res.get("pids", []):
+        for _ in range(100):
+            if not alive(pid, start):
+                break
+            time.sleep(0.05)
+    present = set(netns_list())
+    for ns in res.get("netns", []):
+        if ns in present:
+            delete_netns(ns)
+            log(f"vm: deleted netns {ns}")
+    for link in res.get("links", []):
+        if run(["ip", "link", "show", "dev", link], check=False).strip():
+            run(["ip", "link", "del", "dev", link], check=False)
+            log(f"vm: deleted link {link}")
+    for d in res.get("dirs", []):
+        if os.path.isdir(d):
+            shutil.rmtree(d, ignore_errors=True)
+            log(f"vm: removed {d}")
