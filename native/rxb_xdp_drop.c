@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * rxb-xdp-drop: attach xdp_drop.bpf.o to an interface, count and drop every
- * received frame in XDP, report counters as JSON lines on stdout.
+ * rxb-xdp-drop: attach xdp_drop.bpf.o to an interface, drop every received
+ * frame in XDP, count the test flow (--dst-ip/--dst-port) and the other
+ * frames apart, report counters as JSON lines on stdout.
  *
  * Events (one JSON object per line, flushed):
  *   ready     after a successful attach
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -43,13 +45,16 @@ struct opts {
 	double duration_s;
 	const char *prog_path; /* NULL: DEFAULT_PROG_FILE next to the binary */
 	int cpu;               /* -1: do not pin */
+	const char *dst_ip;    /* the test flow; NULL: every frame counts */
+	struct xdp_drop_cfg cfg;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: %s --ifname IF [options]\n"
-		"Attach an XDP program that counts and drops every received frame.\n"
+		"Attach an XDP program that drops every received frame and counts the\n"
+		"test flow (IPv4 UDP to --dst-ip:--dst-port) and the other frames apart.\n"
 		"\n"
 		"  -i, --ifname IF        interface to attach to (required)\n"
 		"  -m, --mode MODE        native|skb|auto (default: %s; auto = native,\n"
@@ -57,6 +62,9 @@ static void usage(FILE *f)
 		"  -d, --duration SECS    run time in seconds, > 0 (default: %g)\n"
 		"  -p, --prog PATH        BPF object (default: %s next to this binary)\n"
 		"  -c, --cpu N            pin this process to CPU N (default: no pinning)\n"
+		"  -a, --dst-ip ADDR      the test flow's IPv4 destination (with --dst-port;\n"
+		"                         default: every frame counts as the test flow)\n"
+		"  -P, --dst-port PORT    the test flow's UDP destination port, 1..65535\n"
 		"  -h, --help             show this help\n"
 		"\n"
 		"Signals: SIGUSR1 prints a snapshot; SIGINT/SIGTERM/SIGHUP stop early.\n"
@@ -73,16 +81,20 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "prog", required_argument, NULL, 'p' },
 		{ "cpu", required_argument, NULL, 'c' },
+		{ "dst-ip", required_argument, NULL, 'a' },
+		{ "dst-port", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct in_addr addr;
+	unsigned int port = 0;
 	int c;
 
 	*o = (struct opts){ .mode = DEFAULT_MODE,
 			    .duration_s = DEFAULT_DURATION_S,
 			    .cpu = -1 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:m:d:p:c:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":i:m:d:p:c:a:P:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			o->ifname = optarg;
@@ -99,6 +111,17 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'c':
 			o->cpu = opt_cpu(optarg);
 			break;
+		case 'a':
+			if (inet_pton(AF_INET, optarg, &addr) != 1)
+				usage_error("--dst-ip: invalid IPv4 address '%s'", optarg);
+			o->dst_ip = optarg;
+			o->cfg.daddr = addr.s_addr;
+			break;
+		case 'P':
+			if (parse_uint(optarg, 65535, &port) || !port)
+				usage_error("--dst-port: invalid value '%s' (want 1..65535)", optarg);
+			o->cfg.dport = htons((uint16_t)port);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(RXB_EXIT_OK);
@@ -110,6 +133,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->ifname)
 		usage_error("--ifname is required");
+	if (!o->dst_ip != !port)
+		usage_error("--dst-ip and --dst-port go together");
+	o->cfg.filter = o->dst_ip != NULL;
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -129,31 +155,45 @@ static const char *lbstrerror(int err)
 	return buf;
 }
 
-/* Sum the per-CPU counters into vals[ncpus] and print them as one event. */
-static int report(const char *event, int map_fd, struct xdp_drop_stats *vals,
-		  int ncpus, const char *reason)
+/* Read one slot's per-CPU counters into vals[ncpus]; its sums in *sum. */
+static int read_slot(int map_fd, __u32 key, struct xdp_drop_stats *vals, int ncpus,
+		     struct xdp_drop_stats *sum)
 {
-	__u64 packets = 0, bytes = 0;
-	__u32 key = 0;
-	uint64_t t = mono_ns();
 	int i;
 
 	if (bpf_map_lookup_elem(map_fd, &key, vals)) {
-		warn_err(errno, "bpf_map_lookup_elem(%s)", XDP_DROP_MAP_NAME);
+		warn_err(errno, "bpf_map_lookup_elem(%s, %u)", XDP_DROP_MAP_NAME, key);
 		return -1;
 	}
+	*sum = (struct xdp_drop_stats){ 0 };
 	for (i = 0; i < ncpus; i++) {
-		packets += vals[i].packets;
-		bytes += vals[i].bytes;
+		sum->packets += vals[i].packets;
+		sum->bytes += vals[i].bytes;
 	}
+	return 0;
+}
+
+/* The test flow's counters (total and per CPU) and the other frames' as
+ * one event. */
+static int report(const char *event, int map_fd, struct xdp_drop_stats *vals,
+		  int ncpus, const char *reason)
+{
+	struct xdp_drop_stats flow, other;
+	uint64_t t = mono_ns();
+	int i;
+
+	if (read_slot(map_fd, XDP_DROP_OTHER, vals, ncpus, &other) ||
+	    read_slot(map_fd, XDP_DROP_FLOW, vals, ncpus, &flow))
+		return -1;
 	json_printf("{\"event\":\"%s\",\"t_ns\":%" PRIu64 ",\"packets\":%llu,"
 		    "\"bytes\":%llu,\"per_cpu\":{",
-		    event, t, (unsigned long long)packets, (unsigned long long)bytes);
+		    event, t, (unsigned long long)flow.packets, (unsigned long long)flow.bytes);
 	for (i = 0; i < ncpus; i++)
 		json_printf("%s\"%d\":{\"packets\":%llu,\"bytes\":%llu}", i ? "," : "",
 			    i, (unsigned long long)vals[i].packets,
 			    (unsigned long long)vals[i].bytes);
-	json_printf("}");
+	json_printf("},\"other\":{\"packets\":%llu,\"bytes\":%llu}",
+		    (unsigned long long)other.packets, (unsigned long long)other.bytes);
 	if (reason)
 		json_printf(",\"reason\":\"%s\"", reason);
 	json_printf("}");
@@ -198,7 +238,7 @@ int main(int argc, char **argv)
 	struct xdp_drop_stats *vals = NULL;
 	struct bpf_object *obj = NULL;
 	struct bpf_program *prog;
-	struct bpf_map *map;
+	struct bpf_map *map, *cfg_map;
 	struct bpf_prog_info info = {};
 	__u32 info_len = sizeof(info);
 	char path[PATH_MAX];
@@ -256,13 +296,19 @@ int main(int argc, char **argv)
 	}
 	prog = bpf_object__find_program_by_name(obj, XDP_DROP_PROG_NAME);
 	map = bpf_object__find_map_by_name(obj, XDP_DROP_MAP_NAME);
-	if (!prog || !map) {
-		warn_err(ENOENT, "%s: program '%s' or map '%s' missing", path,
-			 XDP_DROP_PROG_NAME, XDP_DROP_MAP_NAME);
+	cfg_map = bpf_object__find_map_by_name(obj, XDP_DROP_CFG_NAME);
+	if (!prog || !map || !cfg_map) {
+		warn_err(ENOENT, "%s: program '%s' or map '%s'/'%s' missing", path,
+			 XDP_DROP_PROG_NAME, XDP_DROP_MAP_NAME, XDP_DROP_CFG_NAME);
 		goto out_close;
 	}
 	prog_fd = bpf_program__fd(prog);
 	map_fd = bpf_map__fd(map);
+	/* the test flow, before the program sees a frame */
+	if (bpf_map_update_elem(bpf_map__fd(cfg_map), &(__u32){ 0 }, &o.cfg, BPF_ANY)) {
+		warn_err(errno, "bpf_map_update_elem(%s)", XDP_DROP_CFG_NAME);
+		goto out_close;
+	}
 	err = bpf_obj_get_info_by_fd(prog_fd, &info, &info_len);
 	if (err) {
 		warn_err(err, "bpf_obj_get_info_by_fd");
@@ -297,8 +343,15 @@ int main(int argc, char **argv)
 	json_printf("{\"event\":\"ready\",\"tool\":\"%s\",\"ifname\":", TOOL_NAME);
 	json_str(o.ifname);
 	json_printf(",\"ifindex\":%d,\"mode\":\"%s\",\"prog_id\":%u,\"ncpus\":%d,"
-		    "\"t_ns\":%" PRIu64 "}",
-		    ifindex, mode_names[mode], info.id, ncpus, t0);
+		    "\"flow\":", ifindex, mode_names[mode], info.id, ncpus);
+	if (o.cfg.filter) {
+		json_printf("{\"proto\":\"udp\",\"dst_ip\":");
+		json_str(o.dst_ip);
+		json_printf(",\"dst_port\":%u}", ntohs(o.cfg.dport));
+	} else {
+		json_printf("null");
+	}
+	json_printf(",\"t_ns\":%" PRIu64 "}", t0);
 	json_end();
 
 	ret = RXB_EXIT_OK;

@@ -31,6 +31,9 @@ class OnHost(list):
         """argv + [options]: still on this host."""
         return OnHost([*self, *more], self.host)
 
+    def copy(self):
+        return OnHost(self, self.host)
+
 
 class Host:
     """What the benchmark needs from a host. `registry` is the state record

@@ -8,6 +8,9 @@ from .. import RxbenchError
 from ..state import DPDK_RUNTIME, NETNS_PREFIX
 from .base import Generator, Receiver, Unsupported, require_kernel
 
+# the generators' UDP destination port (rxb-gen: UDP_DST_PORT, discard)
+TEST_UDP_PORT = 9
+
 
 # Preferred busy polling (the application drives NAPI): interrupts/NAPI
 # deferred while it polls, so it is not raced by softirq (kernel
@@ -47,7 +50,9 @@ def refuse_spinning_on_napi(rx, what: str) -> None:
 
 class XdpDrop(Receiver):
     """In-kernel XDP program returning XDP_DROP (native mode): the ceiling.
-    Counts packets and bytes in a per-CPU map (native/xdp_drop.bpf.c)."""
+    Drops every frame and counts, in a per-CPU map (native/xdp_drop.bpf.c),
+    the test flow (IPv4 UDP to the receiver's address and TEST_UDP_PORT) as
+    packets/bytes and anything else apart (`other`)."""
 
     name = "xdp_drop"
     tool = "rxb-xdp-drop"
@@ -57,6 +62,7 @@ class XdpDrop(Receiver):
         r = self.tb.receiver
         return r.exec([self.binary(), "--ifname", r.ifname,
                        "--mode", self.cell.params.get("mode", "native"),
+                       "--dst-ip", r.ip, "--dst-port", str(TEST_UDP_PORT),
                        "--duration", f"{bound_s:.3f}"], self.placement.application)
 
 
@@ -307,7 +313,7 @@ class DpdkTxonly(Generator):
     def argv(self, bound_s: float) -> list[str]:
         s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
         app = ["--forward-mode=txonly", f"--txpkts={p['size'] - 4}", f"--eth-peer=0,{r.mac}",
-               f"--tx-ip={s.ip},{r.ip}", "--tx-udp=9,9"]
+               f"--tx-ip={s.ip},{r.ip}", f"--tx-udp={TEST_UDP_PORT},{TEST_UDP_PORT}"]
         if p.get("cores", 1) > 1:
             app.append("--txonly-multi-flow")
         return testpmd_command(self.tb, s, self.placement.generator,
