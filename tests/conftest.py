@@ -18,6 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
+# the sshd-in-namespaces hosts: one session fixture for every module that uses it
+pytest_plugins = ["sshhosts"]
+
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 NATIVE = ROOT / "native" / "build"
 TOOL_NAMES = ("rxb-gen", "rxb-xdp-drop", "rxb-counters", "rxb-af-xdp", "rxb-af-packet", "trafgen",

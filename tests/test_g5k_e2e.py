@@ -26,7 +26,7 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 try:
     import rxbench.platforms.ssh  # noqa: F401
-    from sshhosts import ROLES, TEST_IF, ssh_hosts  # noqa: F401  (the session fixture)
+    from sshhosts import ROLES, TEST_IF
     MISSING = None
 except ImportError as e:
     MISSING = (f"END-TO-END g5k CAMPAIGN NOT RUN: needs the ssh platform "

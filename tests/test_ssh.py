@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, kill_group, popen_snakemake, snakemake, wait_for
-from sshhosts import TEST_IF, ssh_hosts  # noqa: F401 (the fixture)
+from sshhosts import TEST_IF
 
 CELL = "results/ssh/eth/xdp_drop/cores=1/size=64/rep=1.json"
 

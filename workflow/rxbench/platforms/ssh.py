@@ -276,7 +276,10 @@ class SshTestbed(TestbedBase):
                 "kernel_config": f["kernel_config"],
                 "build": {"source_hash": side.host.hash, "cc": b.get("cc"),
                           "clang": b.get("clang")}}
-        return {"name": "ssh", "hosts": hosts, "inventory": self.inv.get("provenance", {})}
+        # the inventory's own provenance (g5k: site, cluster, nodes, job; vm:
+        # accel, QEMU lines) at the top level, and kept whole under "inventory"
+        inv = self.inv.get("provenance", {})
+        return {"name": self.name, **inv, "hosts": hosts, "inventory": inv}
 
 
 def clean_hosts(cfg: dict, log) -> list[str]:
