@@ -148,6 +148,28 @@ def _measured_interval(rx_tool: Tool, duration: float, cfg: dict, log) -> tuple[
     return series, during
 
 
+def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval):
+    """The measured window: a counters reader on each side's host (sender
+    and receiver are (pid, tool or None)), a snapshot of readers and tools
+    after first_s, interval() run, a second snapshot; the readers are
+    stopped whatever happens. Returns (a, b, what interval() returned)."""
+    tools["rxb-counters"] = tb.receiver.host.native("rxb-counters")
+    readers = [None, None]
+    try:
+        readers[0] = start_counters(tb, log, tb.sender, sender[0], bound, commands)
+        readers[1] = start_counters(tb, log, tb.receiver, receiver[0], bound, commands,
+                                    comm_prefix=napi_prefix(tb.receiver.ifname))
+        counters_ready(*readers)
+        sides = {"sender": (readers[0], sender[1]), "receiver": (readers[1], receiver[1])}
+        time.sleep(first_s)
+        a = _snapshot(tb, sides)
+        during = interval()
+        b = _snapshot(tb, sides)
+    finally:
+        stop_counters(*readers)
+    return a, b, during
+
+
 def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
     """commands, tools and extra (hosts, driver) are filled as the cell goes,
     so a failed cell's provenance still says what ran where."""
@@ -189,20 +211,9 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         commands.append(gen_tool.command)
         gen_tool.start()
         gen_tool.wait_event("ready", gen.ready_timeout)
-        tools["rxb-counters"] = tb.receiver.host.native("rxb-counters")
-        readers = [None, None]
-        try:
-            readers[0] = start_counters(tb, log, tb.sender, gen_tool.pid, bound, commands)
-            readers[1] = start_counters(tb, log, tb.receiver, rx_tool.pid, bound, commands,
-                                        comm_prefix=napi_prefix(tb.receiver.ifname))
-            counters_ready(*readers)
-            sides = {"sender": (readers[0], gen_tool), "receiver": (readers[1], rx_tool)}
-            time.sleep(warmup)
-            a = _snapshot(tb, sides)
-            series, during = _measured_interval(rx_tool, duration, cfg, log)   # [eth/steady]
-            b = _snapshot(tb, sides)
-        finally:
-            stop_counters(*readers)
+        a, b, (series, during) = _window(   # [eth/steady] per-second snapshots
+            tb, log, commands, tools, bound, (gen_tool.pid, gen_tool), (rx_tool.pid, rx_tool),
+            warmup, lambda: _measured_interval(rx_tool, duration, cfg, log))
         gen_tool.stop(signal.SIGINT)
         tb.restore_placement()
         rx_tool.stop(signal.SIGTERM)
@@ -265,20 +276,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             commands.append(client.command)
             client.start()
             omit, secs = srv.seconds(warmup, duration)
-            tools["rxb-counters"] = tb.receiver.host.native("rxb-counters")
-            readers = [None, None]
-            try:
-                readers[0] = start_counters(tb, log, tb.sender, client.pid, bound, commands)
-                readers[1] = start_counters(tb, log, tb.receiver, server.pid, bound, commands,
-                                            comm_prefix=napi_prefix(tb.receiver.ifname))
-                counters_ready(*readers)
-                sides = {"sender": (readers[0], None), "receiver": (readers[1], None)}
-                time.sleep(omit)
-                a = _snapshot(tb, sides)
-                time.sleep(secs)
-                b = _snapshot(tb, sides)
-            finally:
-                stop_counters(*readers)
+            a, b, _ = _window(tb, log, commands, tools, bound, (client.pid, None),
+                              (server.pid, None), omit, lambda: time.sleep(secs))
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")
             server.wait(10)
@@ -300,20 +299,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             commands.append(sender.command)
             sender.start()
             sender.wait_event("ready", snd.ready_timeout)
-            tools["rxb-counters"] = tb.receiver.host.native("rxb-counters")
-            readers = [None, None]
-            try:
-                readers[0] = start_counters(tb, log, tb.sender, sender.pid, bound, commands)
-                readers[1] = start_counters(tb, log, tb.receiver, server.pid, bound, commands,
-                                            comm_prefix=napi_prefix(tb.receiver.ifname))
-                counters_ready(*readers)
-                sides = {"sender": (readers[0], sender), "receiver": (readers[1], server)}
-                time.sleep(warmup)
-                a = _snapshot(tb, sides)
-                time.sleep(duration)
-                b = _snapshot(tb, sides)
-            finally:
-                stop_counters(*readers)
+            a, b, _ = _window(tb, log, commands, tools, bound, (sender.pid, sender),
+                              (server.pid, server), warmup, lambda: time.sleep(duration))
             sender.stop(signal.SIGINT)
             srv.stop(server, sender)          # once it has read what the sender wrote
             for t in (sender, server):
