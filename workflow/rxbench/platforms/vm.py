@@ -184,14 +184,22 @@ def kernel_append(v: dict, role: str, mgmt_route: str) -> str:
     return " ".join(parts + list(v.get("append", [])))
 
 
-def probe_kvm(image: Path, log, wait_s: float = 4.0) -> tuple[bool, str]:
-    """KVM by really starting a guest: the kernel alone, no disk; a nested
-    host's KVM kills it at once ("KVM internal error")."""
+def probe_kvm(image: Path, v: dict, log, wait_s: float = 4.0) -> tuple[bool, str]:
+    """KVM by really starting a guest with the guests' own machine, CPU,
+    vCPUs and IOMMU (the kernel alone, no disk): a nested host's KVM kills
+    it at once ("KVM internal error", or a CPU model it cannot give: "failed
+    to set MSR"). The boot itself still falls back to TCG (lease_up)."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "/dev/kvm is absent or not usable"
-    argv = ["qemu-system-x86_64", "-machine", "q35,accel=kvm", "-cpu", "host", "-m", "256",
-            "-nodefaults", "-display", "none", "-no-reboot", "-serial", "null",
-            "-kernel", str(image / "vmlinuz"), "-append", "console=ttyS0 panic=-1"]
+    machine = f"{v['machine']},accel=kvm"
+    if v.get("kernel_irqchip"):
+        machine += f",kernel-irqchip={v['kernel_irqchip']}"
+    cpu = v["cpu"] if v["cpu"] != "auto" else "host"
+    argv = ["qemu-system-x86_64", "-machine", machine, "-cpu", cpu, "-smp", str(v["vcpus"]),
+            "-m", "256", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "null"]
+    if v["iommu"]:
+        argv += ["-device", "intel-iommu,intremap=on,caching-mode=on"]
+    argv += ["-kernel", str(image / "vmlinuz"), "-append", "console=ttyS0 panic=-1"]
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     try:
@@ -199,10 +207,14 @@ def probe_kvm(image: Path, log, wait_s: float = 4.0) -> tuple[bool, str]:
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
-        return True, f"a KVM guest ran for {wait_s:.0f} s"
-    lines = [ln for ln in (out or "").splitlines() if ln.strip()]
-    why = next((ln for ln in lines if "KVM" in ln), lines[-1] if lines else "no output")
-    return False, f"a KVM guest died at once ({p.returncode}): {why.strip()}"
+        return True, f"a KVM guest ({shlex.join(argv[1:9])}) ran for {wait_s:.0f} s"
+    return False, f"a KVM guest died at once ({p.returncode}): {_why_died(out)}"
+
+
+def _why_died(out: str) -> str:
+    lines = [ln.strip() for ln in (out or "").splitlines() if ln.strip()]
+    return next((ln for ln in lines if "KVM" in ln or "kvm" in ln),
+                lines[-1] if lines else "no output")
 
 
 def vhost_usable() -> bool:
@@ -270,6 +282,38 @@ def _sh(argv: list[str], log) -> str:
     return run(argv, log=log, timeout=60)
 
 
+class GuestDied(VmError):
+    """A guest's QEMU exited while booting."""
+
+
+def _wait_ready(guests: dict, inventory: dict, run_dir: Path, t_boot: float,
+                timeout_s: float, log) -> dict:
+    """Until both guests answer SSH; the seconds from QEMU's start to that."""
+    ready = {}
+    deadline = time.monotonic() + timeout_s
+    while len(ready) < len(ROLES):
+        for role in ROLES:
+            if role in ready:
+                continue
+            g = guests[role]
+            if g["proc"].poll() is not None:
+                tail = (run_dir / f"{role}.qemu.log").read_text().strip().splitlines()[-3:]
+                raise GuestDied(f"vm {role}: QEMU exited ({g['proc'].returncode}) while "
+                                f"booting: {' | '.join(tail) or 'no output'}")
+            try:
+                run(ssh_argv(inventory[role], "true", timeout=3), timeout=10)
+                ready[role] = round(time.monotonic() - t_boot, 2)
+                log(f"vm: {role} answers SSH {ready[role]} s after QEMU started")
+            except CommandError:
+                pass
+        if time.monotonic() > deadline:
+            raise VmError(f"vm: guests not ready within {timeout_s:g} s "
+                          f"(ready: {sorted(ready)}; consoles in {run_dir})")
+        if len(ready) < len(ROLES):
+            time.sleep(1)
+    return ready
+
+
 def lease_up(cfg: dict, record, log) -> dict:
     """Build or find the image, make the namespace, bridge, taps and the
     management veth, boot both guests, wait until SSH answers; return the
@@ -280,7 +324,7 @@ def lease_up(cfg: dict, record, log) -> dict:
     accel = v["accel"]
     accel_note = ""
     if accel == "auto":
-        ok, why = probe_kvm(image, log)
+        ok, why = probe_kvm(image, v, log)
         accel = "kvm" if ok else "tcg"
         accel_note = why
         if not ok:
@@ -328,25 +372,8 @@ def lease_up(cfg: dict, record, log) -> dict:
     shutil.copy(image / "id_ed25519", key)
     os.chmod(key, 0o600)
     known = run_dir / "known_hosts"
-    guests, inventory = {}, {}
-    t_boot = time.monotonic()
+    inventory = {}
     for i, role in enumerate(ROLES):
-        disk = run_dir / f"{role}.qcow2"
-        _sh(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-             str(image / "rootfs.qcow2"), str(disk)], log)
-        serial = run_dir / f"{role}.console"
-        argv = qemu_argv(vv, name=f"rxb-{role}", accel=accel, kernel=str(image / "vmlinuz"),
-                         initrd=str(image / "initrd.img"), disk=str(disk),
-                         append=kernel_append(v, role, str(net)), tap=f"tap{i}",
-                         test_mac=TEST_MACS[role], mgmt_mac=MGMT_MACS[role],
-                         hostfwd=f"tcp:{ns_ip}:{SSH_PORTS[role]}-:22", serial=str(serial))
-        log(f"vm: $ {shlex.join(nx + argv)}")
-        out = open(run_dir / f"{role}.qemu.log", "w")
-        p = subprocess.Popen(nx + argv, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-        record.add("pids", [p.pid, pid_start(p.pid)])
-        guests[role] = {"argv": argv, "pid": p.pid, "proc": p}
         inventory[role] = {
             "address": ns_ip, "port": SSH_PORTS[role], "user": "root", "key": str(key),
             "jump": None, "sudo": False, "known_hosts": str(known),
@@ -357,28 +384,49 @@ def lease_up(cfg: dict, record, log) -> dict:
         inventory["receiver"]["cpus"] = [1]
         inventory["receiver"]["napi_cpus"] = [1]
 
-    ready = {}
-    deadline = time.monotonic() + float(v["boot_timeout_s"])
-    while len(ready) < len(ROLES):
-        for role in ROLES:
-            if role in ready:
-                continue
-            g = guests[role]
-            if g["proc"].poll() is not None:
-                tail = (run_dir / f"{role}.qemu.log").read_text().strip().splitlines()[-3:]
-                raise VmError(f"vm {role}: QEMU exited ({g['proc'].returncode}) while "
-                              f"booting: {' | '.join(tail) or 'no output'}")
-            try:
-                run(ssh_argv(inventory[role], "true", timeout=3), timeout=10)
-                ready[role] = round(time.monotonic() - t_boot, 2)
-                log(f"vm: {role} answers SSH {ready[role]} s after QEMU started")
-            except CommandError:
-                pass
-        if time.monotonic() > deadline:
-            raise VmError(f"vm: guests not ready within {v['boot_timeout_s']} s "
-                          f"(ready: {sorted(ready)}; consoles in {run_dir})")
-        if len(ready) < len(ROLES):
-            time.sleep(1)
+    def boot(accel: str) -> tuple[dict, dict]:
+        guests, t_boot = {}, time.monotonic()
+        for i, role in enumerate(ROLES):
+            disk = run_dir / f"{role}.qcow2"
+            disk.unlink(missing_ok=True)
+            _sh(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                 str(image / "rootfs.qcow2"), str(disk)], log)
+            serial = run_dir / f"{role}.console"
+            argv = qemu_argv(vv, name=f"rxb-{role}", accel=accel, kernel=str(image / "vmlinuz"),
+                             initrd=str(image / "initrd.img"), disk=str(disk),
+                             append=kernel_append(v, role, str(net)), tap=f"tap{i}",
+                             test_mac=TEST_MACS[role], mgmt_mac=MGMT_MACS[role],
+                             hostfwd=f"tcp:{ns_ip}:{SSH_PORTS[role]}-:22", serial=str(serial))
+            log(f"vm: $ {shlex.join(nx + argv)}")
+            out = open(run_dir / f"{role}.qemu.log", "w")
+            p = subprocess.Popen(nx + argv, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+            out.close()
+            record.add("pids", [p.pid, pid_start(p.pid)])
+            guests[role] = {"argv": argv, "pid": p.pid, "proc": p}
+        try:
+            return guests, _wait_ready(guests, inventory, run_dir, t_boot,
+                                       float(v["boot_timeout_s"]), log)
+        except BaseException:
+            for g in guests.values():
+                if g["proc"].poll() is None:
+                    g["proc"].kill()
+                    g["proc"].wait()
+            raise
+
+    try:
+        guests, ready = boot(accel)
+    except GuestDied as e:
+        if v["accel"] != "auto" or accel != "kvm":
+            raise
+        # the probe's guest ran, the real one did not (a CPU feature, the
+        # split irqchip or the IOMMU under nested KVM): TCG, said everywhere
+        accel_note = f"{accel_note}; but the guests' own QEMU line died under KVM: {e}"
+        log(f"WARNING: vm: {e}; booting the guests again under TCG (software emulation): "
+            f"rates say nothing about the stacks")
+        accel = "tcg"
+        (run_dir / "known_hosts").unlink(missing_ok=True)
+        guests, ready = boot(accel)
 
     kernel = ssh(inventory["receiver"], "uname -r").strip()
     for role in ROLES:
