@@ -128,7 +128,7 @@
           vm-sender = (image ./nix/vm-image.nix "sender").rxbenchVm;
           vm-receiver = (image ./nix/vm-image.nix "receiver").rxbenchVm;
           # both guests in one directory: result/sender/boot.json and
-          # result/receiver/boot.json (what `platforms.vm.image` points at)
+          # result/receiver/boot.json (what `platforms.vm.nix_image` points at)
           vm-images = pkgs.linkFarm "rxbench-vm-images" [
             {
               name = "sender";

@@ -11,16 +11,32 @@
 #                       line from data, not from knowledge of NixOS
 #   result/system       the NixOS toplevel (init=<system>/init)
 #
-# Same layout the Debian image gives the platform:
-# - NIC 1 (eth0) = management: DHCP (QEMU user networking with a hostfwd to
-#   port 22 answers it); NIC 2 (eth1) = the test NIC: left unconfigured
-#   (no address, no route: the platform sets test_ip from its inventory).
-#   Interface names are eth0/eth1 (predictable names off), in PCI order.
-# - root logs in by an SSH key the platform injects, either as QEMU fw_cfg
-#   `-fw_cfg name=opt/rxbench/authorized_keys,file=KEY.pub` (preferred) or
-#   on the kernel command line `rxbench.authorized_key=<base64 of the line>`;
-#   no password works.
-# - the tools on PATH, RXBENCH_NATIVE and PYTHONPATH as in host.nix.
+# `nix build .#vm-images` puts both roles side by side (result/sender/,
+# result/receiver/); `platforms.vm.nix_image: result` boots them
+# (workflow/rxbench/platforms/vm.py: read_boot_json validates this file's
+# output, lease_up boots it).
+#
+# Same layout the Debian image (vm/build-image.sh, vm/rxb-init) gives the
+# platform:
+# - NICs named by MAC, from the kernel command line the platform appends to
+#   `append` (rxb.mgmt_mac, rxb.test_mac, rxb.mgmt_route, rxb.name), by the
+#   rxbench-nics service below, as rxb-init does: mgmt0 = management, QEMU
+#   user networking's 10.0.2.15/24 and a route to rxb.mgmt_route (the lease's
+#   management /30) via 10.0.2.2 only: no DHCP, no default route; test0 = the
+#   test NIC, left down and unaddressed (the platform sets its MTU, test_ip,
+#   up and the static neighbours over SSH). The names come from
+#   versions.yaml's vm_image; the platform renames the test NIC to test0 by
+#   its MAC anyway.
+# - root logs in by an SSH key the platform makes per lease and injects as
+#   QEMU fw_cfg `-fw_cfg name=opt/rxbench/authorized_keys,file=KEY.pub`
+#   (or, by hand, on the kernel command line `rxbench.authorized_key=<base64
+#   of the line>`); no password works.
+# - the native tools where the platform's cells call them:
+#   /opt/rxbench/native/build -> /etc/rxbench/native (host.nix), as the
+#   Debian image builds them in /opt/rxbench/native/build; the other tools on
+#   PATH, RXBENCH_NATIVE and PYTHONPATH as in host.nix.
+# - IPv6 off (the platform also passes ipv6.disable=1): no router or
+#   neighbour solicitations on the test link.
 # On x86_64 the disk also boots on its own (GRUB on /dev/vda) for a plain
 # `-hda` run; on aarch64 only directly (-kernel/-initrd).
 {
@@ -28,11 +44,14 @@
   lib,
   pkgs,
   modulesPath,
+  pins,
   ...
 }:
 
 let
   system = config.system.build.toplevel;
+  mgmtIf = pins.vm_image.management_interface;
+  testIf = pins.vm_image.test_interface;
   disk = import "${modulesPath}/../lib/make-disk-image.nix" {
     inherit pkgs lib config;
     format = "qcow2";
@@ -64,15 +83,17 @@ let
       };
       nics = [
         {
-          name = "eth0";
+          name = mgmtIf;
           use = "management";
           model = "virtio-net-pci";
-          dhcp = true;
+          match = "rxb.mgmt_mac";
+          dhcp = false;
         }
         {
-          name = "eth1";
+          name = testIf;
           use = "test";
           model = "virtio-net-pci";
+          match = "rxb.test_mac";
           dhcp = false;
         }
       ];
@@ -98,10 +119,82 @@ in
   boot.kernelParams = [ "console=ttyS0" ];
   boot.kernelModules = [ "qemu_fw_cfg" ];
 
+  # the NICs are named and the management one addressed by rxbench-nics (no
+  # DHCP: slirp's would bring a default route)
   networking.usePredictableInterfaceNames = false;
   networking.useDHCP = false;
-  networking.interfaces.eth0.useDHCP = true;
-  networking.dhcpcd.denyInterfaces = [ "eth1" ];
+  networking.dhcpcd.enable = false;
+  networking.enableIPv6 = false;
+  networking.defaultGateway = null;
+
+  # what vm/rxb-init does for the Debian image, from the same kernel arguments
+  systemd.services.rxbench-nics = {
+    description = "rxbench: name the NICs by MAC (${mgmtIf}, ${testIf}), address ${mgmtIf}";
+    wantedBy = [ "multi-user.target" ];
+    wants = [ "network-pre.target" ];
+    before = [
+      "network-pre.target"
+      "sshd.service"
+    ];
+    after = [ "systemd-udevd.service" ];
+    serviceConfig = {
+      Type = "oneshot";
+      RemainAfterExit = true;
+    };
+    path = [
+      pkgs.coreutils
+      pkgs.gnused
+      pkgs.iproute2
+    ];
+    script = ''
+      set -eu
+      arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -1; }
+      name=$(arg rxb.name); mgmt_mac=$(arg rxb.mgmt_mac); test_mac=$(arg rxb.test_mac)
+      mgmt_route=$(arg rxb.mgmt_route)
+      if [ -z "$mgmt_mac" ] || [ -z "$test_mac" ]; then
+        echo "rxbench: rxb.mgmt_mac and rxb.test_mac are not on the kernel command line" >&2
+        exit 1
+      fi
+      [ -n "$name" ] && echo "$name" > /proc/sys/kernel/hostname
+      i=0
+      while :; do
+        n=0
+        for d in /sys/class/net/*; do
+          mac=$(cat "$d/address")
+          if [ "$mac" = "$mgmt_mac" ] || [ "$mac" = "$test_mac" ]; then n=$((n + 1)); fi
+        done
+        [ $n -ge 2 ] && break
+        i=$((i + 1))
+        if [ $i -ge 600 ]; then
+          echo "rxbench: NICs $mgmt_mac and $test_mac not both present after 60 s" >&2
+          exit 1
+        fi
+        sleep 0.1
+      done
+      for d in /sys/class/net/*; do
+        ifn=''${d##*/}; mac=$(cat "$d/address")
+        if [ "$mac" = "$mgmt_mac" ] && [ "$ifn" != ${mgmtIf} ]; then
+          ip link set "$ifn" down; ip link set "$ifn" name ${mgmtIf}
+        elif [ "$mac" = "$test_mac" ] && [ "$ifn" != ${testIf} ]; then
+          ip link set "$ifn" down; ip link set "$ifn" name ${testIf}
+        fi
+      done
+      ip link set lo up
+      ip addr replace 10.0.2.15/24 dev ${mgmtIf}
+      ip link set ${mgmtIf} up
+      # slirp shows a forwarded connection with the controller's address: a
+      # route back to the lease's management /30 only, never a default one
+      if [ -n "$mgmt_route" ]; then ip route replace "$mgmt_route" via 10.0.2.2 dev ${mgmtIf}; fi
+      { ip -br addr; ip route; } > /dev/ttyS0 2>&1 || true
+    '';
+  };
+
+  # the platform's cells call the native tools by this path (the Debian
+  # image builds them there: vm/build-image.sh)
+  systemd.tmpfiles.rules = [
+    "d /opt/rxbench/native 0755 root root -"
+    "L+ /opt/rxbench/native/build - - - - /etc/rxbench/native"
+  ];
 
   # root's key from QEMU's fw_cfg or the kernel command line, before sshd
   systemd.services.rxbench-ssh-key = {

@@ -14,6 +14,15 @@ nothing of the host's own interfaces touched:
     and control traffic never crosses the test link.
 Everything is written to the lease record before it is created; lease_down
 removes it from the record alone (after a SIGKILL too).
+
+Two kinds of guest image: the Debian image the platform builds itself
+(vm/build-image.sh; its init, vm/rxb-init, addresses the test NIC from the
+kernel command line and the image carries its own key pair), or, with
+`platforms.vm.nix_image: PATH`, the flake's NixOS images (`nix build
+.#vm-images`: PATH/sender/boot.json, PATH/receiver/boot.json, see
+nix/vm-image.nix): kernel, initrd, disk and kernel arguments from boot.json,
+a key pair made for the lease and handed to the guests by QEMU fw_cfg, and
+the test NIC configured over SSH once the guest answers (nix_configure).
 """
 
 from __future__ import annotations
@@ -130,10 +139,171 @@ def build_image(cfg: dict, log) -> Path:
     return out
 
 
+# -- the flake's NixOS images (platforms.vm.nix_image) --------------------------
+BOOT_JSON = "boot.json"
+# the kernel arguments through which the platform tells a Nix image which NIC
+# is which (nix/vm-image.nix's rxbench-nics service reads them, as rxb-init does)
+NIC_MATCH = {"management": "rxb.mgmt_mac", "test": "rxb.test_mac"}
+# what the platform itself puts on the kernel command line: an image's own
+# append must not set these
+PLATFORM_ARGS = ("ipv6.disable", "panic", "intel_iommu")
+
+
+def _boot_error(path: Path, key: str | None, problem: str) -> VmError:
+    where = f"{path}: key {key}" if key else str(path)
+    return VmError(f"platforms.vm.nix_image: {where}: {problem}")
+
+
+def read_boot_json(directory: Path, role: str) -> dict:
+    """One role's boot.json of a `nix build .#vm-images` result, validated;
+    its file names resolved against its directory. VmError naming the file
+    and the key on the first problem (nothing is started before this)."""
+    path = Path(directory) / role / BOOT_JSON
+    if not path.is_file():
+        raise _boot_error(path, None, "does not exist (platforms.vm.nix_image wants the "
+                          "result of `nix build .#vm-images`: sender/boot.json and "
+                          "receiver/boot.json)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise _boot_error(path, None, f"not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise _boot_error(path, None, f"not a JSON object but {type(data).__name__}")
+    out = {"path": str(path), "dir": str(path.parent.resolve()), "content": data}
+    for key in ("kernel", "initrd", "disk"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            raise _boot_error(path, key, "missing or not a file name")
+        f = (path.parent / value).resolve()
+        if not f.is_file():
+            raise _boot_error(path, key, f"{value} does not exist ({f})")
+        out[key] = str(f)
+    with open(out["disk"], "rb") as f:
+        if f.read(4) != b"QFI\xfb":
+            raise _boot_error(path, "disk", f"{data['disk']} is not a qcow2 image")
+    append = data.get("append")
+    if not isinstance(append, str) or not append.strip():
+        raise _boot_error(path, "append", "missing or not a string of kernel arguments")
+    for arg in append.split():
+        if arg.startswith("rxb.") or arg.split("=", 1)[0] in PLATFORM_ARGS:
+            raise _boot_error(path, "append", f"sets {arg}, which the platform sets itself")
+    if not any(a.startswith("init=") for a in append.split()):
+        raise _boot_error(path, "append", "has no init= (the NixOS system's init)")
+    out["append"] = append.strip()
+    if data.get("role") not in (role, "any"):
+        raise _boot_error(path, "role", f"is {data.get('role')!r}, not {role!r} or 'any'")
+    key = data.get("ssh_key")
+    if not isinstance(key, dict):
+        raise _boot_error(path, "ssh_key", "missing or not an object {fw_cfg, user}")
+    name = key.get("fw_cfg")
+    # QEMU takes user fw_cfg items under opt/ only (docs/specs/fw_cfg)
+    if not isinstance(name, str) or not name.startswith("opt/") or len(name) > 55 \
+            or not all(c.isalnum() or c in "._/-" for c in name):
+        raise _boot_error(path, "ssh_key.fw_cfg", f"{name!r} is not a QEMU fw_cfg name "
+                          "(opt/..., at most 55 characters)")
+    if key.get("user", "root") != "root":
+        raise _boot_error(path, "ssh_key.user", f"is {key.get('user')!r}: the platform "
+                          "logs in as root")
+    out["fw_cfg"] = name
+    nics = data.get("nics")
+    if not isinstance(nics, list) or not all(isinstance(n, dict) for n in nics):
+        raise _boot_error(path, "nics", "missing or not a list of objects")
+    uses = [n.get("use") for n in nics]
+    if sorted(uses) != ["management", "test"]:
+        raise _boot_error(path, "nics", f"uses are {uses}: want one 'management' and one "
+                          "'test' NIC")
+    for i, n in enumerate(nics):
+        if n.get("model", "virtio-net-pci") != "virtio-net-pci":
+            raise _boot_error(path, f"nics[{i}].model", f"is {n.get('model')!r}: the "
+                              "platform gives virtio-net-pci")
+        if n.get("match") != NIC_MATCH[n["use"]]:
+            raise _boot_error(path, f"nics[{i}].match", f"is {n.get('match')!r}: the "
+                              f"{n['use']} NIC is named by the MAC in {NIC_MATCH[n['use']]}")
+        if n["use"] == "test" and n.get("dhcp"):
+            raise _boot_error(path, f"nics[{i}].dhcp", "the test NIC must be left "
+                              "unconfigured (the platform addresses it)")
+        if not isinstance(n.get("name"), str) or not n["name"]:
+            raise _boot_error(path, f"nics[{i}].name", "missing")
+    out["nics"] = {n["use"]: n["name"] for n in nics}
+    return out
+
+
+def read_nix_image(cfg: dict) -> dict | None:
+    """Both roles' boot.json when platforms.vm.nix_image is set, else None."""
+    d = nix_image_path(cfg)
+    if d is None:
+        return None
+    if not d.is_dir():
+        raise VmError(f"platforms.vm.nix_image: {d} is not a directory (want the result of "
+                      "`nix build .#vm-images`)")
+    return {role: read_boot_json(d, role) for role in ROLES}
+
+
+def nix_image_path(cfg: dict) -> Path | None:
+    """platforms.vm.nix_image as a path (a relative one is the checkout's)."""
+    d = cfg["platforms"]["vm"].get("nix_image")
+    return None if not d else (ROOT / d if not os.path.isabs(d) else Path(d))
+
+
+def nix_image_hash(boots: dict) -> str:
+    """The store hash of the image when it is a Nix store path, else a hash
+    of both boot.json files and the files they name (path, size, mtime)."""
+    real = Path(os.path.realpath(Path(boots["sender"]["dir"]).parent))
+    if real.parts[:3] == ("/", "nix", "store"):
+        return real.parts[3].split("-", 1)[0]
+    h = hashlib.sha256()
+    for role in ROLES:
+        b = boots[role]
+        h.update(json.dumps(b["content"], sort_keys=True).encode())
+        for k in ("kernel", "initrd", "disk"):
+            st = os.stat(b[k])
+            h.update(f"{b[k]} {st.st_size} {st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def lease_key(run_dir: Path, token: str) -> Path:
+    """A key pair for this lease alone (the public half goes to the guests by
+    fw_cfg); it lives in the lease's run dir, removed with it."""
+    key = run_dir / "id_ed25519"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"rxbench-lease-{token}",
+         "-f", str(key)], timeout=30)
+    os.chmod(key, 0o600)
+    return key
+
+
+def nix_configure(inv: dict, test_mac: str, mtu: int, log=None) -> str:
+    """Over SSH, what rxb-init does for the Debian image: the NIC with the
+    test MAC named test0, its MTU, its address, up; returns the name the
+    image had given it. (No default route and the static neighbours are
+    checked and set for both kinds of image by lease_up.)"""
+    script = (
+        "set -e; n=; for d in /sys/class/net/*; do "
+        f'[ "$(cat $d/address)" = {test_mac} ] && n=${{d##*/}}; done; '
+        f'[ -n "$n" ] || {{ echo "no NIC with MAC {test_mac}" >&2; exit 1; }}; '
+        f'if [ "$n" != {TEST_IF} ]; then ip link set "$n" down; '
+        f'ip link set "$n" name {TEST_IF}; fi; '
+        f"ip link set {TEST_IF} mtu {int(mtu)}; "
+        f"ip addr replace {inv['test_ip']}/{inv['prefix']} dev {TEST_IF}; "
+        f'ip link set {TEST_IF} up; echo "$n"')
+    try:
+        return ssh(inv, script, timeout=60, log=log).strip().splitlines()[-1]
+    except (CommandError, IndexError) as e:
+        raise VmError(f"vm: configuring the test NIC over SSH failed: {e}") from None
+
+
+def nix_image_facts(inv: dict) -> dict | None:
+    """The image's own record (/etc/rxbench/image.json, host.nix), if any."""
+    out = ssh(inv, "cat /etc/rxbench/image.json 2>/dev/null || true", timeout=30).strip()
+    try:
+        return json.loads(out) if out else None
+    except ValueError:
+        return {"unparsed": out[:2000]}
+
+
 # -- QEMU --------------------------------------------------------------------
 def qemu_argv(v: dict, *, name: str, accel: str, kernel: str, initrd: str, disk: str,
               append: str, tap: str, test_mac: str, mgmt_mac: str, hostfwd: str,
-              serial: str) -> list[str]:
+              serial: str, fw_cfg: dict | None = None) -> list[str]:
     """One guest's whole QEMU command line from platforms.vm's named options
     (the seed's line is the default: q35,kernel-irqchip=split, intel-iommu
     with intremap and caching-mode, virtio-net-pci mq=on)."""
@@ -149,6 +319,11 @@ def qemu_argv(v: dict, *, name: str, accel: str, kernel: str, initrd: str, disk:
         argv += ["-device", "intel-iommu,intremap=on,caching-mode=on"]
     argv += ["-kernel", kernel, "-initrd", initrd, "-append", append,
              "-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe"]
+    # files for the guest by QEMU fw_cfg (the lease's public key for a Nix image)
+    for item, path in (fw_cfg or {}).items():
+        if "," in item or "," in str(path):
+            raise VmError(f"fw_cfg {item}={path}: a comma cannot pass QEMU's option parser")
+        argv += ["-fw_cfg", f"name={item},file={path}"]
     q = int(v["queues"])
     tapopt = f"tap,id=test,ifname={tap},script=no,downscript=no"
     if v["vhost"] is True:
@@ -173,18 +348,29 @@ def qemu_argv(v: dict, *, name: str, accel: str, kernel: str, initrd: str, disk:
     return argv
 
 
-def kernel_append(v: dict, role: str, mgmt_route: str) -> str:
+def kernel_append(v: dict, role: str, mgmt_route: str, image_append: str | None = None) -> str:
+    """The guest's kernel command line. Debian image: root and init are ours,
+    and rxb-init addresses the test NIC from rxb.test_ip/rxb.mtu. A Nix image
+    (image_append = its boot.json's append: root=, init=, its own options):
+    no rxb.test_ip/rxb.mtu, the test NIC is configured over SSH."""
     # no IPv6: its router and neighbour solicitations would be test traffic
-    parts = [f"rxb.mgmt_route={mgmt_route}", "ipv6.disable=1", "console=ttyS0", "root=/dev/vda", "rw", "init=/sbin/rxb-init", "panic=-1",
-             f"rxb.name=rxb-{role}", f"rxb.test_mac={TEST_MACS[role]}",
-             f"rxb.mgmt_mac={MGMT_MACS[role]}", f"rxb.test_ip={TEST_IPS[role]}/{TEST_PREFIX}",
-             f"rxb.mtu={v['mtu']}"]
+    if image_append is None:
+        parts = [f"rxb.mgmt_route={mgmt_route}", "ipv6.disable=1", "console=ttyS0",
+                 "root=/dev/vda", "rw", "init=/sbin/rxb-init", "panic=-1",
+                 f"rxb.name=rxb-{role}", f"rxb.test_mac={TEST_MACS[role]}",
+                 f"rxb.mgmt_mac={MGMT_MACS[role]}",
+                 f"rxb.test_ip={TEST_IPS[role]}/{TEST_PREFIX}", f"rxb.mtu={v['mtu']}"]
+    else:
+        parts = [*image_append.split(), f"rxb.mgmt_route={mgmt_route}", "ipv6.disable=1",
+                 "panic=-1", f"rxb.name=rxb-{role}", f"rxb.test_mac={TEST_MACS[role]}",
+                 f"rxb.mgmt_mac={MGMT_MACS[role]}"]
     if v["iommu"]:
         parts.append("intel_iommu=on")
     return " ".join(parts + list(v.get("append", [])))
 
 
-def probe_kvm(image: Path, v: dict, log, wait_s: float = 4.0) -> tuple[bool, str]:
+def probe_kvm(image: Path, v: dict, log, wait_s: float = 4.0,
+              kernel: str | None = None) -> tuple[bool, str]:
     """KVM by really starting a guest with the guests' own machine, CPU,
     vCPUs and IOMMU (the kernel alone, no disk): a nested host's KVM kills
     it at once ("KVM internal error", or a CPU model it cannot give: "failed
@@ -199,7 +385,7 @@ def probe_kvm(image: Path, v: dict, log, wait_s: float = 4.0) -> tuple[bool, str
             "-m", "256", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "null"]
     if v["iommu"]:
         argv += ["-device", "intel-iommu,intremap=on,caching-mode=on"]
-    argv += ["-kernel", str(image / "vmlinuz"), "-append", "console=ttyS0 panic=-1"]
+    argv += ["-kernel", kernel or str(image / "vmlinuz"), "-append", "console=ttyS0 panic=-1"]
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     try:
@@ -320,11 +506,25 @@ def lease_up(cfg: dict, record, log) -> dict:
     inventory (SEAMS section 2)."""
     v = cfg["platforms"]["vm"]
     t_up = time.monotonic()
-    image = build_image(cfg, log)
+    # a Nix image is read and validated before anything is made or started
+    boots = read_nix_image(cfg)
+    if boots is None:
+        image = build_image(cfg, log)
+        files = {r: {"kernel": str(image / "vmlinuz"), "initrd": str(image / "initrd.img"),
+                     "disk": str(image / "rootfs.qcow2"), "append": None} for r in ROLES}
+    else:
+        image = nix_image_path(cfg)
+        files = {r: {k: boots[r][k] for k in ("kernel", "initrd", "disk", "append")}
+                 for r in ROLES}
+        if not shutil.which("ssh-keygen"):
+            raise VmError("platforms.vm.nix_image: the lease's key pair needs ssh-keygen: "
+                          "not installed")
+        log(f"vm: NixOS images from {image} (boot.json: {boots['sender']['path']}, "
+            f"{boots['receiver']['path']})")
     accel = v["accel"]
     accel_note = ""
     if accel == "auto":
-        ok, why = probe_kvm(image, v, log)
+        ok, why = probe_kvm(image, v, log, kernel=files["receiver"]["kernel"])
         accel = "kvm" if ok else "tcg"
         accel_note = why
         if not ok:
@@ -368,9 +568,14 @@ def lease_up(cfg: dict, record, log) -> dict:
     _sh(["ip", "-n", ns, "addr", "add", f"{ns_ip}/30", "dev", veth_ns], log)
     _sh(["ip", "-n", ns, "link", "set", veth_ns, "up"], log)
 
-    key = run_dir / "id_ed25519"
-    shutil.copy(image / "id_ed25519", key)
-    os.chmod(key, 0o600)
+    if boots is None:
+        key = run_dir / "id_ed25519"
+        shutil.copy(image / "id_ed25519", key)
+        os.chmod(key, 0o600)
+        fw_cfg = {r: None for r in ROLES}
+    else:
+        key = lease_key(run_dir, tok)
+        fw_cfg = {r: {boots[r]["fw_cfg"]: f"{key}.pub"} for r in ROLES}
     known = run_dir / "known_hosts"
     inventory = {}
     for i, role in enumerate(ROLES):
@@ -389,14 +594,17 @@ def lease_up(cfg: dict, record, log) -> dict:
         for i, role in enumerate(ROLES):
             disk = run_dir / f"{role}.qcow2"
             disk.unlink(missing_ok=True)
+            f = files[role]
             _sh(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                 str(image / "rootfs.qcow2"), str(disk)], log)
+                 f["disk"], str(disk)], log)
             serial = run_dir / f"{role}.console"
-            argv = qemu_argv(vv, name=f"rxb-{role}", accel=accel, kernel=str(image / "vmlinuz"),
-                             initrd=str(image / "initrd.img"), disk=str(disk),
-                             append=kernel_append(v, role, str(net)), tap=f"tap{i}",
-                             test_mac=TEST_MACS[role], mgmt_mac=MGMT_MACS[role],
-                             hostfwd=f"tcp:{ns_ip}:{SSH_PORTS[role]}-:22", serial=str(serial))
+            argv = qemu_argv(vv, name=f"rxb-{role}", accel=accel, kernel=f["kernel"],
+                             initrd=f["initrd"], disk=str(disk),
+                             append=kernel_append(v, role, str(net), f["append"]),
+                             tap=f"tap{i}", test_mac=TEST_MACS[role],
+                             mgmt_mac=MGMT_MACS[role],
+                             hostfwd=f"tcp:{ns_ip}:{SSH_PORTS[role]}-:22", serial=str(serial),
+                             fw_cfg=fw_cfg[role])
             log(f"vm: $ {shlex.join(nx + argv)}")
             out = open(run_dir / f"{role}.qemu.log", "w")
             p = subprocess.Popen(nx + argv, stdin=subprocess.DEVNULL, stdout=out,
@@ -428,6 +636,13 @@ def lease_up(cfg: dict, record, log) -> dict:
         (run_dir / "known_hosts").unlink(missing_ok=True)
         guests, ready = boot(accel)
 
+    nix_names = {}
+    if boots is not None:
+        # the Nix image leaves the test NIC unconfigured: what rxb-init does
+        # from the kernel command line, done here over SSH
+        for role in ROLES:
+            nix_names[role] = nix_configure(inventory[role], TEST_MACS[role], int(v["mtu"]),
+                                            log=log)
     kernel = ssh(inventory["receiver"], "uname -r").strip()
     for role in ROLES:
         # no default route: a generator must find no way off the test link
@@ -441,11 +656,16 @@ def lease_up(cfg: dict, record, log) -> dict:
         ssh(inventory[a], f"ip neigh replace {TEST_IPS[b]} lladdr {TEST_MACS[b]} "
                           f"dev {TEST_IF} nud permanent", log=log)
     health(inventory, log)
+    image_facts = {}
+    if boots is not None:
+        image_facts = {r: nix_image_facts(inventory[r]) for r in ROLES}
     inventory["provenance"] = {
         "platform": "vm", "accel": accel, "accel_probe": accel_note,
         "vhost": bool(vhost), "guest_kernel": kernel, "image": str(image),
-        "image_hash": image.name,
-        "image_packages": (image / "versions.txt").read_text().splitlines(),
+        "image_kind": "debian" if boots is None else "nix",
+        "image_hash": image.name if boots is None else nix_image_hash(boots),
+        "image_packages": ((image / "versions.txt").read_text().splitlines() if boots is None
+                           else _nix_packages(image_facts)),
         "qemu": run(["qemu-system-x86_64", "-version"]).splitlines()[0],
         "qemu_command_lines": {r: shlex.join(guests[r]["argv"]) for r in ROLES},
         "options": {k: v[k] for k in ("machine", "kernel_irqchip", "cpu", "vcpus",
@@ -455,10 +675,25 @@ def lease_up(cfg: dict, record, log) -> dict:
         "lease_up_s": round(time.monotonic() - t_up, 2),
         "netns": ns, "mgmt": {"root": f"{veth_root} {root_ip}/30", "ns": f"{ns_ip}/30"},
     }
+    if boots is not None:
+        inventory["provenance"]["nix_image"] = {
+            "path": str(image), "store_path": os.path.realpath(image),
+            **{r: {"dir": boots[r]["dir"], "boot_json": boots[r]["content"],
+                   "test_nic_name_in_image": nix_names[r], "image_json": image_facts[r]}
+               for r in ROLES}}
     record.put("inventory", inventory)
     log(f"vm: lease up in {inventory['provenance']['lease_up_s']} s "
         f"(boot to ready {ready}, accel {accel})")
     return inventory
+
+
+def _nix_packages(facts: dict) -> list[str]:
+    """A Nix image's tools as "name store-path" lines (its image.json)."""
+    lines = set()
+    for f in facts.values():
+        for name, path in ((f or {}).get("tools") or {}).items():
+            lines.add(f"{name} {path}")
+    return sorted(lines)
 
 
 def lease_down(record, log) -> None:
