@@ -189,6 +189,24 @@ in
     '';
   };
 
+  # the platform waits for this line on the serial console before it tries
+  # SSH (vm/rxb-init writes the same once sshd runs)
+  systemd.services.rxbench-ready = {
+    description = "rxbench: tell the platform on the serial console that sshd runs";
+    wantedBy = [ "multi-user.target" ];
+    after = [
+      "sshd.service"
+      "rxbench-nics.service"
+      "rxbench-ssh-key.service"
+    ];
+    wants = [ "sshd.service" ];
+    serviceConfig.Type = "oneshot";
+    path = [ pkgs.coreutils ];
+    script = ''
+      echo "rxb-init: ready $(cut -d' ' -f1 /proc/uptime)" > /dev/ttyS0
+    '';
+  };
+
   # the platform's cells call the native tools by this path (the Debian
   # image builds them there: vm/build-image.sh)
   systemd.tmpfiles.rules = [

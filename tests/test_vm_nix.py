@@ -59,7 +59,7 @@ let
   pins = builtins.fromJSON (builtins.readFile ./versions.json);
   m = import ./nix/vm-image.nix { inherit config lib pkgs pins; modulesPath = "MODULES"; };
 in { vm = m.system.build.rxbenchVm.script; nics = m.systemd.services.rxbench-nics.script;
-     tmpfiles = m.systemd.tmpfiles.rules; }
+     tmpfiles = m.systemd.tmpfiles.rules; ready = m.systemd.services.rxbench-ready.script; }
 """
 
 
@@ -138,6 +138,10 @@ def test_vm_image_nix_writes_what_the_platform_reads(tmp_path, role):
         assert arg in ev["nics"]
     assert "dhclient" not in ev["nics"] and "default" not in ev["nics"].replace(
         "never a default one", "")
+    # the console line the platform waits for before it tries SSH
+    marker = getattr(vm, "READY_MARKER", b"rxb-init: ready").decode()
+    assert marker in ev["ready"] and "/dev/ttyS0" in ev["ready"]
+    assert marker in (ROOT / "vm" / "rxb-init").read_text()
     from rxbench.vmcell import GUEST_NATIVE
     assert f"L+ {GUEST_NATIVE} - - - - /etc/rxbench/native" in ev["tmpfiles"]
     # the image's own arguments leave the platform's to the platform
