@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
-from .. import ROOT, RxbenchError
-
-NATIVE_BUILD = Path(os.environ.get("RXBENCH_NATIVE", ROOT / "native" / "build"))
+from .. import RxbenchError
+from ..hosts.netns import NATIVE_BUILD  # noqa: F401 (re-exported)
 
 
 class Unsupported(RxbenchError):
@@ -16,15 +11,9 @@ class Unsupported(RxbenchError):
 
 
 def native_tool(name: str) -> str:
-    """Path of a native tool: native/build/ (or $RXBENCH_NATIVE), else PATH (Nix)."""
-    p = NATIVE_BUILD / name
-    if p.exists():
-        return str(p)
-    found = shutil.which(name)
-    if found:
-        return found
-    raise RxbenchError(f"native tool {name} is not built: run `make -C native` "
-                       f"(looked in {NATIVE_BUILD} and PATH)")
+    """Path of a native tool on this machine (hosts.netns.native_tool)."""
+    from ..hosts.netns import native_tool as local
+    return local(name)
 
 
 def kernel_config() -> dict[str, str]:
