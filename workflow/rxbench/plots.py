@@ -124,7 +124,7 @@ class Data:
         """Without the NDR groups (search=ndr: their rx_pps is the NDR)."""
         if "search" not in sub.columns or not len(sub):
             return sub
-        return sub[sub["search"].map(S.norm).isin([None, "saturation"])]
+        return sub[S.among(sub["search"], [None, "saturation"])]
 
     def max_load(self, sub: pd.DataFrame) -> pd.DataFrame:
         """Without the groups of a rate-limited sender (load=<Gbit/s>)."""
@@ -672,7 +672,7 @@ def tcp_load(csv, pdf, png) -> None:
     st = S.load_stats(d.df)
     st = st[st["status"] == "ok"] if len(st) else st
     if len(st) and "touch" in st.columns:
-        st = st[st["touch"].map(S.norm).isin([None, d.defaults.get("touch")])]
+        st = st[S.among(st["touch"], [None, d.defaults.get("touch")])]
     st, cores = d.at_min(st, "cores")
     conns = sorted({S.norm(v) for v in st["conns"]} - {None})[:3] if len(st) else []
     fig, axes = plt.subplots(1, max(len(conns), 1), figsize=(6.4, 4.0), sharey=True,

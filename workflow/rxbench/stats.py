@@ -177,6 +177,13 @@ def norm(v):
     return v
 
 
+def among(series: pd.Series, values) -> pd.Series:
+    """Per row: is the value (normalised, NaN as None) one of `values`?
+    (pandas' isin does not match None with NaN in a float column.)"""
+    vals = list(values)
+    return pd.Series([norm(v) in vals for v in series], index=series.index, dtype=bool)
+
+
 def to_bool(v) -> bool:
     v = norm(v)
     if isinstance(v, str):
@@ -594,7 +601,7 @@ def best_config(st: pd.DataFrame, layer: str = "eth", metric: str | None = None,
     if sub.empty or f"{metric}_median" not in sub.columns:
         return sub.iloc[0:0]
     if "search" in sub.columns:
-        sub = sub[sub["search"].map(norm).isin([None, "saturation"])]
+        sub = sub[among(sub["search"], [None, "saturation"])]
     sub = sub[sub[f"{metric}_n"] > 0] if f"{metric}_n" in sub.columns else sub
     if sub.empty:
         return sub.iloc[0:0]

@@ -135,7 +135,7 @@ def eth_rows(csv: str | Path) -> tuple[list[str], list[dict], list[str]]:
     nic = _nic(df)
     eth = st[st["layer"] == "eth"] if len(st) else st
     if "search" in eth.columns:       # NDR cells: in the NDR table
-        eth = eth[eth["search"].map(S.norm).isin([None, "saturation"])]
+        eth = eth[S.among(eth["search"], [None, "saturation"])]
     variants = [v for v in (S.layer_variants(st, "eth") if len(st) else []) if v != "search"]
     defaults = S.variant_defaults(df, variants)
     notes = Notes()
@@ -263,7 +263,7 @@ def ndr_rows(csv: str | Path) -> list[dict]:
     variants = S.layer_variants(st, "eth")
     defaults = S.variant_defaults(df, variants)
     ndr = eth[eth["search"].map(S.norm) == "ndr"]
-    sat = eth[eth["search"].map(S.norm).isin([None, "saturation"])]
+    sat = eth[S.among(eth["search"], [None, "saturation"])]
     rows = []
     for _, r in ndr.iterrows():
         rec = r.to_dict()
