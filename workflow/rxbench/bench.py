@@ -416,7 +416,8 @@ def _save(out: str | None, data) -> None:
 
 
 def rate_accuracy(reps: int, duration: float, sizes: list[int], rates: list[float],
-                  napis: list[str], out: str | None = None) -> int:
+                  napis: list[str], out: str | None = None,
+                  methods: list[str] | tuple = RATE_METHODS) -> int:
     """rxb-gen --rate-pps against what went onto the link (bench 4)."""
     from .ndr import Bench
     if os.geteuid() != 0:
@@ -426,7 +427,7 @@ def rate_accuracy(reps: int, duration: float, sizes: list[int], rates: list[floa
     with tempfile.TemporaryDirectory(prefix="rxbench-bench-") as tmp, signals_raise():
         log = Log(Path(tmp) / "rate.log")
         with testbed_lock(log):
-            for method in RATE_METHODS:
+            for method in methods:
                 for napi in napis:
                     for size in sizes:
                         cell = cells.Cell("local", "eth", "xdp_drop",

@@ -34,6 +34,30 @@ def tx_queue(cpu: int, n_tx: int, xps: dict[int, set[int]] | None = None) -> int
     return cpu % n_tx
 
 
+def parse_cpumask(text: str) -> set[int]:
+    """CPUs of a sysfs CPU mask ("3", "00000000,00000001"; empty = none)."""
+    t = text.strip().replace(",", "")
+    if not t:
+        return set()
+    try:
+        v = int(t, 16)
+    except ValueError:
+        raise ValueError(f"not a CPU mask: {text!r}") from None
+    return {i for i in range(v.bit_length()) if v >> i & 1}
+
+
+def read_xps(host, ifname: str, n_tx: int) -> dict[int, set[int]]:
+    """The xps_cpus masks of an interface's TX queues on a host (queues
+    without XPS or without the file are left out)."""
+    out = {}
+    for q in range(n_tx):
+        text = host.read_file(f"/sys/class/net/{ifname}/queues/tx-{q}/xps_cpus")
+        cpus = parse_cpumask(text or "")
+        if cpus:
+            out[q] = cpus
+    return out
+
+
 def tx_queues(cpus: list[int], n_tx: int, xps: dict[int, set[int]] | None = None) -> list[int]:
     return [tx_queue(c, n_tx, xps) for c in cpus]
 
