@@ -14,12 +14,15 @@
  *
  * Pacing (--rate-pps R): frame k (k = 0, 1, ...) is due at t0 + k/R on
  * CLOCK_MONOTONIC; the loop hands the kernel the frames that are due, in
- * bursts of at most PACE_BURST_NS worth of frames (and --batch), sleeping
- * (clock_nanosleep with a 1 ns timer slack, then a short spin) until the
- * next one is due.  A sender that fell behind (a late wake-up,
- * back-pressure, preemption on a shared CPU) catches up without bursts: at
- * no more than (1 + PACE_CATCHUP) x R (a second schedule, `floor`, spaced
- * period / (1 + PACE_CATCHUP), with at most one burst of credit), up to
+ * groups of PACE_BURST_NS worth of frames (at least 1, at most --batch):
+ * one submission per group deadline (the time its last frame is due),
+ * sleeping (clock_nanosleep with a 1 ns timer slack, then a short spin)
+ * until then, so a paced sender leaves its CPU idle between groups.  A
+ * sender that fell behind (a late wake-up, back-pressure, preemption on a
+ * shared CPU) catches up without long bursts: at most PACE_CREDIT_NS (1 ms)
+ * worth of frames at once (what a late wake-up of up to 1 ms owes), then
+ * at no more than (1 + --catch-up) x R (a second schedule, `floor`, spaced
+ * period / (1 + X)), up to
  * PACE_DEPTH_NS behind; further behind, the schedule restarts from now,
  * counted as pace_resets (the rate is then below target: a rate above what
  * the sender can do).  Without --rate-pps it sends as fast as it can.
@@ -107,9 +110,11 @@
 /* Pacing: see pace_allow(). */
 #define MAX_RATE_PPS         1000000000ULL
 #define PACE_BURST_NS        50000.0    /* at most 50 us of frames per burst */
-#define PACE_SPIN_NS         20000ULL   /* sleep until this close, then spin */
+#define PACE_SPIN_NS         5000ULL    /* sleep until this close, then spin */
 #define PACE_DEPTH_NS        100000000.0 /* catch up at most 100 ms behind schedule */
-#define PACE_CATCHUP         0.2        /* ... at no more than 1.2 x the rate */
+#define DEFAULT_CATCH_UP     1.0        /* ... at no more than 2 x the rate */
+#define PACE_CREDIT_NS       1000000.0  /* ... after at most 1 ms of frames at once */
+#define MAX_CATCH_UP         100.0
 #define PACE_SLEEP_MAX_NS    1000000ULL /* sleep in slices of at most 1 ms */
 /* Threads. */
 #define MAX_THREADS          64U
@@ -145,6 +150,7 @@ struct opts {
 	unsigned int ring;       /* TX ring slots (method mmap) */
 	enum method method;
 	uint64_t rate_pps;       /* 0: as fast as possible */
+	double catch_up;         /* behind schedule: at most (1 + catch_up) x rate */
 };
 
 struct stats {
@@ -155,11 +161,12 @@ struct stats {
 
 struct pacer {
 	double period_ns;       /* 1e9 / rate */
-	double catchup_ns;      /* period / (1 + PACE_CATCHUP): closest spacing */
+	double catchup_ns;      /* period / (1 + --catch-up): closest spacing */
 	double floor;           /* the next frame goes no earlier (ns) */
 	uint64_t t0;            /* when frame `base` was due */
 	uint64_t base;          /* frames queued before t0 */
 	unsigned int burst;     /* most frames per burst */
+	unsigned int want;      /* frames of the next group */
 	uint64_t depth;         /* most frames behind schedule it catches up */
 };
 
@@ -202,6 +209,9 @@ static void usage(FILE *f)
 		"  -m, --method M        mmap (PACKET_TX_RING) | sendmmsg (default: %s)\n"
 		"  -R, --rate-pps R      pace to R frames/s, 1..%llu (default: 0, as fast as\n"
 		"                        possible)\n"
+		"  -U, --catch-up X      paced and behind schedule (a late wake-up, preemption):\n"
+		"                        catch up at no more than (1+X) x R, spaced, up to\n"
+		"                        %g ms behind (default: %g)\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Output: JSON lines (ready, snapshot on SIGUSR1, final) on stdout.\n"
@@ -211,7 +221,7 @@ static void usage(FILE *f)
 		UDP_SRC_PORT_BASE, UDP_SRC_PORT_BASE, UDP_DST_PORT, DEFAULT_FLOWS,
 		DEFAULT_DURATION_S, (unsigned long long)DEFAULT_COUNT, MAX_THREADS, MAX_BATCH,
 		DEFAULT_BATCH, MAX_RING, DEFAULT_RING, method_names[DEFAULT_METHOD],
-		(unsigned long long)MAX_RATE_PPS);
+		(unsigned long long)MAX_RATE_PPS, PACE_DEPTH_NS / 1e6, DEFAULT_CATCH_UP);
 }
 
 static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
@@ -270,6 +280,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "ring", required_argument, NULL, 'r' },
 		{ "method", required_argument, NULL, 'm' },
 		{ "rate-pps", required_argument, NULL, 'R' },
+		{ "catch-up", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -281,11 +292,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			    .count = DEFAULT_COUNT,
 			    .cpu = -1,
 			    .threads = 1,
+			    .catch_up = DEFAULT_CATCH_UP,
 			    .batch = DEFAULT_BATCH,
 			    .ring = DEFAULT_RING,
 			    .method = DEFAULT_METHOD };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:T:C:b:r:m:R:h", longopts,
+	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:T:C:b:r:m:R:U:h", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'i':
@@ -357,6 +369,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			if (parse_u64(optarg, MAX_RATE_PPS, &o->rate_pps) || !o->rate_pps)
 				usage_error("--rate-pps: invalid value '%s' (want 1..%llu frames/s)",
 					    optarg, (unsigned long long)MAX_RATE_PPS);
+			break;
+		case 'U':
+			if (parse_double(optarg, &o->catch_up) || o->catch_up < 0 ||
+			    o->catch_up > MAX_CATCH_UP)
+				usage_error("--catch-up: invalid value '%s' (want 0..%g)", optarg,
+					    MAX_CATCH_UP);
 			break;
 		case 'h':
 			usage(stdout);
@@ -544,7 +562,7 @@ static void pace_start(struct run *r, uint64_t t0)
 	if (r->rate_pps <= 0)
 		return;
 	r->pace.period_ns = (double)NS_PER_SEC / r->rate_pps;
-	r->pace.catchup_ns = r->pace.period_ns / (1.0 + PACE_CATCHUP);
+	r->pace.catchup_ns = r->pace.period_ns / (1.0 + r->o->catch_up);
 	r->pace.floor = (double)t0;
 	r->pace.t0 = t0;
 	r->pace.base = 0;
@@ -575,24 +593,21 @@ static unsigned int pace_allow(struct run *r, uint64_t queued, unsigned int max)
 		due = 1;
 		done = 0;
 	}
-	if (due <= done)
+	/* one group of `want` frames per deadline: the whole burst, or what
+	 * the caller can take (ring room, count left) */
+	p->want = max < p->burst ? max : p->burst;
+	if (!p->want)
+		return 0;
+	if (due < done + p->want)
 		return 0;
 	due -= done;
-	if (due > p->burst)
-		due = p->burst;
-	if (due > max)
-		due = max;
+	if (due > p->want)
+		due = p->want;
 	/* behind schedule: no faster than the catch-up spacing allows */
-	if (p->floor < (double)now - PACE_BURST_NS)
-		p->floor = (double)now - PACE_BURST_NS;
-	if ((double)now < p->floor)
+	if (p->floor < (double)now - PACE_CREDIT_NS)
+		p->floor = (double)now - PACE_CREDIT_NS;
+	if ((double)now < p->floor + (double)(p->want - 1) * p->catchup_ns)
 		return 0;
-	{
-		uint64_t room = (uint64_t)(((double)now - p->floor) / p->catchup_ns) + 1;
-
-		if (due > room)
-			due = room;
-	}
 	p->floor += (double)due * p->catchup_ns;
 	return (unsigned int)due;
 }
@@ -602,15 +617,18 @@ static inline bool snap_pending(const struct run *r)
 	return __atomic_load_n(&g_snap_gen, __ATOMIC_ACQUIRE) != r->snap_seen;
 }
 
-/* Sleep until the next frame is due (or a stop or snapshot request). */
+/* Sleep until the next group (p->want frames, set by pace_allow) is due,
+ * and the catch-up spacing allows it (or a stop or snapshot request). */
 static void pace_wait(struct run *r, uint64_t queued)
 {
 	struct pacer *p = &r->pace;
-	uint64_t next = p->t0 + (uint64_t)((double)(queued - p->base) * p->period_ns);
+	unsigned int k = p->want ? p->want - 1 : 0;
+	uint64_t next = p->t0 + (uint64_t)((double)(queued - p->base + k) * p->period_ns);
 	uint64_t now = mono_ns();
+	double fl = p->floor + (double)k * p->catchup_ns;
 
-	if ((double)next < p->floor)
-		next = (uint64_t)p->floor;
+	if ((double)next < fl)
+		next = (uint64_t)fl;
 
 	while (next > now + PACE_SPIN_NS && !stopping() && !snap_pending(r)) {
 		uint64_t wake = next - PACE_SPIN_NS / 2;

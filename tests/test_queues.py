@@ -70,6 +70,8 @@ def test_cpumask_and_thread_cpus():
 
 class _Tb:
     """Just what RxbGen reads of a testbed, without one."""
+    name = "test"
+
     def __init__(self, queues, driver="veth"):
         self.queues, self._driver = queues, driver
         host = types.SimpleNamespace(read_file=lambda path: "0\n", native=lambda n: n,
@@ -104,6 +106,10 @@ def test_rxb_gen_refuses_queues_its_cpus_cannot_reach():
     with pytest.raises(Unsupported, match="would get nothing"):
         _gen(2, [0, 2]).probe()
     _gen(2, [0], driver="mlx5_core").probe()     # RSS decides there: the runner checks
+    local = _gen(2, [0], driver="unknown")
+    local.tb.name = "local"                     # always veth, even before the testbed is up
+    with pytest.raises(Unsupported, match="would get nothing"):
+        local.probe()
 
 
 # -- on the real testbed: the kernel's queue choice, read at the receiver --
@@ -134,14 +140,20 @@ def _spread(tmp_path, cpus: list[int], xps: dict[int, int] | None = None,
         argv = s.exec([NATIVE_TOOL("rxb-gen"), "--ifname", s.ifname, "--dst-mac", r.mac,
                        "--src-ip", s.ip, "--dst-ip", r.ip, "--size", "64",
                        "--threads", str(len(cpus)), "--cpus", ",".join(map(str, cpus)),
-                       "--count", str(count), "--rate-pps", "200000", "--duration", "5"])
+                       "--count", str(count), "--rate-pps", "40000", "--duration", "5"])
         g = Tool("generator", argv, log, tb.registry, name="rxb-gen", bound_s=20).start()
+        g.wait_event("ready", 10)
+        time.sleep(0.2)
+        snap = g.snapshot()
         final = g.wait_event("final", 20)
         assert g.wait(5) == 0
         time.sleep(0.2)
         b = ethtool_stats(r.host, r.ifname)
         rx_tool.stop(signal.SIGTERM)
     assert not left_by(tb)
+    # a snapshot sums the threads, each counted up to date (within a batch)
+    assert snap["packets"] == sum(t["packets"] for t in snap["threads"]), snap
+    assert 0 < snap["packets"] < count and len(snap["threads"]) == len(cpus), snap
     return per_queue_received(a, b), final
 
 

@@ -48,7 +48,7 @@ def test_trial_counts_offered_at_the_link_and_received(tmp_path):
     with bench(tmp_path) as b:
         tb = b.tb
         t = b.trial(50_000, 1.0)
-    assert t["intended_count"] == 50_000 and t["generator_reason"] == "count"
+    assert t["intended_count"] == 50_000 and t["generator_reason"] == "count", t
     assert t["offered"] == 50_000                 # rxb-gen retries what veth refuses
     assert t["received"] + sum(t["receiver_drops"].values()) >= t["offered"] - t["loss"]
     assert 0.9 < t["offered_duration_s"] < 1.5

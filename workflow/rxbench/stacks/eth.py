@@ -349,7 +349,7 @@ class RxbGen(Generator):
         if n < 2:
             return
         s = self.tb.sender
-        if self.tb.driver(s) != "veth":
+        if not self._veth():
             return      # RSS on the receiver decides; the runner checks the queues
         from ..queues import mapping_problem, read_xps
         cpus = self.thread_cpus()
@@ -358,6 +358,16 @@ class RxbGen(Generator):
         if why:
             raise Unsupported(f"rxb-gen cannot spread over the {n} veth queues: {why} "
                               f"(one generator CPU per queue, distinct modulo {n}, or XPS)")
+
+    def _veth(self) -> bool:
+        """Is the sender's test interface a veth (the local platform's always
+        is; elsewhere ask its driver)?"""
+        if getattr(self.tb, "name", "") == "local":
+            return True
+        try:
+            return self.tb.driver(self.tb.sender) == "veth"
+        except RxbenchError:
+            return False
 
     def argv(self, bound_s: float) -> list[str]:
         s, r = self.tb.sender, self.tb.receiver
