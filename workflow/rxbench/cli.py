@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
             return tcp(args.reps, args.duration, [int(x) for x in args.conns.split(",")],
                        args.msg, stacks, args.touch,
                        [load_value(x) for x in args.loads.split(",")])
+        if args.cmd == "bench" and args.rate_accuracy:
+            from .bench import rate_accuracy
+            return rate_accuracy(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
+                                 [float(x) for x in args.rates.split(",")], args.napi.split(","),
+                                 args.out)
         if args.cmd == "bench":
             from .bench import main as bench
             return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],

@@ -325,15 +325,71 @@ class DpdkTxonly(Generator):
 
 class RxbGen(Generator):
     """native/rxb_gen.c: AF_PACKET sender of fixed-size UDP/IPv4 frames,
-    one flow per receiver core, bounded by --duration."""
+    bounded by --duration. One sending thread per receive queue
+    (tb.queues), thread i pinned to generator CPU i mod len(CPUs) with its
+    own flow (UDP source port 1024 + i); on veth the TX queue, hence the
+    peer's RX queue, is the sending CPU's (rxbench.queues), so probe()
+    refuses a multi-queue cell whose generator CPUs cannot reach every
+    queue, with the reason."""
 
     name = "rxb-gen"
     tool = "rxb-gen"
 
+    def threads(self) -> int:
+        return max(1, int(getattr(self.tb, "queues", 1) or 1), int(self.cell.params.get("cores", 1)))
+
+    def thread_cpus(self) -> list[int]:
+        """The CPU of each sending thread (empty: not pinned per thread)."""
+        gen = list(self.placement.generator or [])
+        return [gen[i % len(gen)] for i in range(self.threads())] if gen else []
+
+    def probe(self) -> None:
+        super().probe()
+        n = self.threads()
+        if n < 2:
+            return
+        s = self.tb.sender
+        if not self._veth():
+            return      # RSS on the receiver decides; the runner checks the queues
+        from ..queues import mapping_problem, read_xps
+        cpus = self.thread_cpus()
+        why = mapping_problem(cpus, n, read_xps(s.host, s.ifname, n)) if cpus else \
+            f"no generator CPUs to pin {n} sending threads to"
+        if why:
+            raise Unsupported(f"rxb-gen cannot spread over the {n} veth queues: {why} "
+                              f"(one generator CPU per queue, distinct modulo {n}, or XPS)")
+
+    def _veth(self) -> bool:
+        """Is the sender's test interface a veth (the local platform's always
+        is; elsewhere ask its driver)?"""
+        if getattr(self.tb, "name", "") == "local":
+            return True
+        try:
+            return self.tb.driver(self.tb.sender) == "veth"
+        except RxbenchError:
+            return False
+
     def argv(self, bound_s: float) -> list[str]:
         s, r = self.tb.sender, self.tb.receiver
         p = self.cell.params
-        return s.exec([self.binary(), "--ifname", s.ifname, "--dst-mac", r.mac,
-                       "--src-ip", s.ip, "--dst-ip", r.ip, "--size", str(p["size"]),
-                       "--flows", str(max(1, p["cores"])), "--duration", f"{bound_s:.3f}"],
-                      self.placement.generator)
+        n = self.threads()
+        argv = [self.binary(), "--ifname", s.ifname, "--dst-mac", r.mac,
+                "--src-ip", s.ip, "--dst-ip", r.ip, "--size", str(p["size"]),
+                "--flows", str(n), "--duration", f"{bound_s:.3f}"]
+        if n > 1:
+            argv += ["--threads", str(n)]
+            if self.thread_cpus():
+                argv += ["--cpus", ",".join(map(str, self.thread_cpus()))]
+        return s.exec(argv, self.placement.generator)
+
+    def per_queue_sent(self, final: dict) -> dict[int, int]:
+        """Frames per TX queue from rxb-gen's final (or snapshot) line: each
+        thread's count on the queue its CPU sends on (veth, no XPS here)."""
+        from ..queues import tx_queue
+        n = self.threads()
+        threads = final.get("threads") or [{"cpu": -1, "packets": final.get("packets", 0)}]
+        out: dict[int, int] = {}
+        for t in threads:
+            q = tx_queue(t["cpu"], n) if t.get("cpu", -1) >= 0 else 0
+            out[q] = out.get(q, 0) + int(t["packets"])
+        return out
