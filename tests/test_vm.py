@@ -118,43 +118,74 @@ def _lease_file(tmp_path):
     return list((tmp_path / "state").glob("lease-vm-*.json"))
 
 
+# one cell per stack, the order chosen so that the cells after dpdk show the
+# NIC given back to the kernel (named, addressed, up: each cell's health check)
+SMOKE_CELLS = {
+    "xdp_drop": "results/vm/eth/xdp_drop/cores=1/size=64/rep=1.json",
+    "dpdk": "results/vm/eth/dpdk/cores=1/size=64/rep=1.json",
+    "af_packet": "results/vm/eth/af_packet/cores=1/size=64/rep=1.json",
+    "af_xdp": "results/vm/eth/af_xdp/cores=1/size=64/rep=1.json",
+    "epoll": "results/vm/tcp/epoll/conns=1/msg=65536/rep=1.json",
+    "uring_zcrx": "results/vm/tcp/uring_zcrx/conns=1/msg=65536/zcrx=nodev/rep=1.json",
+}
+SMOKE_CONFIG = ["profile=smoke", "duration_s=2", "warmup_s=1", "timeout_s=120"]
+
+
 @pytest.mark.skipif(NO_VM is not None, reason=NO_VM or "")
 def test_vm_smoke(tmp_path):
-    """Lease up (image from the cache or built cold), cells for real in the
-    guests, lease down; nothing left."""
+    """Lease up (image from the cache or built cold), one cell per stack
+    through the host-generic runner on the ssh platform's testbed (Linux
+    pktgen as generator, DPDK on its own virtio PMD, zcrx=nodev with its
+    byte count checked), lease down; nothing left."""
     before = [n for n in netns_list() if n.startswith("rxbvm-")]
     env = _env(tmp_path)
-    results = {}
+    wd = tmp_path / "wd"
+    wd.mkdir()
     script = tmp_path / "campaign.sh"
-    outs = {s: tmp_path / f"{s}.json" for s in ("xdp_drop", "af_packet", "af_xdp", "dpdk",
-                                                "epoll")}
-    lines = [f"{sys.executable} -m rxbench vm-cell --layer {'tcp' if s == 'epoll' else 'eth'} "
-             f"--stack {s} --size 64 --out {o} "
-             f"--config duration_s=3 warmup_s=1 || echo FAILED {s}" for s, o in outs.items()]
+    # the shell is the campaign the lease watches (as snakemake is for cells)
+    lines = [f"{sys.executable} -m rxbench vm-cell {c} --log {wd}/{s}.log "
+             f"--config {' '.join(SMOKE_CONFIG)} || echo FAILED {s}"
+             for s, c in SMOKE_CELLS.items()]
     script.write_text("set -u\n" + "\n".join(lines) + "\n"
                       f"{sys.executable} -m rxbench lease down vm\n")
+    t0 = time.monotonic()
     p = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True,
-                       timeout=1500, cwd=ROOT)
+                       timeout=1500, cwd=wd)
     print(p.stdout[-4000:], p.stderr[-4000:])
+    print(f"vm smoke: {len(SMOKE_CELLS)} cells and the lease in {time.monotonic() - t0:.0f} s")
+    results = {}
     try:
-        for s, o in outs.items():
-            assert o.exists(), f"{s}: no result ({p.stderr[-500:]})"
-            results[s] = json.loads(o.read_text())
+        for s, c in SMOKE_CELLS.items():
+            assert (wd / c).exists(), f"{s}: no result ({p.stderr[-500:]})"
+            results[s] = json.loads((wd / c).read_text())
         for s, r in results.items():
-            assert r["status"] == "ok"
-            if s == "epoll":
+            assert r["status"] == "ok", (s, r["reason"])
+            plat = r["provenance"]["platform"]
+            assert plat["name"] == "vm" and plat["accel"] in ("tcg", "kvm")
+            assert plat["qemu_command_lines"]["receiver"].startswith("qemu-system-x86_64")
+            assert plat["guest_kernel"].startswith("7.")
+            assert plat["hosts"]["receiver"]["kernel"].startswith(plat["guest_kernel"])
+            assert plat["health"]["receiver"]["operstate"] == "up"
+            if r["layer"] == "tcp":
                 assert r["rx_bytes"] > 0 and r["rx_gbps"] > 0
+                v = r["verified"]["bytes"]
+                assert v["server"] == v["sender"] > 0
             else:
+                assert r["generator"] == "pktgen"
                 assert r["rx_packets"] > 0 and r["offered_pps"] > 0, s
-            assert r["accel"] in ("tcg", "kvm")
-            assert r["provenance"]["platform"]["qemu_command_lines"]["receiver"]
-            assert r["provenance"]["platform"]["guest_kernel"].startswith("7.")
-        assert results["dpdk"]["provenance"]["dpdk"]["binding"] == "uio_pci_generic"
-        assert results["dpdk"]["provenance"]["dpdk"]["pmd"] == "net_virtio"
-        assert results["af_xdp"]["provenance"]["af_xdp_bind"] in ("copy", "zerocopy")
+        dpdk = results["dpdk"]
+        assert dpdk["params"]["pmd"] == "native"
+        assert dpdk["nic_setup"]["dpdk"]["pmd"] == "net_virtio"
+        assert dpdk["nic_setup"]["dpdk"]["binding"] in ("uio_pci_generic", "vfio-pci")
+        assert dpdk["nic_setup"]["dpdk"]["hugepages_2M"] > 0
+        assert not any(k.startswith("receiver_rx") for k in dpdk["drops"])   # no kernel NIC
+        assert results["af_xdp"]["counters"]["receiver_ready"]["bind"] in ("copy", "zerocopy")
+        z = results["uring_zcrx"]
+        assert z["params"]["zcrx"] == "nodev" and z["stack_label"].endswith("(copy fallback)")
+        assert z["zcrx"]["zero_copy"] is False
     finally:
         subprocess.run([sys.executable, "-m", "rxbench", "lease", "down", "vm"], env=env,
-                       cwd=ROOT, capture_output=True)
+                       cwd=wd, capture_output=True)
         left = _ours(before)
         assert not left["netns"] and not left["qemu"] and not left["links"], left
     assert not _lease_file(tmp_path)
@@ -166,11 +197,11 @@ def test_vm_sigint_mid_cell_leaves_nothing(tmp_path):
     nothing, the lease sees its campaign gone and releases everything."""
     before = [n for n in netns_list() if n.startswith("rxbvm-")]
     env = _env(tmp_path)
-    out = tmp_path / "cell.json"
+    cell = "results/vm/eth/xdp_drop/cores=1/size=64/rep=1.json"
     # the shell is the campaign the lease watches (as snakemake is for cells)
-    cmd = (f"{sys.executable} -m rxbench vm-cell --stack xdp_drop --out {out} "
-           f"--config duration_s=30; true")
-    p = subprocess.Popen(["sh", "-c", cmd], env=env, cwd=ROOT,
+    cmd = (f"{sys.executable} -m rxbench vm-cell {cell} --config profile=smoke "
+           f"duration_s=30 timeout_s=90; true")
+    p = subprocess.Popen(["sh", "-c", cmd], env=env, cwd=tmp_path,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
     seen = []
@@ -183,7 +214,7 @@ def test_vm_sigint_mid_cell_leaves_nothing(tmp_path):
     time.sleep(2)
     os.killpg(p.pid, signal.SIGINT)
     p.wait(300)
-    assert not out.exists()
+    assert not (tmp_path / cell).exists()
     end = time.monotonic() + 300
     while time.monotonic() < end and (_lease_file(tmp_path) or _ours(before)["qemu"]):
         time.sleep(1)
@@ -192,17 +223,34 @@ def test_vm_sigint_mid_cell_leaves_nothing(tmp_path):
     assert not _lease_file(tmp_path)
 
 
-def test_unwired_stack_is_unsupported_with_the_reason(tmp_path, monkeypatch):
-    """A stack the vm path cannot run yet is written `unsupported` with the
-    reason, without booting anything."""
-    from rxbench.result import load_result
-    from rxbench.vmcell import run_from_runner
-    monkeypatch.chdir(tmp_path)
+def test_vm_eth_defaults_are_pktgen_and_dpdks_own_pmd():
+    """On platform vm, platforms.vm.eth is merged over eth: the seed's
+    generator and DPDK on its own PMD (the cell names stay canonical)."""
     cfg = resolve({"platform": "vm", "profile": "smoke"})
-    out = "results/vm/eth/xdpsock/cores=1/size=64/rep=1.json"
-    assert run_from_runner(out, cfg, str(tmp_path / "cell.log")) == 0
-    r = load_result(out)
-    assert r["status"] == "unsupported" and "not wired on the vm platform" in r["reason"]
+    assert cfg["eth"]["generator"] == "pktgen"
+    assert cfg["eth"]["dpdk"]["pmd"] == ["native"]
+    from rxbench.cells import targets
+    assert "results/vm/eth/dpdk/cores=1/size=64/rep=1.json" in targets(cfg)
+    local = resolve({"profile": "smoke"})
+    assert local["eth"]["generator"] == "rxb-gen" and local["eth"]["dpdk"]["pmd"] == ["af_xdp"]
+    with pytest.raises(ConfigError, match="generator"):
+        resolve({"platform": "vm", "platforms": {"vm": {"eth": {"generator": "trafgen"}}}})
+
+
+def test_the_lease_inventory_is_the_ssh_platforms():
+    """What lease_up returns (its shape, here with made-up values) validates
+    as an ssh inventory once VmTestbed adds the image's build."""
+    from rxbench.platforms.ssh import validate_inventory
+    inv = {r: {"address": "198.19.0.6", "port": vm.SSH_PORTS[r], "user": "root",
+               "key": "/tmp/k", "jump": None, "sudo": False, "known_hosts": "/tmp/kh",
+               "test_interface": vm.TEST_IF, "test_ip": vm.TEST_IPS[r],
+               "prefix": vm.TEST_PREFIX, "mtu": 1500, "cpus": [0], "mac": vm.TEST_MACS[r]}
+           for r in vm.ROLES}
+    inv["receiver"]["napi_cpus"] = [0]
+    inv["provenance"] = {"platform": "vm", "accel": "tcg"}
+    out = validate_inventory(vm.ssh_inventory(inv))
+    assert out["receiver"]["prebuilt_native"] == vm.GUEST_NATIVE_DIR
+    assert "prebuilt_native" not in inv["receiver"]     # the lease's own record unchanged
 
 
 def test_pins_are_checked_against_the_image(tmp_path, monkeypatch):

@@ -76,8 +76,8 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
     the side's test interface, the process tree of its tool (pid), the
     kernel threads named comm_prefix*."""
     # SCHED_FIFO: on the saturated CPUs it measures, a snapshot is one moment
-    argv = [side.host.native("rxb-counters"), "--ifname", side.ifname, "--duration", f"{bound_s:.3f}",
-            "--rt-priority", "1"]
+    argv = [side.host.native("rxb-counters"), *([] if side.bypass else ["--ifname", side.ifname]),
+            "--duration", f"{bound_s:.3f}", "--rt-priority", "1"]
     if pid:
         argv += ["--pid", str(pid)]
     if comm_prefix:
@@ -238,7 +238,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 raise RxbenchError(f"multi-core cell: {why}")
         out["placement"] = placement.as_dict()
         out["counters"] = {"generator_final": gen_tool.find("final"),
-                           "receiver_final": rx_tool.find("final")}
+                           "receiver_final": rx_tool.find("final"),
+                           "receiver_ready": rx_tool.find("ready")}   # e.g. the AF_XDP bind granted
     return out
 
 
@@ -357,11 +358,6 @@ def host_probe(cfg: dict, log, rounds: int | None = None) -> dict:
 
 def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     """Measure one cell and write its JSON. Returns the exit status."""
-    if cfg["platform"] == "vm":
-        # HOOK (vm engineer): the vm platform's cells run over SSH in its
-        # guests (rxbench.vmcell) until the host-generic runner lands
-        from .vmcell import run_from_runner
-        return run_from_runner(out_path, cfg, log_path)
     cell = cells.parse(out_path, cfg)
     log = Log(log_path)
     started = time.time()

@@ -300,6 +300,14 @@ def _wait_ready(guests: dict, inventory: dict, run_dir: Path, t_boot: float,
                 tail = (run_dir / f"{role}.qemu.log").read_text().strip().splitlines()[-3:]
                 raise GuestDied(f"vm {role}: QEMU exited ({g['proc'].returncode}) while "
                                 f"booting: {' | '.join(tail) or 'no output'}")
+            # a KVM internal error (nested KVM, "emulation failure") does not
+            # end QEMU: it pauses the guest, which would never answer
+            qlog = (run_dir / f"{role}.qemu.log").read_text(errors="replace")
+            if "KVM internal error" in qlog:
+                why = next((ln.strip() for ln in qlog.splitlines()
+                            if "KVM internal error" in ln), "")
+                raise GuestDied(f"vm {role}: {why} while booting (QEMU paused the guest: "
+                                f"{'emulation failure' if 'emulation failure' in qlog else 'see its log'})")
             try:
                 run(ssh_argv(inventory[role], "true", timeout=3), timeout=10)
                 ready[role] = round(time.monotonic() - t_boot, 2)
@@ -487,3 +495,59 @@ def lease_down(record, log) -> None:
         if os.path.isdir(d):
             shutil.rmtree(d, ignore_errors=True)
             log(f"vm: removed {d}")
+
+
+# -- the cells: the ssh platform's testbed on the lease's guests ------------------
+GUEST_NATIVE_DIR = "/opt/rxbench/native"     # vm/build-image.sh builds native/ there
+
+
+def ssh_inventory(inventory: dict) -> dict:
+    """The lease's inventory as the ssh platform takes it: each guest takes
+    the image's own build of native/ when its sources are the checkout's."""
+    inv = {k: v for k, v in inventory.items()}
+    for role in ROLES:
+        inv[role] = {**inventory[role], "prebuilt_native": GUEST_NATIVE_DIR}
+    return inv
+
+
+class VmTestbed:
+    """The vm platform's cells: the lease (lease_up above, once per campaign)
+    gives the guests' inventory, each cell health-checks both guests (SSH
+    answers, test NIC up with its address, clock) and then runs on the ssh
+    platform's SshTestbed like on any two hosts. Provenance: the lease's
+    (accel, guest kernel, QEMU command lines, ...) at the top of
+    provenance.platform, as for g5k."""
+
+    name = "vm"
+
+    def __init__(self, cfg: dict, log, **kw):
+        from .. import lease as _lease
+        from .ssh import SshTestbed
+        self.cfg, self.log = cfg, log
+        self.inventory = _lease.ensure("vm", cfg, log)
+        self.health = health(self.inventory, log)
+        self.inner = SshTestbed(cfg, log, ssh_inventory(self.inventory), **kw)
+
+    def __getattr__(self, name):
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def __setattr__(self, name, value):
+        if name == "commands" and "inner" in self.__dict__:
+            setattr(self.inner, name, value)
+        self.__dict__[name] = value
+
+    def __enter__(self):
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+    def provenance(self) -> dict:
+        out = self.inner.provenance()
+        out["name"] = self.name
+        out["health"] = self.health
+        return out
