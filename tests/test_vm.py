@@ -264,3 +264,46 @@ def test_pins_are_checked_against_the_image(tmp_path, monkeypatch):
     monkeypatch.setattr(vm, "image_recipe", lambda c: {"pins": {"iperf3": "*"}})
     with pytest.raises(vm.VmError, match="iperf3 is not installed"):
         vm.check_pins(cfg, tmp_path)
+
+
+# -- what the vm platform brought to the generic stacks, on the local testbed ---------
+from conftest import leftovers, needs_testbed  # noqa: E402
+
+
+@needs_testbed
+@pytest.mark.parametrize("what", ["pktgen", "dpdk_native"])
+def test_vm_stacks_are_unsupported_on_veth_with_the_reason(what, state_dir, tmp_path):
+    """Linux pktgen where the kernel has none (this machine's), DPDK's own
+    PMD on a NIC without a PCI device (veth): `unsupported` with the
+    reason, nothing left behind."""
+    from rxbench.hosts.netns import local_kernel_config
+    from rxbench.runner import run_cell
+    kc = local_kernel_config()
+    if what == "pktgen":
+        if kc.get("CONFIG_NET_PKTGEN") in ("y", "m"):
+            pytest.skip("this kernel has pktgen: the unsupported path is not reachable here")
+        cfg = resolve({"profile": "smoke", "eth": {"generator": "pktgen"}})
+        cell, want = "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json", "CONFIG_NET_PKTGEN"
+    else:
+        if not shutil.which("dpdk-testpmd"):
+            pytest.skip("dpdk-testpmd is not installed")
+        cfg = resolve({"profile": "smoke", "eth": {"dpdk": {"pmd": ["native"]}}})
+        cell, want = "results/local/eth/dpdk/cores=1/size=64/rep=1.json", "has no PCI device"
+    out = tmp_path / cell
+    assert run_cell(str(out), cfg, str(out.with_suffix(".log"))) == 0
+    r = json.loads(out.read_text())
+    assert r["status"] == "unsupported" and want in r["reason"], r["reason"]
+    assert not leftovers(state_dir)
+
+
+def test_user_space_binding_follows_the_iommu():
+    from rxbench.stacks.eth import _kv, user_space_binding
+    nic = _kv("bus=pci\npci=0000:00:02.0\ndriver=virtio-pci\naddr=198.18.0.2/30\n"
+              "virtio_features=" + "1" * 33 + "0" + "0" * 30 + "\n")
+    assert nic["addresses"] == ["198.18.0.2/30"] and nic["pci"] == "0000:00:02.0"
+    assert user_space_binding(nic) == "uio_pci_generic"              # no IOMMU group
+    nic["iommu_group"] = "3"
+    assert user_space_binding(nic) == "uio_pci_generic"              # no ACCESS_PLATFORM
+    nic["virtio_features"] = "1" * 64
+    assert user_space_binding(nic) == "vfio-pci"
+    assert user_space_binding({"iommu_group": "7", "driver": "i40e"}) == "vfio-pci"

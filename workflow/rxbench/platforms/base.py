@@ -74,6 +74,10 @@ def check_test_ip(ip: str) -> str:
 class TestbedBase:
     """Needs self.sender, self.receiver (Sides with hosts), self.queues, self.log."""
 
+    # seconds every remote step (a process start, a snapshot over SSH) may
+    # take beyond what the runner allows on a real host: TCG guests need more
+    slack_s = 0.0
+
     def _run(self, side: Side, argv: list[str], **kw) -> str:
         self.commands.append(f"[{side.role}] " + " ".join(argv))
         return side.host.run(argv, log=self.log, **kw)

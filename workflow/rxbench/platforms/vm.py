@@ -499,6 +499,9 @@ def lease_down(record, log) -> None:
 
 # -- the cells: the ssh platform's testbed on the lease's guests ------------------
 GUEST_NATIVE_DIR = "/opt/rxbench/native"     # vm/build-image.sh builds native/ there
+# the runner's extra time per remote step (TestbedBase.slack_s), by accelerator:
+# under TCG here an rxb-counters start over SSH took 6-15 s, a tool's ready 3-5 s
+SLACK_S = {"kvm": 10.0, "tcg": 60.0}
 
 
 def ssh_inventory(inventory: dict) -> dict:
@@ -527,6 +530,9 @@ class VmTestbed:
         self.inventory = _lease.ensure("vm", cfg, log)
         self.health = health(self.inventory, log)
         self.inner = SshTestbed(cfg, log, ssh_inventory(self.inventory), **kw)
+        # under TCG a process start or a snapshot over SSH takes seconds
+        accel = self.inventory.get("provenance", {}).get("accel")
+        self.slack_s = SLACK_S.get(accel, SLACK_S["tcg"])
 
     def __getattr__(self, name):
         inner = self.__dict__.get("inner")

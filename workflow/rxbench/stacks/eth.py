@@ -290,7 +290,7 @@ class Dpdk(Receiver):
             self.kernel_options = ("CONFIG_XDP_SOCKETS", "CONFIG_BPF_SYSCALL")
         if self.pmd == "native":
             self.kernel_options = ()
-            self.ready_timeout = 180.0      # EAL probing a PCI device under TCG
+            self.ready_timeout = max(self.ready_timeout, 180.0)   # EAL probing a PCI device, TCG
         super().probe()
         for tool in (self.tool, "stdbuf"):
             if not self.which(tool):
