@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                 if cfg["platform"] == "ssh":
                     from .platforms.ssh import clean_hosts
                     removed += clean_hosts(cfg, Log())
+                if cfg["platform"] == "vm":
+                    from .platforms.vm import clean_guests
+                    removed += clean_guests(cfg, Log())
             print("\n".join(f"removed {r}" for r in removed) or "nothing to clean")
         elif args.cmd == "vm-image":
             from .config import resolve

@@ -557,3 +557,16 @@ class VmTestbed:
         out["name"] = self.name
         out["health"] = self.health
         return out
+
+
+def clean_guests(cfg: dict, log) -> list[str]:
+    """`rxbench clean` for the vm platform: a dead lease is released by
+    lease.clean (its guests with it); the guests of a live lease of this
+    checkout are swept like any ssh hosts (what killed cells left there: a
+    NIC still bound to DPDK, tools, XDP programs)."""
+    from .. import lease as _lease
+    from .ssh import clean_hosts
+    data = _lease._load(_lease.state_path("vm"))
+    if not data or data.get("status") != "ready" or not data.get("inventory"):
+        return []
+    return clean_hosts({**cfg, "inventory": ssh_inventory(data["inventory"])}, log)
