@@ -1,8 +1,11 @@
 """The vm platform: the QEMU command line from named options (unit), and a
 real smoke run under whatever accelerator the machine gives (TCG here):
 image built or reused from the cache, both guests booted by the lease, one
-real cell per wired stack with Linux pktgen in the sender guest, teardown
-that leaves no process, namespace, link or overlay behind."""
+real cell per stack through the host-generic runner on the ssh platform's
+testbed (Linux pktgen in the sender guest, DPDK on its own virtio PMD,
+zcrx=nodev), teardown that leaves no process, namespace, link or overlay
+behind; and what the vm platform brought to the generic stacks, on the
+local testbed (unsupported there, with the reason)."""
 
 from __future__ import annotations
 
