@@ -76,8 +76,8 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
     the side's test interface, the process tree of its tool (pid), the
     kernel threads named comm_prefix*."""
     # SCHED_FIFO: on the saturated CPUs it measures, a snapshot is one moment
-    argv = [side.host.native("rxb-counters"), "--ifname", side.ifname, "--duration", f"{bound_s:.3f}",
-            "--rt-priority", "1"]
+    argv = [side.host.native("rxb-counters"), *([] if side.bypass else ["--ifname", side.ifname]),
+            "--duration", f"{bound_s:.3f}", "--rt-priority", "1"]
     if pid:
         argv += ["--pid", str(pid)]
     if comm_prefix:
@@ -89,11 +89,11 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
     return t
 
 
-def counters_ready(*readers: Tool) -> None:
+def counters_ready(*readers: Tool, timeout: float = 10.0) -> None:
     """Wait for readers started together (on remote hosts each start is a
     channel and a process start: they overlap)."""
     for t in readers:
-        t.wait_event("ready", 10.0)
+        t.wait_event("ready", timeout)
 
 
 def napi_prefix(ifname: str) -> str:
@@ -159,12 +159,12 @@ def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval
         readers[0] = start_counters(tb, log, tb.sender, sender[0], bound, commands)
         readers[1] = start_counters(tb, log, tb.receiver, receiver[0], bound, commands,
                                     comm_prefix=napi_prefix(tb.receiver.ifname))
-        counters_ready(*readers)
+        counters_ready(*readers, timeout=10.0 + tb.slack_s)   # slack_s: TCG guests
         sides = {"sender": (readers[0], sender[1]), "receiver": (readers[1], receiver[1])}
         time.sleep(first_s)
-        a = _snapshot(tb, sides)
+        a = _snapshot(tb, sides, 3.0 + tb.slack_s)
         during = interval()
-        b = _snapshot(tb, sides)
+        b = _snapshot(tb, sides, 3.0 + tb.slack_s)
     finally:
         stop_counters(*readers)
     return a, b, during
@@ -183,7 +183,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     rx.probe()
     gen.probe()
     warmup, duration = cfg["warmup_s"], cfg["duration_s"]
-    bound = cfg["timeout_s"]
+    bound, slack = cfg["timeout_s"] + tb.slack_s, BOUND_SLACK_S + tb.slack_s
     with tb:
         extra["hosts"] = {"sender": tb.describe(tb.sender), "receiver": tb.describe(tb.receiver)}
         extra["nic_driver"] = tb.driver(tb.receiver)
@@ -195,8 +195,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             tb.sender.host.registry.add("xdp", tb.sender.ifname)
         rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool,
                        bound_s=bound + 5)
-        gen_tool = Tool("generator", gen.argv(warmup + duration + BOUND_SLACK_S), log, tb.registry,
-                        name=gen.tool, bound_s=warmup + duration + BOUND_SLACK_S + 10)
+        gen_tool = Tool("generator", gen.argv(warmup + duration + slack), log, tb.registry,
+                        name=gen.tool, bound_s=warmup + duration + slack + 10)
         tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
         commands.append(rx_tool.command)
         rx_tool.start()
@@ -238,7 +238,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 raise RxbenchError(f"multi-core cell: {why}")
         out["placement"] = placement.as_dict()
         out["counters"] = {"generator_final": gen_tool.find("final"),
-                           "receiver_final": rx_tool.find("final")}
+                           "receiver_final": rx_tool.find("final"),
+                           "receiver_ready": rx_tool.find("ready")}   # e.g. the AF_XDP bind granted
     return out
 
 
@@ -256,7 +257,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     snd = TCP_SENDER(cfg, cell, tb, placement)
     if not isinstance(srv, Iperf3):
         snd.probe()
-    warmup, duration, bound = cfg["warmup_s"], cfg["tcp"]["duration_s"], cfg["timeout_s"]
+    warmup, duration, bound = cfg["warmup_s"], cfg["tcp"]["duration_s"], cfg["timeout_s"] + tb.slack_s
+    slack = BOUND_SLACK_S + tb.slack_s
     with tb:
         extra["hosts"] = {"sender": tb.describe(tb.sender),
                           "receiver": {**tb.describe(tb.receiver), "port": cfg["tcp"]["port"]}}
@@ -293,8 +295,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 if err and err.get("kind") == "unsupported":
                     raise Unsupported(srv.unsupported_reason(err)) from None
                 raise
-            sender = Tool("sender", snd.argv(warmup + duration + BOUND_SLACK_S), log, tb.registry,
-                          name=snd.tool, bound_s=warmup + duration + BOUND_SLACK_S + 10)
+            sender = Tool("sender", snd.argv(warmup + duration + slack), log, tb.registry,
+                          name=snd.tool, bound_s=warmup + duration + slack + 10)
             tools[snd.tool] = snd.binary()
             commands.append(sender.command)
             sender.start()
@@ -357,11 +359,6 @@ def host_probe(cfg: dict, log, rounds: int | None = None) -> dict:
 
 def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     """Measure one cell and write its JSON. Returns the exit status."""
-    if cfg["platform"] == "vm":
-        # HOOK (vm engineer): the vm platform's cells run over SSH in its
-        # guests (rxbench.vmcell) until the host-generic runner lands
-        from .vmcell import run_from_runner
-        return run_from_runner(out_path, cfg, log_path)
     cell = cells.parse(out_path, cfg)
     log = Log(log_path)
     started = time.time()

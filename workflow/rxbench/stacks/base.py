@@ -45,6 +45,8 @@ class Tooled:
 
     def __init__(self, cfg: dict, cell, testbed, placement):
         self.cfg, self.cell, self.tb, self.placement = cfg, cell, testbed, placement
+        # a slow testbed (TCG guests) gives every tool more time to say ready
+        self.ready_timeout = type(self).ready_timeout + getattr(testbed, "slack_s", 0.0)
 
     side = "receiver"       # the testbed side whose host runs the tool
 
