@@ -223,7 +223,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         out = analyse_eth(cell, a, b, placement, gen, rx)
         # [eth/steady] per-second receive rate over the interval, and the host
         # probe taken in its middle (short: 20000 round trips)
-        from .stats import steady_state
+        from .measure import steady_state
         out["steady_state"] = steady_state([a["receiver"]["tool"], *series, b["receiver"]["tool"]],
                                            "packets" if "packets" in a["receiver"]["tool"] else "rx_packets")
         out["host_probe_during"] = during
