@@ -76,7 +76,7 @@ def cell_parts(log: Path, measured: float) -> dict:
     def last(pred, default=None):
         return next((t for t, m in reversed(lines) if pred(m)), default)
 
-    up_start = first(lambda m: m.startswith("$ ip netns add") or m.startswith("$ [")
+    up_start = first(lambda m: m.startswith("$ ip ") or m.startswith("$ [")
                      or m.startswith("testbed up"))
     up = first(lambda m: m.startswith("testbed up"))
     ready = last(lambda m: "-counters] {" in m and '"event":"ready"' in m)

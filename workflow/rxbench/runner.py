@@ -177,6 +177,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     tb = testbed(cfg, log, queues=cell.params["cores"])
     tb.commands = commands            # every command of the cell, in order
     extra["testbed"] = tb
+    tb.connect()                      # remote hosts: both at once
     tb.preflight()
     placement = tb.cpus(cell.params["cores"], cell.params["napi"])
     rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
@@ -249,6 +250,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     tb = testbed(cfg, log, queues=p.get("cores", 1))
     tb.commands = commands
     extra["testbed"] = tb
+    tb.connect()                      # remote hosts: both at once
     tb.preflight()
     placement = tb.cpus(p.get("cores", 1), p.get("napi", "receiver"))
     srv = TCP_SERVERS[cell.stack](cfg, cell, tb, placement)

@@ -137,6 +137,7 @@ class SshHost(Host):
         self.agent: subprocess.Popen | None = None
         self._buf = b""
         self.swept: list[str] = []
+        self.connect_error: Exception | None = None
         cd = control_dir()
         ident = f"{self.user}@{self.address}:{self.port}:{spec.get('jump')}:{spec.get('key')}"
         self.control = str(cd / hashlib.sha1(ident.encode()).hexdigest()[:16])
@@ -288,6 +289,9 @@ class SshHost(Host):
     def connect(self) -> dict:
         if self.hello is not None and self.agent is not None:
             return self.hello
+        err, self.connect_error = self.connect_error, None
+        if err is not None:
+            raise err                 # the parallel first contact's (Testbed.connect)
         self.start_master()
         spec = {"state_dir": self.state_dir, "build_dir": self.deploy_dir,
                 "ifname": self.ifname, "options": list(self.options), "tools": list(self.tools)}
