@@ -103,9 +103,14 @@ def napi_prefix(ifname: str) -> str:
 
 
 def stop_counters(*readers: Tool) -> None:
-    for t in readers:
-        if t is not None:
-            t.stop(signal.SIGTERM)
+    """All asked first, then each waited for (over SSH each exit is a
+    channel closing: they overlap instead of queueing)."""
+    live = [t for t in readers if t is not None]
+    for t in live:
+        if t.p is not None and t.returncode is None:
+            t.send(signal.SIGTERM)
+    for t in live:
+        t.stop(signal.SIGTERM)
 
 
 def _snapshot(tb, sides: dict, timeout: float = 3.0) -> dict:
