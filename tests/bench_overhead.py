@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 from conftest import ROOT, SNAKEMAKE  # noqa: E402
 
 LINE = re.compile(r"^\[\s*([0-9.]+)\] (.*)$")
-PARTS = ("snakemake+python start", "lock wait", "before testbed", "testbed up",
+PARTS = ("snakemake+python start", "lock wait", "host probe", "before testbed", "testbed up",
          "tools start", "interval excess", "stop+teardown", "provenance+write")
 
 
@@ -58,8 +58,9 @@ def lock_wait(log: Path) -> float:
 
 
 def cell_parts(log: Path, measured: float) -> dict:
-    """One cell's in-process time, by its log's markers: lock wait; before
-    the testbed (clean, host probe, checks); testbed up; tools started until
+    """One cell's in-process time, by its log's markers: lock wait; the
+    host probe (rxb-pingpong, 200000 round trips); the rest before the
+    testbed (clean, checks, SSH contact); testbed up; tools started until
     both counters readers are ready; the interval beyond warm-up + measured
     (snapshots, the probe in it); tools stopped and testbed down; provenance,
     validation and the atomic write. A cell without some marker (unsupported
@@ -84,10 +85,16 @@ def cell_parts(log: Path, measured: float) -> dict:
     down = last(lambda m: m.startswith("testbed down"))
     out = dict.fromkeys(PARTS[1:], 0.0)
     out["lock wait"] = waited
+    # the host probe before the cell: rxb-pingpong with its default rounds
+    for i, (t, m) in enumerate(lines[:-1]):
+        if "rxb-pingpong --cpus" in m and "--rounds" not in m:
+            out["host probe"] = lines[i + 1][0] - t
+            break
     if up is None or down is None:
-        out["before testbed"] = end - waited
+        out["before testbed"] = end - waited - out["host probe"]
         return out
-    out["before testbed"] = (up_start if up_start is not None else up) - waited
+    out["before testbed"] = ((up_start if up_start is not None else up) - waited
+                             - out["host probe"])
     out["testbed up"] = up - (up_start if up_start is not None else up)
     if ready is not None and snap is not None and snap > ready:
         out["tools start"] = ready - up
