@@ -92,3 +92,31 @@ def test_a_damaged_cache_file_is_asked_again(fake_path):
 
 def test_cached_versions_equal_asked_versions(fake_path):
     assert provenance.versions() == provenance._measure_versions()
+
+
+def test_ssh_host_runs_the_interpreter_python3_resolves_to(tmp_path, monkeypatch):
+    """pyenv's python3 is a shell script (~0.3 s a start here): once the
+    agent has said which interpreter it runs, tools and modules use it by
+    path; the next cell's agent too (remembered beside the master socket),
+    with python3 as the fallback if that path has gone."""
+    monkeypatch.setenv("RXBENCH_SSH_DIR", str(tmp_path / "ssh"))
+    from rxbench.hosts.ssh import SshHost
+    spec = {"address": "198.19.0.2", "user": "root"}
+    host = SshHost("sender", spec, lambda m: None, "0123abcd")
+    assert host.python() == "python3"                      # nothing known yet
+    host.hello = {"facts": {"python_executable": "/opt/py/bin/python3.11"}}
+    host._remember_python()
+    assert host.python() == "/opt/py/bin/python3.11"
+    assert host.python_module("rxbench.testpmd")[2] == "/opt/py/bin/python3.11"
+    again = SshHost("sender", spec, lambda m: None, "4567cdef")   # the next cell
+    assert again.python() == "/opt/py/bin/python3.11"
+    started = {}
+
+    class FakePopen:
+        def __init__(self, argv, **kw):
+            started["argv"] = argv
+    monkeypatch.setattr("rxbench.hosts.ssh.subprocess.Popen", FakePopen)
+    again._start_agent()
+    sh = started["argv"][-1]
+    assert "if [ -x /opt/py/bin/python3.11 ]; then exec /opt/py/bin/python3.11 " in sh
+    assert "else exec python3 " in sh
