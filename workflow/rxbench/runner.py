@@ -421,6 +421,7 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
                            "run snakemake as root")
     log(f"cell {out_path}: {json.dumps(cell.params)}")
     with signals_raise(), testbed_lock(log):
+        log("testbed lock held")          # the end of a lock wait (tests/bench_overhead.py)
         # what runs killed with SIGKILL left behind (dead owners only)
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
