@@ -57,7 +57,7 @@ def lock_wait(log: Path) -> float:
     return 0.0
 
 
-def cell_parts(log: Path, measured: float) -> dict:
+def cell_parts(log: Path, measured: float, after_log: float = 0.0) -> dict:
     """One cell's in-process time, by its log's markers: lock wait; the
     host probe (rxb-pingpong, 200000 round trips); the rest before the
     testbed (clean, checks, SSH contact); testbed up; tools started until
@@ -90,8 +90,11 @@ def cell_parts(log: Path, measured: float) -> dict:
         if "rxb-pingpong --cpus" in m and "--rounds" not in m:
             out["host probe"] = lines[i + 1][0] - t
             break
+    # validation and the write follow the last log line (after_log: the
+    # result file's mtime after it)
     if up is None or down is None:
         out["before testbed"] = end - waited - out["host probe"]
+        out["provenance+write"] = after_log
         return out
     out["before testbed"] = ((up_start if up_start is not None else up) - waited
                              - out["host probe"])
@@ -102,7 +105,7 @@ def cell_parts(log: Path, measured: float) -> dict:
         out["stop+teardown"] = down - snap - max(0.0, measured - (snap - ready))
     else:          # failed or unsupported after the testbed came up
         out["tools start"] = down - up
-    out["provenance+write"] = end - down
+    out["provenance+write"] = end - down + after_log
     return out
 
 
@@ -116,10 +119,11 @@ def analyse(wd: Path, platform: str, wall_cells: float, wall_rest: float | None)
         log = f.with_suffix(".log")
         lines = _lines(log)
         start = dt.datetime.fromisoformat(r["provenance"]["started_at"]).timestamp()
+        logged = start + (lines[-1][0] if lines else 0.0)
+        end = max(logged, f.stat().st_mtime)       # the result is written last
         cells.append({"name": str(f.relative_to(wd)), "status": r["status"],
-                      "measured": measured, "start": start,
-                      "end": start + (lines[-1][0] if lines else 0.0),
-                      "parts": cell_parts(log, measured)})
+                      "measured": measured, "start": start, "end": end,
+                      "parts": cell_parts(log, measured, end - logged)})
     cells.sort(key=lambda c: c["start"])
     n = len(cells)
     measured = sum(c["measured"] for c in cells)
