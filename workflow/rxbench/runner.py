@@ -103,9 +103,14 @@ def napi_prefix(ifname: str) -> str:
 
 
 def stop_counters(*readers: Tool) -> None:
-    for t in readers:
-        if t is not None:
-            t.stop(signal.SIGTERM)
+    """All asked first, then each waited for (over SSH each exit is a
+    channel closing: they overlap instead of queueing)."""
+    live = [t for t in readers if t is not None]
+    for t in live:
+        if t.p is not None and t.returncode is None:
+            t.send(signal.SIGTERM)
+    for t in live:
+        t.stop(signal.SIGTERM)
 
 
 def _snapshot(tb, sides: dict, timeout: float = 3.0) -> dict:
@@ -148,6 +153,31 @@ def _measured_interval(rx_tool: Tool, duration: float, cfg: dict, log) -> tuple[
     return series, during
 
 
+_PREWARM: list = []
+
+
+def prewarm_validation() -> None:
+    """Import the result validator (jsonschema: 0.15-0.3 s here) in the
+    background once nothing is measured any more (after the last snapshot;
+    iperf3: after its own interval), so it overlaps the tools' exit and the
+    teardown instead of following them. validate_result waits for it."""
+    if _PREWARM:
+        return
+    import threading
+
+    from .result import _validator
+
+    def load():
+        signal.pthread_sigmask(signal.SIG_BLOCK, TERM_SIGNALS)
+        try:
+            _validator()
+        except Exception:          # noqa: BLE001 (validate_result raises it again)
+            pass
+    t = threading.Thread(target=load, name="prewarm-validation", daemon=True)
+    _PREWARM.append(t)
+    t.start()
+
+
 def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval):
     """The measured window: a counters reader on each side's host (sender
     and receiver are (pid, tool or None)), a snapshot of readers and tools
@@ -177,6 +207,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     tb = testbed(cfg, log, queues=cell.params["cores"])
     tb.commands = commands            # every command of the cell, in order
     extra["testbed"] = tb
+    tb.connect()                      # remote hosts: both at once
     tb.preflight()
     placement = tb.cpus(cell.params["cores"], cell.params["napi"])
     rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
@@ -214,6 +245,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         a, b, (series, during) = _window(   # [eth/steady] per-second snapshots
             tb, log, commands, tools, bound, (gen_tool.pid, gen_tool), (rx_tool.pid, rx_tool),
             warmup, lambda: _measured_interval(rx_tool, duration, cfg, log))
+        prewarm_validation()
         gen_tool.stop(signal.SIGINT)
         tb.restore_placement()
         rx_tool.stop(signal.SIGTERM)
@@ -223,7 +255,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         out = analyse_eth(cell, a, b, placement, gen, rx)
         # [eth/steady] per-second receive rate over the interval, and the host
         # probe taken in its middle (short: 20000 round trips)
-        from .stats import steady_state
+        from .measure import steady_state
         out["steady_state"] = steady_state([a["receiver"]["tool"], *series, b["receiver"]["tool"]],
                                            "packets" if "packets" in a["receiver"]["tool"] else "rx_packets")
         out["host_probe_during"] = during
@@ -250,6 +282,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     tb = testbed(cfg, log, queues=p.get("cores", 1))
     tb.commands = commands
     extra["testbed"] = tb
+    tb.connect()                      # remote hosts: both at once
     tb.preflight()
     placement = tb.cpus(p.get("cores", 1), p.get("napi", "receiver"))
     srv = TCP_SERVERS[cell.stack](cfg, cell, tb, placement)
@@ -283,6 +316,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")
             server.wait(10)
+            prewarm_validation()
             rep = srv.client_report()
             out = analyse_tcp(cell, a, b, placement, rep["received_bytes"], rep["received_s"],
                               rep["sent_bytes"], rep["sent_s"])
@@ -303,6 +337,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             sender.wait_event("ready", snd.ready_timeout)
             a, b, _ = _window(tb, log, commands, tools, bound, (sender.pid, sender),
                               (server.pid, server), warmup, lambda: time.sleep(duration))
+            prewarm_validation()
             sender.stop(signal.SIGINT)
             srv.stop(server, sender)          # once it has read what the sender wrote
             for t in (sender, server):
@@ -383,6 +418,7 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
                            "run snakemake as root")
     log(f"cell {out_path}: {json.dumps(cell.params)}")
     with signals_raise(), testbed_lock(log):
+        log("testbed lock held")          # the end of a lock wait (tests/bench_overhead.py)
         # what runs killed with SIGKILL left behind (dead owners only)
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
@@ -425,6 +461,8 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         log(f"offered {result['offered_pps'] / 1e6:.3f} Mpps, received "
             f"{result['rx_pps'] / 1e6:.3f} Mpps, saturated CPUs {result['saturated_cpus']}, "
             f"generator_bound={result['generator_bound']}")
+    for t in _PREWARM:
+        t.join()
     validate_result(result)
     atomic_write_json(out_path, result)
     log.close()

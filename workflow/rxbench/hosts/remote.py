@@ -191,6 +191,7 @@ def cmd_hello(spec):
     facts = {"hostname": u.nodename, "kernel": f"{u.release} {u.version}",
              "release": u.release, "cmdline": (_read("/proc/cmdline") or "").strip(),
              "euid": os.geteuid(), "python": sys.version.split()[0],
+             "python_executable": sys.executable,
              "kernel_config": kernel_config(spec.get("options", [])), **cpu_facts(),
              "nic": nic_facts(spec.get("ifname")),
              "tools": {t: shutil.which(t) for t in spec.get("tools", [])},
