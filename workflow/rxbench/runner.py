@@ -252,7 +252,7 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         for t in (gen_tool, rx_tool):
             if t.returncode != 0 or t.find("final") is None:
                 raise ToolExited(t, "a clean exit")
-        out = analyse_eth(cell, a, b, placement, gen, rx)
+        out = analyse_eth(cell, a, b, placement, gen, rx, extra.get("nic_driver"))
         # [eth/steady] per-second receive rate over the interval, and the host
         # probe taken in its middle (short: 20000 round trips)
         from .measure import steady_state
