@@ -14,11 +14,32 @@
  *
  * Pacing (--rate-pps R): frame k (k = 0, 1, ...) is due at t0 + k/R on
  * CLOCK_MONOTONIC; the loop hands the kernel the frames that are due, in
- * bursts of at most PACE_BURST_NS worth of frames (and --batch), sleeping
- * (clock_nanosleep, then a short spin) until the next one is due.  A sender
- * that fell behind (a late wake-up, back-pressure, preemption) catches up
- * burst by burst, up to PACE_DEPTH_NS behind; further behind, the schedule
- * restarts from now, counted as pace_resets (the rate is then below target).  Without --rate-pps it sends as fast as it can.
+ * groups of PACE_BURST_NS worth of frames (at least 1, at most --batch):
+ * one submission per group deadline (the time its last frame is due),
+ * sleeping (clock_nanosleep with a 1 ns timer slack, then a short spin)
+ * until then, so a paced sender leaves its CPU idle between groups.  A
+ * sender that fell behind (a late wake-up, back-pressure, preemption on a
+ * shared CPU) catches up without long bursts: at most PACE_CREDIT_NS (1 ms)
+ * worth of frames at once (what a late wake-up of up to 1 ms owes), then
+ * at no more than (1 + --catch-up) x R (a second schedule, `floor`, spaced
+ * period / (1 + X)), up to
+ * PACE_DEPTH_NS behind; further behind, the schedule restarts from now,
+ * counted as pace_resets (the rate is then below target: a rate above what
+ * the sender can do).  Without --rate-pps it sends as fast as it can.
+ *
+ * Threads (--threads T, --cpus LIST): one sending thread per TX queue, each
+ * with its own AF_PACKET socket (and TX ring), pinned to CPU LIST[i % n],
+ * sending its own flows (flow f goes to thread f % T: with --flows T, thread
+ * i sends UDP source port BASE + i).  With PACKET_QDISC_BYPASS and a device
+ * without ndo_select_queue (veth), the kernel picks the TX queue from the
+ * sending CPU (XPS if xps_cpus maps it, else CPU % real_num_tx_queues:
+ * net/packet/af_packet.c packet_pick_tx_queue), and veth delivers to the
+ * peer's RX queue of the same number; so threads on CPUs that differ modulo
+ * the queue count land on distinct queues (workflow/rxbench/queues.py).
+ * --rate-pps and --count are split evenly over the threads; --duration is
+ * one deadline for all.  Snapshots and the final line sum every thread and,
+ * with T > 1, list each thread (cpu, flows, packets) under "threads".  The
+ * main thread only waits for signals (blocked in every thread).
  *
  * Traffic safety: source and destination addresses must lie in the
  * benchmarking range 198.18.0.0/15 (RFC 2544); anything else is refused.
@@ -39,12 +60,14 @@
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,8 +110,15 @@
 /* Pacing: see pace_allow(). */
 #define MAX_RATE_PPS         1000000000ULL
 #define PACE_BURST_NS        50000.0    /* at most 50 us of frames per burst */
-#define PACE_SPIN_NS         20000ULL   /* sleep until this close, then spin */
-#define PACE_DEPTH_NS        20000000.0 /* catch up at most 20 ms behind schedule */
+#define PACE_SPIN_NS         5000ULL    /* sleep until this close, then spin */
+#define PACE_DEPTH_NS        100000000.0 /* catch up at most 100 ms behind schedule */
+#define DEFAULT_CATCH_UP     1.0        /* ... at no more than 2 x the rate */
+#define PACE_CREDIT_NS       1000000.0  /* ... after at most 1 ms of frames at once */
+#define MAX_CATCH_UP         100.0
+#define PACE_SLEEP_MAX_NS    1000000ULL /* sleep in slices of at most 1 ms */
+/* Threads. */
+#define MAX_THREADS          64U
+#define SNAP_ACK_TIMEOUT_NS  (50ULL * 1000 * 1000) /* threads' counts for a snapshot */
 
 #define IPV4_HDR_LEN         20U
 #define UDP_HDR_LEN          8U
@@ -112,10 +142,15 @@ struct opts {
 	double duration_s;
 	uint64_t count;
 	int cpu;                 /* -1: no pinning */
+	unsigned int threads;
+	int cpus[MAX_THREADS];   /* --cpus: thread i on cpus[i % ncpus] */
+	unsigned int ncpus;
+	bool have_flows;
 	unsigned int batch;
 	unsigned int ring;       /* TX ring slots (method mmap) */
 	enum method method;
 	uint64_t rate_pps;       /* 0: as fast as possible */
+	double catch_up;         /* behind schedule: at most (1 + catch_up) x rate */
 };
 
 struct stats {
@@ -126,21 +161,23 @@ struct stats {
 
 struct pacer {
 	double period_ns;       /* 1e9 / rate */
+	double catchup_ns;      /* period / (1 + --catch-up): closest spacing */
+	double floor;           /* the next frame goes no earlier (ns) */
 	uint64_t t0;            /* when frame `base` was due */
 	uint64_t base;          /* frames queued before t0 */
 	unsigned int burst;     /* most frames per burst */
+	unsigned int want;      /* frames of the next group */
 	uint64_t depth;         /* most frames behind schedule it catches up */
 };
 
-static volatile sig_atomic_t stop_sig;
-static volatile sig_atomic_t snap_req;
+/* Set by the main thread, read by the senders. */
+static int g_stop;              /* a stop signal arrived */
+static unsigned int g_snap_gen; /* incremented per SIGUSR1 */
+static pthread_t g_main;
 
-static void on_signal(int sig)
+static inline bool stopping(void)
 {
-	if (sig == SIGUSR1)
-		snap_req = 1;
-	else
-		stop_sig = sig;
+	return __atomic_load_n(&g_stop, __ATOMIC_RELAXED);
 }
 
 static void usage(FILE *f)
@@ -157,16 +194,24 @@ static void usage(FILE *f)
 		"  -d, --dst-ip B        IPv4 destination, in 198.18.0.0/15 (required)\n"
 		"  -l, --size N          frame size incl. 4-byte FCS, %u..%u and <= MTU+%u;\n"
 		"                        N-4 bytes are written (default: %u)\n"
-		"  -f, --flows K         UDP source ports %u..%u+K-1, dst port %u (default: %u)\n"
+		"  -f, --flows K         UDP source ports %u..%u+K-1, dst port %u; >= threads\n"
+		"                        (default: %u, with --threads T: T)\n"
 		"  -t, --duration S      stop after S seconds, > 0 (default: %g)\n"
 		"  -n, --count N         stop after N frames accepted, 0 = unlimited (default: %llu)\n"
 		"  -c, --cpu N           pin to CPU N (default: no pinning)\n"
+		"  -T, --threads T       sending threads, one per TX queue, 1..%u; flows, rate\n"
+		"                        and count are split over them (default: 1)\n"
+		"  -C, --cpus LIST       pin thread i to CPU LIST[i %% n] (comma list; not with\n"
+		"                        --cpu)\n"
 		"  -b, --batch B         frames per kernel submission, 1..%u (default: %u)\n"
 		"  -r, --ring R          TX ring slots for mmap, >= batch, <= %u; also the\n"
 		"                        most frames in flight (default: %u)\n"
 		"  -m, --method M        mmap (PACKET_TX_RING) | sendmmsg (default: %s)\n"
 		"  -R, --rate-pps R      pace to R frames/s, 1..%llu (default: 0, as fast as\n"
 		"                        possible)\n"
+		"  -U, --catch-up X      paced and behind schedule (a late wake-up, preemption):\n"
+		"                        catch up at no more than (1+X) x R, spaced, up to\n"
+		"                        %g ms behind (default: %g)\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Output: JSON lines (ready, snapshot on SIGUSR1, final) on stdout.\n"
@@ -174,9 +219,9 @@ static void usage(FILE *f)
 		"Exit: 0 ok, 1 runtime failure, 2 bad arguments/interface.\n",
 		TOOL_NAME, MIN_SIZE, MAX_SIZE, ETH_OVERHEAD, DEFAULT_SIZE,
 		UDP_SRC_PORT_BASE, UDP_SRC_PORT_BASE, UDP_DST_PORT, DEFAULT_FLOWS,
-		DEFAULT_DURATION_S, (unsigned long long)DEFAULT_COUNT, MAX_BATCH,
+		DEFAULT_DURATION_S, (unsigned long long)DEFAULT_COUNT, MAX_THREADS, MAX_BATCH,
 		DEFAULT_BATCH, MAX_RING, DEFAULT_RING, method_names[DEFAULT_METHOD],
-		(unsigned long long)MAX_RATE_PPS);
+		(unsigned long long)MAX_RATE_PPS, PACE_DEPTH_NS / 1e6, DEFAULT_CATCH_UP);
 }
 
 static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
@@ -229,10 +274,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "duration", required_argument, NULL, 't' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "cpu", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 'T' },
+		{ "cpus", required_argument, NULL, 'C' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "ring", required_argument, NULL, 'r' },
 		{ "method", required_argument, NULL, 'm' },
 		{ "rate-pps", required_argument, NULL, 'R' },
+		{ "catch-up", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -243,11 +291,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			    .duration_s = DEFAULT_DURATION_S,
 			    .count = DEFAULT_COUNT,
 			    .cpu = -1,
+			    .threads = 1,
+			    .catch_up = DEFAULT_CATCH_UP,
 			    .batch = DEFAULT_BATCH,
 			    .ring = DEFAULT_RING,
 			    .method = DEFAULT_METHOD };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:b:r:m:R:h", longopts,
+	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:T:C:b:r:m:R:U:h", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'i':
@@ -282,6 +332,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			if (parse_uint(optarg, MAX_FLOWS, &o->flows) || !o->flows)
 				usage_error("--flows: invalid value '%s' (want 1..%u)", optarg,
 					    MAX_FLOWS);
+			o->have_flows = true;
 			break;
 		case 't':
 			o->duration_s = opt_duration(optarg, MAX_DURATION_S);
@@ -293,6 +344,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'c':
 			o->cpu = opt_cpu(optarg);
+			break;
+		case 'T':
+			o->threads = opt_uint("threads", optarg, 1, MAX_THREADS);
+			break;
+		case 'C':
+			opt_cpu_list(optarg, o->cpus, MAX_THREADS, &o->ncpus);
 			break;
 		case 'b':
 			if (parse_uint(optarg, MAX_BATCH, &o->batch) || !o->batch)
@@ -313,6 +370,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				usage_error("--rate-pps: invalid value '%s' (want 1..%llu frames/s)",
 					    optarg, (unsigned long long)MAX_RATE_PPS);
 			break;
+		case 'U':
+			if (parse_double(optarg, &o->catch_up) || o->catch_up < 0 ||
+			    o->catch_up > MAX_CATCH_UP)
+				usage_error("--catch-up: invalid value '%s' (want 0..%g)", optarg,
+					    MAX_CATCH_UP);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(RXB_EXIT_OK);
@@ -332,6 +395,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		usage_error("--dst-ip is required");
 	if (o->method == METHOD_MMAP && o->ring < o->batch)
 		usage_error("--ring %u: smaller than --batch %u", o->ring, o->batch);
+	if (o->cpu >= 0 && o->ncpus)
+		usage_error("--cpu and --cpus: give one of them");
+	if (!o->have_flows)
+		o->flows = o->threads;
+	else if (o->flows < o->threads)
+		usage_error("--flows %u: fewer than --threads %u (each thread sends its own flows)",
+			    o->flows, o->threads);
+	if (o->rate_pps && o->rate_pps < o->threads)
+		usage_error("--rate-pps %llu: below one frame/s per thread (--threads %u)",
+			    (unsigned long long)o->rate_pps, o->threads);
 }
 
 static uint16_t ip_checksum(const uint8_t *p, size_t len)
@@ -407,14 +480,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void print_snapshot(const struct stats *st, unsigned int wire_len)
-{
-	json_printf("{\"event\":\"snapshot\",\"t_ns\":%" PRIu64 ",\"packets\":%" PRIu64
-		    ",\"bytes\":%" PRIu64 ",\"backpressure\":%" PRIu64 "}",
-		    mono_ns(), st->packets, st->packets * wire_len, st->backpressure);
-	json_end();
-}
-
 enum bp_kind {
 	BP_RETRY,   /* short submission, reason unknown: retry at once */
 	BP_NOBUFS,  /* ENOBUFS: driver queue full (veth: peer ring full) */
@@ -425,8 +490,7 @@ enum bp_kind {
  *  - BP_WMEM: sleep in ppoll(POLLOUT); freeing our skbs wakes us up.
  *  - BP_NOBUFS: nothing will wake us, and sleeping on the socket would make
  *    the consumer pay a wake-up per freed skb, so busy-wait in user space
- *    (touching no shared memory) with exponential backoff, then retry.
- * Signals interrupt ppoll (no SA_RESTART); callers recheck their flags. */
+ *    (touching no shared memory) with exponential backoff, then retry. */
 static void bp_wait(int fd, enum bp_kind kind, unsigned int *streak)
 {
 	if (kind == BP_WMEM) {
@@ -442,30 +506,64 @@ static void bp_wait(int fd, enum bp_kind kind, unsigned int *streak)
 		if (wait > BP_BACKOFF_MAX_NS)
 			wait = BP_BACKOFF_MAX_NS;
 		until = mono_ns() + wait;
-		while (mono_ns() < until && !stop_sig)
+		while (mono_ns() < until && !stopping())
 			cpu_relax();
 		++*streak;
 	}
 }
 
+/* TX ring of one thread (method mmap). */
+struct txring {
+	unsigned int vnet_len;  /* virtio_net_hdr in front of each frame, or 0 */
+	uint8_t *map;
+	size_t map_len;
+	unsigned int nframes;
+	uint8_t **slot;         /* slot[i]: start of frame i (tpacket2_hdr) */
+	unsigned int head;      /* next slot to fill */
+	unsigned int done;      /* oldest slot not yet reclaimed */
+	unsigned int inflight;  /* slots handed to the kernel, not yet reclaimed */
+};
+
+/* One sending thread. */
 struct run {
 	const struct opts *o;
+	unsigned int idx;
+	int cpu;                /* -1: not pinned by us */
 	int fd;
 	unsigned int wire_len;
-	uint8_t **frames;       /* flows precomputed frames (wire_len each) */
+	uint8_t **frames;       /* this thread's flows' frames (wire_len each) */
+	unsigned int nflows;
+	unsigned int sport0;    /* UDP source port of its first flow */
+	uint64_t count;         /* this thread's share of --count, 0 = unlimited */
+	double rate_pps;        /* this thread's share of --rate-pps, 0 = unpaced */
 	uint64_t deadline;
 	const char *reason;
 	struct stats st;
 	struct pacer pace;
+	struct txring ring;
+	pthread_t tid;
+	/* published for the main thread (__atomic) */
+	uint64_t pub_packets, pub_backpressure;
+	unsigned int snap_seen;
+	int finished;
+	uint64_t t_end;
 };
+
+static void publish(struct run *r)
+{
+	__atomic_store_n(&r->pub_packets, r->st.packets, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->pub_backpressure, r->st.backpressure, __ATOMIC_RELAXED);
+}
 
 static void pace_start(struct run *r, uint64_t t0)
 {
 	double per_burst;
 
-	if (!r->o->rate_pps)
+	if (r->rate_pps <= 0)
 		return;
-	r->pace.period_ns = (double)NS_PER_SEC / (double)r->o->rate_pps;
+	r->pace.period_ns = (double)NS_PER_SEC / r->rate_pps;
+	r->pace.catchup_ns = r->pace.period_ns / (1.0 + r->o->catch_up);
+	r->pace.floor = (double)t0;
 	r->pace.t0 = t0;
 	r->pace.base = 0;
 	per_burst = PACE_BURST_NS / r->pace.period_ns;
@@ -483,7 +581,7 @@ static unsigned int pace_allow(struct run *r, uint64_t queued, unsigned int max)
 	struct pacer *p = &r->pace;
 	uint64_t now, due, done;
 
-	if (!r->o->rate_pps)
+	if (r->rate_pps <= 0)
 		return max;
 	now = mono_ns();
 	due = now < p->t0 ? 0 : (uint64_t)((double)(now - p->t0) / p->period_ns) + 1;
@@ -495,43 +593,75 @@ static unsigned int pace_allow(struct run *r, uint64_t queued, unsigned int max)
 		due = 1;
 		done = 0;
 	}
-	if (due <= done)
+	/* one group of `want` frames per deadline: the whole burst, or what
+	 * the caller can take (ring room, count left) */
+	p->want = max < p->burst ? max : p->burst;
+	if (!p->want)
+		return 0;
+	if (due < done + p->want)
 		return 0;
 	due -= done;
-	if (due > p->burst)
-		due = p->burst;
-	return due < max ? (unsigned int)due : max;
+	if (due > p->want)
+		due = p->want;
+	/* behind schedule: no faster than the catch-up spacing allows */
+	if (p->floor < (double)now - PACE_CREDIT_NS)
+		p->floor = (double)now - PACE_CREDIT_NS;
+	if ((double)now < p->floor + (double)(p->want - 1) * p->catchup_ns)
+		return 0;
+	p->floor += (double)due * p->catchup_ns;
+	return (unsigned int)due;
 }
 
-/* Sleep until the next frame is due (or a signal arrives). */
+static inline bool snap_pending(const struct run *r)
+{
+	return __atomic_load_n(&g_snap_gen, __ATOMIC_ACQUIRE) != r->snap_seen;
+}
+
+/* Sleep until the next group (p->want frames, set by pace_allow) is due,
+ * and the catch-up spacing allows it (or a stop or snapshot request). */
 static void pace_wait(struct run *r, uint64_t queued)
 {
 	struct pacer *p = &r->pace;
-	uint64_t next = p->t0 + (uint64_t)((double)(queued - p->base) * p->period_ns);
+	unsigned int k = p->want ? p->want - 1 : 0;
+	uint64_t next = p->t0 + (uint64_t)((double)(queued - p->base + k) * p->period_ns);
 	uint64_t now = mono_ns();
+	double fl = p->floor + (double)k * p->catchup_ns;
 
-	if (next > now + PACE_SPIN_NS) {
+	if ((double)next < fl)
+		next = (uint64_t)fl;
+
+	while (next > now + PACE_SPIN_NS && !stopping() && !snap_pending(r)) {
 		uint64_t wake = next - PACE_SPIN_NS / 2;
-		struct timespec ts = { (time_t)(wake / NS_PER_SEC), (long)(wake % NS_PER_SEC) };
+		struct timespec ts;
 
+		if (wake > now + PACE_SLEEP_MAX_NS)
+			wake = now + PACE_SLEEP_MAX_NS;
+		ts = (struct timespec){ (time_t)(wake / NS_PER_SEC), (long)(wake % NS_PER_SEC) };
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		now = mono_ns();
 	}
-	while (mono_ns() < next && !stop_sig && !snap_req)
+	while (mono_ns() < next && !stopping() && !snap_pending(r))
 		cpu_relax();
 }
+
+static void txring_reclaim(struct run *r);
 
 /* Common per-batch checks; returns true when the run must stop. */
 static bool loop_check(struct run *r, uint64_t queued)
 {
-	if (stop_sig) {
+	if (stopping()) {
 		r->reason = "signal";
 		return true;
 	}
-	if (snap_req) {
-		snap_req = 0;
-		print_snapshot(&r->st, r->wire_len);
+	if (snap_pending(r)) {
+		unsigned int gen = __atomic_load_n(&g_snap_gen, __ATOMIC_ACQUIRE);
+
+		if (r->ring.map)
+			txring_reclaim(r);
+		publish(r);
+		__atomic_store_n(&r->snap_seen, gen, __ATOMIC_RELEASE);
 	}
-	if (r->o->count && queued >= r->o->count) {
+	if (r->count && queued >= r->count) {
 		r->reason = "count";
 		return true;
 	}
@@ -566,8 +696,8 @@ static void run_sendmmsg(struct run *r)
 
 		if (off == n) {
 			n = B;
-			if (o->count && o->count - r->st.packets < n)
-				n = (unsigned int)(o->count - r->st.packets);
+			if (r->count && r->count - r->st.packets < n)
+				n = (unsigned int)(r->count - r->st.packets);
 			n = pace_allow(r, r->st.packets, n);
 			if (!n) {
 				off = 0;        /* nothing pending: fill a new batch next */
@@ -576,7 +706,7 @@ static void run_sendmmsg(struct run *r)
 			}
 			for (i = 0; i < n; i++) {
 				iov[i].iov_base = r->frames[flow];
-				if (++flow == o->flows)
+				if (++flow == r->nflows)
 					flow = 0;
 			}
 			off = 0;
@@ -610,16 +740,9 @@ static void run_sendmmsg(struct run *r)
 
 /* ---- method mmap (PACKET_TX_RING, TPACKET_V2) --------------------------- */
 
-struct txring {
-	unsigned int vnet_len;  /* virtio_net_hdr in front of each frame, or 0 */
-	uint8_t *map;
-	size_t map_len;
-	unsigned int nframes;
-	uint8_t **slot;         /* slot[i]: start of frame i (tpacket2_hdr) */
-};
-
-static void txring_setup(struct run *r, struct txring *ring)
+static void txring_setup(struct run *r)
 {
+	struct txring *ring = &r->ring;
 	unsigned int frame_size, fpb, blocks, block_size;
 	struct tpacket_req req;
 	int ver = TPACKET_V2, one = 1;
@@ -688,29 +811,30 @@ static void txring_setup(struct run *r, struct txring *ring)
 /* Count slots the kernel has finished with (SENDING -> AVAILABLE), in ring
  * order.  Their status is written by whichever CPU frees the skb, so this is
  * done lazily, only when room or an up-to-date count is needed. */
-static void txring_reclaim(struct run *r, struct txring *ring, unsigned int *done,
-			   unsigned int *inflight)
+static void txring_reclaim(struct run *r)
 {
-	while (*inflight) {
-		uint32_t s = slot_status((struct tpacket2_hdr *)ring->slot[*done]);
+	struct txring *ring = &r->ring;
+
+	while (ring->inflight) {
+		uint32_t s = slot_status((struct tpacket2_hdr *)ring->slot[ring->done]);
 
 		if (s & TP_STATUS_WRONG_FORMAT)
 			die_err(EINVAL, "%s: kernel rejected a TX ring frame", r->o->ifname);
 		if (s & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING))
 			break;
 		r->st.packets++;
-		--*inflight;
-		if (++*done == ring->nframes)
-			*done = 0;
+		ring->inflight--;
+		if (++ring->done == ring->nframes)
+			ring->done = 0;
 	}
 }
 
 /* Ask the kernel to send every SEND_REQUEST slot.  Returns true if it
  * stopped early (back-pressure), with *kind saying why. */
-static bool txring_kick(struct run *r, struct txring *ring, unsigned int head,
-			enum bp_kind *kind)
+static bool txring_kick(struct run *r, enum bp_kind *kind)
 {
-	unsigned int last = head ? head - 1 : ring->nframes - 1;
+	struct txring *ring = &r->ring;
+	unsigned int last = ring->head ? ring->head - 1 : ring->nframes - 1;
 	ssize_t ret = sendto(r->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
 	int err = errno;
 
@@ -730,13 +854,12 @@ static bool txring_kick(struct run *r, struct txring *ring, unsigned int head,
 	return true;
 }
 
-static void run_mmap(struct run *r, struct txring *ring)
+static void run_mmap(struct run *r)
 {
 	const struct opts *o = r->o;
+	struct txring *ring = &r->ring;
 	const unsigned int N = ring->nframes;
-	unsigned int head = 0;  /* next slot to fill */
-	unsigned int done = 0;  /* oldest slot not yet reclaimed */
-	unsigned int inflight = 0, flow = 0, streak = 0;
+	unsigned int flow = 0, streak = 0;
 	uint64_t queued = 0;    /* frames handed to the ring (SEND_REQUEST) */
 	bool pending = false;   /* SEND_REQUEST slots the kernel has not taken */
 	enum bp_kind kind;
@@ -745,19 +868,17 @@ static void run_mmap(struct run *r, struct txring *ring)
 	for (;;) {
 		unsigned int n, i;
 
-		if (snap_req)
-			txring_reclaim(r, ring, &done, &inflight);
 		if (loop_check(r, queued))
 			break;
-		if (N - inflight < o->batch)
-			txring_reclaim(r, ring, &done, &inflight);
+		if (N - ring->inflight < o->batch)
+			txring_reclaim(r);
 
-		n = N - inflight;
+		n = N - ring->inflight;
 		if (n > o->batch)
 			n = o->batch;
-		if (o->count && o->count - queued < n)
-			n = (unsigned int)(o->count - queued);
-		if (n && o->rate_pps) {
+		if (r->count && r->count - queued < n)
+			n = (unsigned int)(r->count - queued);
+		if (n && r->rate_pps > 0) {
 			n = pace_allow(r, queued, n);
 			if (!n && !pending) {
 				pace_wait(r, queued);
@@ -765,23 +886,23 @@ static void run_mmap(struct run *r, struct txring *ring)
 			}
 		}
 		for (i = 0; i < n; i++) {
-			struct tpacket2_hdr *h = (struct tpacket2_hdr *)ring->slot[head];
+			struct tpacket2_hdr *h = (struct tpacket2_hdr *)ring->slot[ring->head];
 
-			if (o->flows > 1) {
-				memcpy(ring->slot[head] + TX_DATA_OFF + ring->vnet_len + UDP_SPORT_OFF,
-				       r->frames[flow] + UDP_SPORT_OFF, 2);
-				if (++flow == o->flows)
+			if (r->nflows > 1) {
+				memcpy(ring->slot[ring->head] + TX_DATA_OFF + ring->vnet_len +
+				       UDP_SPORT_OFF, r->frames[flow] + UDP_SPORT_OFF, 2);
+				if (++flow == r->nflows)
 					flow = 0;
 			}
 			__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
-			if (++head == N)
-				head = 0;
+			if (++ring->head == N)
+				ring->head = 0;
 		}
-		inflight += n;
+		ring->inflight += n;
 		queued += n;
 
 		if (n || pending) {
-			pending = txring_kick(r, ring, head, &kind);
+			pending = txring_kick(r, &kind);
 			if (pending) {
 				if (kind != BP_RETRY)
 					r->st.backpressure++;
@@ -800,60 +921,169 @@ static void run_mmap(struct run *r, struct txring *ring)
 	 * frames it has not taken are neither sent nor counted. */
 	drain_end = mono_ns() + DRAIN_TIMEOUT_NS;
 	for (;;) {
-		txring_reclaim(r, ring, &done, &inflight);
-		if (!inflight || mono_ns() >= drain_end)
+		txring_reclaim(r);
+		if (!ring->inflight || mono_ns() >= drain_end)
 			break;
 		if (pending && !strcmp(r->reason, "count")) {
-			pending = txring_kick(r, ring, head, &kind);
+			pending = txring_kick(r, &kind);
 			if (pending) {
 				if (kind != BP_RETRY)
 					r->st.backpressure++;
 				bp_wait(r->fd, kind, &streak);
 			}
-		} else if (slot_status((struct tpacket2_hdr *)ring->slot[done]) &
+		} else if (slot_status((struct tpacket2_hdr *)ring->slot[ring->done]) &
 			   TP_STATUS_SEND_REQUEST) {
 			break; /* oldest slot never taken: nothing more will complete */
 		} else {
 			cpu_relax();
 		}
 	}
-	if (inflight && !strcmp(r->reason, "count"))
-		warn_err(0, "%s: %u frame(s) not sent within the drain timeout", o->ifname,
-			 inflight);
+	if (ring->inflight && !strcmp(r->reason, "count"))
+		warn_err(0, "%s: thread %u: %u frame(s) not sent within the drain timeout",
+			 o->ifname, r->idx, ring->inflight);
 }
 
-/* ------------------------------------------------------------------------- */
+/* ---- threads ------------------------------------------------------------ */
 
-static void setup_signals(void)
+static void *sender_main(void *arg)
 {
-	struct sigaction sa;
+	struct run *r = arg;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: let ppoll return EINTR */
-	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
-	    sigaction(SIGHUP, &sa, NULL) || sigaction(SIGUSR1, &sa, NULL))
-		die("sigaction");
-	signal(SIGPIPE, SIG_IGN);
+	/* wake-ups on time (the default slack is 50 us) */
+	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+	if (r->cpu >= 0)
+		pin_cpu(r->cpu);
+	if (r->o->method == METHOD_MMAP)
+		run_mmap(r);
+	else
+		run_sendmmsg(r);
+	publish(r);
+	__atomic_store_n(&r->t_end, mono_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&r->finished, 1, __ATOMIC_RELEASE);
+	pthread_kill(g_main, SIGUSR2);     /* wake the main thread's signal wait */
+	return NULL;
+}
+
+/* One AF_PACKET socket bound to the interface, qdisc bypassed; returns
+ * the send buffer size the kernel granted. */
+static int sock_setup(struct run *r, int ifindex)
+{
+	struct sockaddr_ll sll;
+	int one = 1, sndbuf = SNDBUF_BYTES;
+	socklen_t optlen = sizeof(sndbuf);
+
+	/* Protocol 0: transmit only, the socket is never hooked into RX. */
+	r->fd = socket(AF_PACKET, SOCK_RAW, 0);
+	if (r->fd < 0)
+		die("socket(AF_PACKET, SOCK_RAW)");
+	if (setsockopt(r->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
+		die("setsockopt(PACKET_QDISC_BYPASS)");
+	/* Optional: more frames in flight before EAGAIN.  SO_SNDBUFFORCE
+	 * (CAP_NET_ADMIN) ignores net.core.wmem_max; SO_SNDBUF is capped by it.
+	 * Neither is required: a full send buffer is just back-pressure. */
+	if (setsockopt(r->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)))
+		(void)setsockopt(r->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (getsockopt(r->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen))
+		die("getsockopt(SO_SNDBUF)");
+	if (r->o->method == METHOD_MMAP)
+		txring_setup(r);
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_ifindex = ifindex;
+	sll.sll_protocol = 0;
+	if (bind(r->fd, (struct sockaddr *)&sll, sizeof(sll)))
+		die("%s: bind(AF_PACKET)", r->o->ifname);
+	return sndbuf;
+}
+
+/* ,"threads":[{...},...] (only with more than one thread). */
+static void print_threads(struct run *runs, unsigned int T, bool final)
+{
+	unsigned int i;
+
+	if (T < 2)
+		return;
+	json_printf(",\"threads\":[");
+	for (i = 0; i < T; i++) {
+		const struct run *r = &runs[i];
+
+		json_printf("%s{\"thread\":%u,\"cpu\":%d,\"sport\":%u,\"flows\":%u,"
+			    "\"packets\":%" PRIu64 ",\"backpressure\":%" PRIu64,
+			    i ? "," : "", i, r->cpu, r->sport0, r->nflows,
+			    __atomic_load_n(&r->pub_packets, __ATOMIC_RELAXED),
+			    __atomic_load_n(&r->pub_backpressure, __ATOMIC_RELAXED));
+		if (final)
+			json_printf(",\"pace_resets\":%" PRIu64 ",\"reason\":\"%s\"",
+				    r->st.pace_resets, r->reason);
+		json_printf("}");
+	}
+	json_printf("]");
+}
+
+static uint64_t sum_pub(struct run *runs, unsigned int T, uint64_t *bp)
+{
+	uint64_t p = 0;
+	unsigned int i;
+
+	*bp = 0;
+	for (i = 0; i < T; i++) {
+		p += __atomic_load_n(&runs[i].pub_packets, __ATOMIC_RELAXED);
+		*bp += __atomic_load_n(&runs[i].pub_backpressure, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
+/* SIGUSR1: ask every thread for its count (bounded wait), print the sum. */
+static void snapshot(struct run *runs, unsigned int T, unsigned int wire_len)
+{
+	unsigned int gen = __atomic_add_fetch(&g_snap_gen, 1, __ATOMIC_ACQ_REL), i;
+	uint64_t until = mono_ns() + SNAP_ACK_TIMEOUT_NS, packets, bp;
+
+	for (i = 0; i < T; i++) {
+		while (!__atomic_load_n(&runs[i].finished, __ATOMIC_ACQUIRE) &&
+		       __atomic_load_n(&runs[i].snap_seen, __ATOMIC_ACQUIRE) != gen &&
+		       mono_ns() < until) {
+			struct timespec ts = { 0, 20000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	packets = sum_pub(runs, T, &bp);
+	json_printf("{\"event\":\"snapshot\",\"t_ns\":%" PRIu64 ",\"packets\":%" PRIu64
+		    ",\"bytes\":%" PRIu64 ",\"backpressure\":%" PRIu64,
+		    mono_ns(), packets, packets * wire_len, bp);
+	print_threads(runs, T, false);
+	json_printf("}");
+	json_end();
+}
+
+static bool all_finished(struct run *runs, unsigned int T)
+{
+	unsigned int i;
+
+	for (i = 0; i < T; i++)
+		if (!__atomic_load_n(&runs[i].finished, __ATOMIC_ACQUIRE))
+			return false;
+	return true;
 }
 
 int main(int argc, char **argv)
 {
-	struct txring ring = { 0 };
-	struct sockaddr_ll sll;
 	struct ifreq ifr;
 	struct opts o;
-	struct run r;
-	uint64_t t0, t1;
-	unsigned int i, mtu;
-	int ifindex, one = 1, sndbuf = SNDBUF_BYTES;
-	socklen_t optlen = sizeof(sndbuf);
+	struct run *runs;
+	uint8_t **frames;
+	sigset_t sigs;
+	uint64_t t0, t1, packets, bp, resets = 0, deadline;
+	unsigned int i, j, mtu, T, wire_len;
+	int ifindex, fd, sndbuf = 0;
+	const char *reason = NULL;
+	bool signalled = false, all_count = true;
 	double elapsed;
 
 	rxb_tool = TOOL_NAME;
 	parse_args(argc, argv, &o);
-	setup_signals();
+	T = o.threads;
 
 	ifindex = opt_ifindex(o.ifname);
 	{
@@ -865,91 +1095,148 @@ int main(int argc, char **argv)
 	}
 
 	pin_cpu(o.cpu);
+	/* Signals blocked in every thread (they inherit the mask); the main
+	 * thread takes them with sigtimedwait.  SIGUSR2: a sender finished. */
+	block_signals(&sigs, SIGUSR2);
+	g_main = pthread_self();
 
-	/* Protocol 0: transmit only, the socket is never hooked into RX. */
-	memset(&r, 0, sizeof(r));
-	r.o = &o;
-	r.fd = socket(AF_PACKET, SOCK_RAW, 0);
-	if (r.fd < 0)
+	fd = socket(AF_PACKET, SOCK_RAW, 0);
+	if (fd < 0)
 		die("socket(AF_PACKET, SOCK_RAW)");
-
-	ifreq_ioctl(r.fd, SIOCGIFMTU, &ifr, o.ifname, "SIOCGIFMTU");
+	ifreq_ioctl(fd, SIOCGIFMTU, &ifr, o.ifname, "SIOCGIFMTU");
 	mtu = (unsigned int)ifr.ifr_mtu;
 	if (o.size > mtu + ETH_OVERHEAD)
 		usage_error("--size %u: larger than %s MTU %u + %u = %u", o.size, o.ifname,
 			    mtu, ETH_OVERHEAD, mtu + ETH_OVERHEAD);
-	ifreq_ioctl(r.fd, SIOCGIFHWADDR, &ifr, o.ifname, "SIOCGIFHWADDR");
+	ifreq_ioctl(fd, SIOCGIFHWADDR, &ifr, o.ifname, "SIOCGIFHWADDR");
 	if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
 		usage_error("--ifname '%s': not an Ethernet interface", o.ifname);
 	if (!o.have_src_mac)
 		memcpy(o.src_mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	close(fd);
 
-	r.wire_len = o.size - FCS_LEN;
-	r.frames = calloc(o.flows, sizeof(*r.frames));
-	if (!r.frames)
+	wire_len = o.size - FCS_LEN;
+	frames = calloc(o.flows, sizeof(*frames));
+	runs = calloc(T, sizeof(*runs));
+	if (!frames || !runs)
 		die("calloc");
 	for (i = 0; i < o.flows; i++) {
-		r.frames[i] = malloc(r.wire_len);
-		if (!r.frames[i])
+		frames[i] = malloc(wire_len);
+		if (!frames[i])
 			die("malloc");
-		build_frame(r.frames[i], r.wire_len, &o, UDP_SRC_PORT_BASE + i);
+		build_frame(frames[i], wire_len, &o, UDP_SRC_PORT_BASE + i);
 	}
 
-	if (setsockopt(r.fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
-		die("setsockopt(PACKET_QDISC_BYPASS)");
-	/* Optional: more frames in flight before EAGAIN.  SO_SNDBUFFORCE
-	 * (CAP_NET_ADMIN) ignores net.core.wmem_max; SO_SNDBUF is capped by it.
-	 * Neither is required: a full send buffer is just back-pressure. */
-	if (setsockopt(r.fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)))
-		(void)setsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	if (getsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen))
-		die("getsockopt(SO_SNDBUF)");
+	/* Thread i: flows i, i+T, ...; its share of rate and count. */
+	for (i = 0; i < T; i++) {
+		struct run *r = &runs[i];
 
-	if (o.method == METHOD_MMAP)
-		txring_setup(&r, &ring);
-
-	memset(&sll, 0, sizeof(sll));
-	sll.sll_family = AF_PACKET;
-	sll.sll_ifindex = ifindex;
-	sll.sll_protocol = 0;
-	if (bind(r.fd, (struct sockaddr *)&sll, sizeof(sll)))
-		die("%s: bind(AF_PACKET)", o.ifname);
+		r->o = &o;
+		r->idx = i;
+		r->cpu = o.ncpus ? o.cpus[i % o.ncpus] : o.cpu;
+		r->wire_len = wire_len;
+		r->nflows = (o.flows - i + T - 1) / T;
+		r->frames = calloc(r->nflows, sizeof(*r->frames));
+		if (!r->frames)
+			die("calloc");
+		for (j = 0; j < r->nflows; j++)
+			r->frames[j] = frames[i + j * T];
+		r->sport0 = UDP_SRC_PORT_BASE + i;
+		r->rate_pps = (double)o.rate_pps / (double)T;
+		r->count = o.count ? o.count / T + (i < o.count % T) : 0;
+		if (o.count && !r->count)
+			r->count = UINT64_MAX;  /* a thread with nothing to send */
+		r->reason = "duration";
+		sndbuf = sock_setup(r, ifindex);
+	}
 
 	t0 = mono_ns();
-	r.deadline = t0 + (uint64_t)(o.duration_s * (double)NS_PER_SEC);
-	pace_start(&r, t0);
+	deadline = t0 + (uint64_t)(o.duration_s * (double)NS_PER_SEC);
+	for (i = 0; i < T; i++) {
+		runs[i].deadline = deadline;
+		pace_start(&runs[i], t0);
+	}
 	json_printf("{\"event\":\"ready\",\"tool\":\"%s\",\"ifname\":", TOOL_NAME);
 	json_str(o.ifname);
 	json_printf(",\"size\":%u,\"wire_bytes\":%u,\"flows\":%u,\"method\":\"%s\","
 		    "\"batch\":%u,\"sndbuf\":%d,\"rate_pps\":%" PRIu64,
-		    o.size, r.wire_len, o.flows, method_names[o.method], o.batch, sndbuf,
+		    o.size, wire_len, o.flows, method_names[o.method], o.batch, sndbuf,
 		    o.rate_pps);
 	if (o.method == METHOD_MMAP)
-		json_printf(",\"ring\":%u", ring.nframes);
+		json_printf(",\"ring\":%u", runs[0].ring.nframes);
+	if (T > 1) {
+		json_printf(",\"threads\":%u,\"cpus\":[", T);
+		for (i = 0; i < T; i++)
+			json_printf("%s%d", i ? "," : "", runs[i].cpu);
+		json_printf("]");
+	}
 	json_printf(",\"t_ns\":%" PRIu64 "}", t0);
 	json_end();
 
-	if (o.method == METHOD_MMAP)
-		run_mmap(&r, &ring);
-	else
-		run_sendmmsg(&r);
+	for (i = 0; i < T; i++) {
+		int err;
 
-	t1 = mono_ns();
+		if (runs[i].count == UINT64_MAX) {  /* --count below --threads */
+			runs[i].count = 0;
+			runs[i].reason = "count";
+			runs[i].finished = 1;
+			continue;
+		}
+		err = pthread_create(&runs[i].tid, NULL, sender_main, &runs[i]);
+		if (err)
+			die_err(err, "pthread_create (thread %u)", i);
+	}
+
+	while (!all_finished(runs, T)) {
+		int sig = wait_signal_until(&sigs, deadline + DRAIN_TIMEOUT_NS);
+
+		if (sig < 0)
+			die("sigtimedwait");
+		if (sig == SIGUSR1) {
+			snapshot(runs, T, wire_len);
+		} else if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+			signalled = true;
+			__atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
+			break;
+		} else if (sig == 0) {
+			break;  /* senders stop by themselves at the deadline */
+		}
+	}
+	t1 = 0;
+	for (i = 0; i < T; i++) {
+		if (runs[i].tid)
+			pthread_join(runs[i].tid, NULL);
+		if (runs[i].t_end > t1)
+			t1 = runs[i].t_end;
+		resets += runs[i].st.pace_resets;
+		if (strcmp(runs[i].reason, "count"))
+			all_count = false;
+	}
+	if (!t1)
+		t1 = mono_ns();
+	reason = signalled ? "signal" : all_count ? "count" : "duration";
+
+	packets = sum_pub(runs, T, &bp);
 	elapsed = (double)(t1 - t0) / (double)NS_PER_SEC;
 	json_printf("{\"event\":\"final\",\"t_ns\":%" PRIu64 ",\"packets\":%" PRIu64
 		    ",\"bytes\":%" PRIu64 ",\"backpressure\":%" PRIu64
-		    ",\"pace_resets\":%" PRIu64 ",\"elapsed_s\":%.6f,\"pps\":%.1f,\"reason\":\"%s\"}",
-		    t1, r.st.packets, r.st.packets * r.wire_len, r.st.backpressure,
-		    r.st.pace_resets, elapsed,
-		    elapsed > 0 ? (double)r.st.packets / elapsed : 0.0, r.reason);
+		    ",\"pace_resets\":%" PRIu64 ",\"elapsed_s\":%.6f,\"pps\":%.1f,\"reason\":\"%s\"",
+		    t1, packets, packets * wire_len, bp, resets, elapsed,
+		    elapsed > 0 ? (double)packets / elapsed : 0.0, reason);
+	print_threads(runs, T, true);
+	json_printf("}");
 	json_end();
 
-	if (ring.map)
-		munmap(ring.map, ring.map_len);
-	free(ring.slot);
-	close(r.fd);
+	for (i = 0; i < T; i++) {
+		if (runs[i].ring.map)
+			munmap(runs[i].ring.map, runs[i].ring.map_len);
+		free(runs[i].ring.slot);
+		close(runs[i].fd);
+		free(runs[i].frames);
+	}
 	for (i = 0; i < o.flows; i++)
-		free(r.frames[i]);
-	free(r.frames);
+		free(frames[i]);
+	free(frames);
+	free(runs);
 	return RXB_EXIT_OK;
 }

@@ -84,3 +84,48 @@ def write(path: str | Path, rows: list[dict]) -> Path:
         for r in rows:
             w.writerow(r)
     return path
+
+
+def ndr_rows(stacks=("xdp_drop", "af_xdp"), sizes=(64, 1518), reps=1, seed=3):
+    """NDR/PDR cells (variant search=ndr): rx_pps is the NDR, as the runner
+    writes it; the saturation rows they sit beside carry search=saturation."""
+    rnd = random.Random(seed)
+    rows = []
+    for s_i, stack in enumerate(stacks):
+        for size in sizes:
+            for rep in range(1, reps + 1):
+                path = f"results/local/eth/{stack}/cores=1/size={size}/search=ndr/rep={rep}.json"
+                r = _base("eth", stack, rep, path)
+                ndr = (1.5 - 0.4 * s_i) * 1e6 * (1 + rnd.uniform(-0.01, 0.01))
+                r.update({"cores": 1, "size": size, "napi": "receiver", "search": "ndr",
+                          "rx_pps": ndr, "offered_pps": ndr, "ndr_pps": ndr,
+                          "pdr_pps": ndr * 1.1, "ndr_trials": 14 + s_i,
+                          "pdr_loss_ratio": 0.005, "generator_bound": False,
+                          "duration_s": 40.0})
+                rows.append(r)
+    return rows
+
+
+def load_rows(stacks=("epoll", "uring_opt", "iperf3"), loads=(1, 3), conns=(1,), msg=65536,
+              reps=5, ns_per_byte=None, miss=(), seed=4):
+    """TCP cells of a rate-limited sender (variant load=<Gbit/s>): the sender
+    reaches its target (offered_gbps within 0.1 %) except for the (stack,
+    load) pairs in `miss` (10 % short); CPU per byte per stack from
+    ns_per_byte (default: 0.5 + 0.2 * index)."""
+    rnd = random.Random(seed)
+    rows = []
+    for s_i, stack in enumerate(stacks):
+        for c in conns:
+            for load in loads:
+                for rep in range(1, reps + 1):
+                    path = f"results/local/tcp/{stack}/conns={c}/msg={msg}/load={load}/rep={rep}.json"
+                    r = _base("tcp", stack, rep, path)
+                    got = load * (0.9 if (stack, load) in miss else 1 + rnd.uniform(-0.001, 0.001))
+                    cost = (ns_per_byte or {}).get(stack, 0.5 + 0.2 * s_i)
+                    r.update({"conns": c, "msg": msg, "load": str(load),
+                              "touch": 0 if stack != "iperf3" else "",
+                              "rx_gbps": got, "offered_gbps": got,
+                              "cpu_ns_per_byte": cost * (1 + rnd.uniform(-0.01, 0.01)),
+                              "generator_bound": False})
+                    rows.append(r)
+    return rows

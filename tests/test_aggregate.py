@@ -85,3 +85,22 @@ def test_figure_and_table_from_the_csv_alone(cells_dir):
     # the unsupported stack is kept, as n/a with its reason in a footnote
     assert r"\texttt{af\_xdp}" in tex and "n/a$^{1}$" in tex
     assert "zero-copy bind refused by veth" in tex
+
+
+def test_summary_keeps_the_accelerator_and_the_ndr_search(tmp_path):
+    vm = result()
+    vm.update(platform="vm", accel="tcg")
+    ndr = result(rx=1.1e6)
+    ndr["params"]["search"] = "ndr"
+    ndr["ndr"] = {"ndr_pps": 1.1e6, "pdr_pps": 1.2e6, "trials": 15, "pdr_loss_ratio": 0.005,
+                  "trial_list": [{"offered": 1, "received": 1}]}
+    paths = []
+    for i, r in enumerate((vm, ndr, result())):
+        p = tmp_path / f"c{i}.json"
+        p.write_text(json.dumps(r))
+        paths.append(str(p))
+    df = write_summary(paths, tmp_path / "s.csv")
+    assert sorted(df["accel"].fillna("")) == ["", "", "tcg"]
+    row = df[df["search"] == "ndr"].iloc[0]
+    assert (row["ndr_pps"], row["pdr_pps"], row["ndr_trials"], row["pdr_loss_ratio"]) == (
+        1.1e6, 1.2e6, 15, 0.005)

@@ -128,6 +128,27 @@ def test_xsk_stages_are_disjoint_and_nest_in_the_veth_drop_which_is_listed_once(
     assert analyse_eth(CELL, a, b, PLACE, GEN, rx)["drops"]["unaccounted"] == 0
 
 
+def test_xdp_verdict_drops_counted_as_rx_dropped_by_virtio_net_are_received_not_lost():
+    # the vm platform's xdp_drop cell (2026-12-02): virtio_net's rx_dropped
+    # rose by the program's own drops (69,446 for 65,626 pps received over
+    # ~1.06 s), so the loss came out negative; on veth they are apart
+    from rxbench.stacks.eth import XdpDrop
+    rx = XdpDrop.__new__(XdpDrop)
+    other0, other1 = {"other": {"packets": 0}}, {"other": {"packets": 46}}
+    a = snap(0, 0, 0, IDLE, rx_tool=other0)
+    b = snap(1_000_000_000, 1_000_000, 980_000, IDLE, rx_drops=980_046 + 15_000,
+             rx_tool=other1)
+    r = analyse_eth(CELL, a, b, PLACE, GEN, rx, "virtio_net")
+    assert r["drops"]["receiver_rx_dropped"] == 15_000
+    assert r["drops"]["unaccounted"] == 5_000
+    assert r["backpressure"]["receiver_rx_dropped_xdp_verdict"] == 980_046
+    assert r["backpressure"]["receiver_rx_dropped_raw"] == 995_046
+    # veth: the driver's rx_dropped is a loss as it stands
+    r = analyse_eth(CELL, a, b, PLACE, GEN, rx, "veth")
+    assert r["drops"]["receiver_rx_dropped"] == 995_046
+    assert "receiver_rx_dropped_xdp_verdict" not in r["backpressure"]
+
+
 def test_lossy_is_receiver_limited_whatever_the_cpus_say():
     # generator CPU saturated, receiver's not: 5 % loss -> receiver
     a = snap(0, 0, 0, IDLE)

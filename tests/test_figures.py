@@ -29,16 +29,36 @@ def both(tmp_path):
     return synthetic.write(tmp_path / "both.csv", rows)
 
 
-def test_plan_follows_the_data(eth_only, tcp_only, both):
-    assert plots.plan(eth_only) == ["eth_rate", "eth_gbps", "eth_cpu"]     # one core count
+@pytest.fixture
+def full(tmp_path):
+    """Everything a figure family can show: NDR cells beside saturation
+    cells, and TCP cells of a rate-limited sender."""
+    eth = [dict(r, search="saturation") for r in synthetic.eth_rows(cores=(1, 2), sizes=(64, 1518))]
+    rows = (eth + synthetic.ndr_rows()
+            + [dict(r, load="max") for r in synthetic.tcp_rows(conns=(1, 8), msgs=(1024, 65536))]
+            + synthetic.load_rows())
+    return synthetic.write(tmp_path / "full.csv", rows)
+
+
+def test_plan_follows_the_data(eth_only, tcp_only, both, full):
+    assert plots.plan(eth_only) == ["eth_best", "eth_rate", "eth_gbps", "eth_cpu"]  # one core count
     assert plots.plan(tcp_only) == ["tcp_msg", "tcp_conns", "tcp_cpu"]
-    assert plots.plan(both) == list(plots.FAMILIES)
+    assert plots.plan(both) == [f for f in plots.FAMILIES if f not in ("eth_ndr", "tcp_load")]
+    assert plots.plan(full) == list(plots.FAMILIES)
 
 
-def test_every_planned_figure_is_drawn(both, tmp_path):
-    for name in plots.plan(both):
+def test_ndr_cells_are_not_saturation_lines(full):
+    d = plots.Data(full, "eth")
+    sat = d.saturation(d.st)
+    assert len(sat) and not (sat["search"] == "ndr").any()
+    assert (d.st["search"] == "ndr").any()
+
+
+def test_every_planned_figure_is_drawn(full, tmp_path):
+    # every family: NDR beside saturation cells, TCP at equal load too
+    for name in plots.plan(full):
         pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
-        plots.figure(name, both, pdf, png)
+        plots.figure(name, full, pdf, png)
         assert pdf.read_bytes()[:4] == PDF and png.read_bytes()[:4] == PNG, name
 
 
@@ -114,10 +134,13 @@ def test_every_tcp_group_is_in_the_table(tcp_only, tmp_path):
     zcrx = groups[groups["stack"] == "uring_zcrx"]
     assert sum("n/a$^{1}$" in c for c in cells) == len(zcrx) > 0
     assert "header split (veth has none)" in tex
-    # median [CI] of a known group, two decimals: the mean of the CSV's three values
+    # median [bootstrap interval of the median] of a known group, two decimals
     g = groups[(groups["stack"] == "epoll") & (groups["conns"] == 1) & (groups["msg"] == 1024)
                & (groups["touch"] == 0)].iloc[0]
-    assert f"{g.rx_gbps_mean:.2f} [{g.rx_gbps_ci_lo:.2f}, {g.rx_gbps_ci_hi:.2f}]" in tex
+    assert f"{g.rx_gbps_median:.2f} [{g.rx_gbps_med_lo:.2f}, {g.rx_gbps_med_hi:.2f}]" in tex
+    assert f"{g.rx_gbps_mean:.2f} [{g.rx_gbps_ci_lo:.2f}," not in tex
+    # iperf3 is a pair, never a server
+    assert "iperf3 (sender+server pair)" in tex and r"\texttt{iperf3}" not in tex
 
 
 def test_partial_failures_show_n_of_reps_with_the_reason(tmp_path):
@@ -142,3 +165,71 @@ def test_tables_without_rows_of_their_layer(eth_only, tcp_only, tmp_path):
     assert "No TCP cell in this summary" in (tmp_path / "tcp.tex").read_text()
     tables.eth_table(tcp_only, tmp_path / "eth.tex")
     assert "No Ethernet cell in this summary" in (tmp_path / "eth.tex").read_text()
+
+
+def test_eth_table_shows_medians_and_names_dpdk_on_veth(tmp_path):
+    rows = synthetic.eth_rows(stacks=("xdp_drop", "dpdk"), sizes=(64,), napi=("receiver",))
+    csv = synthetic.write(tmp_path / "s.csv", rows)
+    tables.eth_table(csv, tmp_path / "t.tex")
+    tex = (tmp_path / "t.tex").read_text()
+    g = stats.cell_stats(stats.load(csv)).iloc[0]
+    assert f"{g.rx_pps_median / 1e6:.3f} [{g.rx_pps_med_lo / 1e6:.3f}, " in tex
+    assert "DPDK (af\\_xdp PMD on veth)" in tex and "median" in tex and "Student" not in tex
+
+
+def test_best_table_states_the_rule_and_each_stacks_choice(tmp_path):
+    rows = synthetic.eth_rows(sizes=(64, 1518), reps=5)
+    csv = synthetic.write(tmp_path / "s.csv", rows)
+    tables.best_table(csv, tmp_path / "b.tex")
+    tex = (tmp_path / "b.tex").read_text()
+    body = _data_rows(tex)
+    assert len(body) == 3 * 2                               # stacks x sizes
+    assert "the default configuration wins" in tex          # the rule, in the caption
+    # napi=sender halves the rate here: the default (receiver) is chosen, apart
+    assert all("default" in r for r in body) and "napi=sender" not in "".join(body)
+    best = stats.best_config(stats.cell_stats(stats.load(csv)))
+    r = best[(best["stack"] == "af_xdp") & (best["size"] == 64)].iloc[0]
+    assert f"{r.rx_pps_median / 1e6:.3f} [{r.rx_pps_med_lo / 1e6:.3f}, {r.rx_pps_med_hi / 1e6:.3f}]" in tex
+
+
+def test_ndr_table_beside_the_saturation_rate(full, tmp_path):
+    tables.ndr_table(full, tmp_path / "n.tex")
+    tex = (tmp_path / "n.tex").read_text()
+    rows = tables.ndr_rows(full)
+    assert len(rows) == 4 and all(r["sat"] != "--" and r["trials"] != "--" for r in rows)
+    df = stats.load(full)
+    x = df[(df.search == "ndr") & (df["stack"] == "xdp_drop") & (df["size"] == 64)].iloc[0]
+    assert f"{x.ndr_pps / 1e6:.3f}" in tex and f"{x.pdr_pps / 1e6:.3f}" in tex
+
+
+def test_tcg_results_carry_the_caveat_in_tables_and_figures(tmp_path):
+    rows = [dict(r, platform="vm", accel="tcg") for r in synthetic.eth_rows(sizes=(64,))]
+    csv = synthetic.write(tmp_path / "vm.csv", rows)
+    assert plots.Data(csv, "eth").tcg and not plots.Data(
+        synthetic.write(tmp_path / "l.csv", synthetic.eth_rows(sizes=(64,))), "eth").tcg
+    for t in ("eth", "best", "seed", "env"):
+        tables.TABLES[t](csv, tmp_path / f"{t}.tex")
+        assert "say nothing about the stacks" in (tmp_path / f"{t}.tex").read_text(), t
+    # the footer every family shares (plots._finish) carries the caveat
+    plots.figure("eth_best", csv, tmp_path / "b.pdf", tmp_path / "b.png")
+    assert _pdf_has(tmp_path / "b.pdf", "say nothing about the stacks")
+
+
+def _pdf_has(pdf, word) -> bool:
+    import shutil
+    import subprocess
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext is not installed")
+    return word in subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True,
+                                  text=True).stdout
+
+
+def test_equal_load_keeps_only_cells_that_reached_their_target(tmp_path):
+    rows = synthetic.load_rows(miss=(("epoll", 3),))
+    df = stats.load(synthetic.write(tmp_path / "l.csv", rows))
+    reached = stats.load_reached(df)
+    assert reached[(df["stack"] == "epoll") & (df.load == "3")].eq(False).all()
+    assert reached[df["stack"] == "uring_opt"].all()
+    st = stats.load_stats(df)
+    assert not ((st["stack"] == "epoll") & (st.load.astype(str) == "3")).any()
+    assert ((st["stack"] == "epoll") & (st.load.astype(str) == "1")).any()

@@ -98,3 +98,33 @@ def test_failed_up_is_one_clear_error_and_leaves_nothing(leases):
     while lease.state_path("dummy").exists() and time.monotonic() < end:
         time.sleep(0.1)
     assert not lease.state_path("dummy").exists()
+
+
+def test_down_while_coming_up_releases_at_once(leases):
+    """`lease down` (SIGTERM to the owner) while the resources are still
+    coming up (guests booting, a job waiting) abandons the way up and
+    releases from the record, instead of after the boot."""
+    import threading
+    errors = []
+
+    def up():
+        try:
+            _ensure({"up_s": 120, "platforms": {}})
+        except lease.LeaseError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=up, daemon=True)
+    t.start()
+    path, pid, end = lease.state_path("dummy"), None, time.monotonic() + 30
+    while pid is None and time.monotonic() < end:
+        data = lease._load(path) or {}
+        pids = (data.get("resources") or {}).get("pids") or []
+        pid = pids[0][0] if pids else None
+        time.sleep(0.1)
+    assert pid is not None and alive(pid, None), "the dummy never started its resource"
+    t0 = time.monotonic()
+    assert lease.down("dummy", _log)
+    assert time.monotonic() - t0 < 20
+    assert _gone(pid) and not path.exists()
+    t.join(30)
+    assert errors and "signal SIGTERM" in errors[0]

@@ -48,7 +48,7 @@ def test_trial_counts_offered_at_the_link_and_received(tmp_path):
     with bench(tmp_path) as b:
         tb = b.tb
         t = b.trial(50_000, 1.0)
-    assert t["intended_count"] == 50_000 and t["generator_reason"] == "count"
+    assert t["intended_count"] == 50_000 and t["generator_reason"] == "count", t
     assert t["offered"] == 50_000                 # rxb-gen retries what veth refuses
     assert t["received"] + sum(t["receiver_drops"].values()) >= t["offered"] - t["loss"]
     assert 0.9 < t["offered_duration_s"] < 1.5
@@ -63,3 +63,19 @@ def test_a_rate_the_generator_cannot_keep_is_unsent_not_late(tmp_path):
     assert t["offered"] < t["intended_count"] and t["generator_reason"] == "duration"
     assert t["offered_duration_s"] < 0.6         # stopped at its bound, not sent late
     assert not left_by(tb)
+
+
+@pytest.mark.parametrize("bad,what", [
+    (["--catch-up", "-1"], "--catch-up"), (["--catch-up", "nan"], "--catch-up"),
+    (["--threads", "0"], "--threads"), (["--threads", "65"], "--threads"),
+    (["--threads", "3", "--flows", "2"], "--flows 2: fewer than --threads 3"),
+    (["--cpu", "0", "--cpus", "0"], "--cpu and --cpus"), (["--cpus", "0,,1"], "--cpus"),
+    (["--cpus", "1023"], "CPU 1023 is not available"),
+    (["--threads", "4", "--rate-pps", "3"], "below one frame/s per thread")])
+def test_bad_thread_and_pacing_options_are_refused_with_one_line(bad, what):
+    if not (NATIVE / "rxb-gen").exists():
+        pytest.skip("rxb-gen not built")
+    p = subprocess.run([str(NATIVE / "rxb-gen"), "--ifname", "lo", "--dst-mac",
+                        "02:00:00:00:00:01", "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2",
+                        *bad], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and what in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr

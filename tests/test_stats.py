@@ -166,3 +166,17 @@ def test_host_stratum_and_stratified_stats():
     close = st[st["host"] == "close"].iloc[0]
     assert close["n_ok"] == 2 and close["rx_pps_median"] == pytest.approx(1.615e6)
     assert st[st["host"] == "other"].iloc[0]["n_ok"] == 3
+
+
+def test_among_matches_a_missing_value_in_a_float_column():
+    s = pd.Series([float("nan"), 0.0, 1.0])
+    assert list(S.among(s, [None, 0])) == [True, True, False]    # pandas' isin says False, True, False
+    assert list(S.among(pd.Series([None, "ndr", "saturation"]), [None, "saturation"])) == [True, False, True]
+
+
+def test_compare_stats_agrees_with_compare_on_the_values():
+    a, b = [1.40, 1.42, 1.41, 1.43, 1.39], [1.15, 1.17, 1.16, 1.18, 1.14]
+    sa, sb = S.summarize(a), S.summarize(b)
+    rec = lambda s: {"m_median": s.median, "m_med_lo": s.med_lo, "m_med_hi": s.med_hi}  # noqa
+    assert S.compare_stats(rec(sa), rec(sb), "m") == S.compare(a, b)
+    assert S.sender_bound({"generator_bound_reps": 1}) and not S.sender_bound({"generator_bound_reps": 0})

@@ -8,15 +8,18 @@ FIGURE_PLAN = f"{GENERATED}/figures.txt"
 # figure family -> report category (workflow/rxbench/plots.py FAMILIES;
 # each has its caption in workflow/report/<family>.rst)
 FIGURE_FAMILIES = {
+    "eth_best": "Ethernet",
     "eth_rate": "Ethernet",
+    "eth_ndr": "Ethernet",
     "eth_gbps": "Ethernet",
     "eth_cores": "Ethernet",
     "eth_cpu": "Ethernet",
     "tcp_msg": "TCP",
     "tcp_conns": "TCP",
     "tcp_cpu": "TCP",
+    "tcp_load": "TCP",
 }
-GEN_TABLES = [f"{GENERATED}/{t}_table.tex" for t in ("eth", "tcp", "env", "seed")]
+GEN_TABLES = [f"{GENERATED}/{t}_table.tex" for t in ("eth", "tcp", "env", "seed", "best", "ndr")]
 # the seed study's own numbers (with their source), beside ours in the seed table
 SEED_CSV = str(Path(workflow.basedir) / "paper" / "data" / "seed_vm_table.csv")
 
@@ -95,6 +98,6 @@ rule table:
     log:
         f"{GENERATED}/{{table}}_table.log",
     wildcard_constraints:
-        table="eth|tcp|env|seed",
+        table="eth|tcp|env|seed|best|ndr",
     shell:
         "{PAPER_PY} table {wildcards.table} --csv {input.csv:q} --out {output:q} > {log} 2>&1"

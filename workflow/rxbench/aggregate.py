@@ -39,8 +39,13 @@ def row(data: dict, path: str) -> dict:
     ndr = data.get("ndr") or {}
     if ndr:
         r.update({"ndr_pps": ndr.get("ndr_pps"), "pdr_pps": ndr.get("pdr_pps"),
-                  "ndr_trials": ndr.get("trials")})
+                  "ndr_trials": ndr.get("trials"), "pdr_loss_ratio": ndr.get("pdr_loss_ratio")})
     prov = data.get("provenance", {})
+    # [vm] the guests' accelerator (tcg: rates say nothing about the stacks)
+    plat = prov.get("platform") if isinstance(prov.get("platform"), dict) else {}
+    accel = data.get("accel") or plat.get("accel")
+    if accel:
+        r["accel"] = accel
     r.update({"kernel": prov.get("kernel"), "cpu_model": prov.get("cpu_model"),
               "nic_driver": prov.get("nic_driver"), "git_rev": prov.get("git_rev"),
               "started_at": prov.get("started_at"), "path": path})

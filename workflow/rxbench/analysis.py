@@ -199,17 +199,26 @@ def classify_eth(loss_frac: float, refused_frac: float, busy_frac: dict, generat
             "shared_cpu": shared, "lossy": lossy}
 
 
-def eth_drops(a: dict, b: dict, rx, gen) -> tuple[dict, dict, dict]:
+def eth_drops(a: dict, b: dict, rx, gen, driver: str | None = None) -> tuple[dict, dict, dict]:
     """Receive-side losses by stage, the sender's refusals (back-pressure
-    or a loss stage), and each count's own window in seconds."""
+    or a loss stage), and each count's own window in seconds. Where the
+    driver counts an XDP program's verdict drops as rx_dropped (virtio_net),
+    those frames were received, not lost: receiver_rx_dropped is what is
+    left, the raw count goes to back-pressure's receiver_rx_dropped_raw."""
     sa, sb, ra, rb = a["sender"], b["sender"], a["receiver"], b["receiver"]
     sif, rif = _ifname(sa), _ifname(ra)
     snd = delta(sa["counters"]["links"][sif], sb["counters"]["links"][sif], f"sender {sif}")
-    rcv = delta(ra["counters"]["links"][rif], rb["counters"]["links"][rif], f"receiver {rif}")
     s_win, r_win = window_s(sa["counters"], sb["counters"]), window_s(ra["counters"], rb["counters"])
     rx_win = window_s(ra["tool"], rb["tool"])
-    drops = {"receiver_rx_dropped": rcv["rx_dropped"], "receiver_rx_missed": rcv["rx_missed_errors"],
-             "receiver_rx_errors": rcv["rx_errors"]}
+    drops, verdict = {}, 0
+    if rif in ra["counters"].get("links", {}):
+        rcv = delta(ra["counters"]["links"][rif], rb["counters"]["links"][rif], f"receiver {rif}")
+        verdict = rx.verdict_drops(ra["tool"], rb["tool"], driver)
+        drops = {"receiver_rx_dropped": rcv["rx_dropped"] - verdict,
+                 "receiver_rx_missed": rcv["rx_missed_errors"], "receiver_rx_errors": rcv["rx_errors"]}
+    # else the reader was started without the interface: the NIC is a
+    # user-space driver's (DPDK's own PMD, Side.bypass), no kernel link
+    # counters; its losses are the PMD's own (stage_drops)
     windows = {k: r_win for k in drops}
     for k, v in rx.stage_drops(ra["tool"], rb["tool"]).items():
         drops[k], windows[k] = v, rx_win
@@ -217,6 +226,8 @@ def eth_drops(a: dict, b: dict, rx, gen) -> tuple[dict, dict, dict]:
         drops["sender_veth_refused"], windows["sender_veth_refused"] = snd["tx_dropped"], s_win
     backpressure = {
         "sender_tx_dropped": snd["tx_dropped"], "sender_tx_errors": snd["tx_errors"],
+        **({"receiver_rx_dropped_raw": drops["receiver_rx_dropped"] + verdict,
+            "receiver_rx_dropped_xdp_verdict": verdict} if drops and verdict else {}),
         "generator_retries": int(sb["tool"].get("backpressure", 0)) - int(sa["tool"].get("backpressure", 0)),
     }
     return drops, backpressure, windows
@@ -234,7 +245,7 @@ def explained_rate(drops: dict, windows: dict) -> float:
             rate.get("packet_ring_drops", 0.0))
 
 
-def analyse_eth(cell, a: dict, b: dict, placement, gen, rx) -> dict:
+def analyse_eth(cell, a: dict, b: dict, placement, gen, rx, driver: str | None = None) -> dict:
     """Rates, drops and CPU cost over the measured interval [a, b]."""
     size = cell.params["size"]
     for side in ("sender", "receiver"):
@@ -248,7 +259,7 @@ def analyse_eth(cell, a: dict, b: dict, placement, gen, rx) -> dict:
     hz_s = b["sender"]["counters"].get("clk_tck", 100)
     cpu, check = cpu_window(a["receiver"]["counters"], b["receiver"]["counters"], hz_r)
     scpu, scheck = cpu_window(a["sender"]["counters"], b["sender"]["counters"], hz_s)
-    drops, backpressure, windows = eth_drops(a, b, rx, gen)
+    drops, backpressure, windows = eth_drops(a, b, rx, gen, driver)
     # every count as a rate over its own window, back to the receiver's window
     unaccounted = round((offered_pps - rx_pps - explained_rate(drops, windows)) * rx_s)
     refused_frac = (backpressure["sender_tx_dropped"] / (sent + backpressure["sender_tx_dropped"])

@@ -10,7 +10,8 @@
   python -m rxbench g5k walltime [--config ...]   # the walltime a campaign needs
   python -m rxbench targets [--config k=v ...]   # list the configured cells
   python -m rxbench vm-image [--config k=v ...]  # build (or find) the vm guest image
-  python -m rxbench vm-cell --stack xdp_drop --size 64 [--out F]  # one cell in the vm guests
+  python -m rxbench vm-cell results/vm/eth/xdp_drop/cores=1/size=64/rep=1.json [--config k=v ...]
+                                   # one cell in the vm guests (= cell, config resolved for vm)
   python -m rxbench bench [--reps 5]   # receivers vs offered rate (speed check)
   python -m rxbench reference --platform local --machine NAME
                                    # make reference: results/local -> results/reference/local-NAME
@@ -157,14 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     vi.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     vi.add_argument("--config-json")
     vi.add_argument("--print-dir", action="store_true", help="only print where it is (or goes)")
-    vc = sub.add_parser("vm-cell", help="one Ethernet cell in the vm guests (the lease "
-                                        "boots them once; 'lease down vm' releases)")
-    vc.add_argument("--layer", choices=["eth", "tcp"], default="eth")
-    vc.add_argument("--stack", required=True)
-    vc.add_argument("--size", type=int, default=64)
-    vc.add_argument("--rep", type=int, default=1)
-    vc.add_argument("--out")
+    vc = sub.add_parser("vm-cell", help="one cell in the vm guests, as the campaign runs it "
+                                        "(the lease boots them once; 'lease down vm' releases)")
+    vc.add_argument("out", help="the cell's result path, results/vm/...")
     vc.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
+    vc.add_argument("--log", help="the cell's log (default: stderr)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "cell":
@@ -184,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             return tcp(args.reps, args.duration, [int(x) for x in args.conns.split(",")],
                        args.msg, stacks, args.touch,
                        [load_value(x) for x in args.loads.split(",")])
+        if args.cmd == "bench" and args.rate_accuracy:
+            from .bench import rate_accuracy
+            return rate_accuracy(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
+                                 [float(x) for x in args.rates.split(",")], args.napi.split(","),
+                                 args.out)
         if args.cmd == "bench":
             from .bench import main as bench
             return bench(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
@@ -216,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                 if cfg["platform"] == "ssh":
                     from .platforms.ssh import clean_hosts
                     removed += clean_hosts(cfg, Log())
+                if cfg["platform"] == "vm":
+                    from .platforms.vm import clean_guests
+                    removed += clean_guests(cfg, Log())
             print("\n".join(f"removed {r}" for r in removed) or "nothing to clean")
         elif args.cmd == "vm-image":
             from .config import resolve
@@ -225,15 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                    else resolve(_overrides(args.config)))
             print(image_dir(cfg) if args.print_dir else build_image(cfg, Log(echo=True)))
         elif args.cmd == "vm-cell":
-            from . import lease
             from .config import resolve
-            from .util import Log
-            from .vmcell import run_cell
-            cfg = resolve({"platform": "vm", **_overrides(args.config)})
-            log = Log(echo=True)
-            inventory = lease.ensure("vm", cfg, log)
-            run_cell(inventory, args.layer, args.stack, args.size, cfg["duration_s"],
-                     cfg["warmup_s"], args.out, log, args.rep)
+            from .runner import run_cell
+            return run_cell(args.out, resolve({"platform": "vm", **_overrides(args.config)}),
+                            args.log)
         elif args.cmd == "targets":
             from .cells import targets
             from .config import resolve

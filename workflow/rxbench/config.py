@@ -186,6 +186,10 @@ def resolve(overrides: dict | None = None, base: dict | None = None,
                           f"allowed values: {', '.join(allowed)}")
     cfg = merge(merge(base, _load_yaml(PROFILES / f"{profile}.yaml")), overrides)
     cfg["profile"] = profile
+    if cfg.get("platform") == "vm":
+        # the vm platform's own Ethernet defaults (pktgen, DPDK's own PMD)
+        over = ((cfg.get("platforms") or {}).get("vm") or {}).get("eth") or {}
+        cfg["eth"] = merge(cfg.get("eth") or {}, over)
     validate_schema(cfg)
     check_host(cfg, ncpus)
     return cfg

@@ -236,13 +236,23 @@ def _wait_ready(kind: str, path: Path, log, timeout: float) -> dict:
         time.sleep(POLL_S)
 
 
+class _Stop(BaseException):
+    """A signal while the lease was coming up."""
+
+
 def serve(kind: str, path: Path) -> int:
     """The owner: bring the resources up, then hold them until released."""
     log = Log(path.with_suffix(".log"), echo=False)
-    stop = {"sig": None}
+    stop = {"sig": None, "coming_up": True}
 
     def on_signal(signum, _frame):
         stop["sig"] = signum
+        if stop["coming_up"]:
+            # `lease down`, Ctrl-C or a campaign's end while guests boot or a
+            # job waits: abandon the way up now (released from the record)
+            # rather than minutes later
+            stop["coming_up"] = False
+            raise _Stop(f"signal {signal.Signals(signum).name} while coming up")
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, on_signal)
@@ -255,7 +265,11 @@ def serve(kind: str, path: Path) -> int:
     mod = _module(kind, data)
     try:
         inventory = mod.lease_up(data["cfg"], record, log)
+        stop["coming_up"] = False
     except BaseException as e:  # noqa: BLE001 - every failure releases and is reported
+        stop["coming_up"] = False
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)     # release runs to the end
         log(f"lease {kind}: up failed: {e}")
         data["status"], data["error"] = "failed", str(e) or type(e).__name__
         record.save()

@@ -139,3 +139,30 @@ def tcp_drops(counters: dict[str, int]) -> dict[str, int]:
 def nstat(host) -> dict[str, int]:
     """Absolute TCP counters of a host (nstat -a: no history file kept)."""
     return parse_nstat_json(host.run(NSTAT, check=False))
+
+
+# steady state of a cell: computed in the cell (stats.py re-exports it)
+STEADY_DRIFT = 0.05       # a cell whose per-second rate drifts more than this is not steady
+
+
+def steady_state(series: list[dict], key: str = "packets",
+                 max_drift: float = STEADY_DRIFT) -> dict:
+    """Per-interval rates from a time series of cumulative snapshots
+    [{"t_ns", key}, ...] (one a second over the measured interval), and
+    whether the cell was steady: the mean rate of the last half within
+    `max_drift` of the first half's, and no interval below half the
+    median (a stall). Fewer than 4 snapshots: steady is None."""
+    pts = [(int(s["t_ns"]), int(s[key])) for s in series if s and key in s and "t_ns" in s]
+    rates = [(b[1] - a[1]) / ((b[0] - a[0]) / 1e9) for a, b in zip(pts, pts[1:]) if b[0] > a[0]]
+    if len(rates) < 3:
+        return {"rates": rates, "steady": None, "drift": None, "reason": "too few snapshots"}
+    half = len(rates) // 2
+    first, last = sum(rates[:half]) / half, sum(rates[-half:]) / half
+    drift = (last - first) / first if first else float("inf")
+    med = sorted(rates)[len(rates) // 2]
+    stalls = sum(1 for r in rates if r < 0.5 * med)
+    steady = abs(drift) <= max_drift and stalls == 0
+    reason = ("" if steady else
+              f"rate drifts {drift * 100:+.1f} % from the first half to the last" if
+              abs(drift) > max_drift else f"{stalls} interval(s) below half the median rate")
+    return {"rates": rates, "steady": steady, "drift": drift, "reason": reason}

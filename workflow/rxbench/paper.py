@@ -14,7 +14,14 @@ reads only results/{platform}/summary.csv.
 
 numbers.tex holds one \\newcommand per number the text quotes (and \\if
 switches for what the data has), so the text cannot disagree with the
-data. It also defines \\RxGenDir, the folder of the platform's figures and
+data. Every comparative clause is generated here by one interval test
+(claim_tex on stats.compare_stats: medians and bootstrap intervals of the
+median): "A receives more than B" only when the intervals are apart. The
+Ethernet headline compares each stack at its best configuration
+(stats.best_config) and equal wait modes at the same placement; the TCP
+text ranks only servers that were not sender-bound, compares iperf3 only
+as a sender+server pair with our pairs, and CPU per byte only at equal
+load (a rate-limited sender that reached its target). It also defines \\RxGenDir, the folder of the platform's figures and
 tables: the platform of the summary it was made from is the paper's.
 """
 
@@ -119,8 +126,10 @@ class Macros:
                f"% {source}; do not edit. Every number the paper's text quotes.",
                "% Names: \\<Stack><Variant><Metric><Point>, e.g. \\XdpDropMppsSixtyFour",
                "% (eth: received Mpps at 64 B, default variants, fewest cores) or",
-               "% \\EpollTouchOneGbpsConnsOneMsgSixtyFourKiB (tcp); values are means over",
-               "% the successful repetitions; ...Lo/...Hi the 95 % CI (Student t).", ""]
+               "% \\EpollTouchOneGbpsConnsOneMsgSixtyFourKiB (tcp); values are medians over",
+               "% the successful repetitions; ...Lo/...Hi the 95 % bootstrap interval of",
+               "% the median. Comparative clauses (...Claim...) went through the interval",
+               "% test (rxbench.stats.compare_stats).", ""]
         for name, v in self.flags.items():
             out.append(f"\\newif\\if{name}\\{name}{'true' if v else 'false'}")
         out.append("")
@@ -136,28 +145,9 @@ def _ok(st: pd.DataFrame, layer: str) -> pd.DataFrame:
     return st[(st["layer"] == layer) & (st["status"] == "ok")]
 
 
-def _defaults_only(sub: pd.DataFrame, variants, defaults, except_=()) -> pd.DataFrame:
-    mask = pd.Series(True, index=sub.index)
-    for k in variants:
-        if k in except_:
-            continue
-        vals = sub[k].map(S.norm)
-        mask &= vals.isna() | (vals == defaults.get(k))
-    return sub[mask]
-
-
 def _variant_part(rec, variants, defaults) -> str:
     return "".join(camel(k) + camel(S.norm(rec.get(k))) for k in variants
                    if S.norm(rec.get(k)) is not None and S.norm(rec.get(k)) != defaults.get(k))
-
-
-def apart(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> bool:
-    """Do the confidence intervals of two groups (first rows) not overlap?"""
-    alo, ahi = a[f"{metric}_ci_lo"].iloc[0], a[f"{metric}_ci_hi"].iloc[0]
-    blo, bhi = b[f"{metric}_ci_lo"].iloc[0], b[f"{metric}_ci_hi"].iloc[0]
-    if not all(math.isfinite(x) for x in (alo, ahi, blo, bhi)):
-        return False
-    return bool(ahi < blo or bhi < alo)
 
 
 def _pick(sub: pd.DataFrame, col: str, value) -> pd.DataFrame:
@@ -222,16 +212,105 @@ def numbers(csv: str | Path, gendir: str | None = None, dataset: str | None = No
     for name in plots.FAMILIES:
         M.flag("Fig" + camel(name), name in planned)
 
-    _eth_numbers(M, df, st)
-    _tcp_numbers(M, df, st)
+    nic = ctx["nic_driver"]
+    M.flag("HaveTcg", S.tcg(df))
+    M.add("RxTcgNote", tex_text(S.TCG_NOTE[:1].upper() + S.TCG_NOTE[1:]), "a sentence")
+    _eth_numbers(M, df, st, nic)
+    _tcp_numbers(M, df, st, nic)
     _claims(M, df, csv)
     return M
+
+
+# --- the interval test, in the text's words ----------------------------------------
+
+def _finite(x) -> bool:
+    x = S.norm(x)
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def claim_tex(la: str, a, lb: str, b, metric: str, unit: str, scale: float = 1.0,
+              verb: str = "receives more than") -> tuple[str, S.Comparison]:
+    """A comparative clause that says only what the interval test
+    (stats.compare_stats: medians, bootstrap intervals of the median)
+    supports: "A <verb> B (medians ...; intervals apart)" when the
+    intervals separate, else "A and B are not told apart (...)", or "not
+    compared" when either has no interval. la, lb are TeX already."""
+    c = S.compare_stats(a, b, metric)
+    conf = f"{100 * S.CONFIDENCE:g}\\,\\%"
+    ma, mb = sig(c.median_a / scale), sig(c.median_b / scale)
+
+    def ci(t):
+        return f"[{sig(t[0] / scale)}, {sig(t[1] / scale)}]"
+    if not all(math.isfinite(v) for v in (*c.ci_a, *c.ci_b)):
+        return (f"{la} and {lb} are not compared by the interval test (medians {ma} and "
+                f"{mb}\\,{unit}; fewer than {S.MIN_BOOT_N} repetitions, so no interval)"), c
+    if not c.apart:
+        return (f"{la} and {lb} are not told apart (medians {ma} and {mb}\\,{unit}; "
+                f"their {conf} bootstrap intervals {ci(c.ci_a)} and {ci(c.ci_b)} "
+                f"overlap)"), c
+    if c.order == ">":
+        hi, lo, mh, ml, ch, cl = la, lb, ma, mb, c.ci_a, c.ci_b
+    else:
+        hi, lo, mh, ml, ch, cl = lb, la, mb, ma, c.ci_b, c.ci_a
+    return (f"{hi} {verb} {lo} (medians {mh} vs {ml}\\,{unit}; {conf} bootstrap "
+            f"intervals {ci(ch)} and {ci(cl)} apart)"), c
+
+
+def _config_text(rec, variants, defaults, skip=("search",)) -> str:
+    """The non-default variants of a group, "napi=sender, wait=spin"
+    (TeX), or "" when every variant is at its default."""
+    parts = [f"{k}={S.norm(rec.get(k))}" for k in variants if k not in skip
+             and S.norm(rec.get(k)) is not None and S.norm(rec.get(k)) != defaults.get(k)]
+    return tex_text(", ".join(parts))
+
+
+def label_tex(rec, variants, defaults, nic=None, config: bool = True) -> str:
+    """How the text names a group's stack: \\texttt{af\\_xdp}, with its
+    non-default configuration; DPDK on veth and iperf3 by what they are."""
+    stack = str(rec["stack"])
+    lab = S.stack_label(stack, nic)
+    name = f"\\texttt{{{tex_text(stack)}}}" if lab == stack else tex_text(lab)
+    cfg = _config_text(rec, variants, defaults) if config else ""
+    if cfg and name.endswith(")"):
+        return f"{name[:-1]}; {cfg})"
+    return f"{name} ({cfg})" if cfg else name
+
+
+def _sat(eth: pd.DataFrame) -> pd.DataFrame:
+    """Saturation groups only (search=ndr cells report NDR as rx_pps)."""
+    if "search" not in eth.columns or not len(eth):
+        return eth
+    return eth[S.among(eth["search"], [None, "saturation"])]
+
+
+def _ndr(eth: pd.DataFrame) -> pd.DataFrame:
+    if "search" not in eth.columns or not len(eth):
+        return eth.iloc[0:0]
+    return eth[eth["search"].map(S.norm) == "ndr"]
+
+
+def _match(sub: pd.DataFrame, want: dict, variants, defaults, free=("napi",)) -> pd.DataFrame:
+    """Groups whose variants equal `want`, every other variant (but those
+    in `free`) at its default (a variant a stack lacks counts as default)."""
+    if not len(sub):
+        return sub
+    mask = pd.Series(True, index=sub.index)
+    for k in variants:
+        if k in free and k not in want:
+            continue
+        vals = sub[k].map(S.norm) if k in sub.columns else pd.Series(None, index=sub.index)
+        if k in want:
+            mask &= vals == want[k]
+        else:
+            mask &= vals.isna() | (vals == defaults.get(k))
+    return sub[mask]
 
 
 def _claims(M: Macros, df, csv) -> None:
     """What the text may name: the platforms of the code's registry and of
     this data set, the flake only where flake.nix exists, and how this data
-    set's dpdk and af_xdp compare with the seed's (its table beside ours)."""
+    set's dpdk and af_xdp (each at its best) compare with the seed's (its
+    table beside ours), by the interval test."""
     from . import ROOT, tables
     from .platforms import PLATFORMS
     M.add("RxRegisteredPlatforms", ", ".join(f"\\texttt{{{tex_text(p)}}}" for p in PLATFORMS),
@@ -247,121 +326,201 @@ def _claims(M: Macros, df, csv) -> None:
     M.add("SeedSizesShared", len(rows), "frame sizes both the seed and this data set measured")
     M.add("SeedDpdkAboveAfXdp", sum(r["seed_dpdk"] > r["seed_af_xdp"] for r in rows),
           "sizes where the seed's DPDK beat its AF_XDP")
-    above = [r for r in rows if r["af_xdp"]["rx_pps_mean"] > r["dpdk"]["rx_pps_mean"]]
-    one = lambda rec: pd.DataFrame([rec])
-    M.add("OursAfXdpAboveDpdk", len(above), "sizes where our af_xdp received more than dpdk")
-    M.add("OursAfXdpAboveDpdkApart",
-          sum(apart(one(r["af_xdp"]), one(r["dpdk"]), "rx_pps") for r in above),
-          "... of which with the 95 % intervals apart")
-    M.flag("OursOrderReversed", bool(rows) and len(above) == len(rows))
+    comps = [S.compare_stats(r["af_xdp"], r["dpdk"], "rx_pps") for r in rows]
+    M.add("OursAfXdpAboveDpdk", sum(c.apart and c.order == ">" for c in comps),
+          "sizes where our af_xdp (at its best) received more than dpdk, intervals apart")
+    M.add("OursDpdkAboveAfXdp", sum(c.apart and c.order == "<" for c in comps),
+          "sizes where our dpdk (at its best) received more than af_xdp, intervals apart")
+    known = [all(math.isfinite(v) for v in (*c.ci_a, *c.ci_b)) for c in comps]
+    M.add("OursNotToldApart", sum(k and not c.apart for c, k in zip(comps, known)),
+          "sizes where the two are not told apart (intervals overlap)")
+    M.add("OursNotCompared", sum(not k for k in known),
+          "sizes without an interval (fewer than three repetitions)")
 
 
-def _eth_numbers(M: Macros, df, st) -> None:
+# --- Ethernet ------------------------------------------------------------------------
+
+# equal wait modes against each other: (macro tag, (stack, variants), (stack,
+# variants), what they share)
+WAIT_PAIRS = (
+    ("Spin", ("af_xdp", {"wait": "spin"}), ("dpdk", {"busy_budget": 0}),
+     "both spin on their core"),
+    ("Busy", ("af_xdp", {"wait": "busy_poll"}), ("dpdk", {"busy_budget": 64}),
+     "both drive NAPI by preferred busy polling"),
+    ("Sleep", ("af_xdp", {"wait": "poll"}), ("af_packet", {}),
+     "both sleep until the kernel wakes them"),
+)
+NAPI_TEXT = {"receiver": "NAPI on the receiver's core", "sender": "NAPI on the sender's CPU",
+             "dedicated": "NAPI on a core of its own"}
+
+
+def _eth_numbers(M: Macros, df, st, nic=None) -> None:
     eth = _ok(st, "eth")
-    M.flag("HaveEth", bool(len(eth)))
+    sat = _sat(eth)
+    M.flag("HaveEth", bool(len(sat)))
     M.flag("HaveEthRows", bool(len(st)) and bool((st["layer"] == "eth").any()))
     M.add("RxEthGroups", int((st["layer"] == "eth").sum()) if len(st) else 0)
-    M.add("RxEthGenBoundGroups", int((eth["generator_bound_reps"] > 0).sum()) if len(eth) else 0,
+    M.add("RxEthGenBoundGroups", int((sat["generator_bound_reps"] > 0).sum()) if len(sat) else 0,
           "eth groups generator-bound in >= 1 repetition")
-    M.add("RxEthStacks", ", ".join(f"\\texttt{{{tex_text(s)}}}" for s in
-                                   dict.fromkeys(eth["stack"])) if len(eth) else "none")
+    M.add("RxEthStacks", ", ".join(label_tex({"stack": s}, [], {}, nic) for s in
+                                   dict.fromkeys(sat["stack"])) if len(sat) else "none")
     variants = S.layer_variants(st, "eth") if len(st) else []
     defaults = S.variant_defaults(df, variants)
     cores_vals = sorted({S.norm(v) for v in eth["cores"]} - {None}) if len(eth) else []
-    # every successful group: \<Stack><Variant><Metric><Size>[Cores<N>]
+    # every successful group: \<Stack><Variant><Metric><Size>[Cores<N>] (medians)
     for _, r in eth.iterrows():
         rec = r.to_dict()
-        name = camel(rec["stack"]) + _variant_part(rec, variants, defaults)
+        is_ndr = S.norm(rec.get("search")) == "ndr"
+        name = camel(rec["stack"]) + _variant_part(
+            rec, [v for v in variants if v != "search"] if is_ndr else variants, defaults)
         point = words(rec["size"]) + (f"Cores{words(rec['cores'])}"
                                       if len(cores_vals) > 1 and rec["cores"] != cores_vals[0]
                                       else "")
-        M.add(f"{name}Mpps{point}", sig(rec["rx_pps_mean"] / 1e6))
-        if math.isfinite(rec["rx_pps_ci_lo"]):
-            M.add(f"{name}MppsLo{point}", sig(rec["rx_pps_ci_lo"] / 1e6))
-            M.add(f"{name}MppsHi{point}", sig(rec["rx_pps_ci_hi"] / 1e6))
-        if "rx_gbps_mean" in rec and math.isfinite(rec["rx_gbps_mean"]):
-            M.add(f"{name}Gbps{point}", sig(rec["rx_gbps_mean"]))
+        if is_ndr:
+            for m, tag in (("ndr_pps", "Ndr"), ("pdr_pps", "Pdr")):
+                if _finite(rec.get(f"{m}_median")):
+                    M.add(f"{name}{tag}Mpps{point}", sig(rec[f"{m}_median"] / 1e6))
+            if _finite(rec.get("ndr_trials_median")):
+                M.add(f"{name}NdrTrials{point}", f"{rec['ndr_trials_median']:.0f}")
+            continue
+        M.add(f"{name}Mpps{point}", sig(rec["rx_pps_median"] / 1e6))
+        if _finite(rec.get("rx_pps_med_lo")):
+            M.add(f"{name}MppsLo{point}", sig(rec["rx_pps_med_lo"] / 1e6))
+            M.add(f"{name}MppsHi{point}", sig(rec["rx_pps_med_hi"] / 1e6))
+        if _finite(rec.get("rx_gbps_median")):
+            M.add(f"{name}Gbps{point}", sig(rec["rx_gbps_median"]))
         if rec.get("cpu_ns_per_pkt_n", 0):
-            M.add(f"{name}NsPerPkt{point}", sig(rec["cpu_ns_per_pkt_mean"]))
+            M.add(f"{name}NsPerPkt{point}", sig(rec["cpu_ns_per_pkt_median"]))
 
-    # the comparisons the text makes: fewest cores, default variants,
-    # smallest and largest frame
-    base = _defaults_only(_pick(eth, "cores", cores_vals[0]) if cores_vals else eth,
-                          variants, defaults)
-    sizes = sorted({S.norm(v) for v in base["size"]} - {None}) if len(base) else []
+    c0 = cores_vals[0] if cores_vals else None
+    M.add("EthCores", c0 if c0 is not None else "n/a", "receiver cores of the comparisons")
+    M.add("EthCoresText", plural(c0, "receiver core") if c0 is not None else "n/a")
+    M.add("RxBestRule", tex_text(S.BEST_RULE), "how each stack's best configuration is chosen")
+    best = S.best_config(st, "eth", defaults=defaults) if len(st) else st.iloc[0:0]
+    if len(best):
+        best = _pick(best, "cores", c0)
+    M.flag("HaveBest", bool(len(best)))
+    M.add("RxBestVariantWins", int((~best["best_is_default"].astype(bool)).sum()) if len(best)
+          else 0, "points where a non-default configuration was shown better")
+    M.add("RxBestPoints", len(best))
+    sizes = sorted({S.norm(v) for v in best["size"]} - {None}) if len(best) else []
     small, large = (sizes[0], sizes[-1]) if sizes else (None, None)
-    M.add("EthCores", cores_vals[0] if cores_vals else "n/a", "receiver cores of the comparisons")
-    M.add("EthCoresText", plural(cores_vals[0], "receiver core") if cores_vals else "n/a")
     M.add("EthSmallSize", small if small is not None else "n/a", "bytes")
     M.add("EthLargeSize", large if large is not None else "n/a", "bytes")
-    at_small = _pick(base, "size", small)
-
-    def mean(g):
-        return float(g["rx_pps_mean"].iloc[0]) / 1e6 if len(g) else float("nan")
-
-    ceil = at_small[at_small["stack"] == "xdp_drop"]
-    ceil_l = _pick(base, "size", large)
-    ceil_l = ceil_l[ceil_l["stack"] == "xdp_drop"]
-    M.flag("HaveCeiling", bool(len(ceil)))
-    M.flag("HaveCeilingLarge", bool(len(ceil_l)) and large != small)
-    M.add("CeilingMppsSmall", sig(mean(ceil)), "xdp_drop at the smallest frame")
-    M.add("CeilingMppsLarge", sig(mean(ceil_l)), "xdp_drop at the largest frame")
-    users = at_small[at_small["stack"] != "xdp_drop"].sort_values("rx_pps_mean", ascending=False)
-    M.flag("HaveUserEth", bool(len(users)))
-    M.flag("HaveTwoUserEth", len(users) > 1)
-    best = users.iloc[:1]
-    worst = users.iloc[-1:]
-    c = mean(ceil)
-    for tag, g in (("Best", best), ("Worst", worst)):
-        M.add(f"{tag}UserStack", f"\\texttt{{{tex_text(g['stack'].iloc[0])}}}" if len(g) else "n/a")
-        M.add(f"{tag}UserMppsSmall", sig(mean(g)))
-        M.add(f"{tag}UserPctSmall", pct(100 * mean(g) / c) if len(g) and len(ceil) else "n/a",
-              "% of the xdp_drop rate")
-    M.add("BestOverWorstSmall", sig(mean(best) / mean(worst), 2)
-          if len(users) > 1 and mean(worst) > 0 else "n/a", "ratio")
-    # are the 95 % intervals apart? (with n = 1 there is none: not apart)
-    M.flag("BestCeilingApart", bool(len(best) and len(ceil)) and apart(best, ceil, "rx_pps"))
-    M.flag("BestUserBelowCeiling", bool(len(best) and len(ceil)) and mean(best) < c)
-    M.flag("BestWorstApart", len(users) > 1 and apart(best, worst, "rx_pps"))
-    # highest throughput of any group (frame bits)
-    if len(eth) and "rx_gbps_mean" in eth.columns:
-        top = eth.sort_values("rx_gbps_mean", ascending=False).iloc[0]
-        M.add("EthMaxGbps", sig(top["rx_gbps_mean"]))
-        M.add("EthMaxGbpsStack", f"\\texttt{{{tex_text(top['stack'])}}}")
-        M.add("EthMaxGbpsSize", S.norm(top["size"]))
-    else:
-        M.add("EthMaxGbps", "n/a")
-        M.add("EthMaxGbpsStack", "n/a")
-        M.add("EthMaxGbpsSize", "n/a")
-    # NAPI placement: the ceiling with the receive path on the sender's CPU,
-    # relative to the default placement
-    sender = at_small.iloc[0:0]
-    if "napi" in variants and cores_vals:
-        s = _defaults_only(_pick(_pick(eth, "cores", cores_vals[0]), "size", small),
-                           variants, defaults, except_=("napi",))
-        sender = s[(s["stack"] == "xdp_drop") & (s["napi"].map(S.norm) == "sender")]
-    has_sender = bool(len(sender) and len(ceil)) and defaults.get("napi") != "sender"
+    M.flag("HaveLarge", large is not None and large != small)
+    lab = lambda rec: label_tex(rec, variants, defaults, nic)     # noqa: E731
+    for tag, size in (("Small", small), ("Large", large)):
+        at = _pick(best, "size", size) if size is not None else best.iloc[0:0]
+        ceil = at[at["stack"] == "xdp_drop"]
+        users = at[at["stack"] != "xdp_drop"].sort_values("rx_pps_median", ascending=False)
+        M.flag(f"HaveCeiling{tag}", bool(len(ceil)))
+        M.flag(f"HaveUserEth{tag}", bool(len(users)))
+        M.flag(f"HaveTwoUserEth{tag}", len(users) > 1)
+        M.add(f"CeilingMpps{tag}", sig(ceil["rx_pps_median"].iloc[0] / 1e6) if len(ceil) else "n/a",
+              "xdp_drop at its best")
+        M.add(f"CeilingLabel{tag}", lab(ceil.iloc[0]) if len(ceil) else "n/a")
+        top = users.iloc[0] if len(users) else None
+        M.add(f"TopUserStack{tag}", lab(top) if top is not None else "n/a",
+              "the user-space receiver with the highest median (not a ranking)")
+        M.add(f"TopUserMpps{tag}", sig(top["rx_pps_median"] / 1e6) if top is not None else "n/a")
+        if top is not None and len(ceil):
+            text, c = claim_tex(lab(top), top, lab(ceil.iloc[0]), ceil.iloc[0], "rx_pps",
+                                "Mpps", 1e6)
+        else:
+            text, c = "n/a", None
+        M.add(f"EthCeilingClaim{tag}", text, "the top user-space receiver vs xdp_drop")
+        M.flag(f"TopBelowCeilingApart{tag}", bool(c and c.apart and c.order == "<"))
+        claims = [claim_tex(lab(top), top, lab(r), r, "rx_pps", "Mpps", 1e6)[0]
+                  for _, r in users.iloc[1:].iterrows()] if top is not None else []
+        M.add(f"EthUserClaims{tag}", "; ".join(claims) or "n/a",
+              "the top user-space receiver vs each other, each at its best")
+    # like against like: equal wait modes, the same placement, smallest frame
+    at_small = _pick(_pick(sat, "cores", c0), "size", small) if small is not None else sat.iloc[0:0]
+    for tag, (sa, wa), (sb, wb), why in WAIT_PAIRS:
+        ga = _match(at_small[at_small["stack"] == sa], wa, variants, defaults)
+        gb = _match(at_small[at_small["stack"] == sb], wb, variants, defaults)
+        na = {S.norm(v) for v in ga["napi"]} if "napi" in ga.columns else {None}
+        nb = {S.norm(v) for v in gb["napi"]} if "napi" in gb.columns else {None}
+        common = sorted(na & nb, key=lambda v: (v != defaults.get("napi"), str(v)))
+        M.flag(f"HavePair{tag}", bool(len(ga) and len(gb) and common))
+        desc = (f"{label_tex({'stack': sa, **wa}, list(wa), {}, nic)} and "
+                f"{label_tex({'stack': sb, **wb}, list(wb), {}, nic)}")
+        M.add(f"EthPair{tag}Names", desc)
+        M.add(f"EthPair{tag}Why", why)
+        if len(ga) and len(gb) and common:
+            nv = common[0]
+            a = ga[ga["napi"].map(S.norm) == nv].iloc[0] if "napi" in ga.columns else ga.iloc[0]
+            b = gb[gb["napi"].map(S.norm) == nv].iloc[0] if "napi" in gb.columns else gb.iloc[0]
+            text, _ = claim_tex(label_tex({"stack": sa, **wa}, list(wa), {}, nic), a,
+                                label_tex({"stack": sb, **wb}, list(wb), {}, nic), b,
+                                "rx_pps", "Mpps", 1e6)
+            M.add(f"EthPair{tag}", f"with {NAPI_TEXT.get(nv, tex_text(f'napi={nv}'))}, {text}")
+        else:
+            M.add(f"EthPair{tag}", "n/a")
+    # NAPI placement of the ceiling: on the sender's CPU vs on the receiver's core
+    has_sender = False
+    if "napi" in variants and small is not None and defaults.get("napi") != "sender":
+        x = at_small[at_small["stack"] == "xdp_drop"]
+        snd = _match(x, {"napi": "sender"}, variants, defaults)
+        own = _match(x, {"napi": defaults.get("napi")}, variants, defaults)
+        if len(snd) and len(own):
+            has_sender = True
+            text, _ = claim_tex("\\texttt{xdp\\_drop} with " + NAPI_TEXT["sender"], snd.iloc[0],
+                                "\\texttt{xdp\\_drop} with "
+                                + NAPI_TEXT.get(defaults.get("napi"), "its default NAPI"),
+                                own.iloc[0], "rx_pps", "Mpps", 1e6)
+            M.add("NapiClaim", text)
     M.flag("HaveNapiSender", has_sender)
-    M.add("NapiSenderCeilingMppsSmall", sig(mean(sender)) if has_sender else "n/a")
-    M.add("NapiSenderCeilingPctSmall", pct(100 * mean(sender) / c) if has_sender else "n/a",
-          "% of xdp_drop with the default NAPI placement")
-    # CPU cost per packet at the smallest frame
-    cpu = at_small[at_small.get("cpu_ns_per_pkt_n", pd.Series(0, index=at_small.index)) > 0] \
-        if len(at_small) and "cpu_ns_per_pkt_n" in at_small.columns else at_small.iloc[0:0]
-    cpu = cpu.sort_values("cpu_ns_per_pkt_mean") if len(cpu) else cpu
+    if not has_sender:
+        M.add("NapiClaim", "n/a")
+    # CPU cost per packet, each stack at its best, smallest frame
+    at = _pick(best, "size", small) if small is not None else best.iloc[0:0]
+    cpu = at[at["cpu_ns_per_pkt_n"] > 0].sort_values("cpu_ns_per_pkt_median") \
+        if len(at) and "cpu_ns_per_pkt_n" in at.columns else at.iloc[0:0]
     M.flag("HaveEthCpu", len(cpu) > 1)
-    for tag, g in (("Cheapest", cpu.iloc[:1]), ("Dearest", cpu.iloc[-1:])):
-        M.add(f"{tag}EthStack", f"\\texttt{{{tex_text(g['stack'].iloc[0])}}}" if len(g) else "n/a")
-        M.add(f"{tag}NsPerPktSmall", sig(g["cpu_ns_per_pkt_mean"].iloc[0]) if len(g) else "n/a")
+    M.add("EthCpuClaim", claim_tex(lab(cpu.iloc[-1]), cpu.iloc[-1], lab(cpu.iloc[0]), cpu.iloc[0],
+                                   "cpu_ns_per_pkt", "ns", 1.0,
+                                   "spends more CPU time per packet than")[0]
+          if len(cpu) > 1 else "n/a")
+    # NDR and PDR (search=ndr cells) beside the maximum receive rate under overload
+    ndr = _pick(_ndr(eth), "cores", c0)
+    M.flag("HaveNdr", bool(len(ndr)))
+    M.add("RxNdrGroups", len(ndr))
+    parts = []
+    for _, r in ndr.sort_values(["size"], kind="stable").iterrows():
+        if not _finite(r.get("ndr_pps_median")):
+            continue
+        want = {k: S.norm(r.get(k)) for k in variants if k != "search" and S.norm(r.get(k)) is not None}
+        s = _match(_pick(sat, "size", S.norm(r["size"]))[lambda x: x["stack"] == r["stack"]],
+                   want, variants, defaults, free=())
+        trials = (f", {r['ndr_trials_median']:.0f} trials" if _finite(r.get("ndr_trials_median"))
+                  else "")
+        over = (f"; maximum receive rate under overload {sig(s['rx_pps_median'].iloc[0] / 1e6)}"
+                if len(s) else "")
+        pdr = (f", PDR {sig(r['pdr_pps_median'] / 1e6)}" if _finite(r.get("pdr_pps_median"))
+               else "")
+        parts.append(f"{lab(r)} at {S.norm(r['size'])}\\,B: NDR {sig(r['ndr_pps_median'] / 1e6)}"
+                     f"{pdr}{over}\\,Mpps ({plural(int(r['n_ok']), 'search')}{trials})")
+    M.add("NdrText", "; ".join(parts) or "n/a")
+    M.add("NdrPdrLoss", _pdr_loss_text(df), "the PDR goal's loss ratio (%)")
 
 
-def _tcp_numbers(M: Macros, df, st) -> None:
+def _pdr_loss_text(df) -> str:
+    """The PDR goal's loss ratio (%) the data set's NDR cells searched for."""
+    vals = sorted({float(v) for v in df.get("pdr_loss_ratio", pd.Series(dtype=float)).dropna()})
+    return ", ".join(f"{100 * v:g}" for v in vals) or "n/a"
+
+
+# --- TCP ---------------------------------------------------------------------------
+
+def _tcp_numbers(M: Macros, df, st, nic=None) -> None:
     tcp = _ok(st, "tcp")
     M.flag("HaveTcp", bool(len(tcp)))
     M.flag("HaveTcpRows", bool(len(st)) and bool((st["layer"] == "tcp").any()))
     M.add("RxTcpGroups", int((st["layer"] == "tcp").sum()) if len(st) else 0)
-    M.add("RxTcpStacks", ", ".join(f"\\texttt{{{tex_text(s)}}}" for s in
+    M.add("RxTcpStacks", ", ".join(label_tex({"stack": s}, [], {}, nic) for s in
                                    dict.fromkeys(tcp["stack"])) if len(tcp) else "none")
+    M.add("RxPairLabel", tex_text(S.PAIR_LABEL))
     variants = S.layer_variants(st, "tcp") if len(st) else []
     defaults = S.variant_defaults(df, variants)
     cores_vals = sorted({S.norm(v) for v in tcp["cores"]} - {None}) if len(tcp) else []
@@ -371,52 +530,152 @@ def _tcp_numbers(M: Macros, df, st) -> None:
         point = (f"Conns{words(rec['conns'])}Msg{msg_words(rec['msg'])}"
                  + (f"Cores{words(rec['cores'])}" if len(cores_vals) > 1
                     and rec["cores"] != cores_vals[0] else ""))
-        M.add(f"{name}Gbps{point}", sig(rec["rx_gbps_mean"]))
-        if math.isfinite(rec["rx_gbps_ci_lo"]):
-            M.add(f"{name}GbpsLo{point}", sig(rec["rx_gbps_ci_lo"]))
-            M.add(f"{name}GbpsHi{point}", sig(rec["rx_gbps_ci_hi"]))
+        M.add(f"{name}Gbps{point}", sig(rec["rx_gbps_median"]))
+        if _finite(rec.get("rx_gbps_med_lo")):
+            M.add(f"{name}GbpsLo{point}", sig(rec["rx_gbps_med_lo"]))
+            M.add(f"{name}GbpsHi{point}", sig(rec["rx_gbps_med_hi"]))
         if rec.get("cpu_ns_per_byte_n", 0):
-            M.add(f"{name}NsPerByte{point}", sig(rec["cpu_ns_per_byte_mean"]))
-    sub = _pick(tcp, "cores", cores_vals[0]) if cores_vals else tcp
-    conns = sorted({S.norm(v) for v in sub["conns"]} - {None}) if len(sub) else []
-    msgs = sorted({S.norm(v) for v in sub["msg"]} - {None}) if len(sub) else []
-    c, m = (conns[0], msgs[-1]) if conns and msgs else (None, None)
-    M.add("TcpConns", c if c is not None else "n/a", "connections of the comparisons")
-    M.add("TcpConnsText", plural(c, "connection") if c is not None else "n/a")
-    M.add("TcpMsg", (f"{m // 1024}\\,KiB" if m and m % 1024 == 0 else f"{m}\\,B")
-          if m else "n/a", "message size of the comparisons")
-    point = _pick(_pick(sub, "conns", c), "msg", m)
-    base = _defaults_only(point, variants, defaults)
-    servers = base[base["stack"] != "iperf3"].sort_values("rx_gbps_mean", ascending=False)
-    ref = base[base["stack"] == "iperf3"]
+            M.add(f"{name}NsPerByte{point}", sig(rec["cpu_ns_per_byte_median"]))
+    lab = lambda rec: label_tex(rec, [v for v in variants if v != "touch"], defaults, nic)  # noqa
+    c0 = cores_vals[0] if cores_vals else None
+    sub = _pick(tcp, "cores", c0) if c0 is not None else tcp
+    if "load" in sub.columns:
+        sub = sub[sub["load"].map(S.load_target).isna()]      # load=max: maximum goodput
+    servers = sub[sub["stack"] != "iperf3"]
+    M.add("RxTcpServerGroups", len(servers), "groups of our servers at full load")
+    M.add("RxTcpSenderBound", int(servers.apply(S.sender_bound, axis=1).sum()) if len(servers)
+          else 0, "... of which sender-bound in >= 1 repetition")
+    # the point where most servers are not sender-bound (default touch
+    # first, then the largest message, then the fewest connections)
+    other = [v for v in variants if v not in ("touch", "cores", "load")]
+    cand = _match(servers, {}, other, defaults, free=("touch",)) if len(servers) else servers
+    points = {}
+    for _, r in cand.iterrows():
+        key = (S.norm(r["conns"]), S.norm(r["msg"]), S.norm(r.get("touch")))
+        points.setdefault(key, []).append(r)
+    tdef = defaults.get("touch")
+
+    def rank_key(kv):
+        (c, m, t), rs = kv
+        free = sum(not S.sender_bound(r) for r in rs)
+        return (-free, t != tdef and t is not None, -(m or 0), c or 0)
+    ordered = sorted(points.items(), key=rank_key)
+    conns = sorted({k[0] for k in points} - {None})
+    msgs = sorted({k[1] for k in points} - {None})
+    M.add("TcpConns", conns[0] if conns else "n/a")
+    M.add("TcpConnsText", plural(conns[0], "connection") if conns else "n/a")
+    M.add("TcpMsg", _msg_tex(msgs[-1]) if msgs else "n/a")
+    free, point = [], None
+    if ordered:
+        point, rs = ordered[0]
+        free = sorted([r for r in rs if not S.sender_bound(r)],
+                      key=lambda r: -float(r["rx_gbps_median"]))
+        bound = [r for r in rs if S.sender_bound(r)]
     M.flag("HaveTcpServer", bool(len(servers)))
-    M.flag("HaveTwoTcpServers", len(servers) > 1)
-    M.flag("HaveIperf", bool(len(ref)))
+    M.flag("HaveTcpRank", len(free) > 1)
+    M.flag("HaveTcpOneFree", len(free) == 1)
+    if point:
+        c, m, t = point
+        M.add("TcpRankConnsText", plural(c, "connection"))
+        M.add("TcpRankMsg", _msg_tex(m))
+        M.add("TcpRankTouch", "every byte read by the server" if t == 1 else
+              "the payload not read by the server" if t == 0 else "")
+        M.add("TcpRankFree", len(free))
+        M.add("TcpRankBound", ", ".join(lab(r) for r in bound) or "none")
+    else:
+        for k in ("TcpRankConnsText", "TcpRankMsg", "TcpRankTouch", "TcpRankBound"):
+            M.add(k, "n/a")
+        M.add("TcpRankFree", 0)
+    top = free[0] if free else None
+    M.add("TcpTopServer", lab(top) if top is not None else "n/a",
+          "highest median among the servers not sender-bound (not a ranking)")
+    M.add("TcpTopGbps", sig(top["rx_gbps_median"]) if top is not None else "n/a")
+    M.add("TcpClaims", "; ".join(claim_tex(lab(top), top, lab(r), r, "rx_gbps", "Gbit/s",
+                                           verb="receives more than")[0]
+                                 for r in free[1:]) or "n/a",
+          "servers not sender-bound, by the interval test")
+    # pairs: ours (rxb-tcp-send + a server) against iperf3's (its client + server)
+    M.flag("HaveIperf", bool((sub["stack"] == "iperf3").any()) if len(sub) else False)
+    pair_text, has_pair = "n/a", False
+    if conns and msgs:
+        pc, pm = (point[0], point[1]) if point else (conns[0], msgs[-1])
+        at = _pick(_pick(sub, "conns", pc), "msg", pm)
+        ref = at[at["stack"] == "iperf3"]
+        ours = _match(at[at["stack"] != "iperf3"], {}, other, defaults, free=())
+        if "touch" in ours.columns:
+            ours = ours[S.among(ours["touch"], [None, tdef])]
+        ours = ours.sort_values("rx_gbps_median", ascending=False)
+        if len(ref) and len(ours):
+            has_pair = True
+            o = ours.iloc[0]
+            pair_text = (f"with {plural(pc, 'connection')} and {_msg_tex(pm)} messages, "
+                         + claim_tex(f"the pair \\texttt{{rxb-tcp-send}} + {lab(o)}", o,
+                                     tex_text(S.PAIR_LABEL), ref.iloc[0], "rx_gbps", "Gbit/s",
+                                     verb="delivers more goodput than")[0])
+    M.flag("HaveTcpPair", has_pair)
+    M.add("TcpPairClaim", pair_text, "pair against pair, never a server against a pair")
+    # touching every byte: the top server, touched vs not, neither sender-bound
+    touch_text = "n/a"
+    if top is not None and "touch" in variants and point:
+        c, m, t = point
+        other_t = [r for r in points.get((c, m, 1 if t == 0 else 0), [])
+                   if r["stack"] == top["stack"] and not S.sender_bound(r)]
+        if other_t:
+            a, b = (other_t[0], top) if t == 0 else (top, other_t[0])
+            touch_text = claim_tex(f"{lab(top)} reading every byte", a, "not reading them", b,
+                                   "rx_gbps", "Gbit/s", verb="receives more than")[0]
+    M.flag("HaveTouch", touch_text != "n/a")
+    M.add("TouchClaim", touch_text)
+    _tcp_load_numbers(M, df, variants, defaults, nic)
 
-    def g(x):
-        return float(x["rx_gbps_mean"].iloc[0]) if len(x) else float("nan")
 
-    best, worst = servers.iloc[:1], servers.iloc[-1:]
-    for tag, x in (("Best", best), ("Worst", worst)):
-        M.add(f"{tag}TcpServer", f"\\texttt{{{tex_text(x['stack'].iloc[0])}}}" if len(x) else "n/a")
-        M.add(f"{tag}TcpGbps", sig(g(x)))
-    M.add("IperfGbps", sig(g(ref)))
-    M.add("BestTcpPctOfIperf", pct(100 * g(best) / g(ref)) if len(best) and len(ref) else "n/a",
-          "% of iperf3's goodput")
-    # touching every byte: the best server's goodput, touched vs not
-    touched = point.iloc[0:0]
-    if "touch" in variants and len(best):
-        t = _defaults_only(point, variants, defaults, except_=("touch",))
-        touched = t[(t["stack"] == best["stack"].iloc[0])
-                    & (t["touch"].map(S.norm) != defaults.get("touch"))
-                    & t["touch"].map(S.norm).notna()]
-    has_touch = bool(len(touched))
-    M.flag("HaveTouch", has_touch)
-    M.add("TouchedBestGbps", sig(g(touched)) if has_touch else "n/a")
-    M.add("TouchChangePct", (f"{100 * (g(touched) / g(best) - 1):+.0f}".replace("-", "$-$")
-                             if has_touch else "n/a"),
-          "goodput change of the best server when it reads every byte (%)")
+def _msg_tex(m) -> str:
+    return (f"{m // 1024}\\,KiB" if m and m % 1024 == 0 else f"{m}\\,B") if m else "n/a"
 
+
+def _tcp_load_numbers(M: Macros, df, variants, defaults, nic) -> None:
+    """CPU per byte at equal load: servers (and iperf3's pair) at each
+    goodput target the sender reached, by the interval test."""
+    st = S.load_stats(df)
+    ok = st[st["status"] == "ok"] if len(st) else st
+    ok = ok[ok["cpu_ns_per_byte_n"] > 0] if len(ok) and "cpu_ns_per_byte_n" in ok.columns \
+        else ok.iloc[0:0]
+    targets = df["load"].map(S.load_target).dropna() if "load" in df.columns else []
+    M.add("RxTcpLoadCells", int(len(targets)), "TCP cells of a rate-limited sender")
+    M.add("RxTcpLoadReached", int(S.load_reached(df).eq(True).sum()) if len(targets) else 0,
+          "... of which reached their target")
+    M.flag("HaveTcpLoad", bool(len(ok)))
+    lab = lambda rec: label_tex(rec, [v for v in variants if v not in ("touch", "load")],  # noqa
+                                defaults, nic)
+    parts = []
+    if len(ok):
+        cores = sorted({S.norm(v) for v in ok["cores"]} - {None})
+        ok = _pick(ok, "cores", cores[0]) if cores else ok
+        if "touch" in ok.columns:
+            ok = ok[S.among(ok["touch"], [None, defaults.get("touch")])]
+        for (load, conns, msg), g in ok.groupby([ok["load"].map(S.load_target), "conns", "msg"],
+                                                sort=True):
+            # servers only: iperf3's CPU is its server's fed by its own client (a
+            # pair), and no sentence ranks a sender-bound group
+            g = g[(g["stack"] != "iperf3") & ~g.apply(S.sender_bound, axis=1)]
+            g = g.sort_values("cpu_ns_per_byte_median")
+            if len(g) < 2:
+                continue
+            head = (f"at {load:g}\\,Gbit/s with {plural(int(conns), 'connection')} and "
+                    f"{_msg_tex(int(msg))} messages, ")
+            cl = [claim_tex(lab(g.iloc[-1]), g.iloc[-1], lab(g.iloc[0]), g.iloc[0],
+                            "cpu_ns_per_byte", "ns/B",
+                            verb="spends more CPU time per byte than")[0]]
+            e = g[g["stack"] == "epoll"]
+            u = g[g["stack"] == "uring_opt"]
+            if len(e) and len(u) and {"epoll", "uring_opt"} != {g.iloc[0]["stack"],
+                                                               g.iloc[-1]["stack"]}:
+                cl.append(claim_tex(lab(u.iloc[0]), u.iloc[0], lab(e.iloc[0]), e.iloc[0],
+                                    "cpu_ns_per_byte", "ns/B",
+                                    verb="spends more CPU time per byte than")[0])
+            parts.append(head + "; ".join(cl))
+    M.add("TcpLoadClaims", "; ".join(parts) or "n/a")
+    M.flag("HaveTcpLoadClaims", bool(parts))
 
 def write_numbers(csv, out, gendir=None, dataset=None) -> None:
     atomic_write(out, numbers(csv, gendir, dataset).render(Path(csv).as_posix()))

@@ -1,10 +1,12 @@
 """Figures from the summary CSV alone: one function per figure family, each
 writing a PDF (for the paper) and a PNG (for the report and README).
 
-Every figure plots, per cell group, the mean over repetitions with error
-bars = the 95 % Student-t confidence interval of the mean (rxbench.stats),
-and states the platform, kernel, NIC driver and number of repetitions in a
-footer. The same stack has the same colour, marker and hatch everywhere;
+Every figure plots, per cell group, the median over repetitions with error
+bars = the 95 % bootstrap interval of the median (rxbench.stats; none with
+fewer than three repetitions), and states the platform, kernel, NIC driver
+and number of repetitions in a footer (and, for guests under TCG, that
+absolute rates say nothing about the stacks). Saturation cells are named
+for what they measure: the maximum receive rate under overload. The same stack has the same colour, marker and hatch everywhere;
 a variant (e.g. napi=sender) keeps its stack's colour and marker and
 changes the fill and line style, so lines stay apart in grayscale.
 
@@ -85,6 +87,7 @@ class Data:
         self.variants = S.layer_variants(st, layer) if len(st) else []
         self.defaults = S.variant_defaults(self.df, self.variants)
         self.ctx = S.context(self.df, layer)
+        self.tcg = S.tcg(self.rows)
         # variant combinations, a variant a stack does not have (None)
         # counted as its default
         combos = []
@@ -112,7 +115,22 @@ class Data:
         keys = [k for k in self.variants if k not in skip]
         extra = [f"{k}={v}" for k, v in zip(keys, combo)
                  if v is not None and v != self.defaults.get(k)]
-        return stack + (f" ({', '.join(extra)})" if extra else "")
+        name = S.stack_label(stack, self.ctx["nic_driver"])
+        if extra and name.endswith(")"):
+            return f"{name[:-1]}; {', '.join(extra)})"
+        return name + (f" ({', '.join(extra)})" if extra else "")
+
+    def saturation(self, sub: pd.DataFrame) -> pd.DataFrame:
+        """Without the NDR groups (search=ndr: their rx_pps is the NDR)."""
+        if "search" not in sub.columns or not len(sub):
+            return sub
+        return sub[S.among(sub["search"], [None, "saturation"])]
+
+    def max_load(self, sub: pd.DataFrame) -> pd.DataFrame:
+        """Without the groups of a rate-limited sender (load=<Gbit/s>)."""
+        if "load" not in sub.columns or not len(sub):
+            return sub
+        return sub[sub["load"].map(S.load_target).isna()]
 
     def variant_index(self, combo, skip=()) -> int:
         """0 for the all-default combination, else 1 + the rank of its first
@@ -191,15 +209,15 @@ def _series(g: pd.DataFrame, x: str, metric: str, scale: float, pos: dict):
     g = g[g[f"{metric}_n"] > 0] if f"{metric}_n" in g.columns else g.iloc[0:0]
     g = g.sort_values(x)
     xs = np.array([pos[S.norm(v)] for v in g[x]], dtype=float)
-    mean = g[f"{metric}_mean"].to_numpy(dtype=float) / scale
-    lo = g[f"{metric}_ci_lo"].to_numpy(dtype=float) / scale
-    hi = g[f"{metric}_ci_hi"].to_numpy(dtype=float) / scale
+    mean = g[f"{metric}_median"].to_numpy(dtype=float) / scale
+    lo = g[f"{metric}_med_lo"].to_numpy(dtype=float) / scale
+    hi = g[f"{metric}_med_hi"].to_numpy(dtype=float) / scale
     err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
     gb = (g["generator_bound_reps"].to_numpy(dtype=float) > 0) if len(g) else np.array([], bool)
     return xs, mean, err, gb, g
 
 
-AUX_LABELS = ("offered by", "generator-bound", "line rate")
+AUX_LABELS = ("offered by", "generator-bound", "sender-bound", "line rate")
 
 
 def _finish(fig, ax_or_axes, d: Data, pdf, png, extra=(), ci=True) -> None:
@@ -219,7 +237,10 @@ def _finish(fig, ax_or_axes, d: Data, pdf, png, extra=(), ci=True) -> None:
     c = d.ctx
     foot = [f"platform {c['platform']}, kernel {c['kernel']}, NIC driver {c['nic_driver']}; "
             f"{c['n_text']} repetitions per point"
-            + (f"; mean and {100 * S.CONFIDENCE:g} % CI (Student t)" if ci else "")] + list(extra)
+            + (f"; median and {100 * S.CONFIDENCE:g} % bootstrap interval of the median"
+               if ci else "")] + list(extra)
+    if d.tcg:
+        foot.append(S.TCG_NOTE[:1].upper() + S.TCG_NOTE[1:])
     foot = [w for line in foot for w in textwrap.wrap(line, 118, subsequent_indent="  ")]
     text = fig.text(0.01, 0.01, "\n".join(foot), fontsize=6.5, va="bottom", ha="left",
                     color="#333333")
@@ -256,11 +277,10 @@ def _bytes_label(m: int) -> str:
     return f"{m // 1024} KiB" if m % 1024 == 0 and m >= 1024 else f"{m} B"
 
 
-def _ring(ax, xs, ys, gb, first: list) -> None:
+def _ring(ax, xs, ys, gb, first: list, text: str = "generator-bound (>= 1 rep.)") -> None:
     if gb.any():
         ax.scatter(xs[gb], ys[gb], s=95, facecolors="none", edgecolors=GB_RING,
-                   linewidths=1.1, zorder=5,
-                   label="generator-bound (>= 1 rep.)" if not first else None)
+                   linewidths=1.1, zorder=5, label=text if not first else None)
         first.append(True)
 
 
@@ -276,14 +296,16 @@ def eth_rate(csv, pdf, png) -> None:
     stack and variant, the generator's offered rate dotted in the stack's
     colour, XDP_DROP (in-kernel, the ceiling) in black, generator-bound
     points ringed, the line rate when the summary has one."""
-    _eth_vs_size(csv, pdf, png, metric="rx_pps", scale=1e6, ylabel="received (Mpps)",
-                 title="Ethernet receive rate")
+    _eth_vs_size(csv, pdf, png, metric="rx_pps", scale=1e6,
+                 ylabel="maximum receive rate under overload (Mpps)",
+                 title="Maximum receive rate under overload, every configuration")
 
 
 def eth_gbps(csv, pdf, png) -> None:
     """Received Gbit/s (frame bits, FCS included) vs frame size."""
     _eth_vs_size(csv, pdf, png, metric="rx_gbps", scale=1.0,
-                 ylabel="received (Gbit/s, frame bits)", title="Ethernet receive throughput")
+                 ylabel="received under overload (Gbit/s, frame bits)",
+                 title="Received bit rate under overload")
 
 
 def _eth_vs_size(csv, pdf, png, metric, scale, ylabel, title) -> None:
@@ -291,6 +313,7 @@ def _eth_vs_size(csv, pdf, png, metric, scale, ylabel, title) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     cores = _eth_cores(d)
     sub = d.st[d.st["cores"].map(S.norm) == cores] if cores is not None else d.st.iloc[0:0]
+    sub = d.saturation(sub)
     sizes = sorted({S.norm(v) for v in sub["size"] if S.norm(v) is not None}) if len(sub) else []
     pos = {s: i for i, s in enumerate(sizes)}
     top = 0.0
@@ -346,7 +369,8 @@ def eth_cores(csv, pdf, png) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     sizes = d.values("size")
     size = sizes[0] if sizes else None
-    sub = d.st[d.st["size"].map(S.norm) == size] if size is not None else d.st.iloc[0:0]
+    sub = d.saturation(d.st[d.st["size"].map(S.norm) == size] if size is not None
+                       else d.st.iloc[0:0])
     cores = sorted({S.norm(v) for v in sub["cores"] if S.norm(v) is not None}) if len(sub) else []
     pos = {c: i for i, c in enumerate(cores)}
     top, rings, drawn = 0.0, [], False
@@ -364,10 +388,10 @@ def eth_cores(csv, pdf, png) -> None:
     ax.set_xticks(range(len(cores)), [str(c) for c in cores])
     ax.set_xlim(-0.5, max(len(cores), 1) - 0.5)
     ax.set_xlabel("receiver cores")
-    ax.set_ylabel("received (Mpps)")
+    ax.set_ylabel("maximum receive rate under overload (Mpps)")
     ax.set_ylim(0, (top or 1.0) * 1.12)
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"Ethernet receive rate vs cores, {size} B frames")
+    ax.set_title(f"Maximum receive rate under overload vs cores, {size} B frames")
     _finish(fig, ax, d, pdf, png, d.missing(sub))
 
 
@@ -410,6 +434,7 @@ def eth_cpu(csv, pdf, png) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     cores = _eth_cores(d)
     sub = d.st[d.st["cores"].map(S.norm) == cores] if cores is not None else d.st.iloc[0:0]
+    sub = d.saturation(sub)
     if not _bars(ax, d, sub, "size", "cpu_ns_per_pkt", 1.0,
                  xlabel="frame size (bytes, FCS included)"):
         _empty(ax, "no CPU cost measured")
@@ -420,6 +445,115 @@ def eth_cpu(csv, pdf, png) -> None:
     _finish(fig, ax, d, pdf, png, [
         "only where the receive side (application and NAPI) has CPUs of its own, "
         "not shared with the generator"])
+
+
+def eth_best(csv, pdf, png) -> None:
+    """The headline: each stack at its best configuration per frame size
+    (stats.best_config, the rule the paper states), median maximum receive
+    rate under overload with its bootstrap interval; a point whose best
+    configuration is not the default is hollow, and the footer names it."""
+    d = Data(csv, "eth")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    cores = _eth_cores(d)
+    best = S.best_config(d.st, "eth", defaults=d.defaults) if len(d.st) else d.st.iloc[0:0]
+    best = best[best["cores"].map(S.norm) == cores] if len(best) else best
+    sizes = sorted({S.norm(v) for v in best["size"]} - {None}) if len(best) else []
+    pos = {s: i for i, s in enumerate(sizes)}
+    top, rings, chosen = 0.0, [], []
+    stacks = sorted(dict.fromkeys(best["stack"]), key=S.stack_rank) if len(best) else []
+    for stack in stacks:
+        g = best[best["stack"] == stack]
+        xs, y, err, gb, ok = _series(g, "size", "rx_pps", 1e6, pos)
+        if not len(xs):
+            continue
+        color, marker, _ = style(stack)
+        ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3, color=color, marker=marker,
+                    markersize=6, label=S.stack_label(stack, d.ctx["nic_driver"])
+                    + (" (ceiling)" if stack == "xdp_drop" else ""))
+        dflt = ok["best_is_default"].astype(bool).to_numpy()
+        if (~dflt).any():
+            ax.scatter(xs[~dflt], y[~dflt], s=40, facecolors="white", edgecolors=color,
+                       marker=marker, zorder=4)
+            for _, r in ok[~ok["best_is_default"].astype(bool)].iterrows():
+                cfg = ", ".join(f"{k}={S.norm(r.get(k))}" for k in d.variants
+                                if k != "search" and S.norm(r.get(k)) is not None
+                                and S.norm(r.get(k)) != d.defaults.get(k))
+                chosen.append(f"{stack} {S.norm(r['size'])} B: {cfg}")
+        _ring(ax, xs, y, gb, rings)
+        top = max(top, np.nanmax(y + err[1]))
+    if not stacks:
+        _empty(ax, "no successful Ethernet saturation cell")
+    if sizes:
+        _size_axis(ax, sizes)
+    ax.set_ylim(0, (top or 1.0) * 1.12)
+    ax.set_ylabel("maximum receive rate under overload (Mpps)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"Each stack at its best configuration, {cores or '?'} receiver "
+                 f"core{'s' if cores != 1 else ''}")
+    extra = ["best configuration per point: highest median; the default unless a variant's "
+             "bootstrap interval is apart from it (stats.best_config); hollow: not the default"]
+    if chosen:
+        extra.append("non-default choices: " + "; ".join(chosen))
+    _finish(fig, ax, d, pdf, png, extra)
+
+
+def eth_ndr(csv, pdf, png) -> None:
+    """NDR and PDR (MLRsearch, search=ndr cells) per stack, beside the same
+    configuration's maximum receive rate under overload; a panel per frame
+    size."""
+    d = Data(csv, "eth")
+    ok = d.ok()
+    ndr = ok[ok["search"].map(S.norm) == "ndr"] if "search" in ok.columns else ok.iloc[0:0]
+    cores = sorted({S.norm(v) for v in ndr["cores"]} - {None}) if len(ndr) else []
+    ndr = ndr[ndr["cores"].map(S.norm) == cores[0]] if cores else ndr
+    sizes = sorted({S.norm(v) for v in ndr["size"]} - {None}) if len(ndr) else []
+    fig, axes = plt.subplots(1, max(len(sizes), 1), figsize=(6.4, 4.0), squeeze=False)
+    axes = axes[0]
+    sat = d.saturation(ok)
+    keys = [v for v in d.variants if v != "search"]
+    top = 0.0
+    for ax, size in zip(axes, sizes or [None]):
+        g = ndr[ndr["size"].map(S.norm) == size] if size is not None else ndr
+        lines = d.lines(g, skip=("search",))
+        for j, (stack, combo, row) in enumerate(lines):
+            r = row.iloc[0]
+            same = sat[(sat["stack"] == stack) & (sat["size"].map(S.norm) == size)
+                       & (sat["cores"].map(S.norm) == S.norm(r["cores"]))]
+            for k in keys:
+                v = S.norm(r.get(k))
+                same = same[same[k].map(S.norm) == v] if v is not None else same[same[k].isna()]
+            color, _, hatch = style(stack)
+            vals = [(r.get("ndr_pps_median"), "NDR (zero loss)", color, ""),
+                    (r.get("pdr_pps_median"), "PDR", "white", hatch)]
+            for i, (v, lab, fc, h) in enumerate(vals):
+                if S.norm(v) is not None:
+                    ax.bar(j + (i - 1) * 0.27, float(v) / 1e6, 0.25, color=fc, edgecolor=color,
+                           hatch=h, label=lab if j == 0 else None)
+                    top = max(top, float(v) / 1e6)
+            if len(same):
+                s = same.iloc[0]
+                m = float(s["rx_pps_median"]) / 1e6
+                lo, hi = s.get("rx_pps_med_lo"), s.get("rx_pps_med_hi")
+                err = (np.array([[m - float(lo) / 1e6], [float(hi) / 1e6 - m]])
+                       if S.norm(lo) is not None and S.norm(hi) is not None else None)
+                ax.bar(j + 0.27, m, 0.25, color="#dddddd", edgecolor=color, yerr=err, capsize=2,
+                       label="maximum receive rate under overload" if j == 0 else None)
+                top = max(top, m + (err[1][0] if err is not None else 0))
+        ax.set_xticks(range(len(lines)),
+                      [textwrap.fill(d.label(s, c, ("search",)), 14) for s, c, _ in lines],
+                      fontsize=6.5)
+        ax.set_title(f"{size} B frames" if size is not None else "", fontsize=7.5)
+        ax.grid(True, axis="y", alpha=0.3)
+        if not lines:
+            _empty(ax, "no NDR cell")
+    for ax in axes:
+        ax.set_ylim(0, (top or 1.0) * 1.15)
+    axes[0].set_ylabel("Mpps")
+    fig.suptitle("NDR and PDR (MLRsearch) beside the maximum receive rate under overload",
+                 fontsize=8)
+    _finish(fig, list(axes), d, pdf, png, [
+        "NDR/PDR: the conditional throughput MLRsearch found per search (median over searches); "
+        "grey: the saturation cells' median with its bootstrap interval"])
 
 
 # --- TCP ----------------------------------------------------------------------
@@ -452,7 +586,8 @@ def _tcp_lines(csv, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title:
     vals = d.values(fixed)
     fixed_v = pick(vals) if vals else None
     sub = d.st[d.st[fixed].map(S.norm) == fixed_v] if fixed_v is not None else d.st.iloc[0:0]
-    sub, cores = d.at_min(sub, "cores")
+    sub, cores = d.at_min(d.max_load(sub), "cores")
+    rings: list = []
     xs_all = sorted({S.norm(v) for v in sub[x] if S.norm(v) is not None}) if len(sub) else []
     pos = {v: i for i, v in enumerate(xs_all)}
     top = 0.0
@@ -460,7 +595,7 @@ def _tcp_lines(csv, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title:
     for ax, t in zip(axes, panels):
         drawn = False
         for stack, combo, g in d.lines(_touch_slice(d, sub, t), skip):
-            xs, y, err, _, _ = _series(g, x, "rx_gbps", 1.0, pos)
+            xs, y, err, gb, _ = _series(g, x, "rx_gbps", 1.0, pos)
             if not len(xs):
                 continue
             drawn = True
@@ -470,8 +605,8 @@ def _tcp_lines(csv, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title:
                 st["linestyle"] = TCP_LINESTYLE[stack]
             if stack == REFERENCE:
                 st.update(markersize=8)
-                label += " (reference)"
             ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3, label=label, **st)
+            _ring(ax, xs, y, gb, rings, "sender-bound (>= 1 rep.): not ranked")
             top = max(top, np.nanmax(y + err[1]))
         if not drawn:
             _empty(ax, "no successful TCP cell")
@@ -487,7 +622,9 @@ def _tcp_lines(csv, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title:
                   else f"{_bytes_label(fixed_v)} messages" if fixed_v else "")
     fig.suptitle(f"{title}, {fixed_text}" + (f", {cores} server core{'s' if cores != 1 else ''}"
                                              if cores is not None else ""), fontsize=8)
-    _finish(fig, axes, d, pdf, png, d.missing(sub, skip))
+    pair = ([f"{S.PAIR_LABEL}: iperf3's own client and server, compared only as a pair"]
+            if (sub["stack"] == REFERENCE).any() else [])
+    _finish(fig, axes, d, pdf, png, pair + d.missing(sub, skip))
 
 
 def tcp_msg(csv, pdf, png) -> None:
@@ -514,7 +651,7 @@ def tcp_cpu(csv, pdf, png) -> None:
     conns = d.values("conns")
     c = conns[0] if conns else None
     sub = d.st[d.st["conns"].map(S.norm) == c] if c is not None else d.st.iloc[0:0]
-    sub, _ = d.at_min(sub, "cores")
+    sub, _ = d.at_min(d.max_load(sub), "cores")
     for ax, t in zip(axes, panels):
         if not _bars(ax, d, _touch_slice(d, sub, t), "msg", "cpu_ns_per_byte", 1.0,
                      skip=("touch",), xlabel="message size (bytes per send)", fmt=_bytes_label):
@@ -525,6 +662,60 @@ def tcp_cpu(csv, pdf, png) -> None:
     axes[0].set_ylim(bottom=0)
     fig.suptitle(f"TCP CPU cost per byte, {c} connection{'s' if c != 1 else ''}", fontsize=8)
     _finish(fig, axes, d, pdf, png, d.missing(sub, ("touch",)))
+
+
+def tcp_load(csv, pdf, png) -> None:
+    """CPU per byte at equal load: the server cores' CPU time per received
+    byte (ns) vs the sender's goodput target, only cells whose sender
+    reached its target (stats.load_reached); a panel per connection count."""
+    d = Data(csv, "tcp")
+    st = S.load_stats(d.df)
+    st = st[st["status"] == "ok"] if len(st) else st
+    if len(st) and "touch" in st.columns:
+        st = st[S.among(st["touch"], [None, d.defaults.get("touch")])]
+    st, cores = d.at_min(st, "cores")
+    conns = sorted({S.norm(v) for v in st["conns"]} - {None})[:3] if len(st) else []
+    fig, axes = plt.subplots(1, max(len(conns), 1), figsize=(6.4, 4.0), sharey=True,
+                             squeeze=False)
+    axes = axes[0]
+    loads = sorted({S.load_target(v) for v in st["load"]} - {None}) if len(st) else []
+    pos = {v: i for i, v in enumerate(loads)}
+    rings: list = []
+    for ax, c in zip(axes, conns or [None]):
+        sub = st[st["conns"].map(S.norm) == c] if c is not None else st.iloc[0:0]
+        if len(sub):
+            sub = sub.assign(_load=sub["load"].map(S.load_target))
+            msgs = sorted({S.norm(v) for v in sub["msg"]} - {None})
+            sub = sub[sub["msg"].map(S.norm) == msgs[-1]]
+        drawn = False
+        for stack, combo, g in d.lines(sub, skip=("touch", "load")):
+            xs, y, err, gb, _ = _series(g, "_load", "cpu_ns_per_byte", 1.0, pos)
+            if not len(xs):
+                continue
+            drawn = True
+            st_ = d.line_style(stack, combo, ("touch", "load"))
+            if stack in TCP_LINESTYLE and d.variant_index(combo, ("touch", "load")) == 0:
+                st_["linestyle"] = TCP_LINESTYLE[stack]
+            ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3,
+                        label=d.label(stack, combo, ("touch", "load")), **st_)
+            _ring(ax, xs, y, gb, rings, "sender-bound (>= 1 rep.): not ranked")
+        if not drawn:
+            _empty(ax, "no cell reached its goodput target")
+        ax.set_xticks(range(len(loads)), [f"{v:g}" for v in loads])
+        ax.set_xlim(-0.5, max(len(loads), 1) - 0.5)
+        ax.set_xlabel("sender's goodput target (Gbit/s)")
+        ax.grid(True, alpha=0.3)
+        if c is not None:
+            ax.set_title(f"{c} connection{'s' if c != 1 else ''}", fontsize=7.5)
+    axes[0].set_ylabel("server CPU time per byte (ns)")
+    axes[0].set_ylim(bottom=0)
+    fig.suptitle("TCP CPU cost per byte at equal load", fontsize=8)
+    targets = d.rows["load"].map(S.load_target).notna() if "load" in d.rows.columns else []
+    missed = int((targets & (S.load_reached(d.rows) != True)).sum()) if len(d.rows) else 0  # noqa
+    _finish(fig, list(axes), d, pdf, png, [
+        "only cells whose sender came within 1 % of its goodput target"
+        + (f"; {missed} cell(s) of a rate-limited sender missed it: not shown" if missed else ""),
+        f"{S.PAIR_LABEL}: the CPU of iperf3's server, compared only as a pair"])
 
 
 # --- the families and which ones the data supports ----------------------------
@@ -540,8 +731,20 @@ def _more_than_one(d: Data, col: str) -> bool:
 
 
 # name -> (function, report category, does the summary support it?)
+def _has_ndr(d: Data) -> bool:
+    return _has(d, "ndr_pps")
+
+
+def _has_load(d: Data) -> bool:
+    st = S.load_stats(d.df)
+    return bool(len(st)) and "cpu_ns_per_byte_n" in st.columns and \
+        bool(((st["status"] == "ok") & (st["cpu_ns_per_byte_n"] > 0)).any())
+
+
 FAMILIES = {
+    "eth_best": (eth_best, "Ethernet", lambda e, t: _has(e, "rx_pps")),
     "eth_rate": (eth_rate, "Ethernet", lambda e, t: _has(e, "rx_pps")),
+    "eth_ndr": (eth_ndr, "Ethernet", lambda e, t: _has_ndr(e)),
     "eth_gbps": (eth_gbps, "Ethernet", lambda e, t: _has(e, "rx_gbps")),
     "eth_cores": (eth_cores, "Ethernet",
                   lambda e, t: _has(e, "rx_pps") and _more_than_one(e, "cores")),
@@ -550,6 +753,7 @@ FAMILIES = {
     "tcp_conns": (tcp_conns, "TCP",
                   lambda e, t: _has(t, "rx_gbps") and _more_than_one(t, "conns")),
     "tcp_cpu": (tcp_cpu, "TCP", lambda e, t: _has(t, "cpu_ns_per_byte")),
+    "tcp_load": (tcp_load, "TCP", lambda e, t: _has_load(t)),
 }
 
 

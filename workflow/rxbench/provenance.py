@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import platform
 import socket
 import subprocess
+import sys
 from functools import lru_cache
 
 from . import ROOT, __version__
@@ -58,13 +60,17 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-@lru_cache(maxsize=1)
-def versions() -> dict:
-    import snakemake
+# what versions() asks, and what each answer depends on (fingerprint())
+_PROGRAMS = ("ip", "ethtool", "pkg-config", "cc", "iperf3")
+_PC_MODULES = ("libbpf", "libxdp", "libdpdk", "liburing")
+
+
+def _measure_versions() -> dict:
+    from importlib.metadata import version
     return {
         "rxbench": __version__,
         "python": platform.python_version(),
-        "snakemake": snakemake.__version__,
+        "snakemake": version("snakemake"),
         "iproute2": _out(["ip", "-V"]),
         "ethtool": _out(["ethtool", "--version"]),
         "libbpf": _out(["pkg-config", "--modversion", "libbpf"]),
@@ -74,6 +80,74 @@ def versions() -> dict:
         "liburing": _out(["pkg-config", "--modversion", "liburing"]) or "not installed",
         "iperf3": (_out(["iperf3", "--version"]).splitlines() or ["not installed"])[0],
     }
+
+
+def _stat(path) -> list:
+    try:
+        st = os.stat(path)
+        return [str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [str(path), None]
+
+
+def fingerprint() -> str:
+    """What the tool versions depend on, without running the tools: each
+    program's resolved path and inode/size/mtime, the .pc files pkg-config
+    would find (and their directories: one added shows), the snakemake
+    package (its __init__.py: pip replaces it), Python, the environment
+    that steers the lookups, and the Debian package database. A change to
+    any of them is a new fingerprint."""
+    import importlib.util
+    import shutil
+    parts: list = [sys.executable, platform.python_version(), __version__,
+                   os.environ.get("PATH", ""), os.environ.get("PKG_CONFIG_PATH", ""),
+                   os.environ.get("PKG_CONFIG_LIBDIR", ""), _stat("/var/lib/dpkg/status")]
+    for prog in _PROGRAMS:
+        found = shutil.which(prog)
+        parts.append(_stat(os.path.realpath(found)) if found else [prog, None])
+    pc_dirs = [d for d in (os.environ.get("PKG_CONFIG_PATH", "").split(":")
+                           + _pc_path().split(":")) if d]
+    for d in pc_dirs:
+        parts.append(_stat(d))
+        parts += [_stat(os.path.join(d, f"{m}.pc")) for m in _PC_MODULES]
+    spec = importlib.util.find_spec("snakemake")     # found, not imported
+    parts.append(_stat(spec.origin) if spec and spec.origin else ["snakemake", None])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
+
+
+@lru_cache(maxsize=1)
+def _pc_path() -> str:
+    """pkg-config's default search path (the directories its .pc files are in)."""
+    return _out(["pkg-config", "--variable", "pc_path", "pkg-config"])
+
+
+def versions_cache_dir():
+    from .state import STATE_DIR
+    return STATE_DIR / "cache"
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict:
+    """The tool versions of this machine. Asking them forks ten programs
+    (0.1-0.2 s a cell): the answer is kept in STATE_DIR/cache under the
+    fingerprint of what it depends on, so the cells of a campaign ask once
+    and a changed tool, library or PATH is asked again."""
+    from .util import atomic_write_json
+    key = fingerprint()
+    path = versions_cache_dir() / f"versions-{key}.json"
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if isinstance(data, dict) and data.get("fingerprint") == key:
+            return data["versions"]
+    except (OSError, ValueError, KeyError):
+        pass
+    vers = _measure_versions()
+    try:
+        atomic_write_json(path, {"fingerprint": key, "versions": vers})
+    except OSError:
+        pass                          # read-only state dir: asked every time
+    return vers
 
 
 def host_facts() -> dict:

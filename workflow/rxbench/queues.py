@@ -12,7 +12,18 @@ veth then delivers to the peer's RX queue of the same number
 explicit when each sending thread is pinned to its own CPU and those CPUs
 differ modulo the queue count (or XPS maps each to its queue):
 `tx_queues(cpus, n, xps)` gives the queue of each, `mapping_problem` says
-why a set of CPUs cannot spread over n queues.
+why a set of CPUs cannot spread over n queues. rxb-gen --threads T --cpus
+LIST sends one flow per thread (UDP source port 1024 + i) from thread i
+pinned to LIST[i % len]; tests/test_queues.py checks this rule on a real
+2-queue veth (thread CPUs 0,1 -> RX queues 0,1; both threads on one CPU ->
+one queue; XPS masks move a CPU to the queue they name). Where XPS maps a
+CPU to several queues the kernel hashes the flow among them; tx_queue()
+takes the lowest (the testbeds set no such masks).
+
+Elsewhere (a NIC, virtio behind a tap) the receiver's RSS hash of the flow
+picks the RX queue, not the sender's TX queue: distinct flows per thread
+make spreading likely, not certain, and the runner's per-queue check
+(spread_problem) fails a multi-core cell whose queues did not all receive.
 """
 
 from __future__ import annotations
@@ -32,6 +43,30 @@ def tx_queue(cpu: int, n_tx: int, xps: dict[int, set[int]] | None = None) -> int
         if cpu in cpus and q < n_tx:
             return q
     return cpu % n_tx
+
+
+def parse_cpumask(text: str) -> set[int]:
+    """CPUs of a sysfs CPU mask ("3", "00000000,00000001"; empty = none)."""
+    t = text.strip().replace(",", "")
+    if not t:
+        return set()
+    try:
+        v = int(t, 16)
+    except ValueError:
+        raise ValueError(f"not a CPU mask: {text!r}") from None
+    return {i for i in range(v.bit_length()) if v >> i & 1}
+
+
+def read_xps(host, ifname: str, n_tx: int) -> dict[int, set[int]]:
+    """The xps_cpus masks of an interface's TX queues on a host (queues
+    without XPS or without the file are left out)."""
+    out = {}
+    for q in range(n_tx):
+        text = host.read_file(f"/sys/class/net/{ifname}/queues/tx-{q}/xps_cpus")
+        cpus = parse_cpumask(text or "")
+        if cpus:
+            out[q] = cpus
+    return out
 
 
 def tx_queues(cpus: list[int], n_tx: int, xps: dict[int, set[int]] | None = None) -> list[int]:

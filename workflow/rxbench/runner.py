@@ -76,8 +76,8 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
     the side's test interface, the process tree of its tool (pid), the
     kernel threads named comm_prefix*."""
     # SCHED_FIFO: on the saturated CPUs it measures, a snapshot is one moment
-    argv = [side.host.native("rxb-counters"), "--ifname", side.ifname, "--duration", f"{bound_s:.3f}",
-            "--rt-priority", "1"]
+    argv = [side.host.native("rxb-counters"), *([] if side.bypass else ["--ifname", side.ifname]),
+            "--duration", f"{bound_s:.3f}", "--rt-priority", "1"]
     if pid:
         argv += ["--pid", str(pid)]
     if comm_prefix:
@@ -89,11 +89,11 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
     return t
 
 
-def counters_ready(*readers: Tool) -> None:
+def counters_ready(*readers: Tool, timeout: float = 10.0) -> None:
     """Wait for readers started together (on remote hosts each start is a
     channel and a process start: they overlap)."""
     for t in readers:
-        t.wait_event("ready", 10.0)
+        t.wait_event("ready", timeout)
 
 
 def napi_prefix(ifname: str) -> str:
@@ -103,9 +103,14 @@ def napi_prefix(ifname: str) -> str:
 
 
 def stop_counters(*readers: Tool) -> None:
-    for t in readers:
-        if t is not None:
-            t.stop(signal.SIGTERM)
+    """All asked first, then each waited for (over SSH each exit is a
+    channel closing: they overlap instead of queueing)."""
+    live = [t for t in readers if t is not None]
+    for t in live:
+        if t.p is not None and t.returncode is None:
+            t.send(signal.SIGTERM)
+    for t in live:
+        t.stop(signal.SIGTERM)
 
 
 def _snapshot(tb, sides: dict, timeout: float = 3.0) -> dict:
@@ -148,6 +153,31 @@ def _measured_interval(rx_tool: Tool, duration: float, cfg: dict, log) -> tuple[
     return series, during
 
 
+_PREWARM: list = []
+
+
+def prewarm_validation() -> None:
+    """Import the result validator (jsonschema: 0.15-0.3 s here) in the
+    background once nothing is measured any more (after the last snapshot;
+    iperf3: after its own interval), so it overlaps the tools' exit and the
+    teardown instead of following them. validate_result waits for it."""
+    if _PREWARM:
+        return
+    import threading
+
+    from .result import _validator
+
+    def load():
+        signal.pthread_sigmask(signal.SIG_BLOCK, TERM_SIGNALS)
+        try:
+            _validator()
+        except Exception:          # noqa: BLE001 (validate_result raises it again)
+            pass
+    t = threading.Thread(target=load, name="prewarm-validation", daemon=True)
+    _PREWARM.append(t)
+    t.start()
+
+
 def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval):
     """The measured window: a counters reader on each side's host (sender
     and receiver are (pid, tool or None)), a snapshot of readers and tools
@@ -159,12 +189,12 @@ def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval
         readers[0] = start_counters(tb, log, tb.sender, sender[0], bound, commands)
         readers[1] = start_counters(tb, log, tb.receiver, receiver[0], bound, commands,
                                     comm_prefix=napi_prefix(tb.receiver.ifname))
-        counters_ready(*readers)
+        counters_ready(*readers, timeout=10.0 + tb.slack_s)   # slack_s: TCG guests
         sides = {"sender": (readers[0], sender[1]), "receiver": (readers[1], receiver[1])}
         time.sleep(first_s)
-        a = _snapshot(tb, sides)
+        a = _snapshot(tb, sides, 3.0 + tb.slack_s)
         during = interval()
-        b = _snapshot(tb, sides)
+        b = _snapshot(tb, sides, 3.0 + tb.slack_s)
     finally:
         stop_counters(*readers)
     return a, b, during
@@ -177,13 +207,14 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     tb = testbed(cfg, log, queues=cell.params["cores"])
     tb.commands = commands            # every command of the cell, in order
     extra["testbed"] = tb
+    tb.connect()                      # remote hosts: both at once
     tb.preflight()
     placement = tb.cpus(cell.params["cores"], cell.params["napi"])
     rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
     rx.probe()
     gen.probe()
     warmup, duration = cfg["warmup_s"], cfg["duration_s"]
-    bound = cfg["timeout_s"]
+    bound, slack = cfg["timeout_s"] + tb.slack_s, BOUND_SLACK_S + tb.slack_s
     with tb:
         extra["hosts"] = {"sender": tb.describe(tb.sender), "receiver": tb.describe(tb.receiver)}
         extra["nic_driver"] = tb.driver(tb.receiver)
@@ -195,8 +226,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             tb.sender.host.registry.add("xdp", tb.sender.ifname)
         rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool,
                        bound_s=bound + 5)
-        gen_tool = Tool("generator", gen.argv(warmup + duration + BOUND_SLACK_S), log, tb.registry,
-                        name=gen.tool, bound_s=warmup + duration + BOUND_SLACK_S + 10)
+        gen_tool = Tool("generator", gen.argv(warmup + duration + slack), log, tb.registry,
+                        name=gen.tool, bound_s=warmup + duration + slack + 10)
         tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
         commands.append(rx_tool.command)
         rx_tool.start()
@@ -214,16 +245,17 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         a, b, (series, during) = _window(   # [eth/steady] per-second snapshots
             tb, log, commands, tools, bound, (gen_tool.pid, gen_tool), (rx_tool.pid, rx_tool),
             warmup, lambda: _measured_interval(rx_tool, duration, cfg, log))
+        prewarm_validation()
         gen_tool.stop(signal.SIGINT)
         tb.restore_placement()
         rx_tool.stop(signal.SIGTERM)
         for t in (gen_tool, rx_tool):
             if t.returncode != 0 or t.find("final") is None:
                 raise ToolExited(t, "a clean exit")
-        out = analyse_eth(cell, a, b, placement, gen, rx)
+        out = analyse_eth(cell, a, b, placement, gen, rx, extra.get("nic_driver"))
         # [eth/steady] per-second receive rate over the interval, and the host
         # probe taken in its middle (short: 20000 round trips)
-        from .stats import steady_state
+        from .measure import steady_state
         out["steady_state"] = steady_state([a["receiver"]["tool"], *series, b["receiver"]["tool"]],
                                            "packets" if "packets" in a["receiver"]["tool"] else "rx_packets")
         out["host_probe_during"] = during
@@ -238,7 +270,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 raise RxbenchError(f"multi-core cell: {why}")
         out["placement"] = placement.as_dict()
         out["counters"] = {"generator_final": gen_tool.find("final"),
-                           "receiver_final": rx_tool.find("final")}
+                           "receiver_final": rx_tool.find("final"),
+                           "receiver_ready": rx_tool.find("ready")}   # e.g. the AF_XDP bind granted
     return out
 
 
@@ -249,6 +282,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     tb = testbed(cfg, log, queues=p.get("cores", 1))
     tb.commands = commands
     extra["testbed"] = tb
+    tb.connect()                      # remote hosts: both at once
     tb.preflight()
     placement = tb.cpus(p.get("cores", 1), p.get("napi", "receiver"))
     srv = TCP_SERVERS[cell.stack](cfg, cell, tb, placement)
@@ -256,7 +290,8 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     snd = TCP_SENDER(cfg, cell, tb, placement)
     if not isinstance(srv, Iperf3):
         snd.probe()
-    warmup, duration, bound = cfg["warmup_s"], cfg["tcp"]["duration_s"], cfg["timeout_s"]
+    warmup, duration, bound = cfg["warmup_s"], cfg["tcp"]["duration_s"], cfg["timeout_s"] + tb.slack_s
+    slack = BOUND_SLACK_S + tb.slack_s
     with tb:
         extra["hosts"] = {"sender": tb.describe(tb.sender),
                           "receiver": {**tb.describe(tb.receiver), "port": cfg["tcp"]["port"]}}
@@ -281,6 +316,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             if client.wait(bound) != 0:
                 raise ToolExited(client, "a clean exit")
             server.wait(10)
+            prewarm_validation()
             rep = srv.client_report()
             out = analyse_tcp(cell, a, b, placement, rep["received_bytes"], rep["received_s"],
                               rep["sent_bytes"], rep["sent_s"])
@@ -293,14 +329,15 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
                 if err and err.get("kind") == "unsupported":
                     raise Unsupported(srv.unsupported_reason(err)) from None
                 raise
-            sender = Tool("sender", snd.argv(warmup + duration + BOUND_SLACK_S), log, tb.registry,
-                          name=snd.tool, bound_s=warmup + duration + BOUND_SLACK_S + 10)
+            sender = Tool("sender", snd.argv(warmup + duration + slack), log, tb.registry,
+                          name=snd.tool, bound_s=warmup + duration + slack + 10)
             tools[snd.tool] = snd.binary()
             commands.append(sender.command)
             sender.start()
             sender.wait_event("ready", snd.ready_timeout)
             a, b, _ = _window(tb, log, commands, tools, bound, (sender.pid, sender),
                               (server.pid, server), warmup, lambda: time.sleep(duration))
+            prewarm_validation()
             sender.stop(signal.SIGINT)
             srv.stop(server, sender)          # once it has read what the sender wrote
             for t in (sender, server):
@@ -357,11 +394,6 @@ def host_probe(cfg: dict, log, rounds: int | None = None) -> dict:
 
 def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     """Measure one cell and write its JSON. Returns the exit status."""
-    if cfg["platform"] == "vm":
-        # HOOK (vm engineer): the vm platform's cells run over SSH in its
-        # guests (rxbench.vmcell) until the host-generic runner lands
-        from .vmcell import run_from_runner
-        return run_from_runner(out_path, cfg, log_path)
     cell = cells.parse(out_path, cfg)
     log = Log(log_path)
     started = time.time()
@@ -386,6 +418,7 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
                            "run snakemake as root")
     log(f"cell {out_path}: {json.dumps(cell.params)}")
     with signals_raise(), testbed_lock(log):
+        log("testbed lock held")          # the end of a lock wait (tests/bench_overhead.py)
         # what runs killed with SIGKILL left behind (dead owners only)
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
@@ -428,6 +461,8 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         log(f"offered {result['offered_pps'] / 1e6:.3f} Mpps, received "
             f"{result['rx_pps'] / 1e6:.3f} Mpps, saturated CPUs {result['saturated_cpus']}, "
             f"generator_bound={result['generator_bound']}")
+    for t in _PREWARM:
+        t.join()
     validate_result(result)
     atomic_write_json(out_path, result)
     log.close()

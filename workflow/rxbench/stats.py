@@ -25,6 +25,7 @@ status and reason (tables show them as n/a with the reason as a footnote).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -34,19 +35,21 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import read_summary
+# computed by each cell, where pandas is not imported (a cell's start-up cost)
+from .measure import STEADY_DRIFT, steady_state  # noqa: F401
 
 CONFIDENCE = 0.95
 NOISY_CV = 0.05
 BOOT_RESAMPLES = 9999
 BOOT_SEED = 20261201
 MIN_BOOT_N = 3            # fewer values: no bootstrap interval
-STEADY_DRIFT = 0.05       # a cell whose per-second rate drifts more than this is not steady
 
 KEYS = ("platform", "layer", "stack", "cores", "size", "conns", "msg")
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
 # the metric each layer is judged by
 HEADLINE = {"eth": "rx_pps", "tcp": "rx_gbps"}
-METRICS = ("rx_pps", "offered_pps", "rx_gbps", "cpu_ns_per_pkt", "cpu_ns_per_byte")
+METRICS = ("rx_pps", "offered_pps", "rx_gbps", "offered_gbps", "cpu_ns_per_pkt",
+           "cpu_ns_per_byte", "ndr_pps", "pdr_pps", "ndr_trials")
 # stacks in the order figures and tables list them (others follow, sorted)
 STACK_ORDER = ("xdp_drop", "af_xdp", "dpdk", "af_packet",
                "blocking", "epoll", "uring", "uring_opt", "uring_zcrx", "iperf3")
@@ -121,6 +124,13 @@ def median_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
         return nan, nan
     if min(xs) == max(xs):
         return xs[0], xs[0]
+    # the resampling does not depend on the order (fixed seed, sorted input):
+    # figures, tables and numbers recompute the same groups, once each here
+    return _median_ci(tuple(sorted(xs)), confidence)
+
+
+@functools.lru_cache(maxsize=65536)
+def _median_ci(xs: tuple, confidence: float) -> tuple[float, float]:
     import numpy as np
     from scipy.stats import bootstrap
     res = bootstrap((np.array(xs),), np.median, confidence_level=confidence,
@@ -166,6 +176,13 @@ def norm(v):
     if isinstance(v, str) and v.strip() == "":
         return None
     return v
+
+
+def among(series: pd.Series, values) -> pd.Series:
+    """Per row: is the value (normalised, NaN as None) one of `values`?
+    (pandas' isin does not match None with NaN in a float column.)"""
+    vals = list(values)
+    return pd.Series([norm(v) in vals for v in series], index=series.index, dtype=bool)
 
 
 def to_bool(v) -> bool:
@@ -432,82 +449,178 @@ def claim(name_a: str, a, name_b: str, b, what: str = "packets per second",
             f"({med}; {pct} bootstrap intervals apart)")
 
 
-# --- steady state -------------------------------------------------------------
+def compare_stats(a, b, metric: str) -> Comparison:
+    """The interval test of two cell groups (rows of cell_stats): their
+    medians and the bootstrap intervals of the median cell_stats computed
+    (the same numbers compare() gives on the groups' values)."""
+    def g(rec, f):
+        v = norm(rec.get(f"{metric}_{f}"))
+        return float(v) if isinstance(v, (int, float)) else float("nan")
+    ma, mb = g(a, "median"), g(b, "median")
+    ca, cb = (g(a, "med_lo"), g(a, "med_hi")), (g(b, "med_lo"), g(b, "med_hi"))
+    known = all(math.isfinite(v) for v in (*ca, *cb))
+    apart = bool(known and (ca[0] > cb[1] or cb[0] > ca[1]))
+    order = "~" if not apart else (">" if ma > mb else "<")
+    ratio = ma / mb if mb else float("nan")
+    return Comparison(ma, mb, ca, cb, apart, order, ratio)
 
-def steady_state(series: list[dict], key: str = "packets",
-                 max_drift: float = STEADY_DRIFT) -> dict:
-    """Per-interval rates from a time series of cumulative snapshots
-    [{"t_ns", key}, ...] (one a second over the measured interval), and
-    whether the cell was steady: the mean rate of the last half within
-    `max_drift` of the first half's, and no interval below half the
-    median (a stall). Fewer than 4 snapshots: steady is None."""
-    pts = [(int(s["t_ns"]), int(s[key])) for s in series if s and key in s and "t_ns" in s]
-    rates = [(b[1] - a[1]) / ((b[0] - a[0]) / 1e9) for a, b in zip(pts, pts[1:]) if b[0] > a[0]]
-    if len(rates) < 3:
-        return {"rates": rates, "steady": None, "drift": None, "reason": "too few snapshots"}
-    half = len(rates) // 2
-    first, last = sum(rates[:half]) / half, sum(rates[-half:]) / half
-    drift = (last - first) / first if first else float("inf")
-    med = sorted(rates)[len(rates) // 2]
-    stalls = sum(1 for r in rates if r < 0.5 * med)
-    steady = abs(drift) <= max_drift and stalls == 0
-    reason = ("" if steady else
-              f"rate drifts {drift * 100:+.1f} % from the first half to the last" if
-              abs(drift) > max_drift else f"{stalls} interval(s) below half the median rate")
-    return {"rates": rates, "steady": steady, "drift": drift, "reason": reason}
+
+def sender_bound(rec) -> bool:
+    """A group in which any repetition was generator- (sender-) bound: the
+    sender, not the receiver, set the rate, so no sentence ranks on it."""
+    return int(norm(rec.get("generator_bound_reps")) or 0) > 0
+
+
+# --- platform caveats -----------------------------------------------------------
+
+TCG_NOTE = ("under TCG (QEMU's software emulation, no KVM), absolute rates say nothing "
+            "about the stacks")
+
+
+def tcg(df: pd.DataFrame) -> bool:
+    """Are any of these rows from guests under TCG (result key accel)?"""
+    if "accel" not in df.columns or not len(df):
+        return False
+    return bool((df["accel"].map(norm).astype(str).str.lower() == "tcg").any())
+
+
+# --- equal load (TCP: a rate-limited sender) ------------------------------------
+
+def load_target(v) -> float | None:
+    """A load variant's goodput target (Gbit/s); None for max or no value."""
+    v = norm(v)
+    if v is None or str(v) == "max":
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def load_reached(df: pd.DataFrame, tolerance: float | None = None) -> pd.Series:
+    """Per row: did a rate-limited sender come within the tolerance of its
+    target (stacks.tcp.LOAD_TOLERANCE)? None for load=max or no target."""
+    if tolerance is None:
+        try:
+            from .stacks.tcp import LOAD_TOLERANCE as tolerance
+        except Exception:      # pragma: no cover - the package ships stacks/tcp.py
+            tolerance = 0.01
+    loads = df["load"] if "load" in df.columns else pd.Series(None, index=df.index)
+    sent = df["offered_gbps"] if "offered_gbps" in df.columns else pd.Series(None, index=df.index)
+
+    def one(load, gbps):
+        t, g = load_target(load), norm(gbps)
+        if t is None:
+            return None
+        if not isinstance(g, (int, float)) or not math.isfinite(g) or t <= 0:
+            return False
+        return abs(g / t - 1) <= tolerance
+    return pd.Series([one(a, b) for a, b in zip(loads, sent)], index=df.index, dtype=object)
+
+
+def load_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """cell_stats of the TCP rows of a rate-limited sender that reached its
+    goodput target (load_reached): the cells of equal load."""
+    if "load" not in df.columns:
+        return cell_stats(df.iloc[0:0])
+    reached = load_reached(df)
+    return cell_stats(df[(df["layer"].astype(str) == "tcp") & (reached == True)])  # noqa: E712
 
 
 # --- each stack at its best ---------------------------------------------------
 
 # Labels a figure or sentence uses for a stack (what it really is here).
 STACK_LABELS = {"dpdk": "DPDK (af_xdp PMD on veth)"}
+# iperf3 is its own sender and server: every figure, table and sentence says so
+PAIR_LABEL = "iperf3 (sender+server pair)"
 
 
 def stack_label(stack: str, nic_driver: str | None = "veth") -> str:
     """DPDK on veth is testpmd on the af_xdp PMD: an AF_XDP socket in copy
-    mode, no kernel bypass (veth has no PCI device for a native PMD)."""
+    mode, no kernel bypass (veth has no PCI device for a native PMD).
+    iperf3 is a sender+server pair, never a server alone."""
+    if stack == "iperf3":
+        return PAIR_LABEL
     if stack in STACK_LABELS and (nic_driver or "veth") == "veth":
         return STACK_LABELS[stack]
     return stack
 
 
+BEST_RULE = ("among a stack's configurations at the same point (cores, frame size) that "
+             "ran, the one with the highest median maximum receive rate under overload; "
+             "when a runner-up's bootstrap interval overlaps the winner's, or there are "
+             "fewer than three repetitions (no interval), the default configuration wins "
+             "if it is among those not told apart: a variant must be shown better, not "
+             "assumed better")
+
+
 def best_config(st: pd.DataFrame, layer: str = "eth", metric: str | None = None,
-                confidence: float = CONFIDENCE) -> pd.DataFrame:
+                confidence: float = CONFIDENCE, defaults: dict | None = None) -> pd.DataFrame:
     """Each stack's best configuration per primary point, chosen from the
-    data by one stated rule (the paper's headline uses it):
+    data by one stated rule (BEST_RULE; the paper's headline uses it):
 
       among a stack's groups at the same primary point (eth: cores, size)
-      that ran (status ok, n_ok >= MIN_BOOT_N), the one with the highest
-      median of the layer's headline metric (eth: rx_pps, the maximum
-      receive rate under overload; NDR where the metric given is ndr);
-      when the runner-up's bootstrap interval overlaps the winner's, the
-      default configuration wins if it is among those overlapping (a
-      variant must be shown better, not assumed better).
+      that ran (status ok), the one with the highest median of the layer's
+      headline metric (eth: rx_pps, the maximum receive rate under
+      overload; NDR cells, search=ndr, are not candidates); when a
+      runner-up's bootstrap interval overlaps the winner's (or either has
+      none: fewer than MIN_BOOT_N repetitions), the default configuration
+      wins if it is among those not told apart (a variant must be shown
+      better, not assumed better).
 
-    Returns one row per (stack, primary point) with the chosen group's
-    keys, `best_rule_note` saying why."""
+    `defaults`: each variant's default (variant_defaults of the summary);
+    without it, the first value the stats frame lists. Returns one row per
+    (stack, primary point) with the chosen group's keys, `best_rule_note`
+    saying why and `best_candidates` how many configurations competed."""
     metric = metric or HEADLINE[layer]
-    sub = st[(st["layer"] == layer) & (st["status"] == "ok")].copy()
+    sub = st[(st["layer"] == layer) & (st["status"] == "ok")].copy() if len(st) else st
     if sub.empty or f"{metric}_median" not in sub.columns:
         return sub.iloc[0:0]
-    sub = sub[sub["n_ok"] >= MIN_BOOT_N]
+    if "search" in sub.columns:
+        sub = sub[among(sub["search"], [None, "saturation"])]
+    sub = sub[sub[f"{metric}_n"] > 0] if f"{metric}_n" in sub.columns else sub
+    if sub.empty:
+        return sub.iloc[0:0]
     variants = layer_variants(st, layer)
+    dflt = {v: (defaults or {}).get(v, _default_of(st, v)) for v in variants}
     prim = [k for k in PRIMARY[layer] if k in sub.columns]
+
+    def is_default(r) -> bool:
+        return all(norm(r.get(v)) in (None, dflt[v]) for v in variants)
+
+    def finite(x) -> bool:
+        x = norm(x)
+        return isinstance(x, (int, float)) and math.isfinite(x)
+
     out = []
-    for _, g in sub.groupby(["stack", *prim], dropna=False):
-        g = g.sort_values(f"{metric}_median", ascending=False)
+    for _, g in sub.groupby(["stack", *prim], dropna=False, sort=False):
+        g = g.sort_values(f"{metric}_median", ascending=False, kind="stable")
         win = g.iloc[0]
-        note = "highest median"
+        note = "highest median" + (f", intervals apart from the {len(g) - 1} other "
+                                   f"configuration{'s' if len(g) > 2 else ''}"
+                                   if len(g) > 1 else " (the only configuration that ran)")
         lo_win = win.get(f"{metric}_med_lo")
-        close = [r for _, r in g.iloc[1:].iterrows()
-                 if math.isfinite(float(r.get(f"{metric}_med_hi", float("nan"))))
-                 and math.isfinite(float(lo_win)) and float(r[f"{metric}_med_hi"]) >= float(lo_win)]
-        for r in close:
-            if all(norm(r.get(v)) in (None, _default_of(st, v)) for v in variants):
-                win, note = r, "default: not told apart from the highest median"
-                break
+        close = []
+        for _, r in g.iloc[1:].iterrows():
+            hi = r.get(f"{metric}_med_hi")
+            if not (finite(hi) and finite(lo_win)) or float(hi) >= float(lo_win):
+                close.append(r)
+        if close and not is_default(win):
+            for r in close:
+                if is_default(r):
+                    why = ("fewer than %d repetitions, no interval" % MIN_BOOT_N
+                           if not (finite(r.get(f"{metric}_med_hi")) and finite(lo_win))
+                           else "intervals overlap")
+                    win, note = r, f"default: not told apart from the highest median ({why})"
+                    break
+            else:
+                note = "highest median; not told apart from the runner-up, and the default did not run"
+        elif close:
+            note = "highest median, and the default; not told apart from the runner-up"
         rec = win.to_dict()
         rec["best_rule_note"] = note
+        rec["best_candidates"] = len(g)
+        rec["best_is_default"] = is_default(win)
         out.append(rec)
     return pd.DataFrame(out)
 

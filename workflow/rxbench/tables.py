@@ -1,10 +1,16 @@
 """LaTeX tables (booktabs, jinja2 templates in templates/) from the summary
 CSV alone:
 
-- eth_table: one row per Ethernet cell group: received Mpps as mean [95 %
-  CI], CV, offered Mpps, Gbit/s, n (a longtable: it breaks across pages);
-- tcp_table: goodput (Gbit/s) mean [95 % CI], one row per server, variant,
-  cores and connection count, one column per message size (a longtable);
+- eth_table: one row per Ethernet saturation cell group: the maximum
+  receive rate under overload (Mpps) as median [95 % bootstrap interval of
+  the median], CV, offered Mpps, Gbit/s, n (a longtable);
+- best_table: each stack's best configuration per frame size (the rule of
+  stats.best_config), its median [interval] and why it was chosen;
+- ndr_table: NDR and PDR (search=ndr cells, MLRsearch) beside the maximum
+  receive rate under overload of the same configuration;
+- tcp_table: goodput (Gbit/s) median [95 % bootstrap interval], one row per
+  server, variant, cores and connection count, one column per message size
+  (a longtable);
 - env_table: the environment from the provenance columns (platform,
   kernel, CPU, NIC driver, git revision, tool versions when present).
 
@@ -64,6 +70,22 @@ def fmt(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if _finite(x) else "--"
 
 
+def stack_tex(stack, nic=None) -> str:
+    """A stack as the tables name it: \\texttt{af\\_xdp}; DPDK on veth and
+    iperf3 (a sender+server pair) by what they are (stats.stack_label)."""
+    lab = S.stack_label(str(stack), nic)
+    return f"\\texttt{{{tex_escape(stack)}}}" if lab == str(stack) else tex_escape(lab)
+
+
+def _nic(df) -> str | None:
+    return S.context(df)["nic_driver"]
+
+
+def tcg_note(df) -> str:
+    """The TCG caveat as a table footnote (empty when no row ran under TCG)."""
+    return (tex_escape(S.TCG_NOTE[:1].upper() + S.TCG_NOTE[1:]) + "." if S.tcg(df) else "")
+
+
 def fmt_ci(mean, lo, hi, digits: int = 3) -> str:
     m = fmt(mean, digits)
     if _finite(S.norm(lo)) and _finite(S.norm(hi)):
@@ -108,21 +130,26 @@ def _stats(csv) -> pd.DataFrame:
 def eth_rows(csv: str | Path) -> tuple[list[str], list[dict], list[str]]:
     """(variant columns, rows, footnotes) of the Ethernet table; a row per
     cell group, every group included."""
-    st = _stats(csv)
+    df = S.load(csv)
+    st = S.cell_stats(df)
+    nic = _nic(df)
     eth = st[st["layer"] == "eth"] if len(st) else st
-    variants = S.layer_variants(st, "eth") if len(st) else []
+    if "search" in eth.columns:       # NDR cells: in the NDR table
+        eth = eth[S.among(eth["search"], [None, "saturation"])]
+    variants = [v for v in (S.layer_variants(st, "eth") if len(st) else []) if v != "search"]
+    defaults = S.variant_defaults(df, variants)
     notes = Notes()
     rows = []
     prev = None
     for _, r in eth.iterrows():
         rec = r.to_dict()
-        row = {"stack": tex_escape(rec["stack"]), "first": rec["stack"] != prev,
-               "variants": [_value(rec.get(k)) for k in variants],
+        row = {"stack": stack_tex(rec["stack"], nic), "first": rec["stack"] != prev,
+               "variants": [_config(rec, variants, defaults)] if variants else [],
                "cores": _value(rec.get("cores")), "size": _value(rec.get("size"))}
         prev = rec["stack"]
         if rec["status"] == "ok":
-            rx = fmt_ci(rec["rx_pps_mean"] / 1e6, rec["rx_pps_ci_lo"] / 1e6,
-                        rec["rx_pps_ci_hi"] / 1e6)
+            rx = fmt_ci(rec["rx_pps_median"] / 1e6, rec["rx_pps_med_lo"] / 1e6,
+                        rec["rx_pps_med_hi"] / 1e6)
             if rec.get("generator_bound_reps", 0):
                 rx += "$^{g}$"
             cv = S.norm(rec.get("rx_pps_cv"))
@@ -130,15 +157,15 @@ def eth_rows(csv: str | Path) -> tuple[list[str], list[dict], list[str]]:
                 rx=rx,
                 cv=(f"{100 * cv:.1f}" + ("$^{*}$" if rec["noisy"] else "")) if _finite(cv)
                 else "--",
-                offered=fmt(S.norm(rec.get("offered_pps_mean", float("nan"))) / 1e6
-                            if _finite(S.norm(rec.get("offered_pps_mean"))) else None),
-                gbps=fmt(rec.get("rx_gbps_mean"), 2),
+                offered=fmt(S.norm(rec.get("offered_pps_median", float("nan"))) / 1e6
+                            if _finite(S.norm(rec.get("offered_pps_median"))) else None),
+                gbps=fmt(rec.get("rx_gbps_median"), 2),
                 n=_n(rec, notes))
         else:
             row.update(rx=NA + notes.mark(f"{rec['status']}: {_reason(rec)}"),
                        cv="--", offered="--", gbps="--", n="0")
         rows.append(row)
-    return [_header(k) for k in variants], rows, notes.items
+    return (["Configuration"] if variants else []), rows, notes.items
 
 
 # names with a random token that the local testbed gives its namespaces and
@@ -174,7 +201,91 @@ def eth_table(csv: str | Path, out: str | Path) -> None:
     variants, rows, notes = eth_rows(csv)
     text = _env().get_template("eth_table.tex.j2").render(
         rows=rows, variants=variants, notes=notes, gb_rule=_gb_rule(),
+        tcg=tcg_note(S.load(csv)),
         noisy=f"{100 * S.NOISY_CV:g}", ncols=len(variants) + 8)
+    atomic_write(out, text)
+
+
+def _config(rec, variants, defaults) -> str:
+    parts = [f"{k}={S.norm(rec.get(k))}" for k in variants if k != "search"
+             and S.norm(rec.get(k)) is not None and S.norm(rec.get(k)) != defaults.get(k)]
+    return tex_escape(", ".join(parts)) if parts else "default"
+
+
+def best_rows(csv: str | Path) -> tuple[list[dict], object]:
+    """(rows, fewest cores) of the best-configuration table: per stack and
+    frame size at the fewest cores, the configuration stats.best_config
+    chose, its median [interval], n, candidates and the rule's note."""
+    df = S.load(csv)
+    st = S.cell_stats(df)
+    nic = _nic(df)
+    variants = S.layer_variants(st, "eth") if len(st) else []
+    defaults = S.variant_defaults(df, variants)
+    best = S.best_config(st, "eth", defaults=defaults) if len(st) else st.iloc[0:0]
+    cores = sorted({S.norm(v) for v in best["cores"]} - {None}) if len(best) else []
+    if cores:
+        best = best[best["cores"].map(S.norm) == cores[0]]
+    if len(best):
+        best = best.assign(_r=best["stack"].map(S.stack_rank),
+                           _s=best["size"].map(S.norm)).sort_values(["_r", "_s"], kind="stable")
+    rows, prev = [], None
+    for _, r in best.iterrows():
+        rec = r.to_dict()
+        rows.append({"stack": stack_tex(rec["stack"], nic), "first": rec["stack"] != prev,
+                     "config": _config(rec, variants, defaults), "size": _value(rec["size"]),
+                     "rx": fmt_ci(rec["rx_pps_median"] / 1e6, rec["rx_pps_med_lo"] / 1e6,
+                                  rec["rx_pps_med_hi"] / 1e6),
+                     "n": int(rec["n_ok"]), "note": rec["best_rule_note"],
+                     "candidates": int(rec["best_candidates"])})
+        prev = rec["stack"]
+    return rows, (cores[0] if cores else None)
+
+
+def best_table(csv: str | Path, out: str | Path) -> None:
+    rows, cores = best_rows(csv)
+    text = _env().get_template("best_table.tex.j2").render(
+        rows=rows, rule=S.BEST_RULE, tcg=tcg_note(S.load(csv)),
+        cores_text=(f"{cores} receiver core{'s' if cores != 1 else ''}" if cores is not None
+                    else "no core count"))
+    atomic_write(out, text)
+
+
+def ndr_rows(csv: str | Path) -> list[dict]:
+    """Per NDR group (search=ndr): NDR and PDR (medians over its searches),
+    trials per search, and the same configuration's maximum receive rate
+    under overload (median [interval]) where its saturation cells ran."""
+    df = S.load(csv)
+    st = S.cell_stats(df)
+    nic = _nic(df)
+    if not len(st) or "search" not in st.columns:
+        return []
+    eth = st[(st["layer"] == "eth") & (st["status"] == "ok")]
+    variants = S.layer_variants(st, "eth")
+    defaults = S.variant_defaults(df, variants)
+    ndr = eth[eth["search"].map(S.norm) == "ndr"]
+    sat = eth[S.among(eth["search"], [None, "saturation"])]
+    rows = []
+    for _, r in ndr.iterrows():
+        rec = r.to_dict()
+        same = sat[(sat["stack"] == rec["stack"])]
+        for k in ("cores", "size", *[v for v in variants if v != "search"]):
+            vals = same[k].map(S.norm)
+            same = same[vals == S.norm(rec.get(k))] if S.norm(rec.get(k)) is not None \
+                else same[vals.isna()]
+        s = same.iloc[0].to_dict() if len(same) else None
+        mpps = lambda x: fmt(S.norm(x) / 1e6) if _finite(S.norm(x)) else "--"   # noqa: E731
+        rows.append({"stack": stack_tex(rec["stack"], nic),
+                     "config": _config(rec, variants, defaults), "size": _value(rec["size"]),
+                     "ndr": mpps(rec.get("ndr_pps_median")), "pdr": mpps(rec.get("pdr_pps_median")),
+                     "sat": fmt_ci(s["rx_pps_median"] / 1e6, s["rx_pps_med_lo"] / 1e6,
+                                   s["rx_pps_med_hi"] / 1e6) if s else "--",
+                     "trials": fmt(rec.get("ndr_trials_median"), 0), "n": int(rec["n_ok"])})
+    return rows
+
+
+def ndr_table(csv: str | Path, out: str | Path) -> None:
+    text = _env().get_template("ndr_table.tex.j2").render(rows=ndr_rows(csv),
+                                                          tcg=tcg_note(S.load(csv)))
     atomic_write(out, text)
 
 
@@ -183,22 +294,25 @@ def eth_table(csv: str | Path, out: str | Path) -> None:
 def tcp_rows(csv: str | Path) -> tuple[list[str], list, list[dict], list[str]]:
     """(row-key headers, message sizes, rows, footnotes): a row per server,
     variant, cores and connection count; a column per message size."""
-    st = _stats(csv)
+    df = S.load(csv)
+    st = S.cell_stats(df)
+    nic = _nic(df)
     tcp = st[st["layer"] == "tcp"] if len(st) else st
-    variants = S.layer_variants(st, "tcp") if len(st) else []
+    variants = [v for v in (S.layer_variants(st, "tcp") if len(st) else []) if v != "cores"]
+    defaults = S.variant_defaults(df, variants)
     has_cores = len(tcp) and len({S.norm(v) for v in tcp["cores"]} - {None}) > 1
-    keys = variants + (["cores"] if has_cores else []) + ["conns"]
+    keys = (["cores"] if has_cores else []) + ["conns"]
     msgs = sorted({S.norm(v) for v in tcp["msg"]} - {None}) if len(tcp) else []
     notes = Notes()
     grouped: dict[tuple, dict] = {}
     for _, r in tcp.iterrows():
         rec = r.to_dict()
-        k = (rec["stack"], *(S.norm(rec.get(c)) for c in keys))
+        k = (rec["stack"], _config(rec, variants, defaults), *(S.norm(rec.get(c)) for c in keys))
         grouped.setdefault(k, {})[S.norm(rec["msg"])] = rec
     rows = []
     prev = None
     for k, by_msg in grouped.items():
-        stack, *kv = k
+        stack, cfg, *kv = k
         cells, ns = [], []
         for m in msgs:
             rec = by_msg.get(m)
@@ -206,8 +320,8 @@ def tcp_rows(csv: str | Path) -> tuple[list[str], list, list[dict], list[str]]:
                 cells.append("")
                 continue
             if rec["status"] == "ok":
-                c = fmt_ci(rec.get("rx_gbps_mean"), rec.get("rx_gbps_ci_lo"),
-                           rec.get("rx_gbps_ci_hi"), 2)
+                c = fmt_ci(rec.get("rx_gbps_median"), rec.get("rx_gbps_med_lo"),
+                           rec.get("rx_gbps_med_hi"), 2)
                 if rec.get("noisy"):
                     c += "$^{*}$"
                 if rec.get("generator_bound_reps", 0):
@@ -218,11 +332,11 @@ def tcp_rows(csv: str | Path) -> tuple[list[str], list, list[dict], list[str]]:
                 ns.append("0")
             cells.append(c)
         uniq = sorted(set(ns), key=ns.index)
-        rows.append({"stack": tex_escape(stack), "first": stack != prev,
-                     "keys": [_value(v) for v in kv], "cells": cells,
+        rows.append({"stack": stack_tex(stack, nic), "first": stack != prev,
+                     "keys": [cfg, *(_value(v) for v in kv)], "cells": cells,
                      "n": uniq[0] if len(uniq) == 1 else ", ".join(uniq)})
         prev = stack
-    return [_header(c) for c in keys], msgs, rows, notes.items
+    return ["Configuration"] + [_header(c) for c in keys], msgs, rows, notes.items
 
 
 def _msg_header(m) -> str:
@@ -233,6 +347,7 @@ def tcp_table(csv: str | Path, out: str | Path) -> None:
     keys, msgs, rows, notes = tcp_rows(csv)
     text = _env().get_template("tcp_table.tex.j2").render(
         rows=rows, keys=keys, msgs=[_msg_header(m) for m in msgs], notes=notes,
+        tcg=tcg_note(S.load(csv)), pair=tex_escape(S.PAIR_LABEL),
         noisy=f"{100 * S.NOISY_CV:g}", ncols=len(keys) + len(msgs) + 2)
     atomic_write(out, text)
 
@@ -269,6 +384,9 @@ def env_rows(csv: str | Path) -> list[tuple[str, str]]:
             ("NIC driver", _counted(df.get("nic_driver", pd.Series(dtype=object)))),
             ("rxbench revision", _counted(df.get("git_rev", pd.Series(dtype=object)),
                                           _short_rev, r"\texttt{{{}}}"))]
+    if "accel" in df.columns and df["accel"].notna().any():
+        rows.append(("Guest accelerator", _counted(df["accel"])
+                     + (" (" + tex_escape(S.TCG_NOTE) + ")" if S.tcg(df) else "")))
     if "generator" in df.columns and df["generator"].notna().any():
         rows.append(("Generator", _counted(df["generator"].dropna().map(tex_escape))))
     if "pingpong_ns" in df.columns and df["pingpong_ns"].notna().any():
@@ -311,27 +429,24 @@ SEED_CSV = Path(__file__).resolve().parents[2] / "paper" / "data" / "seed_vm_tab
 
 def seed_rows(csv: str | Path, seed_csv: str | Path = SEED_CSV) -> list[dict]:
     """Per frame size of the seed's table: its DPDK and AF_XDP rates (Mpps)
-    and ours (default variants, fewest cores: mean [95 % CI]; None where
-    this summary has no such group)."""
+    and ours: each stack at its best configuration (stats.best_config),
+    fewest cores; None where this summary has no such group."""
     seed = pd.read_csv(seed_csv, comment="#")
-    st = _stats(csv)
-    eth = st[(st["layer"] == "eth") & (st["status"] == "ok")] if len(st) else st
+    df = S.load(csv)
+    st = S.cell_stats(df)
     variants = S.layer_variants(st, "eth") if len(st) else []
-    defaults = S.variant_defaults(S.load(csv), variants)
-    if len(eth):
-        mask = pd.Series(True, index=eth.index)
-        for k in variants:
-            vals = eth[k].map(S.norm)
-            mask &= vals.isna() | (vals == defaults.get(k))
-        eth = eth[mask]
-        cores = sorted({S.norm(v) for v in eth["cores"]} - {None})
-        eth = eth[eth["cores"].map(S.norm) == cores[0]] if cores else eth
+    best = S.best_config(st, "eth", defaults=S.variant_defaults(df, variants)) if len(st) \
+        else st
+    if len(best):
+        cores = sorted({S.norm(v) for v in best["cores"]} - {None})
+        best = best[best["cores"].map(S.norm) == cores[0]] if cores else best
     rows = []
     for _, r in seed.iterrows():
         size = int(r["size"])
         row = {"size": size, "seed_dpdk": r["dpdk_pps"] / 1e6, "seed_af_xdp": r["af_xdp_pps"] / 1e6}
         for stack in ("dpdk", "af_xdp", "xdp_drop"):
-            g = eth[(eth["stack"] == stack) & (eth["size"].map(S.norm) == size)] if len(eth) else eth
+            g = best[(best["stack"] == stack) & (best["size"].map(S.norm) == size)] \
+                if len(best) else best
             row[stack] = g.iloc[0].to_dict() if len(g) else None
         rows.append(row)
     return rows
@@ -341,19 +456,28 @@ def seed_table(csv: str | Path, out: str | Path) -> None:
     def ours(rec):
         if rec is None:
             return "--"
-        return fmt_ci(rec["rx_pps_mean"] / 1e6, rec["rx_pps_ci_lo"] / 1e6, rec["rx_pps_ci_hi"] / 1e6)
+        return fmt_ci(rec["rx_pps_median"] / 1e6, rec["rx_pps_med_lo"] / 1e6,
+                      rec["rx_pps_med_hi"] / 1e6)
     lines = ["% Generated by rxbench (workflow/rxbench/tables.py seed_table) from the summary",
              "% and paper/data/seed_vm_table.csv (the seed's numbers, with their source); do not edit.",
              r"\begin{tabular}{@{}r rr lll@{}}", r"\toprule",
              r" & \multicolumn{2}{c}{seed: QEMU, virtio-net} & \multicolumn{3}{c}{this data set} \\",
              r"\cmidrule(lr){2-3}\cmidrule(l){4-6}",
-             r"Size (B) & DPDK & AF\_XDP & \texttt{dpdk} & \texttt{af\_xdp} & \texttt{xdp\_drop} \\",
+             r"Size (B) & DPDK & AF\_XDP & \texttt{dpdk}$^{a}$ & \texttt{af\_xdp} & \texttt{xdp\_drop} \\",
              r"\midrule"]
     for r in seed_rows(csv):
         lines.append(f"{r['size']} & {r['seed_dpdk']:.3f} & {r['seed_af_xdp']:.3f} & "
                      f"{ours(r['dpdk'])} & {ours(r['af_xdp'])} & {ours(r['xdp_drop'])} \\\\")
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    lines += [r"\bottomrule"]
+    if S.stack_label("dpdk", _nic(S.load(csv))) != "dpdk":
+        lines.append(r"\multicolumn{6}{@{}l}{\footnotesize $^{a}$ "
+                     + tex_escape(S.stack_label("dpdk", "veth")) + r": no kernel bypass.}\\")
+    tcg = tcg_note(S.load(csv))
+    if tcg:
+        lines.append(r"\multicolumn{6}{@{}p{0.9\linewidth}@{}}{\footnotesize " + tcg + r"}\\")
+    lines += [r"\end{tabular}", ""]
     atomic_write(out, "\n".join(lines))
 
 
-TABLES = {"eth": eth_table, "tcp": tcp_table, "env": env_table, "seed": seed_table}
+TABLES = {"eth": eth_table, "tcp": tcp_table, "env": env_table, "seed": seed_table,
+          "best": best_table, "ndr": ndr_table}

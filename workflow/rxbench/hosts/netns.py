@@ -10,10 +10,24 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .. import ROOT
+from .. import ROOT, RxbenchError
 from ..state import STATE_DIR, pid_start
 from ..util import CommandError, run
 from .base import Host
+
+NATIVE_BUILD = Path(os.environ.get("RXBENCH_NATIVE", ROOT / "native" / "build"))
+
+
+def native_tool(name: str) -> str:
+    """Path of a native tool: native/build/ (or $RXBENCH_NATIVE), else PATH (Nix)."""
+    p = NATIVE_BUILD / name
+    if p.exists():
+        return str(p)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise RxbenchError(f"native tool {name} is not built: run `make -C native` "
+                       f"(looked in {NATIVE_BUILD} and PATH)")
 
 
 def _read(path: str) -> str | None:
@@ -92,7 +106,6 @@ class NetnsHost(Host):
         return shutil.which(name)
 
     def native(self, name):
-        from ..stacks.base import native_tool
         return native_tool(name)
 
     def python_module(self, module):
@@ -149,4 +162,4 @@ def local_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-__all__ = ["NetnsHost", "local_kernel_config", "local_cpus", "CommandError"]
+__all__ = ["NetnsHost", "NATIVE_BUILD", "native_tool", "local_kernel_config", "local_cpus", "CommandError"]

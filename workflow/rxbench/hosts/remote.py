@@ -13,7 +13,9 @@ own JSON lines).
       so no tool outlives its bound on this host whatever the controller does.
   remote.py hello JSON    facts, the state records present, the build's record
   remote.py gather JSON   {"files": [...], "commands": {name: argv}} -> contents/outputs
-  remote.py release FILE... kill recorded processes, detach XDP, restore
+  remote.py release FILE... kill recorded processes, give NICs handed to a
+                          user-space driver back to their kernel driver (named,
+                          addressed, hugepages as before), detach XDP, restore
                           sysfs values and features, remove scratch, drop FILE
   remote.py kthreads PREFIX  kernel threads whose name starts with PREFIX
 """
@@ -189,6 +191,7 @@ def cmd_hello(spec):
     facts = {"hostname": u.nodename, "kernel": f"{u.release} {u.version}",
              "release": u.release, "cmdline": (_read("/proc/cmdline") or "").strip(),
              "euid": os.geteuid(), "python": sys.version.split()[0],
+             "python_executable": sys.executable,
              "kernel_config": kernel_config(spec.get("options", [])), **cpu_facts(),
              "nic": nic_facts(spec.get("ifname")),
              "tools": {t: shutil.which(t) for t in spec.get("tools", [])},
@@ -240,6 +243,62 @@ def cmd_kthreads(prefix):
     return found
 
 
+HUGEPAGES = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+
+
+def _write(path, value):
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+        return True
+    except OSError:
+        return False
+
+
+def restore_nic(rec):
+    """Undo a user-space driver binding (stacks/eth.py Dpdk.bind): the PCI
+    device back to its kernel driver, its interface found by MAC, renamed,
+    MTU, addresses and link state as recorded; the hugepages as they were.
+    Idempotent: a NIC already back is only re-checked."""
+    done = []
+    pci, drv = rec["pci"], rec["driver"]
+    dev = f"/sys/bus/pci/devices/{pci}"
+    if not os.path.exists(dev):
+        return [f"nic {pci}: no such PCI device"]
+    cur = os.path.basename(os.path.realpath(f"{dev}/driver")) \
+        if os.path.exists(f"{dev}/driver") else None
+    _write(f"{dev}/driver_override", "\n")
+    if cur != drv:
+        if cur:
+            _write(f"{dev}/driver/unbind", pci)
+        if not _write("/sys/bus/pci/drivers_probe", pci):
+            _write(f"/sys/bus/pci/drivers/{drv}/bind", pci)
+        done.append(f"nic {pci} {cur or 'unbound'} -> {drv}")
+    name = None
+    for _ in range(100):           # the kernel driver's probe creates the interface
+        for d in glob.glob("/sys/class/net/*"):
+            if (_read(f"{d}/address") or "").strip() == rec["mac"]:
+                name = os.path.basename(d)
+                break
+        if name:
+            break
+        time.sleep(0.1)
+    if name is None:
+        return done + [f"nic {pci}: no interface with {rec['mac']} after rebinding to {drv}"]
+    ifn = rec["ifname"]
+    if name != ifn:
+        _out(["ip", "link", "set", "dev", name, "down"])
+        _out(["ip", "link", "set", "dev", name, "name", ifn])
+        done.append(f"nic {pci}: {name} renamed {ifn}")
+    _out(["ip", "link", "set", "dev", ifn, "mtu", str(rec["mtu"])])
+    for a in rec.get("addresses", []):
+        _out(["ip", "addr", "replace", a, "dev", ifn])
+    _out(["ip", "link", "set", "dev", ifn, "up"])
+    if rec.get("hugepages") is not None and _write(HUGEPAGES, str(rec["hugepages"])):
+        done.append(f"hugepages {rec['hugepages']}")
+    return done + [f"nic {ifn} ({pci}) on {drv}, {', '.join(rec.get('addresses', [])) or 'no address'}"]
+
+
 def release(data, record_path):
     done = []
     pidfile = record_path[:-len(".json")] + ".pids"
@@ -267,6 +326,9 @@ def release(data, record_path):
             except ProcessLookupError:
                 pass
             done.append(f"process {pid}")
+    # the tools are dead: a NIC DPDK had goes back to the kernel
+    for rec in reversed(data.get("nic_bind", [])):
+        done += restore_nic(rec)
     for ifname in data.get("xdp", []):
         for mode in ("xdp", "xdpgeneric"):
             _out(["ip", "link", "set", "dev", ifname, mode, "off"])

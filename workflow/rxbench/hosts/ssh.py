@@ -137,6 +137,7 @@ class SshHost(Host):
         self.agent: subprocess.Popen | None = None
         self._buf = b""
         self.swept: list[str] = []
+        self.connect_error: Exception | None = None
         cd = control_dir()
         ident = f"{self.user}@{self.address}:{self.port}:{spec.get('jump')}:{spec.get('key')}"
         self.control = str(cd / hashlib.sha1(ident.encode()).hexdigest()[:16])
@@ -206,11 +207,39 @@ class SshHost(Host):
                               + (f": {err[-1]}" if err else ""))
 
     # -- the agent: remote.py serve, one per host for the testbed's life ---------
+    # -- the host's Python: `python3` on its PATH may be a wrapper (pyenv's
+    # shim is a shell script: ~0.3 s a start here); the interpreter it runs
+    # (the agent's sys.executable) is remembered beside the master socket
+    # and used by name, falling back to python3 if it has gone
+    def python(self) -> str:
+        found = ((self.hello or {}).get("facts") or {}).get("python_executable")
+        if found:
+            return found
+        try:
+            return Path(self.control + ".python").read_text().strip() or "python3"
+        except OSError:
+            return "python3"
+
+    def _remember_python(self) -> None:
+        found = (self.hello.get("facts") or {}).get("python_executable")
+        if not found:
+            return
+        f = Path(self.control + ".python")
+        try:
+            if not f.exists() or f.read_text().strip() != found:
+                f.write_text(found + "\n")
+        except OSError:
+            pass
+
     def _start_agent(self):
-        py = f"{self.deploy_dir}/{REMOTE_PY}"
+        py = shlex.quote(f"{self.deploy_dir}/{REMOTE_PY}")
+        known = self.python()
+        run = (f"exec python3 {py} serve" if known == "python3" else
+               f"if [ -x {shlex.quote(known)} ]; then exec {shlex.quote(known)} {py} serve; "
+               f"else exec python3 {py} serve; fi")
         sh = (f"mkdir -p {shlex.quote(self.state_dir)} && chmod 700 {shlex.quote(self.state_dir)}"
               f" && test -f {shlex.quote(self.deploy_dir)}/build.json || exit {MISSING_EXIT}; "
-              f"exec python3 {shlex.quote(py)} serve")
+              + run)
         self._buf = b""
         self.agent = subprocess.Popen(self.ssh_argv() + ["--", self.remote_command(["sh", "-c", sh])],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -288,6 +317,9 @@ class SshHost(Host):
     def connect(self) -> dict:
         if self.hello is not None and self.agent is not None:
             return self.hello
+        err, self.connect_error = self.connect_error, None
+        if err is not None:
+            raise err                 # the parallel first contact's (Testbed.connect)
         self.start_master()
         spec = {"state_dir": self.state_dir, "build_dir": self.deploy_dir,
                 "ifname": self.ifname, "options": list(self.options), "tools": list(self.tools)}
@@ -303,6 +335,7 @@ class SshHost(Host):
                 self.deploy()
         first = self.hello is None
         self.hello = hello
+        self._remember_python()
         if first:
             self.swept = self.sweep(hello.get("records", {}))
         return self.hello
@@ -312,8 +345,19 @@ class SshHost(Host):
         source hash; a failed build stops with the compiler's message."""
         d, tmp = shlex.quote(self.deploy_dir), shlex.quote(self.deploy_dir + ".tmp")
         self.log(f"[{self.key}] building the native tools in {self.deploy_dir} (source {self.hash})")
+        # a host whose image carries the native tools built from these very
+        # sources (the vm guests: /opt/rxbench/native) takes that build
+        # instead of building again (minutes under TCG): every source file
+        # the tarball has must be byte-identical there
+        pre = self.spec.get("prebuilt_native")
+        use_pre = ""
+        if pre:
+            q = shlex.quote(pre)
+            use_pre = (f"if [ -d {q}/build ] && (cd {tmp}/native && for f in $(find . -type f); "
+                       f"do cmp -s $f {q}/$f || exit 1; done); then "
+                       f"cp -a {q}/build {tmp}/native/build; echo prebuilt {q} >{tmp}/build.log; el")
         sh = (f"set -e; rm -rf {tmp}; mkdir -p {tmp}; tar -C {tmp} -xzf -; "
-              f"if ! make -C {tmp}/native >{tmp}/build.log 2>&1; then "
+              f"{use_pre}if ! make -C {tmp}/native >{tmp}/build.log 2>&1; then "
               f"grep -m3 -E 'error|Error|not found' {tmp}/build.log >&2 || tail -n 3 {tmp}/build.log >&2; "
               f"exit {BUILD_EXIT}; fi; "
               f"python3 {tmp}/{REMOTE_PY} buildinfo {tmp}/native/build > {tmp}/build.json; "
@@ -326,7 +370,8 @@ class SshHost(Host):
             err = " / ".join(p.stderr.decode(errors="replace").strip().splitlines()[-3:])
             raise HostError(f"{self.role} {self.address}: building native/ failed: "
                             f"{err or 'exit ' + str(p.returncode)}")
-        self.log(f"[{self.key}] built in {time.monotonic() - t0:.1f} s")
+        self.log(f"[{self.key}] built in {time.monotonic() - t0:.1f} s"
+                 + (f" (or taken from {pre} if its sources are these)" if pre else ""))
 
     def sweep(self, records: dict) -> list[str]:
         """Release what runs of this machine that are gone left on the host
@@ -365,7 +410,7 @@ class SshHost(Host):
         self.connect()
         if not self.registry.saved:
             self.registry.save()      # the record exists before the tool does
-        cmd = self.remote_command(["python3", f"{self.deploy_dir}/{REMOTE_PY}", "run",
+        cmd = self.remote_command([self.python(), f"{self.deploy_dir}/{REMOTE_PY}", "run",
                                    "--bound", f"{bound_s:.0f}", "--record",
                                    self.registry.pids_path, "--", *argv])
         return subprocess.Popen(self.ssh_argv() + ["--", cmd], stdin=subprocess.PIPE,
@@ -443,7 +488,7 @@ class SshHost(Host):
         return f"{self.deploy_dir}/native/build/{name}"
 
     def python_module(self, module):
-        return ["env", f"PYTHONPATH={self.deploy_dir}/workflow", "python3", "-m", module]
+        return ["env", f"PYTHONPATH={self.deploy_dir}/workflow", self.python(), "-m", module]
 
     def kernel_options(self, options):
         kc = self.connect()["facts"]["kernel_config"]

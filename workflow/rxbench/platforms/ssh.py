@@ -22,7 +22,8 @@ from .base import TEST_NET, Placement, PreflightError, Side, TestbedBase, Testbe
 INVENTORY_SCHEMA = ROOT / "workflow" / "schemas" / "inventory.schema.yaml"
 # every kernel option a stack may ask for (SshHost reads these at connect)
 KERNEL_OPTIONS = ("CONFIG_BPF_SYSCALL", "CONFIG_XDP_SOCKETS", "CONFIG_PACKET", "CONFIG_INET",
-                  "CONFIG_IO_URING", "CONFIG_NET_RX_BUSY_POLL", "CONFIG_RPS")
+                  "CONFIG_IO_URING", "CONFIG_NET_RX_BUSY_POLL", "CONFIG_RPS",
+                  "CONFIG_NET_PKTGEN")
 # what the platform itself needs on a host, and what the stacks may use
 REQUIRED_TOOLS = ("python3", "ip", "ethtool", "taskset", "make", "cc", "clang", "pkg-config",
                   "nstat", "ss")

@@ -468,6 +468,30 @@ def _sh(argv: list[str], log) -> str:
     return run(argv, log=log, timeout=60)
 
 
+READY_MARKER = b"rxb-init: ready"        # vm/rxb-init, on the serial console
+
+
+def _console_ready(console: Path) -> bool:
+    """The guest's init says it is ready (sshd started) on its console."""
+    try:
+        return READY_MARKER in console.read_bytes()
+    except FileNotFoundError:
+        return False
+
+
+KVM_STOPS = ("KVM internal error", "emulation failure", "KVM: entry failed")
+
+
+def _kvm_stuck(qemu_log: Path) -> str:
+    """QEMU's line saying KVM stopped the vCPU (it dumps the registers and
+    waits forever), or ''."""
+    try:
+        text = qemu_log.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return next((ln.strip() for ln in text.splitlines() if any(k in ln for k in KVM_STOPS)), "")
+
+
 class GuestDied(VmError):
     """A guest's QEMU exited while booting."""
 
@@ -486,8 +510,18 @@ def _wait_ready(guests: dict, inventory: dict, run_dir: Path, t_boot: float,
                 tail = (run_dir / f"{role}.qemu.log").read_text().strip().splitlines()[-3:]
                 raise GuestDied(f"vm {role}: QEMU exited ({g['proc'].returncode}) while "
                                 f"booting: {' | '.join(tail) or 'no output'}")
+            stuck = _kvm_stuck(run_dir / f"{role}.qemu.log")
+            if stuck:
+                # QEMU keeps the process, the vCPU is stopped for good
+                raise GuestDied(f"vm {role}: the guest stopped while booting: {stuck}")
+            if not _console_ready(run_dir / f"{role}.console"):
+                continue
             try:
-                run(ssh_argv(inventory[role], "true", timeout=3), timeout=10)
+                # one patient attempt, not many short ones: slirp accepts a
+                # connection before the guest listens and holds its guest side
+                # open after the client gave up, and sshd's MaxStartups then
+                # drops every newer one (seen: a guest up, sshd silent)
+                run(ssh_argv(inventory[role], "true", timeout=30), timeout=60)
                 ready[role] = round(time.monotonic() - t_boot, 2)
                 log(f"vm: {role} answers SSH {ready[role]} s after QEMU started")
             except CommandError:
@@ -589,7 +623,7 @@ def lease_up(cfg: dict, record, log) -> dict:
         inventory["receiver"]["cpus"] = [1]
         inventory["receiver"]["napi_cpus"] = [1]
 
-    def boot(accel: str) -> tuple[dict, dict]:
+    def boot(accel: str, timeout_s: float) -> tuple[dict, dict]:
         guests, t_boot = {}, time.monotonic()
         for i, role in enumerate(ROLES):
             disk = run_dir / f"{role}.qcow2"
@@ -613,8 +647,7 @@ def lease_up(cfg: dict, record, log) -> dict:
             record.add("pids", [p.pid, pid_start(p.pid)])
             guests[role] = {"argv": argv, "pid": p.pid, "proc": p}
         try:
-            return guests, _wait_ready(guests, inventory, run_dir, t_boot,
-                                       float(v["boot_timeout_s"]), log)
+            return guests, _wait_ready(guests, inventory, run_dir, t_boot, timeout_s, log)
         except BaseException:
             for g in guests.values():
                 if g["proc"].poll() is None:
@@ -622,19 +655,23 @@ def lease_up(cfg: dict, record, log) -> dict:
                     g["proc"].wait()
             raise
 
+    boot_s = float(v["boot_timeout_s"])
+    kvm_auto = v["accel"] == "auto" and accel == "kvm"
     try:
-        guests, ready = boot(accel)
-    except GuestDied as e:
-        if v["accel"] != "auto" or accel != "kvm":
+        # a nested host's KVM may run the probe's guest and still kill or
+        # hang the real one (seen here: "failed to set MSR 0x10a" under the
+        # split irqchip; a guest stuck before userspace): under auto, KVM
+        # gets kvm_ready_s and TCG the rest
+        guests, ready = boot(accel, min(boot_s, float(v["kvm_ready_s"])) if kvm_auto else boot_s)
+    except VmError as e:
+        if not kvm_auto:
             raise
-        # the probe's guest ran, the real one did not (a CPU feature, the
-        # split irqchip or the IOMMU under nested KVM): TCG, said everywhere
-        accel_note = f"{accel_note}; but the guests' own QEMU line died under KVM: {e}"
+        accel_note = f"{accel_note}; but the guests' own QEMU line failed under KVM: {e}"
         log(f"WARNING: vm: {e}; booting the guests again under TCG (software emulation): "
             f"rates say nothing about the stacks")
         accel = "tcg"
         (run_dir / "known_hosts").unlink(missing_ok=True)
-        guests, ready = boot(accel)
+        guests, ready = boot(accel, boot_s)
 
     nix_names = {}
     if boots is not None:
@@ -722,3 +759,78 @@ def lease_down(record, log) -> None:
         if os.path.isdir(d):
             shutil.rmtree(d, ignore_errors=True)
             log(f"vm: removed {d}")
+
+
+# -- the cells: the ssh platform's testbed on the lease's guests ------------------
+GUEST_NATIVE_DIR = "/opt/rxbench/native"     # vm/build-image.sh builds native/ there
+# the runner's extra time per remote step (TestbedBase.slack_s), by accelerator:
+# under TCG here an rxb-counters start over SSH took 6-15 s, a tool's ready 3-5 s
+SLACK_S = {"kvm": 10.0, "tcg": 60.0}
+
+
+def ssh_inventory(inventory: dict) -> dict:
+    """The lease's inventory as the ssh platform takes it: each guest takes
+    the image's own build of native/ when its sources are the checkout's."""
+    inv = {k: v for k, v in inventory.items()}
+    for role in ROLES:
+        inv[role] = {**inventory[role], "prebuilt_native": GUEST_NATIVE_DIR}
+    return inv
+
+
+class VmTestbed:
+    """The vm platform's cells: the lease (lease_up above, once per campaign)
+    gives the guests' inventory, each cell health-checks both guests (SSH
+    answers, test NIC up with its address, clock) and then runs on the ssh
+    platform's SshTestbed like on any two hosts. Provenance: the lease's
+    (accel, guest kernel, QEMU command lines, ...) at the top of
+    provenance.platform, as for g5k."""
+
+    name = "vm"
+
+    def __init__(self, cfg: dict, log, **kw):
+        from .. import lease as _lease
+        from .ssh import SshTestbed
+        self.cfg, self.log = cfg, log
+        self.inventory = _lease.ensure("vm", cfg, log)
+        self.health = health(self.inventory, log)
+        self.inner = SshTestbed(cfg, log, ssh_inventory(self.inventory), **kw)
+        # under TCG a process start or a snapshot over SSH takes seconds
+        accel = self.inventory.get("provenance", {}).get("accel")
+        self.slack_s = SLACK_S.get(accel, SLACK_S["tcg"])
+
+    def __getattr__(self, name):
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def __setattr__(self, name, value):
+        if name == "commands" and "inner" in self.__dict__:
+            setattr(self.inner, name, value)
+        self.__dict__[name] = value
+
+    def __enter__(self):
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+    def provenance(self) -> dict:
+        out = self.inner.provenance()
+        out["name"] = self.name
+        out["health"] = self.health
+        return out
+
+
+def clean_guests(cfg: dict, log) -> list[str]:
+    """`rxbench clean` for the vm platform: a dead lease is released by
+    lease.clean (its guests with it); the guests of a live lease of this
+    checkout are swept like any ssh hosts (what killed cells left there: a
+    NIC still bound to DPDK, tools, XDP programs)."""
+    from .. import lease as _lease
+    from .ssh import clean_hosts
+    data = _lease._load(_lease.state_path("vm"))
+    if not data or data.get("status") != "ready" or not data.get("inventory"):
+        return []
+    return clean_hosts({**cfg, "inventory": ssh_inventory(data["inventory"])}, log)
