@@ -31,10 +31,11 @@
 #   QEMU fw_cfg `-fw_cfg name=opt/rxbench/authorized_keys,file=KEY.pub`
 #   (or, by hand, on the kernel command line `rxbench.authorized_key=<base64
 #   of the line>`); no password works.
-# - the native tools where the platform's cells call them:
-#   /opt/rxbench/native/build -> /etc/rxbench/native (host.nix), as the
-#   Debian image builds them in /opt/rxbench/native/build; the other tools on
-#   PATH, RXBENCH_NATIVE and PYTHONPATH as in host.nix.
+# - the native tools as the Debian image has them: native/'s sources in
+#   /opt/rxbench/native, their build (rxbench-native) in build/, so the ssh
+#   platform's deploy takes that build (prebuilt_native) instead of
+#   compiling in the guest; the other tools on PATH, RXBENCH_NATIVE and
+#   PYTHONPATH as in host.nix.
 # - IPv6 off (the platform also passes ipv6.disable=1): no router or
 #   neighbour solicitations on the test link.
 # On x86_64 the disk also boots on its own (GRUB on /dev/vda) for a plain
@@ -45,11 +46,19 @@
   pkgs,
   modulesPath,
   pins,
+  rxbenchPkgs,
   ...
 }:
 
 let
   system = config.system.build.toplevel;
+  nativeTree = pkgs.runCommand "rxbench-native-tree" { } ''
+    mkdir -p $out
+    cp -r ${../native}/. $out/
+    chmod -R u+w $out
+    rm -rf $out/build
+    ln -s ${rxbenchPkgs.rxbench-native}/${rxbenchPkgs.rxbench-native.nativeDir} $out/build
+  '';
   mgmtIf = pins.vm_image.management_interface;
   testIf = pins.vm_image.test_interface;
   disk = import "${modulesPath}/../lib/make-disk-image.nix" {
@@ -207,12 +216,12 @@ in
     '';
   };
 
-  # the platform's cells call the native tools by this path (the Debian
-  # image builds them there: vm/build-image.sh)
-  systemd.tmpfiles.rules = [
-    "d /opt/rxbench/native 0755 root root -"
-    "L+ /opt/rxbench/native/build - - - - /etc/rxbench/native"
-  ];
+  # the Debian image's layout (vm/build-image.sh): native/'s sources in
+  # /opt/rxbench/native and their build in build/. The ssh platform's deploy
+  # (workflow/rxbench/hosts/ssh.py, prebuilt_native) compares the checkout's
+  # native/ sources with these and, when identical, takes build/ instead of
+  # compiling in the guest (which has no compiler)
+  systemd.tmpfiles.rules = [ "L+ /opt/rxbench/native - - - - ${nativeTree}" ];
 
   # root's key from QEMU's fw_cfg or the kernel command line, before sshd
   systemd.services.rxbench-ssh-key = {

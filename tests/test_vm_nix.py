@@ -44,7 +44,7 @@ let
   pkgs = {
     stdenv.hostPlatform.isx86 = true;
     writeText = name: text: text;
-    runCommand = name: env: script: { inherit script; };
+    runCommand = name: env: script: { inherit script; outPath = "/nix/store/ffff-${name}"; };
     coreutils = "/nix/store/c"; kmod = "/nix/store/k"; gnused = "/nix/store/s";
     iproute2 = "/nix/store/i";
   };
@@ -57,7 +57,8 @@ let
     rxbench.role = "ROLE";
   };
   pins = builtins.fromJSON (builtins.readFile ./versions.json);
-  m = import ./nix/vm-image.nix { inherit config lib pkgs pins; modulesPath = "MODULES"; };
+  rxbenchPkgs.rxbench-native = { outPath = "/nix/store/eeee-rxbench-native"; nativeDir = "libexec/rxbench"; };
+  m = import ./nix/vm-image.nix { inherit config lib pkgs pins rxbenchPkgs; modulesPath = "MODULES"; };
 in { vm = m.system.build.rxbenchVm.script; nics = m.systemd.services.rxbench-nics.script;
      tmpfiles = m.systemd.tmpfiles.rules; ready = m.systemd.services.rxbench-ready.script; }
 """
@@ -142,8 +143,13 @@ def test_vm_image_nix_writes_what_the_platform_reads(tmp_path, role):
     marker = getattr(vm, "READY_MARKER", b"rxb-init: ready").decode()
     assert marker in ev["ready"] and "/dev/ttyS0" in ev["ready"]
     assert marker in (ROOT / "vm" / "rxb-init").read_text()
-    from rxbench.vmcell import GUEST_NATIVE
-    assert f"L+ {GUEST_NATIVE} - - - - /etc/rxbench/native" in ev["tmpfiles"]
+    # native/'s sources and their build where the platform's deploy looks
+    # for a prebuilt copy (the Debian image's /opt/rxbench/native)
+    assert f"L+ {vm.GUEST_NATIVE_DIR} - - - - /nix/store/ffff-rxbench-native-tree" \
+        in ev["tmpfiles"]
+    tree = (ROOT / "nix" / "vm-image.nix").read_text()
+    assert "ln -s ${rxbenchPkgs.rxbench-native}/${rxbenchPkgs.rxbench-native.nativeDir} " \
+        "$out/build" in tree and "cp -r ${../native}/. $out/" in tree
     # the image's own arguments leave the platform's to the platform
     a = vm.kernel_append(_cfg(res)["platforms"]["vm"], role, "198.19.0.4/30", b["append"])
     assert f"rxb.test_mac={vm.TEST_MACS[role]}" in a and "rxb.test_ip" not in a
