@@ -442,10 +442,15 @@ def sshd(tmp_path):
                     f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n"
                     f"PermitRootLogin prohibit-password\nPidFile {d}/pid\nUsePAM no\n"
                     "StrictModes no\n")   # its files are under /tmp (sticky, world-writable)
+    # sshd's privilege-separation directory (Debian's ssh service makes it;
+    # a CI machine that never started the service has none): made if
+    # missing and left, as another sshd of the run may be using it
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)],
                          stderr=open(d / "log", "w"))
     try:
-        assert _wait(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10)
+        assert _wait(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10), \
+            (d / "log").read_text()[-500:]
         yield {"address": "127.0.0.1", "port": port, "user": "root", "key": str(key),
                "jump": None, "known_hosts": str(d / "known_hosts")}
     finally:
