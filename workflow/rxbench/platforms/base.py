@@ -198,3 +198,27 @@ class TestbedBase:
             self._run(r, ["taskset", "-pc", cpus, str(t["pid"])])
             t["cpus"] = placement.napi
         placement.napi_threads = threads
+
+
+class LeasedTestbed:
+    """A platform whose lease (guests, a Grid'5000 job) gives an inventory
+    that the ssh platform's SshTestbed (`self.inner`) then measures on:
+    everything a cell asks of the testbed goes to the inner one."""
+
+    def __getattr__(self, name):
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def __setattr__(self, name, value):
+        if name == "commands" and "inner" in self.__dict__:
+            setattr(self.inner, name, value)
+        self.__dict__[name] = value
+
+    def __enter__(self):
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)

@@ -29,6 +29,7 @@ from .. import ROOT
 from .. import lease as _lease
 from ..state import alive, pid_start
 from ..util import CommandError, run
+from .base import LeasedTestbed
 from .g5k_api import Api, G5kError, HttpError
 
 KIND = "g5k"
@@ -657,7 +658,7 @@ def stop_path() -> Path:
     return _lease.STATE_DIR / f"g5k-stopped-{_lease._checkout_id()}.json"
 
 
-class G5kTestbed:
+class G5kTestbed(LeasedTestbed):
     """The ssh platform's testbed on the lease's nodes, which checks that
     the job still runs around every cell: a job that ended early makes the
     cell failed with the reason, and the campaign's later cells stop the
@@ -703,21 +704,6 @@ class G5kTestbed:
             atomic_write_json(stop_path(), {"reason": reason, "campaign": _campaign()})
             _lease.down(KIND, self.log)
             raise JobEnded(reason)
-
-    def __getattr__(self, name):
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
-
-    def __setattr__(self, name, value):
-        if name == "commands" and "inner" in self.__dict__:
-            setattr(self.inner, name, value)
-        self.__dict__[name] = value
-
-    def __enter__(self):
-        self.inner.__enter__()
-        return self
 
     def __exit__(self, *exc):
         try:

@@ -40,6 +40,7 @@ from pathlib import Path
 from .. import ROOT, RxbenchError
 from ..state import alive, delete_netns, kill_pid, netns_list, new_token, pid_start
 from ..util import CommandError, run
+from .base import LeasedTestbed
 
 ROLES = ("sender", "receiver")
 TEST_IPS = {"sender": "198.18.0.1", "receiver": "198.18.0.2"}
@@ -777,7 +778,7 @@ def ssh_inventory(inventory: dict) -> dict:
     return inv
 
 
-class VmTestbed:
+class VmTestbed(LeasedTestbed):
     """The vm platform's cells: the lease (lease_up above, once per campaign)
     gives the guests' inventory, each cell health-checks both guests (SSH
     answers, test NIC up with its address, clock) and then runs on the ssh
@@ -797,24 +798,6 @@ class VmTestbed:
         # under TCG a process start or a snapshot over SSH takes seconds
         accel = self.inventory.get("provenance", {}).get("accel")
         self.slack_s = SLACK_S.get(accel, SLACK_S["tcg"])
-
-    def __getattr__(self, name):
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
-
-    def __setattr__(self, name, value):
-        if name == "commands" and "inner" in self.__dict__:
-            setattr(self.inner, name, value)
-        self.__dict__[name] = value
-
-    def __enter__(self):
-        self.inner.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.inner.__exit__(*exc)
 
     def provenance(self) -> dict:
         out = self.inner.provenance()
