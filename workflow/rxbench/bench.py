@@ -417,24 +417,8 @@ def _save(out: str | None, data) -> None:
 
 def _max_window(b, duration_s: float, warmup_s: float = 0.5) -> float:
     """rxb-gen unpaced (as fast as it goes) on a Bench: frames per second
-    on the link (sender veth tx_packets) over a window inside the run."""
-    argv = b.gen.argv(warmup_s + duration_s + 1.0)
-    if b.method:
-        argv += ["--method", b.method]
-    gen = Tool("generator", argv, b.log, b.tb.registry, name=b.gen.tool).start()
-    try:
-        gen.wait_event("ready", 10)
-        time.sleep(warmup_s)
-        t0a = time.monotonic()
-        a, _ = b._link_tx()
-        t0 = (t0a + time.monotonic()) / 2
-        time.sleep(duration_s)
-        t1a = time.monotonic()
-        c, _ = b._link_tx()
-        t1 = (t1a + time.monotonic()) / 2
-    finally:
-        gen.stop(signal.SIGINT)
-    return (c - a) / (t1 - t0)
+    on the link over a window inside the run."""
+    return b.tx_window(None, duration_s, warmup_s)[0]
 
 
 def rate_accuracy(reps: int, duration: float, sizes: list[int], rates: list[float],

@@ -94,8 +94,11 @@ class Bench:
         s = link_stats(self.tb.sender.host, self.tb.sender.ifname)
         return int(s.get("tx_packets", 0)), int(s.get("tx_dropped", 0))
 
-    def _gen_tool(self, rate_pps: float, duration_s: float, count: int | None) -> Tool:
-        argv = self.gen.argv(duration_s) + ["--rate-pps", str(int(round(rate_pps)))]
+    def _gen_tool(self, rate_pps: float | None, duration_s: float, count: int | None) -> Tool:
+        """The generator paced at rate_pps (None: unpaced, as fast as it goes)."""
+        argv = self.gen.argv(duration_s)
+        if rate_pps is not None:
+            argv += ["--rate-pps", str(int(round(rate_pps)))]
         if self.method:
             argv += ["--method", self.method]
         if count:
@@ -136,22 +139,31 @@ class Bench:
                  f"received {received}, loss {t['loss_ratio']:.5f}")
         return t
 
+    def tx_window(self, rate_pps: float | None, duration_s: float,
+                  warmup_s: float = 0.5) -> tuple[float, dict]:
+        """Frames per second that went onto the link (sender veth tx_packets
+        over a window inside the run) with the generator paced at rate_pps
+        (None: unpaced), and the generator's final line."""
+        gen = self._gen_tool(rate_pps, warmup_s + duration_s + 1.0, None)
+        try:
+            gen.wait_event("ready", 10)
+            time.sleep(warmup_s)
+            t0a = time.monotonic()
+            a, _ = self._link_tx()
+            t0 = (t0a + time.monotonic()) / 2
+            time.sleep(duration_s)
+            t1a = time.monotonic()
+            b, _ = self._link_tx()
+            t1 = (t1a + time.monotonic()) / 2
+        finally:
+            gen.stop(signal.SIGINT)
+        return (b - a) / (t1 - t0), gen.find("final") or {}
+
     def rate_window(self, rate_pps: float, duration_s: float, warmup_s: float = 0.5) -> dict:
         """What went onto the link per second while the generator paced at
-        `rate_pps` (sender veth tx_packets over a window inside the run)."""
-        gen = self._gen_tool(rate_pps, warmup_s + duration_s + 1.0, None)
-        gen.wait_event("ready", 10)
-        time.sleep(warmup_s)
-        t0a = time.monotonic()
-        a, _ = self._link_tx()
-        t0 = (t0a + time.monotonic()) / 2
-        time.sleep(duration_s)
-        t1a = time.monotonic()
-        b, _ = self._link_tx()
-        t1 = (t1a + time.monotonic()) / 2
-        gen.stop(signal.SIGINT)
-        final = gen.find("final") or {}
-        return {"target_pps": rate_pps, "link_pps": (b - a) / (t1 - t0),
+        `rate_pps`."""
+        link_pps, final = self.tx_window(rate_pps, duration_s, warmup_s)
+        return {"target_pps": rate_pps, "link_pps": link_pps,
                 "pace_resets": final.get("pace_resets"),
                 "backpressure": final.get("backpressure")}
 
