@@ -125,3 +125,31 @@ def test_bad_input_is_one_line_and_exit_2(args, what):
 def test_napi_prefix_is_the_kernels_15_character_thread_name():
     from rxbench.runner import napi_prefix
     assert napi_prefix("rxbf207df34r") == "napi/rxbf207df3"
+
+
+def test_a_reader_given_a_gone_tool_blames_the_tool():
+    """The race of the seed run on vm: the counters reader was started with
+    the pid of a tool that had just exited, and the cell failed with the
+    reader's "--pid N: no such process". The window names the tool that
+    exited, with its own last error, and leaves alive tools alone."""
+    from rxbench.proc import Tool, ToolExited
+    from rxbench.runner import exited_tool
+
+    lines = []
+    alive = Tool("receiver", ["sleep", "30"], lines.append, name="sleep").start()
+    gone = Tool("generator", ["sh", "-c", "echo 'rxb-gen: sendto: link down' >&2; exit 3"],
+                lines.append, name="rxb-gen").start()
+    try:
+        gone.p.wait(10)
+        reader = Tool("sender-counters", [str(TOOL), "--pid", str(gone.p.pid)], lines.append,
+                      name="rxb-counters").start()
+        with pytest.raises(Exception) as reader_err:
+            reader.wait_event("ready", 10)
+        assert "no such process" in str(reader_err.value)
+        blamed = exited_tool((gone, alive), 2.0)
+        assert isinstance(blamed, ToolExited) and blamed.tool is gone
+        assert "status 3" in str(blamed) and "link down" in str(blamed)
+        assert exited_tool((None, alive), 0.2) is None
+    finally:
+        alive.p.kill()
+        alive.p.wait()

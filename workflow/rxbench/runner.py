@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from . import RxbenchError, cells, provenance
 from .analysis import analyse_eth, analyse_tcp, side_snapshot
 from .platforms import PreflightError, testbed
-from .proc import TERM_SIGNALS, Tool, ToolExited
+from .proc import TERM_SIGNALS, Tool, ToolError, ToolExited
 from .result import validate_result
 from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
 from .stacks.tcp import Iperf3
@@ -178,6 +178,22 @@ def prewarm_validation() -> None:
     t.start()
 
 
+def exited_tool(tools, grace_s: float) -> ToolExited | None:
+    """A counters reader that fails at its start was often given the pid of
+    a tool that had just exited ("--pid N: no such process"); that tool's
+    own exit, with its last error, is then the cell's reason, not the
+    reader's. Over SSH an exit arrives as a channel closing, a moment
+    after the remote process has gone: wait up to grace_s for it."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        for t in tools:
+            if t is not None and t.p is not None and t.returncode is not None:
+                return ToolExited(t, "the measured window")
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
 def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval):
     """The measured window: a counters reader on each side's host (sender
     and receiver are (pid, tool or None)), a snapshot of readers and tools
@@ -186,10 +202,16 @@ def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval
     tools["rxb-counters"] = tb.receiver.host.native("rxb-counters")
     readers = [None, None]
     try:
-        readers[0] = start_counters(tb, log, tb.sender, sender[0], bound, commands)
-        readers[1] = start_counters(tb, log, tb.receiver, receiver[0], bound, commands,
-                                    comm_prefix=napi_prefix(tb.receiver.ifname))
-        counters_ready(*readers, timeout=10.0 + tb.slack_s)   # slack_s: TCG guests
+        try:
+            readers[0] = start_counters(tb, log, tb.sender, sender[0], bound, commands)
+            readers[1] = start_counters(tb, log, tb.receiver, receiver[0], bound, commands,
+                                        comm_prefix=napi_prefix(tb.receiver.ifname))
+            counters_ready(*readers, timeout=10.0 + tb.slack_s)   # slack_s: TCG guests
+        except ToolError as e:
+            gone = exited_tool((sender[1], receiver[1]), 2.0 + tb.slack_s)
+            if gone is not None:
+                raise gone from e
+            raise
         sides = {"sender": (readers[0], sender[1]), "receiver": (readers[1], receiver[1])}
         time.sleep(first_s)
         a = _snapshot(tb, sides, 3.0 + tb.slack_s)
