@@ -98,8 +98,8 @@ def cmd_run(args):
             if line.isdigit() and not ended.is_set():
                 try:
                     os.kill(p.pid, int(line))
-                except ProcessLookupError:
-                    pass
+                except (OSError, OverflowError, ValueError):
+                    pass            # gone, or no signal: this thread must go on
         if not ended.is_set():         # the channel is gone
             stop(GRACE_STDIN)
 
