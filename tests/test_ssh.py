@@ -114,6 +114,76 @@ def _remote_tool(hosts, role: str, name: str):
     return lambda: [p for p in hosts.processes(role) if p.endswith(":" + name)]
 
 
+def _parent(pid: int) -> tuple[int, str]:
+    """The parent of a host's process (the hosts share our /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+    with open(f"/proc/{ppid}/cmdline", "rb") as f:
+        return ppid, f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def test_a_cell_s_tools_start_under_rxb_run(ssh_hosts, workdir):
+    """Every tool of a cell (generator, receiver, both counters readers) is
+    the child of native/rxb-run, none of a Python remote.py run."""
+    want = {"sender": {"rxb-gen", "rxb-counters"}, "receiver": {"rxb-xdp-drop", "rxb-counters"}}
+    p = popen_snakemake(workdir, *ssh_config(ssh_hosts.inventory_path, "duration_s=4"), "--", CELL)
+    try:
+        def all_up():
+            procs = {r: {int(x.split(":")[0]): x.split(":", 1)[1]
+                         for x in ssh_hosts.processes(r)} for r in want}
+            tools = {r: {pid: c for pid, c in procs[r].items() if c in want[r]} for r in want}
+            if all(set(tools[r].values()) == want[r] for r in want):
+                try:
+                    return {f"{r} {c}": _parent(pid) for r in want for pid, c in tools[r].items()}
+                except OSError:       # one has just ended
+                    return None
+            return None
+        parents = wait_for(all_up, 120, "the cell's four tools", step=0.02)
+        out, _ = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            kill_group(p, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 0, out[-3000:]
+    for tool, (_, cmd) in parents.items():
+        assert cmd.split()[0].endswith("/native/build/rxb-run") and " -- " in cmd, (tool, cmd)
+    assert json.loads((workdir / CELL).read_text())["status"] == "ok"
+    _assert_hosts_clean(ssh_hosts)
+
+
+def test_a_build_without_rxb_run_starts_tools_under_remote_py(ssh_hosts, state_dir):
+    """A deploy from before rxb-run (its build record lists no rxb-run)
+    falls back to remote.py run: same protocol, same tool, same cleanup."""
+    from rxbench.hosts.ssh import RUN_TOOL, SshHost
+    from rxbench.hosts.tool import Tool
+    lines = []
+    host = SshHost("sender", ssh_hosts.inventory["sender"], lines.append, "fa11bac0")
+    try:
+        host.connect()
+        build = host.build()["tools"]
+        assert RUN_TOOL in build
+        seen = {}
+        for wrapper in ("rxb-run", "remote.py"):
+            if wrapper == "remote.py":
+                del build[RUN_TOOL]
+            t = Tool("counters", [host.native("rxb-counters"), "--duration", "20"], lines.append,
+                     host=host, bound_s=30).start()
+            try:
+                t.wait_event("ready", 20)
+                assert t.pid and t.remote["start"] > 0
+                seen[wrapper] = _parent(t.pid)[1]
+                assert t.snapshot()["event"] == "snapshot"
+            finally:
+                assert t.stop() == 0
+        assert seen["rxb-run"].startswith(f"{host.deploy_dir}/native/build/rxb-run --bound 30 "), seen
+        assert f" {host.deploy_dir}/workflow/rxbench/hosts/remote.py run --bound 30 " in \
+            seen["remote.py"], seen
+    finally:
+        host.release()
+        host.close()
+    _assert_hosts_clean(ssh_hosts)
+
+
 def test_sigint_mid_cell_leaves_nothing_on_either_host(ssh_hosts, workdir):
     p = popen_snakemake(workdir, *ssh_config(ssh_hosts.inventory_path, "duration_s=20",
                                              "timeout_s=60"), "--", CELL)

@@ -11,6 +11,8 @@ own JSON lines).
       or the connection was lost) TERM the tool's group, KILL it 2 s later;
       after S seconds TERM it, KILL it 5 s later (timeout --kill-after=5 S),
       so no tool outlives its bound on this host whatever the controller does.
+      native/rxb-run is the same protocol in C (no Python start per tool:
+      SshHost uses it where the build has it); this one is the fallback.
   remote.py hello JSON    facts, the state records present, the build's record
   remote.py gather JSON   {"files": [...], "commands": {name: argv}} -> contents/outputs
   remote.py release FILE... kill recorded processes, give NICs handed to a

@@ -4,9 +4,10 @@ cells of a campaign reuse; BatchMode, ConnectTimeout and keep-alives, so a
 lost host fails a command in seconds instead of hanging; optional
 ProxyJump; a private known_hosts (accept-new) unless the inventory names
 one. The far end runs hosts/remote.py (copied with native/ and built there
-once per source hash): it starts tools bounded in time and killed when
-their SSH channel closes, reads counters in one round trip, and releases
-what a run recorded in the host's own state directory."""
+once per source hash): it reads counters in one round trip and releases
+what a run recorded in the host's own state directory; tools start under
+native/rxb-run (remote.py run where a build lacks it), bounded in time and
+killed when their SSH channel closes."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ CONTROL_PERSIST_S = 120
 DEPLOY_FILES = ["workflow/rxbench/__init__.py", "workflow/rxbench/testpmd.py",
                 "workflow/rxbench/xdpsock.py", "workflow/rxbench/hosts/remote.py"]
 REMOTE_PY = "workflow/rxbench/hosts/remote.py"
+RUN_TOOL = "rxb-run"                # native/: remote.py run's protocol, in C
 BUILD_EXIT = 3
 MISSING_EXIT = 42
 
@@ -406,12 +408,20 @@ class SshHost(Host):
         return done
 
     # -- tools -----------------------------------------------------------------
+    def wrapper(self) -> list[str]:
+        """The far end of a tool's channel: native/rxb-run where this build
+        has it (a Python start costs 170-370 ms on a CPU a generator
+        saturates, rxb-run about a millisecond), else remote.py run (a build
+        from before rxb-run): one protocol."""
+        if RUN_TOOL in (self.build().get("tools") or {}):
+            return [self.native(RUN_TOOL)]
+        return [self.python(), f"{self.deploy_dir}/{REMOTE_PY}", "run"]
+
     def popen(self, argv, bound_s):
         self.connect()
         if not self.registry.saved:
             self.registry.save()      # the record exists before the tool does
-        cmd = self.remote_command([self.python(), f"{self.deploy_dir}/{REMOTE_PY}", "run",
-                                   "--bound", f"{bound_s:.0f}", "--record",
+        cmd = self.remote_command([*self.wrapper(), "--bound", f"{bound_s:.0f}", "--record",
                                    self.registry.pids_path, "--", *argv])
         return subprocess.Popen(self.ssh_argv() + ["--", cmd], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
