@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * rxb-run: the far end of an SSH host's tool (hosts/ssh.py SshHost.popen),
- * the protocol of `remote.py run` without a Python start per tool (170-370
- * ms on a CPU saturated by a generator; this starts in about a millisecond).
+ * the protocol of `remote.py run` without a Python start per tool (110-370
+ * ms, the more on a CPU a generator saturates; the tool's first line comes
+ * 7-13 ms after rxb-run starts: tests/bench_run_start.py).
  *
  *   rxb-run --bound S --record FILE -- ARGV...
  *

@@ -410,9 +410,9 @@ class SshHost(Host):
     # -- tools -----------------------------------------------------------------
     def wrapper(self) -> list[str]:
         """The far end of a tool's channel: native/rxb-run where this build
-        has it (a Python start costs 170-370 ms on a CPU a generator
-        saturates, rxb-run about a millisecond), else remote.py run (a build
-        from before rxb-run): one protocol."""
+        has it (remote.py run's Python start costs 110-370 ms, the more on
+        a CPU a generator saturates; rxb-run's 7-13 ms, bench_run_start.py),
+        else remote.py run (a build from before rxb-run): one protocol."""
         if RUN_TOOL in (self.build().get("tools") or {}):
             return [self.native(RUN_TOOL)]
         return [self.python(), f"{self.deploy_dir}/{REMOTE_PY}", "run"]
