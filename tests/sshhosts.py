@@ -8,7 +8,12 @@ thrown away, reachable from the root namespace over a management veth
 
 Both "hosts" share this machine's filesystem and /run, so the platform's
 remote paths are per host (keyed by the host's address): state records in
-/run/rxbench/host-ADDRESS, builds in /var/tmp/rxbench-ADDRESS.
+/run/rxbench/host-ADDRESS, builds in /var/tmp/rxbench-ADDRESS. Root's shell
+start-up file is a stock Debian host's: sshd runs every command through
+root's bash, which reads ~/.bashrc, and this machine's (pyenv init: about
+180 process starts, 190 ms a channel) is not what a user's hosts have, so
+each sshd sees Debian's /usr/share/base-files/dot.bashrc bound over
+/root/.bashrc in a mount namespace of its own (nothing outside it changes).
 
     from sshhosts import ssh_hosts      # the session fixture
     def test_x(ssh_hosts): ssh_hosts.inventory_path, ssh_hosts.kill_sshd("receiver"), ...
@@ -31,10 +36,11 @@ import pytest
 import yaml
 
 SSHD = "/usr/sbin/sshd"
+STOCK_BASHRC = Path("/usr/share/base-files/dot.bashrc")     # Debian's root ~/.bashrc
 ROLES = {"sender": {"mgmt": ("198.19.0.1", "198.19.0.2"), "test_ip": "198.18.0.1", "cpus": [0]},
          "receiver": {"mgmt": ("198.19.0.5", "198.19.0.6"), "test_ip": "198.18.0.2",
                       "cpus": [1]}}
-ALLOC_LOCK = "/run/rxbench-sshhosts.lock"
+ALLOC_LOCK = "/run/rxbench/sshhosts.lock"     # shared with a debootstrap-check chroot
 
 
 def _roles(k: int) -> dict:
@@ -90,6 +96,7 @@ class SshHosts:
         """Two hosts on the first free management block (198.19.0.x unless
         another session, e.g. another engineer's tests, holds it)."""
         import fcntl
+        os.makedirs(os.path.dirname(ALLOC_LOCK), exist_ok=True)
         with open(ALLOC_LOCK, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             used = _sh("ip", "-4", "-o", "addr", "show")
@@ -156,8 +163,13 @@ class SshHosts:
     def start_sshd(self, role: str) -> None:
         ns = self.netns[role]
         log = open(self.tmp / f"sshd_{role}.log", "a")
+        home_rc = Path(os.path.expanduser("~root")) / ".bashrc"
+        stock = (["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  f'mount --bind {STOCK_BASHRC} {home_rc} && exec "$@"', "sshd"]
+                 if STOCK_BASHRC.is_file() and home_rc.is_file() else [])
         self.sshd[role] = subprocess.Popen(
-            ["ip", "netns", "exec", ns, SSHD, "-D", "-e", "-f", str(self.sshd_config(role))],
+            ["ip", "netns", "exec", ns, *stock, SSHD, "-D", "-e", "-f",
+             str(self.sshd_config(role))],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         addr = self.address(role)
         deadline = time.monotonic() + 10

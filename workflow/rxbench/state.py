@@ -195,8 +195,10 @@ def _leased() -> set[str]:
 
 # One lock per machine, whatever RXBENCH_STATE_DIR says (tests use private
 # state dirs): two testbeds sharing two CPUs would measure each other, and
-# clean()'s sweep of unclaimed namespaces is right only under it.
-LOCK_PATH = Path(os.environ.get("RXBENCH_LOCK", "/run/rxbench.lock"))
+# clean()'s sweep of unclaimed namespaces is right only under it. In
+# /run/rxbench/ with the state records, so that a chroot given that
+# directory (tests/fresh/debootstrap-check.sh) shares it too.
+LOCK_PATH = Path(os.environ.get("RXBENCH_LOCK", "/run/rxbench/testbed.lock"))
 _held = {"depth": 0, "file": None}
 
 
