@@ -238,7 +238,7 @@ def test_tcp_sender_path_is_per_byte_and_from_the_sender_s_side_only():
     sirq = lambda hrt, rx: {"HRTIMER": {"0": hrt, "1": 7}, "NET_RX": {"0": rx, "1": 9},  # noqa
                             "TASKLET": {"0": 0, "1": 5}}
     proc = lambda v, i: {"5": {"comm": "rxb-tcp-send", "root": 5, "ppid": 1, "utime": 0,  # noqa
-                               "stime": 0, "last_cpu": 0, "threads": 2, "run_ns": 0,
+                               "stime": 0, "last_cpu": 0, "threads": 2, "run_ns": v * 10**8,
                                "vol_cs": v, "invol_cs": i}}
     tool = lambda t, sends, turns, full, waits, pace: {  # noqa
         "t_ns": t, "bytes": sends * 1024, "sends": sends, "turns": turns, "turns_full": full,
@@ -268,8 +268,10 @@ def test_tcp_sender_path_is_per_byte_and_from_the_sender_s_side_only():
     # NET_RX runs on CPU 0 per MB sent, not CPU 1's
     assert p["cpu_ns_per_byte"] == pytest.approx(1e9 / sent)
     assert p["softirq_ns_per_byte"] == pytest.approx(0.4e9 / sent)
+    # its own run time (schedstat: 0.2 s), not what else ran on CPU 0 (1 s)
+    assert p["proc_ns_per_byte"] == pytest.approx(0.2e9 / sent)
     assert p["softirqs_per_mb"] == {"HRTIMER": pytest.approx(500 / 2.048),
-                                    "NET_RX": pytest.approx(1000 / 2.048)}
+                                    "NET_RX": pytest.approx(1000 / 2.048), "TASKLET": 0}
     assert p["cs_per_mb"] == {"vol_cs": pytest.approx(2 / 2.048),
                               "invol_cs": pytest.approx(20 / 2.048)}
     assert p["autocorked_per_mb"] == pytest.approx(30 / 2.048)

@@ -17,7 +17,7 @@ COLUMNS = ["platform", "layer", "stack", "cores", "size", "conns", "msg", "napi"
            "rx_bytes", "kernel", "cpu_model", "nic_driver", "git_rev", "started_at", "path"]
 
 # sender_path fields that become summary columns (sender_<name>)
-SENDER_PATH = ("cpu_ns_per_byte", "bytes_per_packet", "bytes_per_ack", "bytes_per_segment",
+SENDER_PATH = ("cpu_ns_per_byte", "proc_ns_per_byte", "bytes_per_packet", "bytes_per_ack", "bytes_per_segment",
                "sends_per_turn")
 
 

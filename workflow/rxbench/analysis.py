@@ -391,7 +391,8 @@ def sender_path(a: dict, b: dict, placement, sent: int, sent_s: float, tcp: dict
                 scpu: dict, softirqs: dict, procs: dict) -> dict:
     """What the sender's side spent per byte it sent over [a, b] (a, b: its
     side of the two snapshots): how its writes became segments, veth packets
-    (GSO skbs) and ACKs, its CPUs' busy time, the softirqs that ran on them
+    (GSO skbs) and ACKs, its CPUs' busy time and its own processes' run
+    time (proc_ns_per_byte), the softirqs that ran on them
     (HRTIMER: TCP's pacing timers; NET_RX: the ACKs' backlog), its context
     switches, and from rxb-tcp-send's own counters its sends per turn (one
     turn per writable socket) and what it wrote against the pacing rates
@@ -407,10 +408,17 @@ def sender_path(a: dict, b: dict, placement, sent: int, sent_s: float, tcp: dict
            "bytes_per_ack": sent / tcp["TcpInSegs"] if tcp.get("TcpInSegs") else None,
            "cpu_ns_per_byte": sum(scpu[c]["busy_s"] for c in cpus if c in scpu) * 1e9 / sent,
            "softirq_ns_per_byte": sum(scpu[c]["softirq_s"] for c in cpus if c in scpu) * 1e9 / sent,
+           # every softirq the reader read, 0 where it did not run
            "softirqs_per_mb": {k: sum(softirqs.get(c, {}).get(k, 0) for c in cpus) / mb
-                               for k in sorted({k for c in cpus for k in softirqs.get(c, {})})},
+                               for k in sorted(b["counters"].get("softirqs") or {})},
            "autocorked_per_mb": tcp.get("TcpExtTCPAutoCorking", 0) / mb}
     trees = [p for k, p in procs.items() if k.startswith("tree:")]
+    if trees:
+        # the sender's own time (schedstat; ticks without it), softirqs run
+        # in its context included: unlike its CPUs' busy time, not inflated
+        # by whatever else ran there on a shared machine
+        own = sum(p["run_s"] if "run_s" in p else p["user_s"] + p["sys_s"] for p in trees)
+        out["proc_ns_per_byte"] = own * 1e9 / sent
     if trees and all("vol_cs" in p for p in trees):
         out["cs_per_mb"] = {k: sum(p[k] for p in trees) / mb for k in ("vol_cs", "invol_cs")}
     ta, tb = a.get("tool") or {}, b.get("tool") or {}
