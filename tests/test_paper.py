@@ -315,6 +315,9 @@ def test_one_to_two_connections_with_the_sender_s_side_per_byte(tmp_path):
     assert defs["TcpStepClaim"].startswith(r"\texttt{blocking} with 1 connection receives more "
                                            "than with 2 connections (medians 1.43 vs 0.612")
     assert (defs["TcpStepNsA"], defs["TcpStepNsB"]) == ("4.02", "8.02")
+    assert defs["TcpStepNsClaim"].startswith("with 2 connections cost the sender more of its "
+                                             "own CPU per byte than with 1 connection (medians "
+                                             "8.02 vs 4.02")
     assert (defs["TcpStepPktA"], defs["TcpStepPktB"]) == ("8000", "4000")
     # per packet: median ns/B x median B/packet
     assert (defs["TcpStepUsPktA"], defs["TcpStepUsPktB"]) == ("32.2", "32.1")
@@ -337,7 +340,8 @@ def test_one_to_two_connections_from_cells_without_the_sender_s_counters(tmp_pat
 def test_the_turns_measurement_needs_every_sender_s_step(tmp_path):
     rows = []
     for sender, g2 in (("turn16", 0.6), ("turn16_cubic", 1.3), ("turn1MiB", 1.35)):
-        rows += [dict(r, sender=sender) for r in _step_rows(True, ((1, 1.4), (2, g2)))]
+        rows += [dict(r, sender=sender, turn="1 MiB" if "MiB" in sender else "16 sends")
+                 for r in _step_rows(True, ((1, 1.4), (2, g2)))]
     path = synthetic.write(tmp_path / "turns.csv", rows)
     # the source on top; the rows' kernel versions hold '#' ("#1 SMP")
     path.write_text("# how it was measured\n# by whom\n" + path.read_text())
@@ -347,6 +351,7 @@ def test_the_turns_measurement_needs_every_sender_s_step(tmp_path):
     assert "receives more than" in M.defs["TurnsOldClaim"]
     assert M.defs["TurnsNewRatios"] == r"\texttt{blocking} 0.96, \texttt{epoll} 0.96"
     assert not M.flags["HaveTurnsOldBig"]           # one message size only
+    assert M.defs["TurnsOldRule"] == "16 sends" and M.defs["TurnsNewRule"] == "1 MiB"
     # without the CUBIC control the paragraph is left out
     path = synthetic.write(tmp_path / "t2.csv", [r for r in rows if r["sender"] != "turn16_cubic"])
     M = paper.Macros()

@@ -668,7 +668,7 @@ def _tcp_step_numbers(M: Macros, pre: str, groups: pd.DataFrame, lab, rows: pd.D
     M.flag(f"Have{pre}", have)
     M.flag(f"Have{pre}Sender", False)
     if not have:
-        for k in ("Msg", "ConnsA", "ConnsB", "Ratios", "Claim", "Cc"):
+        for k in ("Msg", "ConnsA", "ConnsB", "Ratios", "Claim", "NsClaim", "Cc"):
             M.add(f"{pre}{k}", "n/a")
         for k in STEP_SENDER:
             M.add(f"{pre}{k}A", "n/a")
@@ -689,6 +689,12 @@ def _tcp_step_numbers(M: Macros, pre: str, groups: pd.DataFrame, lab, rows: pd.D
     M.add(f"{pre}Claim", claim_tex(f"{lab(ra)} with {plural(ca, 'connection')}", ra,
                                    f"with {plural(cb, 'connection')}", rb, "rx_gbps", "Gbit/s",
                                    verb="receives more than")[0])
+    ns = STEP_SENDER["Ns"]
+    M.add(f"{pre}NsClaim", claim_tex(f"with {plural(cb, 'connection')}", rb,
+                                     f"with {plural(ca, 'connection')}", ra, ns, "ns/B",
+                                     verb="cost the sender more of its own CPU per byte than")[0]
+          if _med(ra, ns) is not None and _med(rb, ns) is not None else "n/a",
+          "the interval test on the sender's own CPU per byte")
     vals = {(k, x): _med(r, col) for k, col in STEP_SENDER.items()
             for x, r in (("A", ra), ("B", rb))}
     for (k, x), v in vals.items():
@@ -732,6 +738,9 @@ def _turns_numbers(M: Macros, path: str | Path = TURNS_CSV) -> None:
         st = _ok(S.cell_stats(sub), "tcp") if len(sub) else sub
         msgs = sorted({S.norm(v) for v in st["msg"]} - {None}) if len(st) else []
         have &= _tcp_step_numbers(M, f"Turns{pre}", st, lab, sub, conns=(1, 2))
+        rule = sub["turn"].dropna().astype(str).unique() if "turn" in sub.columns else []
+        M.add(f"Turns{pre}Rule", tex_text(rule[0]) if len(rule) == 1 else "n/a",
+              "the sender's turn of a writable connection")
         big = _pick(st, "msg", msgs[-1]) if len(msgs) > 1 else st.iloc[0:0]
         _tcp_step_numbers(M, f"Turns{pre}Big", big, lab, sub, conns=(1, 2))
     M.flag("HaveTurns", have)
