@@ -109,7 +109,8 @@ def test_sender_turns_are_bytes_not_sends_and_it_reports_its_congestion_control(
     ready = snd.wait_event("ready", 10)
     snap = snd.snapshot()
     final = snd.wait_event("final", 30)
-    assert snd.wait(5) == 0 and final["bytes"] == want and final["sends"] == want // msg
+    # a send can write less than a message (a nearly full socket): more sends
+    assert snd.wait(5) == 0 and final["bytes"] == want and final["sends"] >= want // msg
     cc = tb.sender.host.run(["cat", "/proc/sys/net/ipv4/tcp_congestion_control"]).strip()
     assert ready["congestion_control"] == cc
     assert all(c["pacing_Bps"] == "unlimited" or isinstance(c["pacing_Bps"], int)
