@@ -12,9 +12,10 @@
  * A writable socket gets one turn: sends until it is full (EAGAIN) or
  * TURN_BYTES went out, then the next socket.  A turn of a fixed number of
  * sends instead (16) made the write pattern depend on the message size and
- * halved 1 KiB goodput from one connection to two (BBR paces each flow at
- * what it saw delivered; flows written in 16 KiB turns went out in small
- * paced segments, each with its pacing timer: README, "Measured").
+ * halved 1 KiB goodput from one connection to two: under BBR's per-flow
+ * pacing, two connections in 16 KiB turns left in veth packets a third the
+ * size of one connection's, each as dear (README, "Measured on the
+ * development machine"; paper/data/tcp_turns.csv).
  * With --zerocopy every send carries MSG_ZEROCOPY and the completions are
  * reaped from the socket error queue (EPOLLERR).
  *
