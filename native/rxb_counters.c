@@ -7,11 +7,15 @@
  *   links    /sys/class/net/IF/statistics/ (every file) of each --ifname
  *   ethtool  the driver's statistics (SIOCETHTOOL ETHTOOL_GSTATS) of each --ifname
  *   softnet  /proc/net/softnet_stat, per CPU
+ *   softirqs /proc/softirqs: how often each softirq ran, per CPU (HRTIMER
+ *            counts TCP's pacing timers, NET_RX the backlog's runs)
  *   snmp     /proc/net/snmp + /proc/net/netstat, named as nstat names them
  *            (TcpRetransSegs, TcpExtTCPOFODrop, ...)
- *   procs    utime/stime (ticks) and the summed /proc/PID/task/TID/schedstat
- *            run and wait time (ns) of every process in the trees of --pid,
- *            and of the kernel threads whose name starts with --comm-prefix
+ *   procs    utime/stime (ticks), the summed /proc/PID/task/TID/schedstat
+ *            run and wait time (ns) and the summed voluntary and involuntary
+ *            context switches (/proc/PID/task/TID/status) of every process
+ *            in the trees of --pid, and of the kernel threads whose name
+ *            starts with --comm-prefix
  * and says how long it took (snapshot_ns) and how much CPU this reader has
  * used so far (self_cpu_ns).  The network counters are those of the network
  * namespace the reader runs in; the files are opened once at start (a
@@ -97,7 +101,7 @@ struct opts {
 static struct {
 	struct opts o;
 	struct iface ifs[MAX_IFS];
-	int stat_fd, softnet_fd, snmp_fd, netstat_fd, sock;
+	int stat_fd, softnet_fd, softirqs_fd, snmp_fd, netstat_fd, sock;
 	long clk_tck;
 	char buf[BUF_SIZE];      /* one file's text */
 	char buf2[BUF_SIZE];     /* /proc/net/netstat while snmp is in buf */
@@ -447,6 +451,50 @@ static void put_softnet(void)
 	json_printf("]");
 }
 
+/* "   CPU0 CPU1\n  HI: 0 0\n..." -> "softirqs":{"HI":{"0":0,"1":0},...} */
+static void put_softirqs(void)
+{
+	int cpus[1024], ncpu = 0, first = 1;
+	char *line, *save, *p, *end;
+
+	if (read_fd(g.softirqs_fd, g.buf, sizeof(g.buf)) < 0) {
+		add_error("/proc/softirqs", errno);
+		return;
+	}
+	line = strtok_r(g.buf, "\n", &save);
+	for (p = line ? strstr(line, "CPU") : NULL; p && ncpu < ARRAY_SIZE(cpus);
+	     p = strstr(p, "CPU")) {
+		p += 3;
+		cpus[ncpu++] = (int)strtol(p, &end, 10);
+		p = end;
+	}
+	json_printf(",\"softirqs\":{");
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		char *colon = strchr(line, ':');
+
+		if (!colon)
+			continue;
+		*colon = '\0';
+		for (p = line; *p == ' '; p++)
+			;
+		json_printf("%s", first ? "" : ",");
+		json_str(p);
+		json_printf(":{");
+		p = colon + 1;
+		for (int i = 0; i < ncpu; i++) {
+			unsigned long long v = strtoull(p, &end, 10);
+
+			if (end == p)
+				break;
+			p = end;
+			json_printf("%s\"%d\":%llu", i ? "," : "", cpus[i], v);
+		}
+		json_printf("}");
+		first = 0;
+	}
+	json_printf("}");
+}
+
 /* "Tcp: Name1 Name2\nTcp: 1 2\n..." -> "TcpName1":1,... ("Tcp: " -> "Tcp") */
 static void put_snmp_text(char *text, int *first)
 {
@@ -608,13 +656,29 @@ static void collect_procs(void)
 	}
 }
 
-/* One process: comm, ppid, ticks, last CPU, threads, summed schedstat. */
+/* The sum of a "name:\tN" line's N in a /proc/.../status text (0 if none). */
+static unsigned long long status_field(const char *text, const char *name)
+{
+	const char *p = text;
+	size_t len = strlen(name);
+
+	while ((p = strstr(p, name))) {
+		if ((p == text || p[-1] == '\n') && p[len] == ':')
+			return strtoull(p + len + 1, NULL, 10);
+		p += len;
+	}
+	return 0;
+}
+
+/* One process: comm, ppid, ticks, last CPU, threads, summed schedstat and
+ * context switches. */
 static int put_proc(int pid, int root, int first)
 {
 	static int tids[MAX_PROCS];
 	char path[96], text[1024], *p, *rp, comm[64];
-	unsigned long long utime, stime, run = 0, wait = 0;
-	int ppid, cpu = -1, nthreads = 0, n, have_sched = 0;
+	static char status[4096];
+	unsigned long long utime, stime, run = 0, wait = 0, vcs = 0, ivcs = 0;
+	int ppid, cpu = -1, nthreads = 0, n, have_sched = 0, have_cs = 0;
 	size_t clen;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
@@ -663,6 +727,12 @@ static int put_proc(int pid, int root, int first)
 		run += r;
 		wait += w;
 		have_sched = 1;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tids[i]);
+		if (read_path(path, status, sizeof(status)) < 0)
+			continue;
+		vcs += status_field(status, "voluntary_ctxt_switches");
+		ivcs += status_field(status, "nonvoluntary_ctxt_switches");
+		have_cs = 1;
 	}
 	json_printf("%s\"%d\":{\"comm\":", first ? "" : ",", pid);
 	json_str(comm);
@@ -670,6 +740,8 @@ static int put_proc(int pid, int root, int first)
 		    "\"threads\":%d", root, ppid, utime, stime, cpu, nthreads);
 	if (have_sched)
 		json_printf(",\"run_ns\":%llu,\"wait_ns\":%llu", run, wait);
+	if (have_cs)
+		json_printf(",\"vol_cs\":%llu,\"invol_cs\":%llu", vcs, ivcs);
 	json_printf("}");
 	return 1;
 }
@@ -705,6 +777,7 @@ static void snapshot(const char *event, const char *reason)
 	put_links();
 	put_ethtool();
 	put_softnet();
+	put_softirqs();
 	put_snmp();
 	put_procs();
 	t1 = mono_ns();
@@ -737,6 +810,7 @@ int main(int argc, char **argv)
 
 	g.stat_fd = open_ro("/proc/stat");
 	g.softnet_fd = open_ro("/proc/net/softnet_stat");
+	g.softirqs_fd = open_ro("/proc/softirqs");
 	g.snmp_fd = open_ro("/proc/net/snmp");
 	g.netstat_fd = open_ro("/proc/net/netstat");
 	for (unsigned int k = 0; k < g.o.n_ifs; k++)

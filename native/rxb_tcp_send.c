@@ -9,6 +9,13 @@
  * Threads: one per --cpus entry (pinned), connections dealt round-robin;
  * each thread runs an epoll loop over its non-blocking sockets (level-
  * triggered EPOLLOUT), so one slow connection does not hold up the others.
+ * A writable socket gets one turn: sends until it is full (EAGAIN) or
+ * TURN_BYTES went out, then the next socket.  A turn of a fixed number of
+ * sends instead (16) made the write pattern depend on the message size and
+ * halved 1 KiB goodput from one connection to two: under BBR's per-flow
+ * pacing, two connections in 16 KiB turns left in veth packets a third the
+ * size of one connection's, each as dear (README, "Measured on the
+ * development machine"; paper/data/tcp_turns.csv).
  * With --zerocopy every send carries MSG_ZEROCOPY and the completions are
  * reaped from the socket error queue (EPOLLERR).
  *
@@ -28,7 +35,8 @@
  *
  * Events (one JSON object per line on stdout, flushed):
  *   ready     once every connection is open and every thread started
- *   snapshot  on SIGUSR1
+ *   snapshot  on SIGUSR1 (sends, turns, epoll waits; each connection's
+ *             bytes and the kernel's pacing rate for it, TCP_INFO)
  *   final     on exit (duration, count reached, SIGINT/SIGTERM/SIGHUP,
  *             every connection ended)
  *   error     {"kind":"connect"|"unsupported",...} before ready (exit 1/3)
@@ -55,6 +63,7 @@
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
+#include <linux/tcp.h>      /* struct tcp_info with tcpi_pacing_rate (glibc's is older) */
 
 #ifndef SO_EE_ORIGIN_ZEROCOPY
 #define SO_EE_ORIGIN_ZEROCOPY 5
@@ -73,9 +82,10 @@
 #define CONNECT_RETRY_US   50000
 #define POLL_TIMEOUT_MS    100              /* bounds how late a thread sees stop */
 #define EPOLL_EVENTS       256
-#define WRITE_BURST        16               /* sends per readiness, then the next socket */
+#define TURN_BYTES         (1U << 20)       /* at most per connection per turn (>= 1 send) */
 #define BUCKET_NS          100000000ULL     /* --rate-gbps: bucket depth, 100 ms of the rate */
 #define MAX_RATE_GBPS      10000.0
+#define CC_NAME_MAX        16               /* the kernel's TCP_CA_NAME_MAX */
 
 struct opts {
 	const char *dst_str;
@@ -105,6 +115,9 @@ struct sconn {
 
 struct sthread {
 	alignas(CACHELINE) uint64_t sends;  /* send calls that wrote data */
+	uint64_t turns;                     /* conn_write calls (one per writable socket seen) */
+	uint64_t turns_full;                /* ... that ended with the socket full (EAGAIN) */
+	uint64_t waits;                     /* epoll_wait calls */
 	uint64_t zc_done;                   /* MSG_ZEROCOPY sends completed */
 	uint64_t zc_copied;                 /* ... of which the kernel copied */
 	int finished;                       /* no open connection left */
@@ -356,14 +369,15 @@ static void conn_end(struct sconn *c, int err)
 	t->open--;
 }
 
-/* Up to WRITE_BURST sends on a writable socket. */
+/* One turn of a writable socket: sends until it is full (EAGAIN), TURN_BYTES
+ * went out (at least one send), the budget or the rate's bucket is spent. */
 static void conn_write(struct sconn *c)
 {
 	int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (run.o.zerocopy ? MSG_ZEROCOPY : 0);
-	unsigned int msg = run.o.msg, i;
-	uint64_t sends = 0;
+	unsigned int msg = run.o.msg;
+	uint64_t sends = 0, sent = 0, full = 0;
 
-	for (i = 0; i < WRITE_BURST && !stopping(); i++) {
+	while ((!sends || sent < TURN_BYTES) && !stopping()) {
 		size_t len = msg - c->off;
 		ssize_t n;
 
@@ -378,6 +392,7 @@ static void conn_write(struct sconn *c)
 		n = send(c->fd, run.pattern + c->off, len, flags);
 		if (n > 0) {
 			sends++;
+			sent += (uint64_t)n;
 			if (run.o.rate_gbps)
 				c->t->tokens -= (double)n;
 			ctr_add(&c->bytes, (uint64_t)n);
@@ -390,8 +405,10 @@ static void conn_write(struct sconn *c)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			full = 1;
 			break;
+		}
 		if (n < 0 && errno == ENOBUFS && run.o.zerocopy) {
 			zc_reap(c); /* optmem full of pending notifications */
 			break;
@@ -401,6 +418,9 @@ static void conn_write(struct sconn *c)
 	}
 	if (sends)
 		ctr_add(&c->t->sends, sends);
+	ctr_add(&c->t->turns, 1);
+	if (full)
+		ctr_add(&c->t->turns_full, 1);
 }
 
 /* --rate-gbps: add what the rate earned since last time (at most the
@@ -453,6 +473,7 @@ static void *thread_main(void *arg)
 		if (run.o.rate_gbps && !bucket_wait(t))
 			continue;
 		n = epoll_wait(t->epfd, evs, EPOLL_EVENTS, POLL_TIMEOUT_MS);
+		ctr_add(&t->waits, 1);
 
 		if (n < 0 && errno != EINTR) {
 			warn_err(errno, "thread %u: epoll_wait", t->idx);
@@ -480,10 +501,30 @@ static uint64_t stream_sum(uint64_t n)
 	return (n / run.o.msg) * run.pattern_sum + bytesum(run.pattern, (size_t)(n % run.o.msg));
 }
 
+/* The pacing rate TCP computed for a connection (bytes/s, TCP_INFO), null
+ * if closed or unknown.  TCP itself enforces it only when the congestion
+ * control asks for pacing (BBR) and no fq qdisc does it; ~0: "unlimited". */
+static void pacing_rate(const struct sconn *c)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int fd = __atomic_load_n(&c->fd, __ATOMIC_RELAXED);
+
+	memset(&ti, 0, sizeof(ti));
+	if (!__atomic_load_n(&c->open, __ATOMIC_RELAXED) || fd < 0 ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_pacing_rate) + sizeof(ti.tcpi_pacing_rate))
+		json_printf("null");
+	else if (ti.tcpi_pacing_rate == UINT64_MAX)
+		json_printf("\"unlimited\"");
+	else
+		json_printf("%" PRIu64, (uint64_t)ti.tcpi_pacing_rate);
+}
+
 static void report(const char *event, const char *reason)
 {
 	uint64_t bytes = 0, sends = 0, zc_done = 0, zc_copied = 0, touch = 0, t = mono_ns();
-	uint64_t throttled = 0;
+	uint64_t throttled = 0, turns = 0, turns_full = 0, waits = 0;
 	unsigned int i, open = 0, errors = 0;
 	char name[16];
 
@@ -492,6 +533,9 @@ static void report(const char *event, const char *reason)
 		zc_done += ctr_get(&run.threads[i].zc_done);
 		zc_copied += ctr_get(&run.threads[i].zc_copied);
 		throttled += ctr_get(&run.threads[i].throttled_ns);
+		turns += ctr_get(&run.threads[i].turns);
+		turns_full += ctr_get(&run.threads[i].turns_full);
+		waits += ctr_get(&run.threads[i].waits);
 	}
 	for (i = 0; i < run.o.conns; i++) {
 		uint64_t b = ctr_get(&run.conns[i].bytes);
@@ -511,6 +555,8 @@ static void report(const char *event, const char *reason)
 	else
 		json_printf(",\"zc_completions\":null,\"zc_copied\":null");
 	json_printf(",\"threads\":%u,\"throttled_ns\":%" PRIu64, run.nthreads, throttled);
+	json_printf(",\"turns\":%" PRIu64 ",\"turns_full\":%" PRIu64 ",\"waits\":%" PRIu64, turns,
+		    turns_full, waits);
 	json_printf(",\"per_conn\":[");
 	for (i = 0; i < run.o.conns; i++) {
 		int err = __atomic_load_n(&run.conns[i].err, __ATOMIC_RELAXED);
@@ -521,6 +567,8 @@ static void report(const char *event, const char *reason)
 			json_printf("\"%s\"", errno_name(err, name, sizeof(name)));
 		else
 			json_printf("null");
+		json_printf(",\"pacing_Bps\":");
+		pacing_rate(&run.conns[i]);
 		json_printf("}");
 	}
 	json_printf("]");
@@ -533,12 +581,23 @@ static void report(const char *event, const char *reason)
 static void print_ready(uint64_t t0)
 {
 	const struct opts *o = &run.o;
+	char cc[CC_NAME_MAX + 1] = "";
+	socklen_t cclen = CC_NAME_MAX;
 
 	json_printf("{\"event\":\"ready\",\"tool\":\"%s\",\"dst\":", TOOL_NAME);
 	json_str(o->dst_str);
 	json_printf(",\"port\":%u,\"conns\":%u,\"msg\":%u,\"threads\":%u", o->port, o->conns,
 		    o->msg, run.nthreads);
 	json_cpus(o->cpus, o->ncpus);
+	json_printf(",\"congestion_control\":");
+	/* the namespace's default (net.ipv4.tcp_congestion_control): the kernel's
+	 * pacing, and so the sender's cost per byte, depend on it */
+	if (getsockopt(run.conns[0].fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) == 0) {
+		cc[cclen < CC_NAME_MAX ? cclen : CC_NAME_MAX] = '\0';
+		json_str(cc);
+	} else {
+		json_printf("null");
+	}
 	json_printf(",\"zerocopy\":%s,\"rate_gbps\":", o->zerocopy ? "true" : "false");
 	if (o->rate_gbps)
 		json_printf("%.6g", o->rate_gbps);

@@ -104,3 +104,27 @@ def test_summary_keeps_the_accelerator_and_the_ndr_search(tmp_path):
     row = df[df["search"] == "ndr"].iloc[0]
     assert (row["ndr_pps"], row["pdr_pps"], row["ndr_trials"], row["pdr_loss_ratio"]) == (
         1.1e6, 1.2e6, 15, 0.005)
+
+
+def test_summary_has_the_tcp_sender_s_cost_per_byte_when_the_cell_measured_it(tmp_path):
+    tcp = result()
+    tcp.update(layer="tcp", stack="blocking", params={"conns": 2, "msg": 1024},
+               congestion_control="bbr",
+               sender_path={"cpu_ns_per_byte": 21.5, "bytes_per_packet": 1746.0,
+                            "bytes_per_ack": 3419.0, "bytes_per_segment": 1181.0,
+                            "sends_per_turn": 16.0, "turns_full_frac": 0.0,
+                            "softirqs_per_mb": {"HRTIMER": 339.5, "NET_RX": 521.2}})
+    old = result()          # a cell from before the sender's counters
+    old.update(layer="tcp", stack="blocking", params={"conns": 1, "msg": 1024})
+    paths = []
+    for i, r in enumerate((tcp, old)):
+        p = tmp_path / f"c{i}.json"
+        p.write_text(json.dumps(r))
+        paths.append(str(p))
+    write_summary(paths, tmp_path / "s.csv")
+    df = read_summary(tmp_path / "s.csv").set_index("conns")
+    assert df.loc[2, "sender_cpu_ns_per_byte"] == 21.5
+    assert df.loc[2, "sender_bytes_per_packet"] == 1746.0
+    assert df.loc[2, "sender_hrtimer_per_mb"] == 339.5 and df.loc[2, "sender_sends_per_turn"] == 16
+    assert df.loc[2, "congestion_control"] == "bbr"
+    assert df[["sender_cpu_ns_per_byte", "congestion_control"]].loc[1].isna().all()

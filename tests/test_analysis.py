@@ -232,6 +232,78 @@ def test_tcp_counts_links_softnet_and_wall_busy():
     assert r["cpu"]["1"]["busy_frac"] == 0.9 and r["cpu_check"]["ok"] is False
 
 
+def test_tcp_sender_path_is_per_byte_and_from_the_sender_s_side_only():
+    place = Placement(generator=[0], application=[1], napi_mode="receiver", napi=[1])
+    cell = cells.Cell("local", "tcp", "blocking", {"conns": 2, "msg": 1024}, 1)
+    sirq = lambda hrt, rx: {"HRTIMER": {"0": hrt, "1": 7}, "NET_RX": {"0": rx, "1": 9},  # noqa
+                            "TASKLET": {"0": 0, "1": 5}}
+    proc = lambda v, i: {"5": {"comm": "rxb-tcp-send", "root": 5, "ppid": 1, "utime": 0,  # noqa
+                               "stime": 0, "last_cpu": 0, "threads": 2, "run_ns": v * 10**8,
+                               "vol_cs": v, "invol_cs": i}}
+    tool = lambda t, sends, turns, full, waits, pace: {  # noqa
+        "t_ns": t, "bytes": sends * 1024, "sends": sends, "turns": turns, "turns_full": full,
+        "waits": waits, "per_conn": [{"bytes": 0, "pacing_Bps": p} for p in pace]}
+    a = snap(0, 0, 0, IDLE)
+    b = snap(10**9, 0, 0, {"0": ticks(system=60, softirq=40), "1": ticks(idle=100)})
+    for s, n, hrt, rx, segs, acks, pkts, cs, t in (
+            (a, 0, 100, 10, 0, 0, 0, (3, 4), tool(0, 0, 0, 0, 0, [10**8, 3 * 10**8])),
+            (b, 1, 600, 1010, 1000, 250, 400, (5, 24),
+             tool(10**9, 2000, 125, 25, 100, [3 * 10**8, 5 * 10**8]))):
+        c = s["sender"]["counters"]
+        c["softirqs"] = sirq(hrt, rx)
+        c["procs"] = proc(*cs)
+        c["snmp"] = {"TcpOutSegs": segs, "TcpInSegs": acks, "TcpExtTCPAutoCorking": 30 * n}
+        c["links"]["veth"]["tx_packets"] = pkts
+        s["sender"]["tool"] = t
+        s["receiver"]["counters"]["softirqs"] = sirq(0, 0)
+    sent = 2000 * 1024                          # 2.048 MB in 1 s
+    r = analyse_tcp(cell, a, b, place, sent, 1.0, sent, 1.0)
+    p = r["sender_path"]
+    assert p["bytes_per_segment"] == pytest.approx(sent / 1000)
+    assert p["bytes_per_packet"] == pytest.approx(sent / 400)      # the veth's skbs
+    assert p["bytes_per_ack"] == pytest.approx(sent / 250)
+    assert p["bytes_per_send"] == 1024 and p["sends_per_turn"] == 16
+    assert p["turns_full_frac"] == 0.2 and p["sends_per_wait"] == 20
+    # CPU 0 (the sender's) only: 1 s busy, 0.4 s of it softirq; HRTIMER and
+    # NET_RX runs on CPU 0 per MB sent, not CPU 1's
+    assert p["cpu_ns_per_byte"] == pytest.approx(1e9 / sent)
+    assert p["softirq_ns_per_byte"] == pytest.approx(0.4e9 / sent)
+    # its own run time (schedstat: 0.2 s), not what else ran on CPU 0 (1 s)
+    assert p["proc_ns_per_byte"] == pytest.approx(0.2e9 / sent)
+    assert p["softirqs_per_mb"] == {"HRTIMER": pytest.approx(500 / 2.048),
+                                    "NET_RX": pytest.approx(1000 / 2.048), "TASKLET": 0}
+    assert p["cs_per_mb"] == {"vol_cs": pytest.approx(2 / 2.048),
+                              "invol_cs": pytest.approx(20 / 2.048)}
+    assert p["autocorked_per_mb"] == pytest.approx(30 / 2.048)
+    # the pacing rates TCP computed: (4 + 8) / 2 x 10^8 B/s against 2.048 MB/s
+    assert p["pacing_Bps"] == 6 * 10**8 and p["sent_over_pacing"] == pytest.approx(2.048 / 600)
+    assert r["softirqs"]["sender"]["0"] == {"HRTIMER": 500, "NET_RX": 1000}
+    assert r["processes"]["sender"]["tree:5"]["invol_cs"] == 20
+
+
+def test_tcp_sender_path_without_the_tool_s_counters_leaves_them_out():
+    # iperf3 (no tool snapshots), a reader without softirqs: the kernel's ratios only
+    place = Placement(generator=[0], application=[1], napi_mode="receiver", napi=[1])
+    cell = cells.Cell("local", "tcp", "iperf3", {"conns": 1, "msg": 1024}, 1)
+    a = snap(0, 0, 0, IDLE)
+    b = snap(10**9, 0, 0, {"0": ticks(system=100), "1": ticks(idle=100)})
+    for s, segs in ((a, 0), (b, 500)):
+        s["sender"]["tool"] = None
+        s["sender"]["counters"]["snmp"] = {"TcpOutSegs": segs}
+    p = analyse_tcp(cell, a, b, place, 10**6, 1.0, 10**6, 1.0)["sender_path"]
+    assert p["bytes_per_segment"] == 2000 and p["bytes_per_ack"] is None
+    assert p["softirqs_per_mb"] == {}
+    assert not {"sends_per_turn", "bytes_per_send", "pacing_Bps", "cs_per_mb"} & set(p)
+
+
+def test_softnet_counts_the_rps_ipis_a_cpu_took():
+    from rxbench.analysis import softnet_delta
+    row = lambda n: {"processed": n, "dropped": 0, "time_squeeze": 0, "received_rps": n // 2,  # noqa
+                     "cpu": 0}
+    d = softnet_delta({"softnet": [row(10)]}, {"softnet": [row(30)]})
+    assert d["0"] == {"processed": 20, "dropped": 0, "time_squeeze": 0, "received_rps": 10}
+
+
 # ---- the committed reference run ----
 
 def reference_dir() -> Path | None:

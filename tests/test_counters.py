@@ -60,6 +60,12 @@ def test_snapshot_reads_everything_stamped_and_finds_the_real_tool_under_a_wrapp
     assert set(a["cpu"]["0"]) >= {"user", "system", "idle", "iowait", "steal", "guest"}
     assert a["links"]["lo"]["rx_packets"] >= 0 and "tx_dropped" in a["links"]["lo"]
     assert {"processed", "dropped", "time_squeeze"} <= set(a["softnet"][0])
+    assert {"processed", "received_rps"} <= set(a["softnet"][0])
+    # /proc/softirqs: every CPU, counts that only grow (TIMER runs on a live CPU)
+    assert cpus <= set(a["softirqs"]["NET_RX"]) and "HRTIMER" in a["softirqs"]
+    assert all(b["softirqs"][k][c] >= v for k, per in a["softirqs"].items()
+               for c, v in per.items())
+    assert sum(b["softirqs"]["TIMER"].values()) > sum(a["softirqs"]["TIMER"].values())
     assert "TcpRetransSegs" in a["snmp"] and "TcpExtTCPOFODrop" in a["snmp"]
     assert a["snmp"]["TcpMaxConn"] == -1            # signed, as nstat shows it
     procs = b["procs"]
@@ -73,6 +79,9 @@ def test_snapshot_reads_everything_stamped_and_finds_the_real_tool_under_a_wrapp
     assert procs[busy[0]]["run_ns"] - a["procs"][busy[0]]["run_ns"] > 0.02e9
     assert procs[busy[0]]["utime"] + procs[busy[0]]["stime"] > 0
     assert all(p["root"] == tree.pid for p in procs.values())
+    # context switches from each thread's status: sleep went to sleep itself
+    sleeper = next(p for p in procs.values() if p["comm"] == "sleep")
+    assert sleeper["vol_cs"] >= 1 and sleeper["invol_cs"] >= 0
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a network namespace and a veth)")

@@ -110,7 +110,7 @@ def test_every_macro_the_text_uses_is_generated(both, tmp_path):
     tex = (PAPER / "paper.tex").read_text()
     own = set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}", tex))
     used = set(re.findall(r"\\((?:Rx|Eth|Tcp|Best|Worst|Ceiling|Napi|Cheapest|Dearest|Iperf"
-                          r"|Touch|Top|Ndr|Seed|Ours)[A-Za-z]*)", tex))
+                          r"|Touch|Top|Ndr|Seed|Ours|Turns)[A-Za-z]*)", tex))
     missing = {m for m in used - own - set(defs) if not m.startswith(("if",))}
     assert not missing, f"paper.tex uses macros numbers.tex does not define: {missing}"
     ifs = set(re.findall(r"\\if([A-Z][A-Za-z]+)", tex))
@@ -282,3 +282,81 @@ def test_cpu_per_byte_at_equal_load_from_cells_that_reached_it(tmp_path):
     # uring_opt missed its 3 Gbit/s target: not shown, so at 3 Gbit/s only epoll
     # is left and nothing is compared
     assert defs["RxTcpLoadReached"] == str(len(rows) - 5)
+
+
+def _step_rows(sender: bool, gbps=((1, 1.4), (2, 0.6))) -> list[dict]:
+    """blocking and epoll at 1 and 2 connections, 1 KiB, three reps; the
+    sender's per-byte columns when `sender`."""
+    rows = []
+    for stack in ("blocking", "epoll"):
+        for c, g in gbps:
+            for rep in range(1, 4):
+                r = synthetic._base("tcp", stack, rep,
+                                    f"results/local/tcp/{stack}/conns={c}/msg=1024/rep={rep}.json")
+                r.update(conns=c, msg=1024, touch=0, rx_gbps=g * (1 + 0.01 * rep),
+                         cpu_ns_per_byte=1.0, generator_bound=True)
+                if sender:
+                    r.update(sender_proc_ns_per_byte=4.0 * c + rep * 0.01,
+                             sender_bytes_per_packet=8000.0 / c, sender_bytes_per_ack=16000 / c,
+                             sender_hrtimer_per_mb=85.0 * c, sender_sends_per_turn=16,
+                             congestion_control="bbr")
+                rows.append(r)
+    return rows
+
+
+def test_one_to_two_connections_with_the_sender_s_side_per_byte(tmp_path):
+    csv = synthetic.write(tmp_path / "s.csv", _step_rows(True))
+    defs, flags = macros(_numbers(csv, tmp_path))
+    assert flags["HaveTcpStep"] and flags["HaveTcpStepSender"]
+    assert defs["TcpStepConnsA"] == "1 connection" and defs["TcpStepConnsB"] == "2 connections"
+    assert defs["TcpStepMsg"] == r"1\,KiB"
+    # medians: 0.612 / 1.428 per server; the interval test on blocking's two groups
+    assert defs["TcpStepRatios"] == r"\texttt{blocking} 0.43, \texttt{epoll} 0.43"
+    assert defs["TcpStepClaim"].startswith(r"\texttt{blocking} with 1 connection receives more "
+                                           "than with 2 connections (medians 1.43 vs 0.612")
+    assert (defs["TcpStepNsA"], defs["TcpStepNsB"]) == ("4.02", "8.02")
+    assert defs["TcpStepNsClaim"].startswith("with 2 connections cost the sender more of its "
+                                             "own CPU per byte than with 1 connection (medians "
+                                             "8.02 vs 4.02")
+    assert (defs["TcpStepPktA"], defs["TcpStepPktB"]) == ("8000", "4000")
+    # per packet: median ns/B x median B/packet
+    assert (defs["TcpStepUsPktA"], defs["TcpStepUsPktB"]) == ("32.2", "32.1")
+    assert defs["TcpStepHrtB"] == "170" and defs["TcpStepTurnA"] == "16"
+    assert defs["TcpStepCc"] == "bbr"
+
+
+def test_one_to_two_connections_from_cells_without_the_sender_s_counters(tmp_path):
+    # the committed reference set's cells have no sender_* columns: the
+    # goodput step only; no second connection count: no step at all
+    defs, flags = macros(_numbers(synthetic.write(tmp_path / "s.csv", _step_rows(False)),
+                                  tmp_path))
+    assert flags["HaveTcpStep"] and not flags["HaveTcpStepSender"]
+    assert defs["TcpStepNsA"] == "n/a" and defs["TcpStepCc"] == "n/a"
+    one = [r for r in _step_rows(False) if r["conns"] == 1]
+    defs, flags = macros(_numbers(synthetic.write(tmp_path / "o.csv", one), tmp_path))
+    assert not flags["HaveTcpStep"] and defs["TcpStepRatios"] == "n/a"
+
+
+def test_the_turns_measurement_needs_every_sender_s_step(tmp_path):
+    rows = []
+    for sender, g2 in (("turn16", 0.6), ("turn16_cubic", 1.3), ("turn1MiB", 1.35)):
+        rows += [dict(r, sender=sender, turn="1 MiB" if "MiB" in sender else "16 sends")
+                 for r in _step_rows(True, ((1, 1.4), (2, g2)))]
+    path = synthetic.write(tmp_path / "turns.csv", rows)
+    # the source on top; the rows' kernel versions hold '#' ("#1 SMP")
+    path.write_text("# how it was measured\n# by whom\n" + path.read_text())
+    M = paper.Macros()
+    paper._turns_numbers(M, path)
+    assert M.flags["HaveTurns"] and M.defs["TurnsReps"] == "3"
+    assert "receives more than" in M.defs["TurnsOldClaim"]
+    assert M.defs["TurnsNewRatios"] == r"\texttt{blocking} 0.96, \texttt{epoll} 0.96"
+    assert not M.flags["HaveTurnsOldBig"]           # one message size only
+    assert M.defs["TurnsOldRule"] == "16 sends" and M.defs["TurnsNewRule"] == "1 MiB"
+    # without the CUBIC control the paragraph is left out
+    path = synthetic.write(tmp_path / "t2.csv", [r for r in rows if r["sender"] != "turn16_cubic"])
+    M = paper.Macros()
+    paper._turns_numbers(M, path)
+    assert not M.flags["HaveTurns"] and M.defs["TurnsCubicClaim"] == "n/a"
+    M = paper.Macros()
+    paper._turns_numbers(M, tmp_path / "missing.csv")
+    assert not M.flags["HaveTurns"] and M.defs["TurnsReps"] == "0"

@@ -92,6 +92,37 @@ def test_server_counts_every_byte_sent(bed, mode, conns):
     assert end["touch"] is not None
 
 
+def test_sender_turns_are_bytes_not_sends_and_it_reports_its_congestion_control(bed):
+    """A writable socket's turn lasts until it is full or 1 MiB went out,
+    whatever the message size: 1 KiB messages are not dealt 16 at a time
+    (the write pattern that halved goodput from one connection to two). The
+    ready line names the connections' congestion control (the namespace's
+    default), each snapshot the pacing rate TCP computed per connection."""
+    tb, log = bed
+    srv = server(tb, log, "epoll")
+    srv.wait_event("ready", 10)
+    want, msg, conns, turn = 64 << 20, 1024, 2, 1 << 20
+    argv = [native_tool("rxb-tcp-send"), "--dst", tb.receiver.ip, "--port", str(PORT),
+            "--conns", str(conns), "--msg", str(msg), "--cpus", "0", "--duration", "30",
+            "--count-bytes", str(want)]
+    snd = Tool("sender", tb.sender.exec(argv), log, tb.registry, name="rxb-tcp-send").start()
+    ready = snd.wait_event("ready", 10)
+    snap = snd.snapshot()
+    final = snd.wait_event("final", 30)
+    # a send can write less than a message (a nearly full socket): more sends
+    assert snd.wait(5) == 0 and final["bytes"] == want and final["sends"] >= want // msg
+    cc = tb.sender.host.run(["cat", "/proc/sys/net/ipv4/tcp_congestion_control"]).strip()
+    assert ready["congestion_control"] == cc
+    assert all(c["pacing_Bps"] == "unlimited" or isinstance(c["pacing_Bps"], int)
+               for c in snap["per_conn"])
+    assert final["waits"] >= 1 and final["turns"] >= final["turns_full"]
+    # every turn ends full, at 1 MiB, or at a connection's budget (16 sends a
+    # turn would be 4096 turns here, next to none of them full)
+    assert final["turns"] - final["turns_full"] <= want // turn + conns, final
+    wait_bytes(srv, want)
+    srv.stop(signal.SIGTERM)
+
+
 def test_touch_sums_agree_across_servers(bed):
     """The same byte stream read by different servers gives the same sum:
     --touch really reads the bytes, whatever the receive interface."""

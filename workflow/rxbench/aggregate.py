@@ -16,6 +16,10 @@ COLUMNS = ["platform", "layer", "stack", "cores", "size", "conns", "msg", "napi"
            "cpu_ns_per_byte", "duration_s", "sent_packets", "rx_packets", "sent_bytes",
            "rx_bytes", "kernel", "cpu_model", "nic_driver", "git_rev", "started_at", "path"]
 
+# sender_path fields that become summary columns (sender_<name>)
+SENDER_PATH = ("cpu_ns_per_byte", "proc_ns_per_byte", "bytes_per_packet", "bytes_per_ack", "bytes_per_segment",
+               "sends_per_turn")
+
 
 def row(data: dict, path: str) -> dict:
     r = {k: data.get(k) for k in ("platform", "layer", "stack", "rep", "status", "reason",
@@ -30,6 +34,15 @@ def row(data: dict, path: str) -> dict:
         r[f"drops_{k}"] = v
     for cpu, v in (data.get("cpu") or {}).items():
         r[f"cpu{cpu}_busy_s"] = v.get("busy_s")
+    # [tcp] the sender's cost per byte and what it bought (analysis.sender_path)
+    sp = data.get("sender_path") or {}
+    for k in SENDER_PATH:
+        if sp.get(k) is not None:
+            r[f"sender_{k}"] = sp[k]
+    if (sp.get("softirqs_per_mb") or {}).get("HRTIMER") is not None:
+        r["sender_hrtimer_per_mb"] = sp["softirqs_per_mb"]["HRTIMER"]
+    if data.get("congestion_control"):
+        r["congestion_control"] = data["congestion_control"]
     r["pingpong_ns"] = (data.get("host_probe") or {}).get("pingpong_ns")
     # [eth] the probe inside the measured interval and the steady-state check
     r["pingpong_during_ns"] = (data.get("host_probe_during") or {}).get("pingpong_ns")

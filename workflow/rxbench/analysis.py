@@ -153,6 +153,9 @@ def processes(a: dict, b: dict, hz: int) -> dict:
              "last_cpu": sorted({p["last_cpu"] for p in pb})}
         if all("run_ns" in p for p in pa + pb):
             r["run_s"] = round((sum(p["run_ns"] for p in pb) - sum(p["run_ns"] for p in pa)) / 1e9, 4)
+        for k in ("vol_cs", "invol_cs"):        # context switches, summed over threads
+            if all(k in p for p in pa + pb):
+                r[k] = sum(p[k] for p in pb) - sum(p[k] for p in pa)
         res[key] = r
     return res
 
@@ -334,7 +337,7 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
     sender_sat = bool(sender_cpus & set(saturated))
     shared = bool(server_cpus & sender_cpus)
     server_busy = sum(cpu[str(c)]["busy_s"] for c in server_cpus)
-    drops, tcp_counters, links, softnet = {}, {}, {}, {}
+    drops, tcp_counters, links, softnet, softirqs = {}, {}, {}, {}, {}
     for side in ("sender", "receiver"):
         ca, cb = a[side]["counters"], b[side]["counters"]
         d = delta({k: v for k, v in ca["snmp"].items() if k.startswith("Tcp")},
@@ -348,6 +351,9 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
         drops[f"{side}_rx_dropped"], drops[f"{side}_tx_dropped"] = ld["rx_dropped"], ld["tx_dropped"]
         softnet[side] = softnet_delta(ca, cb)
         drops[f"{side}_backlog_dropped"] = sum(v["dropped"] for v in softnet[side].values())
+        softirqs[side] = softirqs_delta(ca, cb)
+    procs = {"sender": processes(a["sender"]["counters"], b["sender"]["counters"], hz_s),
+             "receiver": processes(a["receiver"]["counters"], b["receiver"]["counters"], hz_r)}
     gbps = rx_bytes * 8 / rx_s / 1e9 if rx_s > 0 else 0.0
     return {
         "duration_s": round(rx_s, 6),
@@ -361,14 +367,17 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
         "tcp_counters": tcp_counters,     # every TCP counter that moved, per side
         "links": links,
         "softnet": softnet,
+        "softirqs": softirqs,
+        "sender_path": sender_path(a["sender"], b["sender"], placement, sent_bytes, sent_s,
+                                   tcp_counters["sender"], links["sender"], scpu,
+                                   softirqs["sender"], procs["sender"]),
         "cpu": _cpu_out(cpu),
         "sender_cpu": _cpu_out({str(c): scpu[str(c)] for c in placement.generator}),
         "cpu_check": {"ok": check["ok"] and scheck["ok"], "receiver": check, "sender": scheck},
         # the server's cores only (RPS puts the receive path there; the ACKs'
         # softirq on that core is charged to it too)
         "cpu_ns_per_byte": server_busy * 1e9 / rx_bytes if (rx_bytes and not shared) else None,
-        "processes": {"sender": processes(a["sender"]["counters"], b["sender"]["counters"], hz_s),
-                      "receiver": processes(a["receiver"]["counters"], b["receiver"]["counters"], hz_r)},
+        "processes": procs,
         "snapshot_cost": snapshot_cost(a, b),
         "saturated_cpus": saturated,
         "bottleneck": ("server" if server_sat else "shared_cpu" if shared else
@@ -378,8 +387,77 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
     }
 
 
+def sender_path(a: dict, b: dict, placement, sent: int, sent_s: float, tcp: dict, link: dict,
+                scpu: dict, softirqs: dict, procs: dict) -> dict:
+    """What the sender's side spent per byte it sent over [a, b] (a, b: its
+    side of the two snapshots): how its writes became segments, veth packets
+    (GSO skbs) and ACKs, its CPUs' busy time and its own processes' run
+    time (proc_ns_per_byte), the softirqs that ran on them
+    (HRTIMER: TCP's pacing timers; NET_RX: the ACKs' backlog), its context
+    switches, and from rxb-tcp-send's own counters its sends per turn (one
+    turn per writable socket) and what it wrote against the pacing rates
+    TCP computed for its connections (the mean of the two snapshots). Ratios
+    per byte, not rates, compare cells measured on a shared machine."""
+    if sent <= 0:
+        return {}
+    mb = sent / 1e6
+    cpus = [str(c) for c in placement.generator]
+    out = {"sent_bytes": sent,
+           "bytes_per_segment": sent / tcp["TcpOutSegs"] if tcp.get("TcpOutSegs") else None,
+           "bytes_per_packet": sent / link["tx_packets"] if link.get("tx_packets") else None,
+           "bytes_per_ack": sent / tcp["TcpInSegs"] if tcp.get("TcpInSegs") else None,
+           "cpu_ns_per_byte": sum(scpu[c]["busy_s"] for c in cpus if c in scpu) * 1e9 / sent,
+           "softirq_ns_per_byte": sum(scpu[c]["softirq_s"] for c in cpus if c in scpu) * 1e9 / sent,
+           # every softirq the reader read, 0 where it did not run
+           "softirqs_per_mb": {k: sum(softirqs.get(c, {}).get(k, 0) for c in cpus) / mb
+                               for k in sorted(b["counters"].get("softirqs") or {})},
+           "autocorked_per_mb": tcp.get("TcpExtTCPAutoCorking", 0) / mb}
+    trees = [p for k, p in procs.items() if k.startswith("tree:")]
+    if trees:
+        # the sender's own time (schedstat; ticks without it), softirqs run
+        # in its context included: unlike its CPUs' busy time, not inflated
+        # by whatever else ran there on a shared machine
+        own = sum(p["run_s"] if "run_s" in p else p["user_s"] + p["sys_s"] for p in trees)
+        out["proc_ns_per_byte"] = own * 1e9 / sent
+    if trees and all("vol_cs" in p for p in trees):
+        out["cs_per_mb"] = {k: sum(p[k] for p in trees) / mb for k in ("vol_cs", "invol_cs")}
+    ta, tb = a.get("tool") or {}, b.get("tool") or {}
+    d = {k: tb[k] - ta[k] for k in ("sends", "turns", "turns_full", "waits")
+         if isinstance(ta.get(k), int) and isinstance(tb.get(k), int)}
+    if d.get("sends"):
+        out["bytes_per_send"] = sent / d["sends"]
+    if d.get("turns"):
+        out["sends_per_turn"] = d.get("sends", 0) / d["turns"]
+        out["turns_full_frac"] = d.get("turns_full", 0) / d["turns"]
+    if d.get("waits"):
+        out["sends_per_wait"] = d.get("sends", 0) / d["waits"]
+
+    def pacing(snap):
+        rates = [c.get("pacing_Bps") for c in snap.get("per_conn", [])]
+        return sum(rates) if rates and all(isinstance(r, int) for r in rates) else None
+    pa, pb = pacing(ta), pacing(tb)
+    if pa and pb and sent_s > 0:
+        out["pacing_Bps"] = (pa + pb) / 2
+        out["sent_over_pacing"] = sent / sent_s / out["pacing_Bps"]
+    return out
+
+
+def softirqs_delta(a: dict, b: dict) -> dict:
+    """Per-CPU /proc/softirqs movement ({} from a reader without it): only
+    the softirqs that ran."""
+    sa, sb = a.get("softirqs") or {}, b.get("softirqs") or {}
+    out: dict = {}
+    for kind, cpus in sb.items():
+        for cpu, n in cpus.items():
+            d = n - sa.get(kind, {}).get(cpu, n)
+            if d:
+                out.setdefault(cpu, {})[kind] = d
+    return out
+
+
 def softnet_delta(a: dict, b: dict) -> dict:
-    """Per-CPU softnet_stat movement (the kernel's counters are u32: wrap)."""
+    """Per-CPU softnet_stat movement (the kernel's counters are u32: wrap);
+    received_rps: the RPS IPIs that CPU took."""
     def by_cpu(s):
         return {str(row.get("cpu", i)): row for i, row in enumerate(s.get("softnet", []))}
     ra, rb = by_cpu(a), by_cpu(b)
@@ -387,8 +465,8 @@ def softnet_delta(a: dict, b: dict) -> dict:
     for cpu, row in rb.items():
         if cpu not in ra:
             raise MissingCounter(f"softnet_stat: CPU {cpu} read at only one end of the window")
-        out[cpu] = {k: (row[k] - ra[cpu][k]) % 2**32
-                    for k in ("processed", "dropped", "time_squeeze")}
+        out[cpu] = {k: (row.get(k, 0) - ra[cpu].get(k, 0)) % 2**32
+                    for k in ("processed", "dropped", "time_squeeze", "received_rps")}
     return out
 
 

@@ -28,6 +28,7 @@ tables: the platform of the summary it was made from is the paper's.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import re
@@ -217,6 +218,7 @@ def numbers(csv: str | Path, gendir: str | None = None, dataset: str | None = No
     M.add("RxTcgNote", tex_text(S.TCG_NOTE[:1].upper() + S.TCG_NOTE[1:]), "a sentence")
     _eth_numbers(M, df, st, nic)
     _tcp_numbers(M, df, st, nic)
+    _turns_numbers(M)
     _claims(M, df, csv)
     return M
 
@@ -626,7 +628,129 @@ def _tcp_numbers(M: Macros, df, st, nic=None) -> None:
                                    "rx_gbps", "Gbit/s", verb="receives more than")[0]
     M.flag("HaveTouch", touch_text != "n/a")
     M.add("TouchClaim", touch_text)
+    step = _match(servers, {}, other, defaults, free=()) if len(servers) else servers
+    if "touch" in step.columns:
+        step = step[S.among(step["touch"], [None, tdef])]
+    _tcp_step_numbers(M, "TcpStep", step, lambda r: lab(r), df)
     _tcp_load_numbers(M, df, variants, defaults, nic)
+
+
+# the sender's side of a step, from the summary's sender_* columns
+# (analysis.sender_path): macro suffix -> (column, digits)
+STEP_SENDER = {"Ns": "sender_proc_ns_per_byte", "Pkt": "sender_bytes_per_packet",
+               "Ack": "sender_bytes_per_ack", "Hrt": "sender_hrtimer_per_mb",
+               "Turn": "sender_sends_per_turn"}
+
+
+def _med(rec, col):
+    v = S.norm(rec.get(f"{col}_median")) if rec is not None else None
+    return v if _finite(v) else None
+
+
+def _tcp_step_numbers(M: Macros, pre: str, groups: pd.DataFrame, lab, rows: pd.DataFrame,
+                      conns: tuple | None = None) -> bool:
+    r"""From the fewest connections to the next (or `conns`), at the smallest
+    message: each server's goodput ratio, the interval test for the first
+    server, and for it what the sender spent per byte and per veth packet,
+    where the cells measured it (sender_*: ratios per byte, not rates, hold
+    on a shared machine). rows: the summary rows (congestion control).
+    Macros \<pre>..., flags Have<pre> and Have<pre>Sender."""
+    have = False
+    both = pd.DataFrame()
+    if len(groups):
+        msgs = sorted({S.norm(v) for v in groups["msg"]} - {None})
+        at = _pick(groups, "msg", msgs[0]) if msgs else groups.iloc[0:0]
+        cs = sorted({S.norm(v) for v in at["conns"]} - {None})
+        ca, cb = conns or (tuple(cs[:2]) if len(cs) > 1 else (None, None))
+        a, b = _pick(at, "conns", ca), _pick(at, "conns", cb)
+        both = a[a["stack"].isin(set(b["stack"]))] if len(a) and len(b) else a.iloc[0:0]
+        have = bool(len(both))
+    M.flag(f"Have{pre}", have)
+    M.flag(f"Have{pre}Sender", False)
+    if not have:
+        for k in ("Msg", "ConnsA", "ConnsB", "Ratios", "Claim", "NsClaim", "Cc"):
+            M.add(f"{pre}{k}", "n/a")
+        for k in STEP_SENDER:
+            M.add(f"{pre}{k}A", "n/a")
+            M.add(f"{pre}{k}B", "n/a")
+        M.add(f"{pre}UsPktA", "n/a")
+        M.add(f"{pre}UsPktB", "n/a")
+        return False
+    M.add(f"{pre}Msg", _msg_tex(msgs[0]))
+    M.add(f"{pre}ConnsA", plural(ca, "connection"))
+    M.add(f"{pre}ConnsB", plural(cb, "connection"))
+    ratios = []
+    for _, ra in both.iterrows():
+        rb = b[b["stack"] == ra["stack"]].iloc[0]
+        ratios.append(f"{lab(ra)} {sig(rb['rx_gbps_median'] / ra['rx_gbps_median'], 2)}")
+    M.add(f"{pre}Ratios", ", ".join(ratios), "median goodput at ConnsB over ConnsA, per server")
+    ra = both.iloc[0]
+    rb = b[b["stack"] == ra["stack"]].iloc[0]
+    M.add(f"{pre}Claim", claim_tex(f"{lab(ra)} with {plural(ca, 'connection')}", ra,
+                                   f"with {plural(cb, 'connection')}", rb, "rx_gbps", "Gbit/s",
+                                   verb="receives more than")[0])
+    ns = STEP_SENDER["Ns"]
+    M.add(f"{pre}NsClaim", claim_tex(f"with {plural(cb, 'connection')}", rb,
+                                     f"with {plural(ca, 'connection')}", ra, ns, "ns/B",
+                                     verb="cost the sender more of its own CPU per byte than")[0]
+          if _med(ra, ns) is not None and _med(rb, ns) is not None else "n/a",
+          "the interval test on the sender's own CPU per byte")
+    vals = {(k, x): _med(r, col) for k, col in STEP_SENDER.items()
+            for x, r in (("A", ra), ("B", rb))}
+    for (k, x), v in vals.items():
+        text = "n/a" if v is None else f"{v:.0f}" if k == "Turn" and v >= 10 else sig(v)
+        M.add(f"{pre}{k}{x}", text)
+    for x in "AB":
+        ns, pkt = vals[("Ns", x)], vals[("Pkt", x)]
+        M.add(f"{pre}UsPkt{x}", sig(ns * pkt / 1e3) if ns and pkt else "n/a",
+              "the sender's own CPU per veth packet (us): median ns/B x median B/packet")
+    r = rows[(rows["stack"] == ra["stack"]) & (rows["msg"].map(S.norm) == msgs[0])]
+    cc = r["congestion_control"].dropna() if "congestion_control" in r.columns else []
+    M.add(f"{pre}Cc", tex_text(", ".join(sorted(set(cc.astype(str))))) if len(cc) else "n/a",
+          "the sender's congestion control")
+    M.flag(f"Have{pre}Sender", all(v is not None for v in vals.values()))
+    return True
+
+
+# The development machine's measurement of the sender's turn, with its
+# source in the file: the sender of 16 sends per turn (as the committed
+# reference set was measured), the same with CUBIC, and turns of 1 MiB
+TURNS_CSV = Path(__file__).resolve().parents[2] / "paper" / "data" / "tcp_turns.csv"
+TURNS_SENDERS = {"Old": "turn16", "Cubic": "turn16_cubic", "New": "turn1MiB"}
+
+
+def _turns_numbers(M: Macros, path: str | Path = TURNS_CSV) -> None:
+    r"""\Turns<Sender>...: 1 to 2 connections per sender build, blocking
+    server first (as _tcp_step_numbers), at the smallest message
+    (\Turns<Sender>...) and the largest (\Turns<Sender>Big...); \ifHaveTurns
+    when the file has every sender's step."""
+    df = pd.DataFrame()
+    if Path(path).exists():
+        # the leading '#' lines are the source; a kernel version holds '#' too
+        lines = Path(path).read_text().splitlines(keepends=True)
+        body = "".join(line for i, line in enumerate(lines)
+                       if not (line.startswith("#") and all(x.startswith("#") for x in lines[:i])))
+        df = pd.read_csv(io.StringIO(body))
+    lab = lambda r: label_tex(r, [], {})  # noqa
+    have = bool(len(df))
+    for pre, sender in TURNS_SENDERS.items():
+        sub = df[df["sender"] == sender] if len(df) else df
+        st = _ok(S.cell_stats(sub), "tcp") if len(sub) else sub
+        msgs = sorted({S.norm(v) for v in st["msg"]} - {None}) if len(st) else []
+        have &= _tcp_step_numbers(M, f"Turns{pre}", st, lab, sub, conns=(1, 2))
+        rule = sub["turn"].dropna().astype(str).unique() if "turn" in sub.columns else []
+        M.add(f"Turns{pre}Rule", tex_text(rule[0]) if len(rule) == 1 else "n/a",
+              "the sender's turn of a writable connection")
+        big = _pick(st, "msg", msgs[-1]) if len(msgs) > 1 else st.iloc[0:0]
+        _tcp_step_numbers(M, f"Turns{pre}Big", big, lab, sub, conns=(1, 2))
+    M.flag("HaveTurns", have)
+    prov = df[df["status"] == "ok"] if len(df) else df
+    M.add("TurnsReps", int(prov.groupby(["sender", "stack", "conns", "msg"]).size().min())
+          if len(prov) else 0, "repetitions per point")
+    M.add("TurnsDates", tex_text(f"{prov['started_at'].min()[:10]}") if len(prov) else "n/a")
+    M.add("TurnsMachine", tex_text(", ".join(sorted(set(prov["cpu_model"].astype(str) + ", kernel "
+                                                        + prov["kernel"].astype(str)))))
+          if len(prov) else "n/a")
 
 
 def _msg_tex(m) -> str:

@@ -343,6 +343,7 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             out = analyse_tcp(cell, a, b, placement, rep["received_bytes"], rep["received_s"],
                               rep["sent_bytes"], rep["sent_s"])
             out["counters"] = {"iperf3": rep}
+            out["congestion_control"] = rep.get("congestion_control")
         else:
             try:
                 server.wait_event("ready", srv.ready_timeout)
@@ -374,6 +375,9 @@ def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
             out = analyse_tcp(cell, a, b, placement, rx_bytes, rx_s, sent, sent_s)
             out["counters"] = {"server_final": server.find("final"),
                                "sender_final": sender.find("final")}
+            # the sender's connections' congestion control (the namespace's
+            # default): TCP's pacing, and so the sender's cost, depend on it
+            out["congestion_control"] = (sender.find("ready") or {}).get("congestion_control")
             srv.verify(out)                   # every byte and the touch sum, or failed
         out["placement"] = placement.as_dict()
         out["stack_label"] = srv.label()

@@ -294,4 +294,5 @@ class Iperf3(Receiver):
                 "sent_bytes": int(end["sum_sent"]["bytes"]),
                 "sent_s": float(end["sum_sent"]["seconds"]),
                 "retransmits": int(end["sum_sent"].get("retransmits", 0)),
+                "congestion_control": end.get("sender_tcp_congestion"),
                 "cpu": end.get("cpu_utilization_percent", {})}
