@@ -162,11 +162,12 @@ def test_spawned_line_and_record(wrapper, run, tmp_path):
     assert rec.read_text() == f"1 2\n{pid} {start}\n"
 
 
-def test_the_spawned_line_is_rxb_run_s_first(run, tmp_path):
-    """Before the tool runs at all (remote.py prints it after the exec: a
-    tool quick to print can come first there)."""
+def test_the_spawned_line_comes_first(wrapper, run, tmp_path):
+    """Before the tool runs at all: a tool quick to print must not come
+    first (remote.py once printed it after the exec, and a busy host let
+    rxb-counters' ready line through before it: a tool without a pid)."""
     for _ in range(10):
-        r = run(WRAPPERS["rxb-run"], ["echo", "first"])
+        r = run(wrapper, ["echo", "first"])
         first = r.lines.get(timeout=10)
         assert json.loads(first)["event"] == "spawned", first
         assert r.lines.get(timeout=10) == "first"
@@ -276,11 +277,12 @@ def test_the_tool_dies_with_a_killed_rxb_run(run):
     assert wait_gone(tool), f"the tool {tool} outlived its killed wrapper"
 
 
-def test_a_command_that_cannot_run_is_one_line_and_127(run):
-    r = run(WRAPPERS["rxb-run"], ["/nonexistent/tool", "-x"])
+@pytest.mark.parametrize("name, prog", [("rxb-run", "rxb-run"), ("remote.py", "rxbench")])
+def test_a_command_that_cannot_run_is_one_line_and_127(run, name, prog):
+    r = run(WRAPPERS[name], ["/nonexistent/tool", "-x"])
     rc, _ = r.wait()
     assert rc == 127
-    assert r.err == ["rxb-run: cannot run '/nonexistent/tool': No such file or directory"]
+    assert r.err == [f"{prog}: cannot run '/nonexistent/tool': No such file or directory"]
     assert r.lines.get(timeout=5).startswith('{"event": "spawned"') and r.eof()
 
 

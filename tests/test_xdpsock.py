@@ -137,7 +137,7 @@ def xdp_pass(tmp_path):
     return obj
 
 
-def testbed(tmp_path):
+def local_testbed(tmp_path):
     from rxbench.config import resolve
     from rxbench.platforms.local import LocalTestbed
     from rxbench.util import Log
@@ -160,7 +160,7 @@ def attached(tb) -> bool:
 @needs_testbed
 def test_standin_killed_leaves_its_xdp_program(tmp_path, xdp_pass):
     """The stand-in is faithful: SIGKILLed, its XDP program stays on the veth."""
-    with testbed(tmp_path) as tb:
+    with local_testbed(tmp_path) as tb:
         p = subprocess.Popen(tb.receiver.host._wrap([sys.executable, str(STANDIN), "-r", "-p", "-i",
                                                tb.receiver.ifname, "-n", "1"]),
                              stdout=subprocess.PIPE, text=True,
@@ -176,7 +176,7 @@ def test_standin_killed_leaves_its_xdp_program(tmp_path, xdp_pass):
 @needs_testbed
 @pytest.mark.parametrize("traffic", ["flowing", "stopped"])
 def test_wrapper_leaves_no_xdp_program(traffic, tmp_path, xdp_pass):
-    with testbed(tmp_path) as tb:
+    with local_testbed(tmp_path) as tb:
         p = wrapper(["-i", tb.receiver.ifname, "-q", "0"], env={"FAKE_XDPSOCK_PROG": str(xdp_pass)},
                     wrap=tb.receiver.host._wrap)
         assert json.loads(p.stdout.readline())["event"] == "ready"

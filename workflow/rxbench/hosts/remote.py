@@ -80,13 +80,26 @@ def _reset_signals():
 def cmd_run(args):
     bound, record = float(args[args.index("--bound") + 1]), args[args.index("--record") + 1]
     argv = args[args.index("--") + 1:]
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
-                         preexec_fn=_reset_signals)
-    start = pid_start(p.pid)
-    with open(record, "a") as f:
-        f.write(f"{p.pid} {start}\n")
-    sys.stdout.write(json.dumps({"event": "spawned", "pid": p.pid, "start": start}) + "\n")
+
+    def spawned():
+        # in the child, before exec: the record and the spawned line come
+        # before the tool can write its first line (as rxb-run); printed
+        # after Popen returned they raced the tool's "ready" on a busy host
+        _reset_signals()
+        pid = os.getpid()
+        start = pid_start(pid)
+        fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, f"{pid} {start}\n".encode())
+        os.close(fd)
+        os.write(1, (json.dumps({"event": "spawned", "pid": pid, "start": start}) + "\n").encode())
+
     sys.stdout.flush()
+    try:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
+                             preexec_fn=spawned)
+    except (OSError, subprocess.SubprocessError) as e:
+        sys.stderr.write(f"rxbench: cannot run '{argv[0]}': {getattr(e, 'strerror', None) or e}\n")
+        return 127
     ended = threading.Event()
 
     def stop(grace):
