@@ -3,7 +3,6 @@ the local testbed; they skip with the reason when those are absent."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -12,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,24 +87,12 @@ def no_cell_running(timeout: float = 300.0):
     `timeout` the check goes on without it (a process that keeps the lock
     that long is itself a leftover to look at)."""
     from rxbench import state
-    if state._held["depth"]:
-        yield
-        return
-    state.LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
-    with open(state.LOCK_PATH, "a+") as f:
-        deadline = time.monotonic() + timeout
-        got = False
-        while not got and time.monotonic() < deadline:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                got = True
-            except BlockingIOError:
-                time.sleep(0.2)
+    with ExitStack() as held:
         try:
-            yield
-        finally:
-            if got:
-                fcntl.flock(f, fcntl.LOCK_UN)
+            held.enter_context(state.testbed_lock(timeout=timeout))
+        except state.LockTimeout:
+            pass
+        yield
 
 
 def leftovers(state_dir: Path | None = None, wait: float = 3.0) -> dict:

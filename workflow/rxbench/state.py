@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import ROOT
+from . import ROOT, RxbenchError
 
 STATE_DIR = Path(os.environ.get("RXBENCH_STATE_DIR", "/run/rxbench"))
 NETNS_PREFIX = "rxb-"
@@ -202,11 +202,16 @@ LOCK_PATH = Path(os.environ.get("RXBENCH_LOCK", "/run/rxbench/testbed.lock"))
 _held = {"depth": 0, "file": None}
 
 
+class LockTimeout(RxbenchError):
+    pass
+
+
 @contextmanager
-def testbed_lock(log=None):
+def testbed_lock(log=None, timeout: float | None = None):
     """One measurement at a time on this machine, across checkouts and
     state dirs; re-entrant within a process (the runner holds it around a
-    testbed that takes it too)."""
+    testbed that takes it too). timeout: give up after that many seconds
+    (LockTimeout) instead of waiting for as long as the holder runs."""
     if _held["depth"]:
         _held["depth"] += 1
         try:
@@ -221,7 +226,19 @@ def testbed_lock(log=None):
         except BlockingIOError:
             if log:
                 log("waiting for another rxbench run to release the testbed lock")
-            fcntl.flock(f, fcntl.LOCK_EX)
+            if timeout is None:
+                fcntl.flock(f, fcntl.LOCK_EX)
+            else:
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise LockTimeout(f"the testbed lock {LOCK_PATH} is still held "
+                                              f"after {timeout:.0f} s") from None
+                        time.sleep(0.2)
         _held.update(depth=1, file=f)
         try:
             yield
