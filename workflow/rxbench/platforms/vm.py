@@ -437,7 +437,11 @@ def health(inventory: dict, log=None, max_skew_s: float = 5.0) -> dict:
                       timeout=20)
         except CommandError as e:
             raise VmError(f"vm {role}: health check failed: {e}") from None
-        state, addr, clock = out.strip().splitlines()[-3:]
+        lines = out.strip().splitlines()
+        if len(lines) < 3:       # no such interface: only the clock answered
+            raise VmError(f"vm {role}: test NIC {inv['test_interface']} is not there "
+                          f"(a NIC a killed DPDK cell left bound?): {' | '.join(lines)}")
+        state, addr, clock = lines[-3:]
         skew = float(clock) - time.time()
         if state.strip() != "up":
             raise VmError(f"vm {role}: test NIC {inv['test_interface']} is {state.strip()}")
@@ -793,11 +797,18 @@ class VmTestbed(LeasedTestbed):
         from .ssh import SshTestbed
         self.cfg, self.log = cfg, log
         self.inventory = _lease.ensure("vm", cfg, log)
-        self.health = health(self.inventory, log)
+        self.health: dict = {}
         self.inner = SshTestbed(cfg, log, ssh_inventory(self.inventory), **kw)
         # under TCG a process start or a snapshot over SSH takes seconds
         accel = self.inventory.get("provenance", {}).get("accel")
         self.slack_s = SLACK_S.get(accel, SLACK_S["tcg"])
+
+    def connect(self) -> None:
+        """Both guests reached (each one's first contact sweeps what dead
+        cells left there: a NIC a SIGKILLed DPDK cell kept bound to vfio-pci
+        is given back to virtio-net), then health-checked."""
+        self.inner.connect()
+        self.health = health(self.inventory, self.log)
 
     def provenance(self) -> dict:
         out = self.inner.provenance()
