@@ -340,6 +340,8 @@ class SshHost(Host):
         self._remember_python()
         if first:
             self.swept = self.sweep(hello.get("records", {}))
+            if self.swept:       # the facts as the sweep left the host (a NIC given back)
+                self.hello = self.helper("hello", spec=spec)
         return self.hello
 
     def deploy(self) -> None:
