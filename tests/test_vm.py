@@ -246,6 +246,55 @@ def test_vm_sigint_mid_cell_leaves_nothing(tmp_path):
     assert not _lease_file(tmp_path)
 
 
+@pytest.mark.skipif(NO_VM is not None, reason=NO_VM or "")
+def test_vm_sigkill_mid_dpdk_cell_gives_the_nic_back(tmp_path):
+    """A dpdk cell's runner SIGKILLed mid-cell (the NIC bound to a user-space
+    driver, testpmd running): no result; the next cell's first contact
+    sweeps the guest (the NIC back on virtio-net, named and addressed), its
+    pre-flight sees the host as the sweep left it, and it measures."""
+    env = _env(tmp_path)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    dpdk = "results/vm/eth/dpdk/cores=1/size=64/rep=1.json"
+    xdp = "results/vm/eth/xdp_drop/cores=1/size=64/rep=1.json"
+    conf = " ".join(SMOKE_CONFIG[:1] + ["duration_s=20", "timeout_s=120"])
+    py = sys.executable
+    # the shell is the campaign the lease watches; it outlives the killed cell
+    script = tmp_path / "campaign.sh"
+    script.write_text(f"""set -u
+{py} -m rxbench vm-cell {dpdk} --log {wd}/dpdk.log --config {conf} &
+pid=$!
+i=0
+until grep -q '\\[generator\\].*"ready"' {wd}/dpdk.log 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 2400 ] && break; sleep 0.5
+done
+sleep 1
+kill -9 $pid && echo KILLED
+wait $pid
+{py} -m rxbench vm-cell {xdp} --log {wd}/xdp.log --config {' '.join(SMOKE_CONFIG)}
+{py} -m rxbench lease down vm
+""")
+    ours = []
+    try:
+        p = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True,
+                           timeout=1500, cwd=wd)
+        print(p.stdout[-3000:], p.stderr[-3000:])
+        assert "KILLED" in p.stdout, (wd / "dpdk.log").read_text()[-2000:]
+        assert not (wd / dpdk).exists()
+        log = (wd / "xdp.log").read_text()
+        assert "removed a dead run's leftover: nic " in log, log[-3000:]
+        r = json.loads((wd / xdp).read_text())
+        assert r["status"] == "ok", r["reason"]
+        assert r["provenance"]["platform"]["health"]["receiver"]["operstate"] == "up"
+        ours.append(r["provenance"]["platform"].get("netns"))
+    finally:
+        subprocess.run([sys.executable, "-m", "rxbench", "lease", "down", "vm"], env=env,
+                       cwd=wd, capture_output=True)
+    left = _ours([n for n in ours if n])
+    assert not left["netns"] and not left["qemu"] and not left["links"], left
+    assert not _lease_file(tmp_path)
+
+
 def test_vm_eth_defaults_are_pktgen_and_dpdks_own_pmd():
     """On platform vm, platforms.vm.eth is merged over eth: the seed's
     generator and DPDK on its own PMD (the cell names stay canonical)."""
