@@ -53,6 +53,8 @@ class Bench:
         self.commands: list[str] = []
         self.tb = testbed(cfg, log, queues=cell.params["cores"])
         self.tb.commands = self.commands
+        self.tb.connect()                 # remote hosts: both at once (vm: health-checked)
+        self.tb.preflight()
         self.placement = self.tb.cpus(cell.params["cores"], cell.params["napi"])
         self.rx = RECEIVERS[cell.stack](cfg, cell, self.tb, self.placement)
         self.gen = RxbGen(cfg, cell, self.tb, self.placement)
@@ -258,10 +260,10 @@ def measure_ndr(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
     """An NDR/PDR cell (variant search=ndr): the runner's one call."""
     ncfg = cfg["ndr"]
     bench = Bench(cfg, cell, log, bound_s=ncfg["search_duration_max_s"] + 60)
+    extra["testbed"] = bench.tb        # provenance: a remote host's tools hashed there
     with bench:
-        extra["hosts"] = {side: {"netns": s.netns, "ifname": s.ifname, "ip": s.ip, "mac": s.mac}
-                          for side, s in (("sender", bench.tb.sender),
-                                          ("receiver", bench.tb.receiver))}
+        extra["hosts"] = {"sender": bench.tb.describe(bench.tb.sender),
+                          "receiver": bench.tb.describe(bench.tb.receiver)}
         extra["nic_driver"] = bench.tb.driver(bench.tb.receiver)
         extra["nic_setup"] = bench.nic_setup
         tools.update({bench.rx.tool: bench.rx.binary(), bench.gen.tool: bench.gen.binary()})
