@@ -43,7 +43,7 @@ paper: $(STAMP)
 
 reference: $(STAMP)
 	@test -n "$(MACHINE)" || { echo "make reference: name the machine, e.g. make reference MACHINE=fc2-epyc" >&2; exit 2; }
-	$(BIN)/python -m rxbench reference --platform $(PLATFORM) --machine $(MACHINE)
+	$(BIN)/python -m rxbench reference --platform $(PLATFORM) --machine $(MACHINE) $(if $(COMMAND),--command "$(COMMAND)")
 
 # Debian packages: installs only what is missing (needs root; apt-get update once)
 system:

@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--platform", default="local")
     r.add_argument("--machine", required=True, help="a short stable name, e.g. fc2-epyc")
     r.add_argument("--results", default="results")
+    r.add_argument("--command", default="snakemake --cores 1",
+                   help="the campaign command that made the run (its README says it)")
     b.add_argument("--rate-accuracy", action="store_true",
                    help="rxb-gen --rate-pps vs the rate on the link (bench 4)")
     b.add_argument("--rates", default="10000,100000,300000,1000000",
@@ -205,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "reference":
             from .reference import promote
             dst = promote(args.platform, args.machine, args.results,
-                          command=f"make reference PLATFORM={args.platform} MACHINE={args.machine}"
-                          " (after: snakemake --cores 1)")
+                          command=f"{args.command}, then make reference "
+                                  f"PLATFORM={args.platform} MACHINE={args.machine}")
             print(f"reference set {dst}: commit it (git add {dst})")
         elif args.cmd == "clean":
             from . import lease
