@@ -43,7 +43,7 @@ def test_committed_reference_sets_have_a_summary_and_a_readme():
             assert c[:7] in text
         assert f"{p['cells']} (" in text and "command" in text
         # every cell the summary lists is committed beside it
-        n = len(list(d.rglob("rep=*.json")))
+        n = len(reference.campaign_cells(d))
         assert n == p["cells"], (name, n, p["cells"])
 
 
@@ -78,8 +78,14 @@ def _fake_run(results, status="ok"):
 def test_make_reference_copies_a_finished_run_and_never_overwrites(tmp_path):
     results = tmp_path / "results"
     run = _fake_run(results)
+    # a bench run after the campaign: its cells are not the campaign's (kept, not counted)
+    bench = run / "bench" / "20261202T000000Z-tcp" / "results" / "local" / "tcp" / "rep=1.json"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("{}")
     before = tree_hash(run)
     dst = reference.promote("local", "test-box", str(results), command="make reference")
+    assert (dst / bench.relative_to(run)).exists()
+    assert len(reference.campaign_cells(dst)) == 1
     assert dst == results / "reference" / "local-test-box"
     assert tree_hash(run) == before                        # the run is left as it was
     assert (dst / "summary.csv").read_bytes() == (run / "summary.csv").read_bytes()

@@ -114,6 +114,13 @@ names the cells where the campaign wrote them, `results/<platform>/...`),
 {note}"""
 
 
+def campaign_cells(d: Path) -> list[Path]:
+    """The campaign's cells of a run or reference set; the cells that
+    `rxbench bench` ran are under bench/ and are not the campaign's."""
+    return sorted(p for p in Path(d).rglob("rep=*.json")
+                  if p.relative_to(d).parts[0] != "bench")
+
+
 def promote(platform: str, machine: str, results: str = "results", command: str = "",
             replace: bool = False) -> Path:
     """Copy the finished run results/<platform>/ to results/reference/<platform>-<machine>/."""
@@ -127,7 +134,7 @@ def promote(platform: str, machine: str, results: str = "results", command: str 
     if not summary.is_file():
         raise DatasetError(f"reference: {summary} does not exist: run the campaign first "
                            "(snakemake --cores 1)")
-    cells = sorted(p for p in src.rglob("rep=*.json"))
+    cells = campaign_cells(src)
     newer = [c for c in cells if c.stat().st_mtime > summary.stat().st_mtime]
     if not cells or newer:
         raise DatasetError(f"reference: {summary} is older than {len(newer)} of its cells (or has "
