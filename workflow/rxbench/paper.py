@@ -322,7 +322,9 @@ def _claims(M: Macros, df, csv) -> None:
     M.flag("HaveFlake", (ROOT / "flake.nix").is_file())
     ok = df[df["status"].astype(str) == "ok"]
     zcrx = df["stack"].astype(str) == "uring_zcrx"
-    M.flag("ZcrxNotRun", bool(zcrx.any()) and not (ok["stack"].astype(str) == "uring_zcrx").any())
+    # also when the data set has no uring_zcrx cell at all (e.g. an Ethernet-only profile)
+    M.flag("ZcrxNotRun", not (ok["stack"].astype(str) == "uring_zcrx").any())
+    M.flag("ZcrxTried", bool(zcrx.any()))
     rows = [r for r in tables.seed_rows(csv) if r["dpdk"] is not None and r["af_xdp"] is not None]
     M.flag("HaveSeedComparison", bool(rows))
     M.add("SeedSizesShared", len(rows), "frame sizes both the seed and this data set measured")
