@@ -137,6 +137,16 @@ def _env(tmp_path):
 
 
 
+def _down_and_nothing_left(env, wd, tmp_path, netns):
+    """The lease taken down (again: idempotent), then nothing of it left:
+    its namespaces, QEMU processes, links and its record."""
+    subprocess.run([sys.executable, "-m", "rxbench", "lease", "down", "vm"], env=env,
+                   cwd=wd, capture_output=True)
+    left = _ours([n for n in netns if n])
+    assert not left["netns"] and not left["qemu"] and not left["links"], left
+    assert not _lease_file(tmp_path)
+
+
 # one cell per stack, the order chosen so that the cells after dpdk show the
 # NIC given back to the kernel (named, addressed, up: each cell's health check)
 SMOKE_CELLS = {
@@ -206,11 +216,7 @@ def test_vm_smoke(tmp_path):
         # the kernel's copy counters: the fallback copied (nearly) every byte
         assert 0 < z["zcrx"]["copy_bytes"] <= z["verified"]["bytes"]["server"]
     finally:
-        subprocess.run([sys.executable, "-m", "rxbench", "lease", "down", "vm"], env=env,
-                       cwd=wd, capture_output=True)
-        left = _ours([n for n in ours if n])
-        assert not left["netns"] and not left["qemu"] and not left["links"], left
-    assert not _lease_file(tmp_path)
+        _down_and_nothing_left(env, wd, tmp_path, ours)
 
 
 @pytest.mark.skipif(NO_VM is not None, reason=NO_VM or "")
@@ -288,11 +294,7 @@ wait $pid
         assert r["provenance"]["platform"]["health"]["receiver"]["operstate"] == "up"
         ours.append(r["provenance"]["platform"].get("netns"))
     finally:
-        subprocess.run([sys.executable, "-m", "rxbench", "lease", "down", "vm"], env=env,
-                       cwd=wd, capture_output=True)
-    left = _ours([n for n in ours if n])
-    assert not left["netns"] and not left["qemu"] and not left["links"], left
-    assert not _lease_file(tmp_path)
+        _down_and_nothing_left(env, wd, tmp_path, ours)
 
 
 def test_vm_eth_defaults_are_pktgen_and_dpdks_own_pmd():
