@@ -9,13 +9,21 @@
  * Threads: one per --cpus entry (pinned), connections dealt round-robin;
  * each thread runs an epoll loop over its non-blocking sockets (level-
  * triggered EPOLLOUT), so one slow connection does not hold up the others.
- * A writable socket gets one turn: sends until it is full (EAGAIN) or
- * TURN_BYTES went out, then the next socket.  A turn of a fixed number of
- * sends instead (16) made the write pattern depend on the message size and
- * halved 1 KiB goodput from one connection to two: under BBR's per-flow
- * pacing, two connections in 16 KiB turns left in veth packets a third the
- * size of one connection's, each as dear (README, "Measured on the
- * development machine"; paper/data/tcp_turns.csv).
+ * A writable socket gets one turn, then the next socket: a turn sends until
+ * the socket is full (EAGAIN) or the turn's bytes went out (--turn-bytes;
+ * at least one send).  The default depends on the message size:
+ *  - messages of at least ONE_SEND_MSG: one message per turn, so the
+ *    connections' packets interleave.  In turns of 1 MiB, 8 connections
+ *    with 64 KiB messages got no more goodput than one (10 Gbit/s on
+ *    veth, 2 vCPUs): each veth packet cost an RPS IPI on both CPUs (13.7
+ *    per MB).  One message per turn got 29 Gbit/s at 3.5 IPIs per MB,
+ *    as iperf3's client (one write per stream per round) does.
+ *  - smaller messages: TURN_BYTES.  One 1 KiB message per turn leaves 1 KiB
+ *    packets: 8 connections got 0.6 Gbit/s in 64 KiB turns and 5.1 in
+ *    1 MiB turns (iperf3's client, one write per stream, 0.97).  Turns of
+ *    a fixed number of sends (16) had halved 1 KiB goodput from one
+ *    connection to two (README, "Measured on the development machine";
+ *    paper/data/tcp_turns.csv).
  * With --zerocopy every send carries MSG_ZEROCOPY and the completions are
  * reaped from the socket error queue (EPOLLERR).
  *
@@ -82,7 +90,9 @@
 #define CONNECT_RETRY_US   50000
 #define POLL_TIMEOUT_MS    100              /* bounds how late a thread sees stop */
 #define EPOLL_EVENTS       256
-#define TURN_BYTES         (1U << 20)       /* at most per connection per turn (>= 1 send) */
+#define TURN_BYTES         (1U << 20)       /* per connection per turn, messages < ONE_SEND_MSG */
+#define ONE_SEND_MSG       (16U << 10)      /* from this message size: one send per turn */
+#define MAX_TURN_BYTES     (1ULL << 32)
 #define BUCKET_NS          100000000ULL     /* --rate-gbps: bucket depth, 100 ms of the rate */
 #define MAX_RATE_GBPS      10000.0
 #define CC_NAME_MAX        16               /* the kernel's TCP_CA_NAME_MAX */
@@ -99,6 +109,7 @@ struct opts {
 	unsigned int ncpus;
 	bool zerocopy;
 	double rate_gbps;       /* 0: as fast as possible */
+	uint64_t turn_bytes;    /* 0: the default for the message size */
 };
 
 /* One connection, owned by one thread.  bytes/err/open are read by the main
@@ -144,6 +155,7 @@ static struct {
 	uint64_t pattern_sum;
 	int stop;               /* __atomic, set by main */
 	pthread_t main_tid;
+	uint64_t turn_bytes;    /* bytes of a turn (at least one send) */
 } run;
 
 static void usage(FILE *f)
@@ -165,13 +177,16 @@ static void usage(FILE *f)
 		"  -z, --zerocopy           MSG_ZEROCOPY sends, completions reaped\n"
 		"  -r, --rate-gbps R        cap the goodput at R Gbit/s in all (0 < R <= %.0f),\n"
 		"                           a token bucket per thread (default: no cap)\n"
+		"  -t, --turn-bytes B       bytes a writable connection gets per turn before\n"
+		"                           the next one (at least one send; default: one\n"
+		"                           message from %u-byte messages, else %u)\n"
 		"  -h, --help               show this help\n"
 		"\n"
 		"Output: JSON lines (ready, snapshot on SIGUSR1, final) on stdout.\n"
 		"Signals: SIGUSR1 prints a snapshot; SIGINT/SIGTERM/SIGHUP stop early.\n"
 		"Exit: 0 ok, 1 failure (every connection failed), 2 bad arguments or\n"
 		"destination, 3 unsupported (--zerocopy).\n",
-		TOOL_NAME, MAX_CONNS, DEFAULT_CONNS, MAX_MSG, DEFAULT_MSG, MAX_RATE_GBPS);
+		TOOL_NAME, MAX_CONNS, DEFAULT_CONNS, MAX_MSG, DEFAULT_MSG, MAX_RATE_GBPS, ONE_SEND_MSG, TURN_BYTES);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -186,6 +201,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "zerocopy", no_argument, NULL, 'z' },
 		{ "rate-gbps", required_argument, NULL, 'r' },
+		{ "turn-bytes", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -194,7 +210,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){ .conns = DEFAULT_CONNS, .msg = DEFAULT_MSG };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":D:p:n:m:d:B:c:zr:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":D:p:n:m:d:B:c:zr:t:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			o->dst_str = optarg;
@@ -218,6 +234,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'c':
 			opt_cpu_list(optarg, o->cpus, MAX_THREADS, &o->ncpus);
+			break;
+		case 't':
+			if (parse_u64(optarg, MAX_TURN_BYTES, &o->turn_bytes) || !o->turn_bytes)
+				usage_error("--turn-bytes: invalid value '%s' (want bytes, "
+					    "0 < B <= %llu)", optarg, (unsigned long long)MAX_TURN_BYTES);
 			break;
 		case 'z':
 			o->zerocopy = true;
@@ -377,7 +398,7 @@ static void conn_write(struct sconn *c)
 	unsigned int msg = run.o.msg;
 	uint64_t sends = 0, sent = 0, full = 0;
 
-	while ((!sends || sent < TURN_BYTES) && !stopping()) {
+	while ((!sends || sent < run.turn_bytes) && !stopping()) {
 		size_t len = msg - c->off;
 		ssize_t n;
 
@@ -598,6 +619,7 @@ static void print_ready(uint64_t t0)
 	} else {
 		json_printf("null");
 	}
+	json_printf(",\"turn_bytes\":%" PRIu64, run.turn_bytes);
 	json_printf(",\"zerocopy\":%s,\"rate_gbps\":", o->zerocopy ? "true" : "false");
 	if (o->rate_gbps)
 		json_printf("%.6g", o->rate_gbps);
@@ -638,6 +660,7 @@ int main(int argc, char **argv)
 	run.pattern_sum = bytesum(run.pattern, o->msg);
 
 	run.nthreads = o->ncpus ? o->ncpus : 1;
+	run.turn_bytes = o->turn_bytes ? o->turn_bytes : o->msg >= ONE_SEND_MSG ? o->msg : TURN_BYTES;
 	if (run.nthreads > o->conns)
 		run.nthreads = o->conns; /* no idle threads */
 	run.threads = aligned_alloc(CACHELINE, run.nthreads * sizeof(*run.threads));

@@ -93,8 +93,8 @@ def test_server_counts_every_byte_sent(bed, mode, conns):
 
 
 def test_sender_turns_are_bytes_not_sends_and_it_reports_its_congestion_control(bed):
-    """A writable socket's turn lasts until it is full or 1 MiB went out,
-    whatever the message size: 1 KiB messages are not dealt 16 at a time
+    """A writable socket's turn of small messages lasts until it is full or
+    1 MiB went out: 1 KiB messages are not dealt 16 at a time
     (the write pattern that halved goodput from one connection to two). The
     ready line names the connections' congestion control (the namespace's
     default), each snapshot the pacing rate TCP computed per connection."""
@@ -119,6 +119,37 @@ def test_sender_turns_are_bytes_not_sends_and_it_reports_its_congestion_control(
     # every turn ends full, at 1 MiB, or at a connection's budget (16 sends a
     # turn would be 4096 turns here, next to none of them full)
     assert final["turns"] - final["turns_full"] <= want // turn + conns, final
+    assert ready["turn_bytes"] == turn
+    wait_bytes(srv, want)
+    srv.stop(signal.SIGTERM)
+
+
+@pytest.mark.parametrize("msg,extra,turn", [(64 << 10, [], 64 << 10),
+                                            (16 << 10, [], 16 << 10),
+                                            (64 << 10, ["--turn-bytes", str(1 << 20)], 1 << 20)])
+def test_large_messages_get_one_send_per_turn(bed, msg, extra, turn):
+    """From 16 KiB a connection's turn is one message, so the connections'
+    packets interleave (1 MiB turns of 64 KiB messages cost an RPS IPI per
+    veth packet on this testbed); --turn-bytes overrides the rule."""
+    tb, log = bed
+    srv = server(tb, log, "epoll")
+    srv.wait_event("ready", 10)
+    want, conns = 256 << 20, 4
+    argv = [native_tool("rxb-tcp-send"), "--dst", tb.receiver.ip, "--port", str(PORT),
+            "--conns", str(conns), "--msg", str(msg), "--cpus", "0", "--duration", "30",
+            "--count-bytes", str(want), *extra]
+    snd = Tool("sender", tb.sender.exec(argv), log, tb.registry, name="rxb-tcp-send").start()
+    ready = snd.wait_event("ready", 10)
+    final = snd.wait_event("final", 30)
+    assert snd.wait(5) == 0 and final["bytes"] == want
+    assert ready["turn_bytes"] == turn
+    # a turn that is not cut short by a full socket sends turn bytes (a
+    # short send of a nearly full socket can split one): never more
+    assert final["sends"] <= final["turns"] * -(-turn // msg) + final["turns"], final
+    if turn == msg:
+        assert final["sends"] <= 2 * final["turns"], final
+    else:
+        assert final["turns"] - final["turns_full"] <= want // turn + conns, final
     wait_bytes(srv, want)
     srv.stop(signal.SIGTERM)
 
