@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -18,6 +19,34 @@ from .. import RxbenchError
 
 TERM_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DEFAULT_BOUND_S = 3600.0
+
+
+def wait_exit(p, timeout: float) -> bool | None:
+    """Wait for a local child to exit, woken the moment it does (a pidfd),
+    not by Popen.wait's polling, whose sleeps grow to 50 ms: a cell stops
+    several tools one after the other. Whether it exited within timeout;
+    None (and nothing waited) where there is no pidfd: the caller then
+    falls back to Popen.wait."""
+    if not isinstance(p, subprocess.Popen) or not hasattr(os, "pidfd_open"):
+        return None
+    if p.poll() is not None:
+        return True
+    try:
+        fd = os.pidfd_open(p.pid)
+    except OSError:
+        return None
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while p.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            poller.poll(left * 1000)
+    finally:
+        os.close(fd)
+    return p.poll() is not None
 
 
 class ToolError(RxbenchError):
@@ -139,8 +168,11 @@ class Tool:
         self.host.signal(self, sig)
 
     def _wait(self, timeout: float) -> bool:
+        done = wait_exit(self.p, timeout)
+        if done is not None:
+            return done
         try:
-            self.p.wait(timeout)
+            self.p.wait(max(0.0, timeout))
             return True
         except subprocess.TimeoutExpired:
             return False
