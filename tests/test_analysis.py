@@ -254,6 +254,10 @@ def test_tcp_sender_path_is_per_byte_and_from_the_sender_s_side_only():
         c["procs"] = proc(*cs)
         c["snmp"] = {"TcpOutSegs": segs, "TcpInSegs": acks, "TcpExtTCPAutoCorking": 30 * n}
         c["links"]["veth"]["tx_packets"] = pkts
+        c["softnet"] = [{"processed": 0, "dropped": 0, "time_squeeze": 0, "received_rps": 7 * n,
+                         "cpu": 0},
+                        {"processed": 0, "dropped": 0, "time_squeeze": 0, "received_rps": 99 * n,
+                         "cpu": 1}]
         s["sender"]["tool"] = t
         s["receiver"]["counters"]["softirqs"] = sirq(0, 0)
     sent = 2000 * 1024                          # 2.048 MB in 1 s
@@ -275,6 +279,8 @@ def test_tcp_sender_path_is_per_byte_and_from_the_sender_s_side_only():
     assert p["cs_per_mb"] == {"vol_cs": pytest.approx(2 / 2.048),
                               "invol_cs": pytest.approx(20 / 2.048)}
     assert p["autocorked_per_mb"] == pytest.approx(30 / 2.048)
+    # the RPS IPIs the sender's CPU took (CPU 1's are the server's)
+    assert p["rps_ipis_per_mb"] == pytest.approx(7 / 2.048)
     # the pacing rates TCP computed: (4 + 8) / 2 x 10^8 B/s against 2.048 MB/s
     assert p["pacing_Bps"] == 6 * 10**8 and p["sent_over_pacing"] == pytest.approx(2.048 / 600)
     assert r["softirqs"]["sender"]["0"] == {"HRTIMER": 500, "NET_RX": 1000}

@@ -360,3 +360,45 @@ def test_the_turns_measurement_needs_every_sender_s_step(tmp_path):
     M = paper.Macros()
     paper._turns_numbers(M, tmp_path / "missing.csv")
     assert not M.flags["HaveTurns"] and M.defs["TurnsReps"] == "0"
+
+
+def _interleave_rows(sender: str, gbps: dict, ipi: float) -> list[dict]:
+    rows = []
+    for msg in (1024, 65536):
+        for c, g in gbps.items():
+            for rep in range(1, 4):
+                r = synthetic._base("tcp", "epoll", rep,
+                                    f"results/local/tcp/epoll/conns={c}/msg={msg}/rep={rep}.json")
+                r.update(sender=sender, turn="up to 1 MiB per turn" if sender == "turn1MiB"
+                         else "one message per turn from 16 KiB messages",
+                         conns=c, msg=msg, touch=0, cpu_ns_per_byte=0.4,
+                         rx_gbps=(g if msg == 65536 else 5.0) * (1 + 0.01 * rep),
+                         sender_rps_ipis_per_mb=ipi * (1 + 0.01 * rep))
+                rows.append(r)
+    return rows
+
+
+def test_the_interleave_measurement_compares_the_two_turns_of_large_messages(tmp_path):
+    rows = (_interleave_rows("turn1MiB", {1: 10.0, 8: 10.5}, 13.7)
+            + _interleave_rows("turn1msg", {1: 10.0, 8: 29.0}, 3.6))
+    path = synthetic.write(tmp_path / "ilv.csv", rows)
+    path.write_text("# how it was measured\n" + path.read_text())
+    M = paper.Macros()
+    paper._interleave_numbers(M, path)
+    assert M.flags["HaveIlv"] and M.defs["IlvReps"] == "3"
+    assert M.defs["IlvMsg"] == r"64\,KiB" and M.defs["IlvSmallMsg"] == r"1\,KiB"
+    assert M.defs["IlvConns"] == "1 and 8" and M.defs["IlvServer"] == r"\texttt{epoll}"
+    assert M.defs["IlvOldGbps"] == "10.2, 10.7" and M.defs["IlvNewGbps"] == "10.2, 29.6"
+    assert M.defs["IlvOldIpi"] == "14.0, 14.0" and M.defs["IlvNewIpiMost"] == "3.67"
+    assert M.defs["IlvClaim"].startswith("with 8 connections, one message per turn delivers "
+                                         "more goodput than turns of up to 1\\,MiB")
+    assert M.defs["IlvOldRule"] == "up to 1 MiB per turn"
+    assert M.defs["IlvNewSmallGbps"] == "5.10, 5.10"
+    # one build only: no paragraph
+    path = synthetic.write(tmp_path / "one.csv", [r for r in rows if r["sender"] == "turn1msg"])
+    M = paper.Macros()
+    paper._interleave_numbers(M, path)
+    assert not M.flags["HaveIlv"] and M.defs["IlvClaim"] == "n/a"
+    M = paper.Macros()
+    paper._interleave_numbers(M, tmp_path / "missing.csv")
+    assert not M.flags["HaveIlv"]

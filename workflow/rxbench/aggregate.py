@@ -18,7 +18,7 @@ COLUMNS = ["platform", "layer", "stack", "cores", "size", "conns", "msg", "napi"
 
 # sender_path fields that become summary columns (sender_<name>)
 SENDER_PATH = ("cpu_ns_per_byte", "proc_ns_per_byte", "bytes_per_packet", "bytes_per_ack", "bytes_per_segment",
-               "sends_per_turn")
+               "sends_per_turn", "rps_ipis_per_mb")
 
 
 def row(data: dict, path: str) -> dict:

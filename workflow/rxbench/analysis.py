@@ -370,7 +370,7 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
         "softirqs": softirqs,
         "sender_path": sender_path(a["sender"], b["sender"], placement, sent_bytes, sent_s,
                                    tcp_counters["sender"], links["sender"], scpu,
-                                   softirqs["sender"], procs["sender"]),
+                                   softirqs["sender"], procs["sender"], softnet["sender"]),
         "cpu": _cpu_out(cpu),
         "sender_cpu": _cpu_out({str(c): scpu[str(c)] for c in placement.generator}),
         "cpu_check": {"ok": check["ok"] and scheck["ok"], "receiver": check, "sender": scheck},
@@ -388,13 +388,15 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
 
 
 def sender_path(a: dict, b: dict, placement, sent: int, sent_s: float, tcp: dict, link: dict,
-                scpu: dict, softirqs: dict, procs: dict) -> dict:
+                scpu: dict, softirqs: dict, procs: dict, softnet: dict | None = None) -> dict:
     """What the sender's side spent per byte it sent over [a, b] (a, b: its
     side of the two snapshots): how its writes became segments, veth packets
     (GSO skbs) and ACKs, its CPUs' busy time and its own processes' run
     time (proc_ns_per_byte), the softirqs that ran on them
     (HRTIMER: TCP's pacing timers; NET_RX: the ACKs' backlog), its context
-    switches, and from rxb-tcp-send's own counters its sends per turn (one
+    switches, the RPS IPIs its CPUs took (softnet received_rps: an ACK
+    steered to a CPU whose backlog was idle costs one), and from
+    rxb-tcp-send's own counters its sends per turn (one
     turn per writable socket) and what it wrote against the pacing rates
     TCP computed for its connections (the mean of the two snapshots). Ratios
     per byte, not rates, compare cells measured on a shared machine."""
@@ -412,6 +414,8 @@ def sender_path(a: dict, b: dict, placement, sent: int, sent_s: float, tcp: dict
            "softirqs_per_mb": {k: sum(softirqs.get(c, {}).get(k, 0) for c in cpus) / mb
                                for k in sorted(b["counters"].get("softirqs") or {})},
            "autocorked_per_mb": tcp.get("TcpExtTCPAutoCorking", 0) / mb}
+    if softnet and all(c in softnet for c in cpus):
+        out["rps_ipis_per_mb"] = sum(softnet[c]["received_rps"] for c in cpus) / mb
     trees = [p for k, p in procs.items() if k.startswith("tree:")]
     if trees:
         # the sender's own time (schedstat; ticks without it), softirqs run

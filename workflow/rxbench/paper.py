@@ -219,6 +219,7 @@ def numbers(csv: str | Path, gendir: str | None = None, dataset: str | None = No
     _eth_numbers(M, df, st, nic)
     _tcp_numbers(M, df, st, nic)
     _turns_numbers(M)
+    _interleave_numbers(M)
     _claims(M, df, csv)
     return M
 
@@ -726,13 +727,7 @@ def _turns_numbers(M: Macros, path: str | Path = TURNS_CSV) -> None:
     server first (as _tcp_step_numbers), at the smallest message
     (\Turns<Sender>...) and the largest (\Turns<Sender>Big...); \ifHaveTurns
     when the file has every sender's step."""
-    df = pd.DataFrame()
-    if Path(path).exists():
-        # the leading '#' lines are the source; a kernel version holds '#' too
-        lines = Path(path).read_text().splitlines(keepends=True)
-        body = "".join(line for i, line in enumerate(lines)
-                       if not (line.startswith("#") and all(x.startswith("#") for x in lines[:i])))
-        df = pd.read_csv(io.StringIO(body))
+    df = _read_data_csv(path)
     lab = lambda r: label_tex(r, [], {})  # noqa
     have = bool(len(df))
     for pre, sender in TURNS_SENDERS.items():
@@ -753,6 +748,85 @@ def _turns_numbers(M: Macros, path: str | Path = TURNS_CSV) -> None:
     M.add("TurnsMachine", tex_text(", ".join(sorted(set(prov["cpu_model"].astype(str) + ", kernel "
                                                         + prov["kernel"].astype(str)))))
           if len(prov) else "n/a")
+
+
+# This machine's measurement of the turn of large messages, with its source
+# in the file: turns of up to 1 MiB against one message per turn
+INTERLEAVE_CSV = Path(__file__).resolve().parents[2] / "paper" / "data" / "tcp_interleave.csv"
+INTERLEAVE_SENDERS = {"Old": "turn1MiB", "New": "turn1msg"}
+
+
+def _read_data_csv(path) -> pd.DataFrame:
+    """A paper/data CSV: its leading '#' lines are its source (a kernel
+    version holds '#' too, so only the leading ones)."""
+    if not Path(path).exists():
+        return pd.DataFrame()
+    lines = Path(path).read_text().splitlines(keepends=True)
+    body = "".join(line for i, line in enumerate(lines)
+                   if not (line.startswith("#") and all(x.startswith("#") for x in lines[:i])))
+    return pd.read_csv(io.StringIO(body))
+
+
+def _interleave_numbers(M: Macros, path: str | Path = INTERLEAVE_CSV) -> None:
+    r"""\Ilv...: the largest message, one server, per sender build (turns of
+    up to 1 MiB, one message per turn): median goodput at each connection
+    count, the RPS IPIs per MB the sender's CPU took, and the interval test
+    at the most connections; the smallest message's goodput, where one
+    message per turn is not used. \ifHaveIlv when both builds have every
+    point."""
+    df = _read_data_csv(path)
+    per: dict = {}
+    for pre, sender in INTERLEAVE_SENDERS.items():
+        sub = df[df["sender"] == sender] if len(df) else df
+        st = _ok(S.cell_stats(sub), "tcp") if len(sub) else sub
+        per[pre] = st
+    msgs = sorted({S.norm(v) for v in df["msg"]} - {None}) if len(df) else []
+    big = {k: _pick(st, "msg", msgs[-1]) if msgs and len(st) else st.iloc[0:0]
+           for k, st in per.items()}
+    conns = sorted(set.intersection(*[{S.norm(v) for v in b["conns"]} for b in big.values()])
+                   - {None}) if all(len(b) for b in big.values()) else []
+    have = len(conns) > 1
+    M.flag("HaveIlv", have)
+    if not have:
+        for k in ("Msg", "SmallMsg", "Conns", "Server", "Claim", "Machine", "Dates", "Reps",
+                  "OldRule", "NewRule"):
+            M.add(f"Ilv{k}", "n/a")
+        for pre in INTERLEAVE_SENDERS:
+            for k in ("Gbps", "Ipi", "SmallGbps", "IpiMost", "AckKb"):
+                M.add(f"Ilv{pre}{k}", "n/a")
+        return
+    server = big["New"].iloc[0]
+    lab = lambda r: label_tex(r, [], {})  # noqa
+    M.add("IlvMsg", _msg_tex(msgs[-1]))
+    M.add("IlvSmallMsg", _msg_tex(msgs[0]) if len(msgs) > 1 else "n/a")
+    M.add("IlvConns", ", ".join(str(c) for c in conns[:-1]) + f" and {conns[-1]}")
+    M.add("IlvServer", lab(server))
+    at = {pre: {c: _pick(b, "conns", c).iloc[0] for c in conns} for pre, b in big.items()}
+    for pre, sender in INTERLEAVE_SENDERS.items():
+        M.add(f"Ilv{pre}Gbps", ", ".join(sig(at[pre][c]["rx_gbps_median"]) for c in conns),
+              "median goodput per connection count")
+        ipi = [_med(at[pre][c], "sender_rps_ipis_per_mb") for c in conns]
+        M.add(f"Ilv{pre}Ipi", ", ".join("n/a" if v is None else sig(v) for v in ipi),
+              "RPS IPIs per MB on the sender's CPU")
+        M.add(f"Ilv{pre}IpiMost", "n/a" if ipi[-1] is None else sig(ipi[-1]))
+        ack = [_med(at[pre][c], "sender_bytes_per_ack") for c in conns]
+        M.add(f"Ilv{pre}AckKb", ", ".join("n/a" if v is None else sig(v / 1e3) for v in ack),
+              "kB sent per ACK that came back")
+        small = _pick(per[pre], "msg", msgs[0]) if len(msgs) > 1 else per[pre].iloc[0:0]
+        M.add(f"Ilv{pre}SmallGbps", ", ".join(
+            sig(_pick(small, "conns", c).iloc[0]["rx_gbps_median"]) if len(_pick(small, "conns", c))
+            else "n/a" for c in conns) if len(small) else "n/a")
+        rule = df[df["sender"] == sender]["turn"].dropna().astype(str).unique()
+        M.add(f"Ilv{pre}Rule", tex_text(rule[0]) if len(rule) == 1 else "n/a")
+    most = conns[-1]
+    M.add("IlvClaim", claim_tex(f"with {plural(most, 'connection')}, one message per turn",
+                                at["New"][most], "turns of up to 1\\,MiB", at["Old"][most],
+                                "rx_gbps", "Gbit/s", verb="delivers more goodput than")[0])
+    ok = df[df["status"] == "ok"]
+    M.add("IlvReps", int(ok.groupby(["sender", "stack", "conns", "msg"]).size().min()))
+    M.add("IlvDates", tex_text(str(ok["started_at"].min())[:10]))
+    M.add("IlvMachine", tex_text(", ".join(sorted(set(ok["cpu_model"].astype(str) + ", kernel "
+                                                      + ok["kernel"].astype(str))))))
 
 
 def _msg_tex(m) -> str:

@@ -52,7 +52,7 @@ METRICS = ("rx_pps", "offered_pps", "rx_gbps", "offered_gbps", "cpu_ns_per_pkt",
            "cpu_ns_per_byte", "ndr_pps", "pdr_pps", "ndr_trials",
            # [tcp] the sender's side per byte (analysis.sender_path), where measured
            "sender_cpu_ns_per_byte", "sender_proc_ns_per_byte", "sender_bytes_per_packet", "sender_bytes_per_ack",
-           "sender_hrtimer_per_mb", "sender_sends_per_turn")
+           "sender_hrtimer_per_mb", "sender_sends_per_turn", "sender_rps_ipis_per_mb")
 # stacks in the order figures and tables list them (others follow, sorted)
 STACK_ORDER = ("xdp_drop", "af_xdp", "dpdk", "af_packet",
                "blocking", "epoll", "uring", "uring_opt", "uring_zcrx", "iperf3")
