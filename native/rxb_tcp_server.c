@@ -15,7 +15,11 @@
  *               multishot accept straight into a registered file table,
  *               multishot recv from a provided buffer ring, batched
  *               submission; a multishot that ends (ENOBUFS, no
- *               IORING_CQE_F_MORE) is re-armed, never a reason to close
+ *               IORING_CQE_F_MORE) is re-armed, never a reason to close;
+ *               --wait-nr N: each wait asks for N completions, bounded by
+ *               --wait-us (with DEFER_TASKRUN the kernel wakes the loop
+ *               only once N are pending: fewer wakeups per byte below
+ *               saturation, at most wait-us of added latency)
  *   uring_zcrx  io_uring zero-copy receive (IORING_OP_RECV_ZC) from an
  *               interface queue registered with a user memory area; every
  *               buffer goes back through the refill ring
@@ -72,6 +76,8 @@
 #define DEFAULT_BUF        (64U << 10)
 #define MAX_BUF            (16U << 20)
 #define DEFAULT_RING_BUFS  256U         /* uring_opt provided buffers per loop */
+#define MAX_WAIT_NR        4096U        /* uring_opt --wait-nr */
+#define DEFAULT_WAIT_US    5000U        /* uring_opt --wait-us with --wait-nr > 1 */
 #define MAX_RING_BUFS      32768U       /* kernel limit of a buffer ring */
 #define MAX_RING_MEM       (1ULL << 30) /* ring bufs x buf, per loop */
 #define MAX_LOOPS          256U
@@ -103,6 +109,8 @@ struct opts {
 	double duration_s;
 	unsigned int buf;
 	unsigned int ring_bufs;
+	unsigned int wait_nr;   /* uring_opt: completions per wait */
+	unsigned int wait_us;   /* ... its bound */
 	const char *ifname;
 	int rxq;                /* -1: not given */
 	unsigned int rq_entries; /* uring_zcrx refill entries, 0: one per area page */
@@ -116,6 +124,7 @@ struct ctrs {
 	uint64_t closed;   /* connections the peer ended (EOF or error) */
 	uint64_t errors;   /* receive/accept errors (a reset connection counts) */
 	uint64_t rearms;   /* multishot requests that ended and were re-armed */
+	uint64_t waits;    /* epoll_wait / io_uring waits of the event loops */
 	uint64_t enobufs;  /* of which for lack of buffers (ENOBUFS, zcrx ENOSPC/ENOMEM) */
 	uint64_t touch;    /* byte sum of what was received (--touch) */
 };
@@ -214,6 +223,9 @@ static void usage(FILE *f)
 		"                        uring_zcrx takes what the kernel gives (--buf: alias)\n"
 		"  -n, --ring-bufs N     uring_opt: provided buffers per loop, a power of two\n"
 		"                        <= %u (default: %u)\n"
+		"  -w, --wait-nr N       uring_opt: wait for N completions (1..%u, default 1),\n"
+		"                        at most --wait-us (1..%u, default %u with N > 1)\n"
+		"  -W, --wait-us US      the bound of such a wait, microseconds\n"
 		"  -i, --ifname IF       uring_zcrx: interface to receive on (required)\n"
 		"  -q, --rxq Q           uring_zcrx: its receive queue (required)\n"
 		"  -N, --zcrx-nodev      uring_zcrx: device-less zcrx (ZCRX_REG_NODEV, Linux >=\n"
@@ -230,7 +242,7 @@ static void usage(FILE *f)
 		"Signals: SIGUSR1 prints a snapshot; SIGINT/SIGTERM/SIGHUP stop early.\n"
 		"Exit: 0 ok, 1 runtime failure, 2 bad arguments/port in use, 3 unsupported.\n",
 		TOOL_NAME, DEFAULT_ADDR, MAX_BUF, DEFAULT_BUF, MAX_RING_BUFS, DEFAULT_RING_BUFS,
-		MAX_RQ_ENTRIES);
+		MAX_WAIT_NR, POLL_TIMEOUT_MS * 1000U, DEFAULT_WAIT_US, MAX_RQ_ENTRIES);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -245,6 +257,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "recv-size", required_argument, NULL, 'b' },
 		{ "buf", required_argument, NULL, 'b' },
 		{ "ring-bufs", required_argument, NULL, 'n' },
+		{ "wait-nr", required_argument, NULL, 'w' },
+		{ "wait-us", required_argument, NULL, 'W' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "rxq", required_argument, NULL, 'q' },
 		{ "zcrx-rq-entries", required_argument, NULL, 'R' },
@@ -252,13 +266,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool ring_bufs_set = false;
+	bool ring_bufs_set = false, wait_set = false;
 	int c;
 
 	*o = (struct opts){ .mode = -1, .addr_str = DEFAULT_ADDR, .buf = DEFAULT_BUF,
-			    .ring_bufs = DEFAULT_RING_BUFS, .rxq = -1 };
+			    .ring_bufs = DEFAULT_RING_BUFS, .wait_nr = 1, .rxq = -1 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:p:a:c:Td:b:n:i:q:R:Nh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":m:p:a:c:Td:b:n:w:W:i:q:R:Nh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			o->mode = opt_enum("mode", optarg, mode_names, ARRAY_SIZE(mode_names));
@@ -286,6 +300,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			if (o->ring_bufs & (o->ring_bufs - 1))
 				usage_error("--ring-bufs: %u is not a power of two", o->ring_bufs);
 			ring_bufs_set = true;
+			break;
+		case 'w':
+			o->wait_nr = opt_uint("wait-nr", optarg, 1, MAX_WAIT_NR);
+			wait_set = true;
+			break;
+		case 'W':
+			o->wait_us = opt_uint("wait-us", optarg, 1, POLL_TIMEOUT_MS * 1000U);
+			wait_set = true;
 			break;
 		case 'i':
 			o->ifname = optarg;
@@ -335,6 +357,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		usage_error("--zcrx-rq-entries only applies to --mode uring_zcrx");
 	if (ring_bufs_set && o->mode != MODE_URING_OPT)
 		usage_error("--ring-bufs only applies to --mode uring_opt");
+	if (wait_set && o->mode != MODE_URING_OPT)
+		usage_error("--wait-nr/--wait-us only apply to --mode uring_opt");
+	if (!o->wait_us)
+		o->wait_us = o->wait_nr > 1 ? DEFAULT_WAIT_US : POLL_TIMEOUT_MS * 1000U;
 	if (o->mode == MODE_URING_OPT && (uint64_t)o->ring_bufs * o->buf > MAX_RING_MEM)
 		usage_error("--ring-bufs %u x --buf %u: more than %llu MiB per loop", o->ring_bufs,
 			    o->buf, MAX_RING_MEM >> 20);
@@ -373,6 +399,8 @@ static void ctrs_publish(struct ctrs *dst, const struct ctrs *d)
 		ctr_add(&dst->errors, d->errors);
 	if (d->rearms)
 		ctr_add(&dst->rearms, d->rearms);
+	if (d->waits)
+		ctr_add(&dst->waits, d->waits);
 	if (d->enobufs)
 		ctr_add(&dst->enobufs, d->enobufs);
 	if (d->touch)
@@ -387,6 +415,7 @@ static void ctrs_read(struct ctrs *sum, const struct ctrs *c)
 	sum->closed += ctr_get(&c->closed);
 	sum->errors += ctr_get(&c->errors);
 	sum->rearms += ctr_get(&c->rearms);
+	sum->waits += ctr_get(&c->waits);
 	sum->enobufs += ctr_get(&c->enobufs);
 	sum->touch += ctr_get(&c->touch);
 }
@@ -722,6 +751,7 @@ static void *epoll_main(void *arg)
 			loop_fail(l, errno, "epoll_wait");
 			break;
 		}
+		d.waits++;
 		for (i = 0; i < n; i++) {
 			if (!evs[i].data.ptr)
 				epoll_accept(l, &d, evflags);
@@ -863,15 +893,16 @@ static void require_opcodes(struct io_uring *ring, const int *ops, const char *c
 	io_uring_free_probe(probe);
 }
 
-/* Wait for completions (at most POLL_TIMEOUT_MS), submitting what is
- * queued in the same call.  Returns 0 or -errno (not for a timeout). */
+/* Wait for completions (--wait-nr of them, at most --wait-us; one, at most
+ * POLL_TIMEOUT_MS, by default), submitting what is queued in the same
+ * call.  Returns 0 or -errno (not for a timeout). */
 static int ring_wait(struct loop *l)
 {
-	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = POLL_TIMEOUT_MS * 1000000LL };
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = run.o.wait_us * 1000LL };
 	struct io_uring_cqe *cqe;
 	int ret;
 
-	ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+	ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, run.o.wait_nr, &ts, NULL);
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		return ret;
 	return 0;
@@ -914,6 +945,7 @@ static void ring_run(struct loop *l, cqe_fn fn, batch_fn end_batch)
 			loop_fail(l, ret, "io_uring_submit_and_wait_timeout");
 			return;
 		}
+		d.waits++;
 		ring_reap(l, fn, end_batch, &d);
 		ctrs_publish(&l->c, &d);
 	}
@@ -1613,10 +1645,10 @@ static void report(const char *event, const char *reason)
 	json_printf("{\"event\":\"%s\",\"t_ns\":%" PRIu64 ",\"mode\":\"%s\",\"bytes\":%" PRIu64
 		    ",\"recvs\":%" PRIu64 ",\"conns\":%" PRIu64 ",\"accepted\":%" PRIu64
 		    ",\"closed\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"rearms\":%" PRIu64
-		    ",\"enobufs\":%" PRIu64 ",\"touch\":",
+		    ",\"enobufs\":%" PRIu64 ",\"waits\":%" PRIu64 ",\"touch\":",
 		    event, t, mode_names[run.o.mode], sum.bytes, sum.recvs,
 		    sum.accepted - sum.closed, sum.accepted, sum.closed, sum.errors, sum.rearms,
-		    sum.enobufs);
+		    sum.enobufs, sum.waits);
 	if (run.o.touch)
 		json_printf("%" PRIu64, sum.touch);
 	else
@@ -1680,9 +1712,11 @@ static void print_ready(uint64_t t0)
 		json_printf("null");
 	}
 	if (o->mode == MODE_URING_OPT)
-		json_printf(",\"ring_bufs\":%u,\"fixed_files\":%u", o->ring_bufs, run.nslots);
+		json_printf(",\"ring_bufs\":%u,\"fixed_files\":%u,\"wait_nr\":%u,\"wait_us\":%u",
+			    o->ring_bufs, run.nslots, o->wait_nr, o->wait_us);
 	else
-		json_printf(",\"ring_bufs\":null,\"fixed_files\":null");
+		json_printf(",\"ring_bufs\":null,\"fixed_files\":null,\"wait_nr\":null,"
+			    "\"wait_us\":null");
 	if (o->mode == MODE_URING_ZCRX) {
 		json_printf(",\"zcrx\":\"%s\",\"ifname\":", o->nodev ? "nodev" : "device");
 		if (o->ifname)

@@ -231,6 +231,35 @@ def test_port_in_use_is_a_clear_error(bed):
     first.stop(signal.SIGTERM)
 
 
+def test_uring_opt_waits_for_several_completions_and_still_counts_every_byte(bed):
+    """--wait-nr 8: each wait asks for 8 completions (at most --wait-us), so
+    below saturation the loop wakes less often than once per completion;
+    every byte is still counted, and the ready line names the wait."""
+    tb, log = bed
+    srv = server(tb, log, "uring_opt", "--wait-nr", "8", "--wait-us", "2000")
+    ready = srv.wait_event("ready", 10)
+    assert (ready["wait_nr"], ready["wait_us"]) == (8, 2000)
+    want = 64 << 20
+    snd = sender(tb, log, 4, "--count-bytes", str(want), "--rate-gbps", "1")
+    assert snd.wait(30) == 0 and snd.find("final")["bytes"] == want
+    got = wait_bytes(srv, want)
+    srv.stop(signal.SIGTERM)
+    end = srv.find("final")
+    assert got["bytes"] == end["bytes"] == want
+    # at 1 Gbit/s a completion comes about every 0.1-0.5 ms: waits for 8,
+    # bounded by 2 ms, reap several each (one each without --wait-nr)
+    assert end["waits"] > 0 and end["recvs"] >= 2 * end["waits"], end
+
+
+@pytest.mark.parametrize("argv,why", [(["--mode", "epoll", "--wait-nr", "8"], "only apply"),
+                                      (["--mode", "uring_opt", "--wait-nr", "0"], "wait-nr"),
+                                      (["--mode", "uring_opt", "--wait-us", "100001"], "wait-us")])
+def test_server_refuses_a_wait_it_cannot_do(argv, why):
+    p = subprocess.run([native_tool("rxb-tcp-server"), *argv, "--port", "9", "--duration", "1"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and why in p.stderr, p.stderr
+
+
 def test_sender_refuses_addresses_outside_the_benchmark_range():
     p = subprocess.run([native_tool("rxb-tcp-send"), "--dst", "192.0.2.1", "--port", "9",
                         "--conns", "1", "--msg", "1024", "--duration", "1"],

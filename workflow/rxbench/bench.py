@@ -291,43 +291,52 @@ TCP_STACKS = ["iperf3", "blocking", "epoll", "uring", "uring_opt", "uring_zcrx"]
 
 
 def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str],
-        touch: int = 0, loads: list | None = None) -> int:
+        touch: int = 0, loads: list | None = None, wait_nrs: list[int] | None = None) -> int:
     """Per server, connection count and load ("max" or a goodput target in
     Gbit/s): goodput, CPU per byte and, at a target, how close the
-    rate-limited sender came to it (median and worst over the reps)."""
+    rate-limited sender came to it (median and worst over the reps).
+    uring_opt once per wait_nrs value (a row each)."""
     loads = loads or ["max"]
+    wait_nrs = wait_nrs or [1]
     if os.geteuid() != 0:
         raise RxbenchError("the benchmark runs real cells: run it as root")
     cfg = resolve({"profile": "smoke", "warmup_s": 1,
                    "tcp": {"stacks": stacks, "conns": conns, "msgs": [msg],
                            "duration_s": duration}})
     with bench_dir("tcp", {"reps": reps, "duration": duration, "conns": conns, "msg": msg,
-                           "stacks": stacks, "touch": touch, "loads": loads}) as tmp:
-        _tcp(cfg, reps, duration, conns, msg, stacks, touch, tmp, loads)
+                           "stacks": stacks, "touch": touch, "loads": loads,
+                           "wait_nr": wait_nrs}) as tmp:
+        _tcp(cfg, reps, duration, conns, msg, stacks, touch, tmp, loads, wait_nrs)
     return 0
 
 
-def _tcp(cfg, reps, duration, conns, msg, stacks, touch, tmp: Path, loads: list) -> None:
+def _tcp(cfg, reps, duration, conns, msg, stacks, touch, tmp: Path, loads: list,
+         wait_nrs: list[int]) -> None:
     rows = []
+    runs_of = [(s, w) for s in stacks for w in (wait_nrs if s == "uring_opt" else [1])]
     with signals_raise():
-        for stack, n, load in ((s, n, ld) for s in stacks for n in conns for ld in loads):
+        for (stack, wnr), n, load in ((sw, n, ld) for sw in runs_of for n in conns
+                                      for ld in loads):
             runs = []
+            name = f"{stack} w{wnr}" if wnr > 1 else stack
             for rep in range(1, reps + 1):
                 params = {"conns": n, "msg": msg, "cores": 1, "load": load}
                 if stack != "iperf3":
                     params["touch"] = touch
+                if stack == "uring_opt":
+                    params["wait_nr"] = wnr
                 cell = cells.Cell("local", "tcp", stack, params, rep)
                 out = cell.path(cells.variant_defaults(cfg, "tcp", stack),
                                 root=f"{tmp}/results")
                 run_cell(out, cfg, out.replace(".json", ".log"))
                 res = json.loads(Path(out).read_text())
                 if res["status"] != "ok":
-                    print(f"{stack} conns={n} rep {rep}: {res['status']}: {res['reason']}")
+                    print(f"{name} conns={n} rep {rep}: {res['status']}: {res['reason']}")
                     if res["status"] == "unsupported":
                         break
                     continue
                 runs.append(res)
-            rows.append((stack, n, load, runs))
+            rows.append((name, n, load, runs))
     print(f"\nTCP, {msg}-byte messages, median of {reps} x {duration:g} s, server on CPU "
           f"1, sender on CPU {cfg['platforms']['local']['generator_cpus']}, touch={touch}")
     print(f"{'server':11} {'conns':>5} {'load':>5} {'Gbit/s':>7} {'min-max':>13} "

@@ -35,10 +35,11 @@ STACK_VARIANTS = {
     ("tcp", "blocking"): ("touch", "recv"),
     ("tcp", "epoll"): ("touch", "trigger", "recv"),
     ("tcp", "uring"): ("touch", "recv"),
-    ("tcp", "uring_opt"): ("touch", "recv"),
+    # uring_opt's wait_nr: completions per wait (its bound in the server)
+    ("tcp", "uring_opt"): ("touch", "recv", "wait_nr"),
     ("tcp", "uring_zcrx"): ("touch", "zcrx"),
 }
-INT_KEYS = {"cores", "size", "conns", "msg", "batch", "busy_budget", "touch", "recv"}
+INT_KEYS = {"cores", "size", "conns", "msg", "batch", "busy_budget", "touch", "recv", "wait_nr"}
 
 
 def variant_keys(layer: str, stack: str) -> tuple[str, ...]:

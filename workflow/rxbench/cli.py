@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--conns", default="1,8", help="tcp: connections")
     b.add_argument("--msg", type=int, default=65536, help="tcp: message bytes")
     b.add_argument("--touch", type=int, choices=[0, 1], default=0, help="tcp: servers read every byte")
+    b.add_argument("--wait-nr", default="1",
+                   help="tcp: uring_opt's completions per wait, a list (each a row)")
     b.add_argument("--loads", default="max",
                    help="tcp: sender goodput levels, max and/or Gbit/s targets (e.g. max,1,2)")
     b.add_argument("--generators", default="rxb-gen,rxb-gen sendmmsg,trafgen,"
@@ -183,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             from .cells import load_value
             return tcp(args.reps, args.duration, [int(x) for x in args.conns.split(",")],
                        args.msg, stacks, args.touch,
-                       [load_value(x) for x in args.loads.split(",")])
+                       [load_value(x) for x in args.loads.split(",")],
+                       [int(x) for x in args.wait_nr.split(",")])
         if args.cmd == "bench" and args.rate_accuracy:
             from .bench import rate_accuracy
             return rate_accuracy(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],

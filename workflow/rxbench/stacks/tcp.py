@@ -88,6 +88,8 @@ class TcpServer(Receiver):
                 argv += ["--ifname", r.ifname, "--rxq", "0"]
         else:
             argv += ["--recv-size", str(p.get("recv", DEFAULT_RECV))]
+        if self.cell.stack == "uring_opt" and p.get("wait_nr", 1) > 1:
+            argv += ["--wait-nr", str(p["wait_nr"])]
         return r.exec(argv)
 
     def label(self) -> str:
