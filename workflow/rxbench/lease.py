@@ -271,11 +271,17 @@ def serve(kind: str, path: Path) -> int:
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(s, signal.SIG_IGN)     # release runs to the end
         log(f"lease {kind}: up failed: {e}")
-        data["status"], data["error"] = "failed", str(e) or type(e).__name__
-        record.save()
+        error = str(e) or type(e).__name__
+        # released first, then reported: ensure() raises as soon as it reads
+        # "failed", and nothing of the lease may be left by then
         try:
             mod.lease_down(record, log)
+        except BaseException as down_e:  # noqa: BLE001 - reported with the reason
+            error += f" (and releasing failed: {down_e})"
+            raise
         finally:
+            record.state["status"], record.state["error"] = "failed", error
+            record.save()
             time.sleep(2 * POLL_S)    # let a waiting ensure() read the reason
             path.unlink(missing_ok=True)
         return 1
