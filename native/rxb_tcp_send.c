@@ -15,8 +15,8 @@
  *  - messages of at least ONE_SEND_MSG: one message per turn, so the
  *    connections' packets interleave.  In turns of 1 MiB, 8 connections
  *    with 64 KiB messages got no more goodput than one (10 Gbit/s on
- *    veth, 2 vCPUs): each veth packet cost an RPS IPI on both CPUs (13.7
- *    per MB).  One message per turn got 29 Gbit/s at 3.5 IPIs per MB,
+ *    veth, 2 vCPUs): the sender's CPU took an RPS IPI for most ACKs
+ *    (13.7 per MB).  One message per turn got 29 Gbit/s at 3.5 per MB,
  *    as iperf3's client (one write per stream per round) does.
  *  - smaller messages: TURN_BYTES.  One 1 KiB message per turn leaves 1 KiB
  *    packets: 8 connections got 0.6 Gbit/s in 64 KiB turns and 5.1 in

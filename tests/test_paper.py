@@ -389,7 +389,7 @@ def test_the_interleave_measurement_compares_the_two_turns_of_large_messages(tmp
     assert M.defs["IlvMsg"] == r"64\,KiB" and M.defs["IlvSmallMsg"] == r"1\,KiB"
     assert M.defs["IlvConns"] == "1 and 8" and M.defs["IlvServer"] == r"\texttt{epoll}"
     assert M.defs["IlvOldGbps"] == "10.2, 10.7" and M.defs["IlvNewGbps"] == "10.2, 29.6"
-    assert M.defs["IlvOldIpi"] == "14.0, 14.0" and M.defs["IlvNewIpiMost"] == "3.67"
+    assert M.defs["IlvOldIpi"] == "14.0, 14.0" and M.defs["IlvNewIpi"].split(", ")[-1] == "3.67"
     assert M.defs["IlvClaim"].startswith("with 8 connections, one message per turn delivers "
                                          "more goodput than turns of up to 1\\,MiB")
     assert M.defs["IlvOldRule"] == "up to 1 MiB per turn"

@@ -741,13 +741,19 @@ def _turns_numbers(M: Macros, path: str | Path = TURNS_CSV) -> None:
         big = _pick(st, "msg", msgs[-1]) if len(msgs) > 1 else st.iloc[0:0]
         _tcp_step_numbers(M, f"Turns{pre}Big", big, lab, sub, conns=(1, 2))
     M.flag("HaveTurns", have)
-    prov = df[df["status"] == "ok"] if len(df) else df
-    M.add("TurnsReps", int(prov.groupby(["sender", "stack", "conns", "msg"]).size().min())
-          if len(prov) else 0, "repetitions per point")
-    M.add("TurnsDates", tex_text(f"{prov['started_at'].min()[:10]}") if len(prov) else "n/a")
-    M.add("TurnsMachine", tex_text(", ".join(sorted(set(prov["cpu_model"].astype(str) + ", kernel "
-                                                        + prov["kernel"].astype(str)))))
-          if len(prov) else "n/a")
+    _data_csv_source(M, "Turns", df)
+
+
+def _data_csv_source(M: Macros, pre: str, df: pd.DataFrame) -> None:
+    r"""\<pre>Reps (fewest ok repetitions of a point), \<pre>Dates (the first
+    day) and \<pre>Machine (CPU and kernel) of a paper/data CSV's ok rows."""
+    ok = df[df["status"] == "ok"] if len(df) else df
+    M.add(f"{pre}Reps", int(ok.groupby(["sender", "stack", "conns", "msg"]).size().min())
+          if len(ok) else 0, "repetitions per point")
+    M.add(f"{pre}Dates", tex_text(f"{ok['started_at'].min()[:10]}") if len(ok) else "n/a")
+    M.add(f"{pre}Machine", tex_text(", ".join(sorted(set(ok["cpu_model"].astype(str) + ", kernel "
+                                                         + ok["kernel"].astype(str)))))
+          if len(ok) else "n/a")
 
 
 # This machine's measurement of the turn of large messages, with its source
@@ -787,12 +793,12 @@ def _interleave_numbers(M: Macros, path: str | Path = INTERLEAVE_CSV) -> None:
                    - {None}) if all(len(b) for b in big.values()) else []
     have = len(conns) > 1
     M.flag("HaveIlv", have)
+    _data_csv_source(M, "Ilv", df)
     if not have:
-        for k in ("Msg", "SmallMsg", "Conns", "Server", "Claim", "Machine", "Dates", "Reps",
-                  "OldRule", "NewRule"):
+        for k in ("Msg", "SmallMsg", "Conns", "Server", "Claim", "OldRule", "NewRule"):
             M.add(f"Ilv{k}", "n/a")
         for pre in INTERLEAVE_SENDERS:
-            for k in ("Gbps", "Ipi", "SmallGbps", "IpiMost", "AckKb"):
+            for k in ("Gbps", "Ipi", "SmallGbps", "AckKb"):
                 M.add(f"Ilv{pre}{k}", "n/a")
         return
     server = big["New"].iloc[0]
@@ -808,7 +814,6 @@ def _interleave_numbers(M: Macros, path: str | Path = INTERLEAVE_CSV) -> None:
         ipi = [_med(at[pre][c], "sender_rps_ipis_per_mb") for c in conns]
         M.add(f"Ilv{pre}Ipi", ", ".join("n/a" if v is None else sig(v) for v in ipi),
               "RPS IPIs per MB on the sender's CPU")
-        M.add(f"Ilv{pre}IpiMost", "n/a" if ipi[-1] is None else sig(ipi[-1]))
         ack = [_med(at[pre][c], "sender_bytes_per_ack") for c in conns]
         M.add(f"Ilv{pre}AckKb", ", ".join("n/a" if v is None else sig(v / 1e3) for v in ack),
               "kB sent per ACK that came back")
@@ -822,11 +827,6 @@ def _interleave_numbers(M: Macros, path: str | Path = INTERLEAVE_CSV) -> None:
     M.add("IlvClaim", claim_tex(f"with {plural(most, 'connection')}, one message per turn",
                                 at["New"][most], "turns of up to 1\\,MiB", at["Old"][most],
                                 "rx_gbps", "Gbit/s", verb="delivers more goodput than")[0])
-    ok = df[df["status"] == "ok"]
-    M.add("IlvReps", int(ok.groupby(["sender", "stack", "conns", "msg"]).size().min()))
-    M.add("IlvDates", tex_text(str(ok["started_at"].min())[:10]))
-    M.add("IlvMachine", tex_text(", ".join(sorted(set(ok["cpu_model"].astype(str) + ", kernel "
-                                                      + ok["kernel"].astype(str))))))
 
 
 def _msg_tex(m) -> str:
