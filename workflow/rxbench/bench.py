@@ -242,6 +242,17 @@ def main(reps: int, duration: float, sizes: list[int], stacks: list[str],
     return 0
 
 
+def _cell(out: str, cfg: dict) -> dict:
+    """One real cell (runner.run_cell) and its result. A cell interrupted
+    by a signal was torn down and wrote nothing: stop the benchmark there
+    with one line (the cells finished so far stay in the results tree)."""
+    rc = run_cell(out, cfg, out.replace(".json", ".log"))
+    if rc >= 128 or not Path(out).exists():
+        raise RxbenchError(f"interrupted (status {rc}) during {out}: the cell was torn down "
+                           f"and wrote no result; the cells before it are kept")
+    return json.loads(Path(out).read_text())
+
+
 def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
               napis: list[str], tmp: Path, generator: str | None = None) -> None:
     """The default profile's cells (its generator, unless one is given)."""
@@ -259,8 +270,7 @@ def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
                     cell = cells.Cell("local", "eth", stack,
                                       {"cores": 1, "size": size, "napi": napi}, rep)
                     out = cell.path(cells.variant_defaults(cfg, "eth", stack), root=f"{tmp}/results")
-                    run_cell(out, cfg, out.replace(".json", ".log"))
-                    res = json.loads(Path(out).read_text())
+                    res = _cell(out, cfg)
                     if res["status"] != "ok":
                         print(f"{label} {size} B rep {rep}: {res['status']}: {res['reason']}")
                         continue
@@ -328,8 +338,7 @@ def _tcp(cfg, reps, duration, conns, msg, stacks, touch, tmp: Path, loads: list,
                 cell = cells.Cell("local", "tcp", stack, params, rep)
                 out = cell.path(cells.variant_defaults(cfg, "tcp", stack),
                                 root=f"{tmp}/results")
-                run_cell(out, cfg, out.replace(".json", ".log"))
-                res = json.loads(Path(out).read_text())
+                res = _cell(out, cfg)
                 if res["status"] != "ok":
                     print(f"{name} conns={n} rep {rep}: {res['status']}: {res['reason']}")
                     if res["status"] == "unsupported":
@@ -465,7 +474,7 @@ def rate_accuracy(reps: int, duration: float, sizes: list[int], rates: list[floa
                                          "size": size, "target_pps": rate, "max_pps": top,
                                          "above_max": rate > 0.99 * top, "runs": runs})
     print(f"\nrxb-gen --rate-pps into XDP_DROP: rate on the link (sender veth tx_packets) "
-          f"vs target, median of {reps} x {duration:g} s (machine shared with other work); "
+          f"vs target, median of {reps} x {duration:g} s; "
           f"max = unpaced, same window")
     print(f"{'generator':18} {'napi':8} {'size':>5} {'target pps':>11} {'link pps':>11} "
           f"{'error %':>8} {'worst %':>8} {'resets':>7} {'backpr.':>8} {'max pps':>9}")

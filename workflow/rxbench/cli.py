@@ -187,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                        args.msg, stacks, args.touch,
                        [load_value(x) for x in args.loads.split(",")],
                        [int(x) for x in args.wait_nr.split(",")])
+        if args.cmd == "bench" and args.ndr_cost:
+            from .bench import ndr_cost
+            return ndr_cost((args.stacks or "xdp_drop").split(","),
+                            [int(x) for x in args.sizes.split(",")], args.napi.split(",")[0],
+                            args.out, _overrides([f"ndr.{kv}" for kv in args.ndr]),
+                            bisection=not args.no_bisection)
         if args.cmd == "bench" and args.rate_accuracy:
             from .bench import rate_accuracy
             return rate_accuracy(args.reps, args.duration, [int(x) for x in args.sizes.split(",")],
