@@ -42,3 +42,14 @@ def test_an_interrupted_cell_stops_the_benchmark_with_one_line(monkeypatch, tmp_
     out = tmp_path / "rep=2.json"
     monkeypatch.setattr(bench, "run_cell", lambda o, cfg, log: out.write_text('{"status": "ok"}') and 0)
     assert bench._cell(str(out), {}) == {"status": "ok"}
+
+
+def test_a_signal_during_a_bench_ends_it_with_one_line(monkeypatch, capsys):
+    from rxbench.runner import Interrupted
+    import signal
+
+    def stopped(*a, **k):
+        raise Interrupted(signal.SIGTERM)
+    monkeypatch.setattr(bench, "ndr_cost", stopped)
+    assert cli.main(["bench", "--ndr-cost"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip() == "rxbench: interrupted by SIGTERM: torn down"

@@ -254,3 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     except RxbenchError as e:
         print(f"rxbench: {e}", file=sys.stderr)
         return 2
+    except BaseException as e:          # runner.Interrupted: a signal, after teardown
+        if type(e).__name__ != "Interrupted":
+            raise
+        print(f"rxbench: interrupted by {e}: torn down", file=sys.stderr)
+        return 128 + e.signum
