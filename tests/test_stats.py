@@ -180,3 +180,65 @@ def test_compare_stats_agrees_with_compare_on_the_values():
     rec = lambda s: {"m_median": s.median, "m_med_lo": s.med_lo, "m_med_hi": s.med_hi}  # noqa
     assert S.compare_stats(rec(sa), rec(sb), "m") == S.compare(a, b)
     assert S.sender_bound({"generator_bound_reps": 1}) and not S.sender_bound({"generator_bound_reps": 0})
+
+
+def _group(napi, vals, bottlenecks, stack="xdp_drop"):
+    s = S.summarize([v * 1e6 for v in vals])
+    return {"platform": "local", "layer": "eth", "stack": stack, "cores": 1, "size": 64,
+            "napi": napi, "n_reps": len(vals), "n_ok": len(vals), "status": "ok",
+            "rx_pps_n": len(vals), "rx_pps_median": s.median, "rx_pps_med_lo": s.med_lo,
+            "rx_pps_med_hi": s.med_hi,
+            "receiver_bound_reps": sum(b == "receiver" for b in bottlenecks)}
+
+
+def test_cell_stats_counts_the_repetitions_whose_receiver_set_the_rate():
+    df = pd.DataFrame({"platform": "local", "layer": "eth", "stack": "xdp_drop", "cores": 1,
+                       "size": 64, "status": "ok", "reason": None, "generator_bound": False,
+                       "rx_pps": [1.8e6, 1.85e6, 1.9e6],
+                       "bottleneck": ["receiver", "shared_cpu", "receiver"]})
+    rec = S.cell_stats(df).iloc[0]
+    assert rec["receiver_bound_reps"] == 2 and S.overloaded(rec)
+    df["bottleneck"] = ["shared_cpu", "shared_cpu", "receiver"]
+    assert not S.overloaded(S.cell_stats(df).iloc[0])
+    # TCP groups (and summaries without the column) are left as they were
+    assert S.overloaded({"n_ok": 5}) and S.overloaded({"receiver_bound_reps": None, "n_ok": 5})
+
+
+def test_a_rate_received_without_overload_is_a_lower_bound_never_ranked_below():
+    hi = _group("sender", [2.45, 2.49, 2.50, 2.47, 2.52], ["shared_cpu"] * 5)
+    mid = _group("receiver", [1.83, 1.85, 1.86, 1.84, 1.88], ["receiver"] * 5)
+    low = _group("sender", [1.40, 1.41, 1.42, 1.43, 1.39], ["shared_cpu"] * 5)
+    # the unloaded group above a loaded one: at least its lower bound, so it is more
+    c = S.compare_stats(hi, mid, "rx_pps")
+    assert c.apart and c.order == ">" and not c.bound
+    # a loaded group above an unloaded one: the unloaded one's maximum is unknown
+    c = S.compare_stats(mid, low, "rx_pps")
+    assert not c.apart and c.order == "~" and c.bound
+    assert S.compare_stats(low, mid, "rx_pps").bound
+    # not the Ethernet rate: nothing changes
+    rec = lambda g: {"m_median": g["rx_pps_median"], "m_med_lo": g["rx_pps_med_lo"],  # noqa
+                     "m_med_hi": g["rx_pps_med_hi"], "n_ok": 5, "receiver_bound_reps": 0}
+    assert S.compare_stats(rec(mid), rec(low), "m").apart
+    from rxbench.paper import claim_tex
+    text, _ = claim_tex("A", mid, "B", low, "rx_pps", "Mpps", 1e6)
+    assert text.startswith("A and B are not ranked") and "B received all it was offered" in text
+    assert "more than" not in text
+    text, _ = claim_tex("A", hi, "B", _group("sender", [2.4, 2.5, 2.6, 2.45, 2.55], ["none"] * 5),
+                        "rx_pps", "Mpps", 1e6)
+    assert "not told apart" in text and text.endswith("neither was overloaded: lower bounds)")
+
+
+def test_best_config_takes_the_best_overloaded_configuration():
+    st = pd.DataFrame([_group("receiver", [1.83, 1.85, 1.86, 1.84, 1.88], ["receiver"] * 5),
+                       _group("sender", [2.45, 2.49, 2.50, 2.47, 2.52], ["shared_cpu"] * 5)])
+    best = S.best_config(st, defaults={"napi": "receiver"})
+    r = best.iloc[0]
+    assert r["napi"] == "receiver" and not r["best_lower_bound"]
+    assert r["best_candidates"] == 2 and r["best_unloaded_max"] == pytest.approx(2.49e6)
+    assert "1 not overloaded (lower bound, up to 2.49 Mpps)" in r["best_rule_note"]
+    # no configuration overloaded: the highest, said to be a lower bound
+    st.loc[0, "receiver_bound_reps"] = 1
+    r = S.best_config(st, defaults={"napi": "receiver"}).iloc[0]
+    assert r["napi"] == "sender" and r["best_lower_bound"]
+    assert r["best_rule_note"].startswith("no configuration was overloaded: a lower bound")
+    assert "overloaded" in S.BEST_RULE

@@ -247,10 +247,19 @@ def claim_tex(la: str, a, lb: str, b, metric: str, unit: str, scale: float = 1.0
     if not all(math.isfinite(v) for v in (*c.ci_a, *c.ci_b)):
         return (f"{la} and {lb} are not compared by the interval test (medians {ma} and "
                 f"{mb}\\,{unit}; fewer than {S.MIN_BOOT_N} repetitions, so no interval)"), c
+    if c.bound:
+        lo = lb if c.median_a > c.median_b else la
+        return (f"{la} and {lb} are not ranked (medians {ma} and {mb}\\,{unit}; {lo} "
+                f"received all it was offered, so its rate is a lower bound, not a "
+                f"maximum under overload)"), c
     if not c.apart:
+        unloaded = [x for x, r in ((la, a), (lb, b)) if metric in S.RATE_METRICS
+                    and not S.overloaded(r)]
         return (f"{la} and {lb} are not told apart (medians {ma} and {mb}\\,{unit}; "
                 f"their {conf} bootstrap intervals {ci(c.ci_a)} and {ci(c.ci_b)} "
-                f"overlap)"), c
+                f"overlap" + ("; " + (f"{unloaded[0]} was" if len(unloaded) == 1 else "neither was")
+                              + " overloaded: lower bound" + ("s" if len(unloaded) > 1 else "")
+                              if unloaded else "") + ")"), c
     if c.order == ">":
         hi, lo, mh, ml, ch, cl = la, lb, ma, mb, c.ci_a, c.ci_b
     else:
@@ -337,8 +346,11 @@ def _claims(M: Macros, df, csv) -> None:
     M.add("OursDpdkAboveAfXdp", sum(c.apart and c.order == "<" for c in comps),
           "sizes where our dpdk (at its best) received more than af_xdp, intervals apart")
     known = [all(math.isfinite(v) for v in (*c.ci_a, *c.ci_b)) for c in comps]
-    M.add("OursNotToldApart", sum(k and not c.apart for c, k in zip(comps, known)),
+    M.add("OursNotToldApart", sum(k and not c.apart and not c.bound
+                                  for c, k in zip(comps, known)),
           "sizes where the two are not told apart (intervals overlap)")
+    M.add("OursNotRanked", sum(k and c.bound for c, k in zip(comps, known)),
+          "sizes where the lower one received all it was offered (a lower bound)")
     M.add("OursNotCompared", sum(not k for k in known),
           "sizes without an interval (fewer than three repetitions)")
 
@@ -367,6 +379,10 @@ def _eth_numbers(M: Macros, df, st, nic=None) -> None:
     M.add("RxEthGroups", int((st["layer"] == "eth").sum()) if len(st) else 0)
     M.add("RxEthGenBoundGroups", int((sat["generator_bound_reps"] > 0).sum()) if len(sat) else 0,
           "eth groups generator-bound in >= 1 repetition")
+    M.add("RxEthUnloadedGroups",
+          sum(not S.overloaded(r) for _, r in sat.iterrows()) if len(sat) else 0,
+          "eth groups whose receiver was not overloaded in most repetitions (lower bounds)")
+    M.add("RxEthSatGroups", len(sat), "eth saturation groups that ran")
     M.add("RxEthStacks", ", ".join(label_tex({"stack": s}, [], {}, nic) for s in
                                    dict.fromkeys(sat["stack"])) if len(sat) else "none")
     variants = S.layer_variants(st, "eth") if len(st) else []
@@ -439,6 +455,15 @@ def _eth_numbers(M: Macros, df, st, nic=None) -> None:
                   for _, r in users.iloc[1:].iterrows()] if top is not None else []
         M.add(f"EthUserClaims{tag}", "; ".join(claims) or "n/a",
               "the top user-space receiver vs each other, each at its best")
+        # configurations never overloaded that received more than the chosen one
+        above = [(r, float(r["best_unloaded_max"])) for _, r in at.iterrows()
+                 if _finite(r.get("best_unloaded_max"))
+                 and float(r["best_unloaded_max"]) > float(r["rx_pps_median"])]
+        M.flag(f"HaveEthUnloaded{tag}", bool(above))
+        M.add(f"EthUnloaded{tag}", ", ".join(
+            f"{label_tex(r, variants, defaults, nic, config=False)} {sig(v / 1e6)}"
+            for r, v in above) or "n/a",
+            "stacks whose not-overloaded configurations received more (lower bounds, Mpps)")
     # like against like: equal wait modes, the same placement, smallest frame
     at_small = _pick(_pick(sat, "cores", c0), "size", small) if small is not None else sat.iloc[0:0]
     for tag, (sa, wa), (sb, wb), why in WAIT_PAIRS:

@@ -459,7 +459,7 @@ def eth_best(csv, pdf, png) -> None:
     best = best[best["cores"].map(S.norm) == cores] if len(best) else best
     sizes = sorted({S.norm(v) for v in best["size"]} - {None}) if len(best) else []
     pos = {s: i for i, s in enumerate(sizes)}
-    top, rings, chosen = 0.0, [], []
+    top, rings, chosen, bounds = 0.0, [], [], []
     stacks = sorted(dict.fromkeys(best["stack"]), key=S.stack_rank) if len(best) else []
     for stack in stacks:
         g = best[best["stack"] == stack]
@@ -480,6 +480,11 @@ def eth_best(csv, pdf, png) -> None:
                                 and S.norm(r.get(k)) != d.defaults.get(k))
                 chosen.append(f"{stack} {S.norm(r['size'])} B: {cfg}")
         _ring(ax, xs, y, gb, rings)
+        if "best_lower_bound" in ok.columns:
+            lb = ok["best_lower_bound"].astype(bool).to_numpy()
+            if lb.any():
+                ax.scatter(xs[lb], y[lb] * 1.04, s=30, color=color, marker="^", zorder=4)
+                bounds.append(stack)
         top = max(top, np.nanmax(y + err[1]))
     if not stacks:
         _empty(ax, "no successful Ethernet saturation cell")
@@ -490,8 +495,12 @@ def eth_best(csv, pdf, png) -> None:
     ax.grid(True, alpha=0.3)
     ax.set_title(f"Each stack at its best configuration, {cores or '?'} receiver "
                  f"core{'s' if cores != 1 else ''}")
-    extra = ["best configuration per point: highest median; the default unless a variant's "
-             "bootstrap interval is apart from it (stats.best_config); hollow: not the default"]
+    extra = ["best configuration per point: highest median among the overloaded ones; the "
+             "default unless a variant's bootstrap interval is apart from it "
+             "(stats.best_config); hollow: not the default"]
+    if bounds:
+        extra.append("^: no configuration of " + ", ".join(bounds) + " was overloaded there "
+                     "(it received all it was offered): a lower bound")
     if chosen:
         extra.append("non-default choices: " + "; ".join(chosen))
     _finish(fig, ax, d, pdf, png, extra)

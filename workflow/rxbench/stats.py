@@ -296,6 +296,12 @@ def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
         rec["reason"] = "; ".join(reasons)
         rec["generator_bound_reps"] = (int(sum(to_bool(v) for v in ok["generator_bound"]))
                                        if "generator_bound" in ok.columns else 0)
+        # Ethernet: repetitions whose receiver set the rate (it lost frames
+        # or saturated cores of its own: analysis.classify_eth "receiver")
+        rec["receiver_bound_reps"] = (
+            int(sum(str(norm(v)) == "receiver" for v in ok["bottleneck"]))
+            if rec.get("layer") == "eth" and "bottleneck" in ok.columns
+            and ok["bottleneck"].map(norm).notna().any() else None)
         for m in metrics:
             s = summarize(ok[m].tolist())
             for f, v in asdict(s).items():
@@ -418,6 +424,9 @@ class Comparison:
     apart: bool
     order: str
     ratio: float
+    # the intervals are apart, but the group below was not overloaded (its
+    # rate is a lower bound), so neither is ranked above the other
+    bound: bool = False
 
 
 def compare(a, b, confidence: float = CONFIDENCE) -> Comparison:
@@ -465,7 +474,31 @@ def compare_stats(a, b, metric: str) -> Comparison:
     apart = bool(known and (ca[0] > cb[1] or cb[0] > ca[1]))
     order = "~" if not apart else (">" if ma > mb else "<")
     ratio = ma / mb if mb else float("nan")
-    return Comparison(ma, mb, ca, cb, apart, order, ratio)
+    bound = False
+    if apart and metric in RATE_METRICS and not overloaded(b if order == ">" else a):
+        # a receive rate measured without overload is only a lower bound:
+        # "A receives more than B" needs B's maximum, not what B was offered
+        apart, order, bound = False, "~", True
+    return Comparison(ma, mb, ca, cb, apart, order, ratio, bound)
+
+
+# Ethernet rates that are a maximum only where the receiver was overloaded
+RATE_METRICS = ("rx_pps", "rx_gbps")
+
+
+def overloaded(rec) -> bool:
+    """Was a cell group's receiver overloaded: did it set the rate (lost
+    frames, or saturated cores of its own) in most of its repetitions?
+    A group that received all it was offered, with the generator or a CPU
+    it shares with the receive path the limit, was not: its rate is a
+    lower bound of what the stack can receive, not its maximum under
+    overload. Groups without the count (TCP; older summaries) count as
+    overloaded, which leaves their comparisons as they were."""
+    rb = norm(rec.get("receiver_bound_reps"))
+    n = norm(rec.get("n_ok"))
+    if not isinstance(rb, (int, float)) or not isinstance(n, (int, float)) or not n:
+        return True
+    return 2 * rb > n
 
 
 def sender_bound(rec) -> bool:
@@ -550,7 +583,10 @@ def stack_label(stack: str, nic_driver: str | None = "veth") -> str:
 
 
 BEST_RULE = ("among a stack's configurations at the same point (cores, frame size) that "
-             "ran, the one with the highest median maximum receive rate under overload; "
+             "ran and whose receiver was overloaded (it lost frames or saturated cores of "
+             "its own in most repetitions; one that received all it was offered has only a "
+             "lower bound, and competes only where no configuration was overloaded), "
+             "the one with the highest median maximum receive rate under overload; "
              "when a runner-up's bootstrap interval overlaps the winner's, or there are "
              "fewer than three repetitions (no interval), the default configuration wins "
              "if it is among those not told apart: a variant must be shown better, not "
@@ -598,10 +634,16 @@ def best_config(st: pd.DataFrame, layer: str = "eth", metric: str | None = None,
     out = []
     for _, g in sub.groupby(["stack", *prim], dropna=False, sort=False):
         g = g.sort_values(f"{metric}_median", ascending=False, kind="stable")
+        over = g[[overloaded(r) for _, r in g.iterrows()]] if metric in RATE_METRICS else g
+        unloaded = g.drop(over.index) if len(over) else g.iloc[0:0]
+        candidates = len(g)
+        g = over if len(over) else g
         win = g.iloc[0]
         note = "highest median" + (f", intervals apart from the {len(g) - 1} other "
                                    f"configuration{'s' if len(g) > 2 else ''}"
-                                   if len(g) > 1 else " (the only configuration that ran)")
+                                   if len(g) > 1 else
+                                   " (the only configuration that ran)" if not len(unloaded)
+                                   else " (the only one overloaded)")
         lo_win = win.get(f"{metric}_med_lo")
         close = []
         for _, r in g.iloc[1:].iterrows():
@@ -620,10 +662,20 @@ def best_config(st: pd.DataFrame, layer: str = "eth", metric: str | None = None,
                 note = "highest median; not told apart from the runner-up, and the default did not run"
         elif close:
             note = "highest median, and the default; not told apart from the runner-up"
+        if not len(over):
+            note = "no configuration was overloaded: a lower bound; " + note
+        elif len(unloaded):
+            top = float(unloaded.iloc[0][f"{metric}_median"])
+            unit = f"{top / 1e6:.3g} Mpps" if metric == "rx_pps" else f"{top:.3g} Gbit/s"
+            note += (f"; {len(unloaded)} not overloaded (lower "
+                     f"bound{'s' if len(unloaded) > 1 else ''}, up to {unit})")
         rec = win.to_dict()
         rec["best_rule_note"] = note
-        rec["best_candidates"] = len(g)
+        rec["best_candidates"] = candidates
         rec["best_is_default"] = is_default(win)
+        rec["best_lower_bound"] = not len(over)
+        rec["best_unloaded_max"] = (float(unloaded.iloc[0][f"{metric}_median"])
+                                    if len(unloaded) else None)
         out.append(rec)
     return pd.DataFrame(out)
 

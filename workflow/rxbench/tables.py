@@ -152,6 +152,8 @@ def eth_rows(csv: str | Path) -> tuple[list[str], list[dict], list[str]]:
                         rec["rx_pps_med_hi"] / 1e6)
             if rec.get("generator_bound_reps", 0):
                 rx += "$^{g}$"
+            elif not S.overloaded(rec):
+                rx += "$^{u}$"
             cv = S.norm(rec.get("rx_pps_cv"))
             row.update(
                 rx=rx,
