@@ -18,7 +18,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.rxbench-stamp
 SNAKE_ARGS ?=
 PYTEST_ARGS ?=
-REFERENCE ?= local-fc2-epyc
+REFERENCE ?= local-xeon2-eth
 PLATFORM ?= local
 MACHINE ?=
 # clean-testbed on the ssh platform: CLEAN_ARGS="--config platform=ssh inventory=FILE"
