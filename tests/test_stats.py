@@ -226,6 +226,12 @@ def test_a_rate_received_without_overload_is_a_lower_bound_never_ranked_below():
     text, _ = claim_tex("A", hi, "B", _group("sender", [2.4, 2.5, 2.6, 2.45, 2.55], ["none"] * 5),
                         "rx_pps", "Mpps", 1e6)
     assert "not told apart" in text and text.endswith("neither was overloaded: lower bounds)")
+    text, _ = claim_tex("A", _group("receiver", [2.4, 2.5, 2.6, 2.45, 2.55], ["receiver"] * 5),
+                        "B", hi, "rx_pps", "Mpps", 1e6)
+    assert text.endswith("overlap; B was not overloaded: a lower bound)")
+    text, _ = claim_tex("A", mid, "B", _group("receiver", [1.8, 1.85, 1.9, 1.82, 1.87],
+                                              ["receiver"] * 5), "rx_pps", "Mpps", 1e6)
+    assert text.endswith("overlap)")
 
 
 def test_best_config_takes_the_best_overloaded_configuration():

@@ -255,11 +255,12 @@ def claim_tex(la: str, a, lb: str, b, metric: str, unit: str, scale: float = 1.0
     if not c.apart:
         unloaded = [x for x, r in ((la, a), (lb, b)) if metric in S.RATE_METRICS
                     and not S.overloaded(r)]
+        why = ("" if not unloaded else
+               f"; {unloaded[0]} was not overloaded: a lower bound" if len(unloaded) == 1
+               else "; neither was overloaded: lower bounds")
         return (f"{la} and {lb} are not told apart (medians {ma} and {mb}\\,{unit}; "
                 f"their {conf} bootstrap intervals {ci(c.ci_a)} and {ci(c.ci_b)} "
-                f"overlap" + ("; " + (f"{unloaded[0]} was" if len(unloaded) == 1 else "neither was")
-                              + " overloaded: lower bound" + ("s" if len(unloaded) > 1 else "")
-                              if unloaded else "") + ")"), c
+                f"overlap{why})"), c
     if c.order == ">":
         hi, lo, mh, ml, ch, cl = la, lb, ma, mb, c.ci_a, c.ci_b
     else:
