@@ -254,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     except RxbenchError as e:
         print(f"rxbench: {e}", file=sys.stderr)
         return 2
-    except BaseException as e:          # runner.Interrupted: a signal, after teardown
-        if type(e).__name__ != "Interrupted":
+    except BaseException as e:
+        # runner.Interrupted (a signal, after the teardown); only raised once runner is loaded
+        runner = sys.modules.get(f"{__package__}.runner")
+        if runner is None or not isinstance(e, runner.Interrupted):
             raise
         print(f"rxbench: interrupted by {e}: torn down", file=sys.stderr)
         return 128 + e.signum
