@@ -1,6 +1,6 @@
 # rxbench: the Nix flake. WRITTEN AND PARSED, NOT BUILT: the machines it was
 # written on reach neither nixpkgs nor a binary cache, so nothing here has
-# been evaluated against nixpkgs or built (README.md, "With Nix").
+# been evaluated against nixpkgs or built (docs/nix.md).
 #
 # Every pin comes from versions.json, generated from versions.yaml (the one
 # file of pins; tests/test_versions.py fails when they, flake.lock or the
@@ -216,7 +216,7 @@
             ];
             shellHook = ''
               export PYTHONPATH="$PWD/workflow''${PYTHONPATH:+:$PYTHONPATH}"
-              echo "rxbench: make -C native, then snakemake --cores 1 (README.md, With Nix)"
+              echo "rxbench: make -C native, then snakemake --cores 1 (docs/nix.md)"
             '';
           };
         }

@@ -22,8 +22,7 @@
  *    packets: 8 connections got 0.6 Gbit/s in 64 KiB turns and 5.1 in
  *    1 MiB turns (iperf3's client, one write per stream, 0.97).  Turns of
  *    a fixed number of sends (16) had halved 1 KiB goodput from one
- *    connection to two (README, "Measured on the development machine";
- *    paper/data/tcp_turns.csv).
+ *    connection to two (paper/data/tcp_turns.csv).
  * With --zerocopy every send carries MSG_ZEROCOPY and the completions are
  * reaped from the socket error queue (EPOLLERR).
  *

@@ -8,7 +8,7 @@
 # sends test traffic on an interface that carries an SSH session. The
 # driver's vlans are a userspace VDE switch: fine for a functional check,
 # meaningless for packet rates (nothing here is a measurement).
-# Needs the ssh platform (SEAMS.md section 1: `platform: ssh` +
+# Needs the ssh platform (docs/platforms.md: `platform: ssh` +
 # `inventory:`). Checked against nixos/lib/testing/nodes.nix and
 # network.nix @ 003d5816: `nodes`, `defaults`, `node.specialArgs` (module
 # arguments usable in imports), vlans as eth1, eth2, ... addressed

@@ -1,4 +1,4 @@
-"""The analysis of a cell's two snapshots (SEAMS section 4 shape): busy time
+"""The analysis of a cell's two snapshots (rxbench.analysis): busy time
 against the wall clock, steal apart, signed residuals, which drop stages nest,
 the bottleneck classes; and the same rules on the committed reference cells."""
 

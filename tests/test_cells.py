@@ -1,4 +1,4 @@
-"""Cell names: the path contract of design.md."""
+"""Cell names: the path rules of docs/results.md, "Cell names"."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-# One rule for every cell: its target path names it (design.md, CONTRACT).
+# One rule for every cell: its target path names it (docs/results.md).
 
 # the native tools, built in the checkout whatever the working directory.
 # Cells do not take them as inputs: then the figures, tables and paper can be

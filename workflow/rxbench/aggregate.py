@@ -1,4 +1,4 @@
-"""Cell JSONs -> results/{platform}/summary.csv (CONTRACT): one row per cell
+"""Cell JSONs -> results/{platform}/summary.csv (docs/results.md): one row per cell
 repetition; figures and tables read only this file."""
 
 from __future__ import annotations

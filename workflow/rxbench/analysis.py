@@ -3,7 +3,7 @@ CPU cost, and what limited the rate.
 
 A snapshot is, per host, what one rxb-counters reader read in one place
 (stamped with that host's CLOCK_MONOTONIC) and what the host's tool said at
-the same moment (SEAMS.md section 4):
+the same moment:
 
     {"sender":   {"counters": <rxb-counters snapshot>, "tool": <generator snapshot>},
      "receiver": {"counters": <rxb-counters snapshot>, "tool": <receiver snapshot>}}

@@ -1,5 +1,5 @@
-"""Cells: one measurement each, named by its result path (the CONTRACT in
-design.md):
+"""Cells: one measurement each, named by its result path (docs/results.md,
+"Cell names"):
 
     results/{platform}/{layer}/{stack}/{k=v}/.../rep={n}.json
 

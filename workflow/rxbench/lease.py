@@ -5,7 +5,7 @@ them when the campaign ends, however it ends.
 
 A platform module `rxbench.platforms.<kind>` that needs one defines
 
-    lease_up(cfg, record, log) -> dict     # the inventory (SEAMS: ssh platform)
+    lease_up(cfg, record, log) -> dict     # the ssh platform's inventory
     lease_down(record, log) -> None        # release everything up() recorded
 
 `record` (LeaseRecord) is persisted on every change, so `lease_up` writes

@@ -1,5 +1,5 @@
 """Figures from the summary CSV alone: one function per figure family, each
-writing a PDF (for the paper) and a PNG (for the report and README).
+writing a PDF (for the paper) and a PNG (for the report).
 
 Every figure plots, per cell group, the median over repetitions with error
 bars = the 95 % bootstrap interval of the median (rxbench.stats; none with

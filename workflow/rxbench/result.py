@@ -1,4 +1,4 @@
-"""The cell result contract (design.md): validation and reading."""
+"""The cell result (workflow/schemas/result.schema.yaml): validation and reading."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ ssh platform, released at the end of the campaign whatever ends it.
 The reservation is a campaign lease (rxbench.lease): `lease_up` reserves
 (or finds the job by its name), waits until it runs, picks the test link
 from the reference API, deploys, checks the deployed kernel, and returns
-the ssh platform's inventory (SEAMS section 2); `lease_down` deletes the
+the ssh platform's inventory (workflow/schemas/inventory.schema.yaml); `lease_down` deletes the
 job from the lease record alone. Everything is recorded before it is
 created: the job's name before it is submitted, its id as soon as known.
 

@@ -542,7 +542,7 @@ def _wait_ready(guests: dict, inventory: dict, run_dir: Path, t_boot: float,
 def lease_up(cfg: dict, record, log) -> dict:
     """Build or find the image, make the namespace, bridge, taps and the
     management veth, boot both guests, wait until SSH answers; return the
-    inventory (SEAMS section 2)."""
+    inventory (workflow/schemas/inventory.schema.yaml)."""
     v = cfg["platforms"]["vm"]
     t_up = time.monotonic()
     # a Nix image is read and validated before anything is made or started
