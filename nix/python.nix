@@ -47,7 +47,6 @@ let
     pandas = py.pandas;
     matplotlib = py.matplotlib;
     pyyaml = py.pyyaml;
-    fabric = py.fabric;
     jinja2 = py.jinja2;
     jsonschema = py.jsonschema;
     pytest = py.pytest;

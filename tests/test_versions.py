@@ -215,7 +215,7 @@ def test_python_env_maps_every_requirement():
       let lib = {STUB_LIB};
           pins = builtins.fromJSON (builtins.readFile ./versions.json);
           pkgs = builtins.listToAttrs (map (n: {{ name = n; value = "nixpkgs:" + n; }})
-            [ "pandas" "matplotlib" "pyyaml" "fabric" "jinja2" "jsonschema" "pytest" "scipy"
+            [ "pandas" "matplotlib" "pyyaml" "jinja2" "jsonschema" "pytest" "scipy"
               "requests" "ipython" ]) // {{
             toPythonModule = x: "module:" + x;
             buildPythonPackage = a: "wheel:" + a.pname + "==" + a.version + "@" + a.src;
