@@ -39,8 +39,8 @@
  * and "per_thread" are the event loops; for blocking, the CPU slots whose
  * connection threads are summed together.
  *
- * uring_zcrx needs a NIC with queue-management ops and header split (see
- * shared/reference/zcrx.md); on veth/lo, registration fails (EOPNOTSUPP).
+ * uring_zcrx needs a NIC with queue-management ops and header split; on
+ * veth/lo, registration fails (EOPNOTSUPP).
  */
 #include "common.h"
 #include "rxb_tcp_common.h"

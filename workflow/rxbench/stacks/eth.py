@@ -38,7 +38,7 @@ def busy_poll_setup(rx) -> dict:
 
 def refuse_spinning_on_napi(rx, what: str) -> None:
     """A receiver that spins on the core its NAPI kthread must run on
-    starves it (machine.md: delivery collapsed to 0.18 Mpps): that
+    starves it: that
     combination measures the misconfiguration, so it is refused."""
     p = rx.placement
     if p.napi_mode != "sender" and set(p.napi) & set(p.application):
@@ -165,7 +165,7 @@ class Xdpsock(Receiver):
 
 
 # dpdk-testpmd without hugepages or PCI: its default mbuf pool does not fit
-# in 512 MB (machine.md). --no-mlockall there: testpmd's default mlockall()
+# in 512 MB. --no-mlockall there: testpmd's default mlockall()
 # faults in all of the anonymous -m memory before anything starts (2.3 of
 # its 2.6 s start on this machine, measured with net_null); the mbuf pool
 # is written when it is populated, so its pages are resident before the
