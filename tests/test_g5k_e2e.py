@@ -6,8 +6,7 @@ harness) -> results -> release when snakemake is gone. The mock API's nodes
 carry the namespace hosts' management addresses in their reference
 documents, so the inventory reaches them as it reaches real nodes.
 
-Skips (with the reason) until the ssh platform and its harness are in
-this checkout."""
+Needs root and sshd (the ssh_hosts fixture skips with the reason otherwise)."""
 
 from __future__ import annotations
 
@@ -19,24 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
-try:
-    import rxbench.platforms.ssh  # noqa: F401
-    from sshhosts import ROLES, TEST_IF
-    MISSING = None
-except ImportError as e:
-    MISSING = (f"END-TO-END g5k CAMPAIGN NOT RUN: needs the ssh platform "
-               f"(rxbench/platforms/ssh.py) and tests/sshhosts.py from the core branch, "
-               f"not in this checkout yet ({e})")
-    ssh_hosts = None
-
 from g5k_api import Server  # noqa: E402
-
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+from sshhosts import ROLES, TEST_IF  # noqa: E402 (the ssh_hosts fixture: conftest)
 
 
 def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
