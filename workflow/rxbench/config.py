@@ -5,6 +5,7 @@ against the host (frame sizes vs MTU, cores vs CPUs)."""
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 from pathlib import Path
@@ -201,17 +202,27 @@ def resolve(overrides: dict | None = None, base: dict | None = None,
 
 # ---- checks beyond the schema (every key before anything runs) ----
 
+@functools.lru_cache(maxsize=None)
+def _schema_doc() -> dict:
+    return yaml.load(SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def check_vm_eth(cfg: dict) -> None:
     """platforms.vm.eth is merged over eth on platform vm only, but it is
-    validated whichever platform is chosen (as eth, named as itself)."""
+    validated whichever platform is chosen (against eth's schema, the
+    error naming platforms.vm.eth)."""
     over = ((cfg.get("platforms") or {}).get("vm") or {}).get("eth")
     if not over or cfg["platform"] == "vm":
         return                              # none, or merged and validated above
-    try:
-        validate_schema({**cfg, "eth": merge(cfg["eth"], over)})
-    except ConfigError as e:
-        raise ConfigError(re.sub(r"^config key eth\b", "config key platforms.vm.eth",
-                                 str(e))) from None
+    import jsonschema
+    schema = _schema_doc()
+    eth = {**schema["properties"]["eth"], "$defs": schema.get("$defs", {})}
+    errors = list(jsonschema.Draft202012Validator(eth).iter_errors(merge(cfg["eth"], over)))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        msg = explain(best, schema)
+        raise ConfigError(re.sub(r"^config key (\(top level\)|)", lambda m: (
+            "config key platforms.vm.eth" + ("" if m.group(1) else ".")), msg))
 
 
 def _bound(key_lo: str, lo, key_hi: str, hi, strict: bool = False) -> None:
@@ -267,10 +278,13 @@ SUITE_SUFFIXES = ("", "-backports", "-backports-sloppy", "-updates", "-proposed-
                   "-security")
 
 
-def _run_probe(argv: list[str], key: str) -> str:
+def _run_probe(argv: list[str], key: str, required: bool) -> str | None:
+    """A tool's output; None when it is not installed and not required."""
     import shutil
     import subprocess
     if shutil.which(argv[0]) is None:
+        if not required:
+            return None
         raise ConfigError(f"config key {key}: cannot be checked: {argv[0]} is not installed "
                           f"(the vm platform needs it)")
     try:
@@ -281,33 +295,41 @@ def _run_probe(argv: list[str], key: str) -> str:
             from None
 
 
-def qemu_cpu_models() -> set[str]:
+@functools.lru_cache(maxsize=None)
+def qemu_cpu_models(required: bool = True) -> frozenset[str] | None:
     """The CPU models `qemu-system-x86_64 -cpu help` lists."""
-    out = _run_probe(["qemu-system-x86_64", "-cpu", "help"], "platforms.vm.cpu")
-    return {line.split()[1] for line in out.splitlines()
-            if line.startswith("x86 ") and len(line.split()) > 1}
+    out = _run_probe(["qemu-system-x86_64", "-cpu", "help"], "platforms.vm.cpu", required)
+    if out is None:
+        return None
+    return frozenset(line.split()[1] for line in out.splitlines()
+                     if line.startswith("x86 ") and len(line.split()) > 1)
 
 
-def debian_suites() -> set[str]:
+@functools.lru_cache(maxsize=None)
+def debian_suites(required: bool = True) -> frozenset[str] | None:
     """The suites debootstrap knows (its scripts' names)."""
     if not DEBOOTSTRAP_SCRIPTS.is_dir():
+        if not required:
+            return None
         raise ConfigError(f"config key platforms.vm.image.suite: cannot be checked: "
                           f"{DEBOOTSTRAP_SCRIPTS} does not exist (install debootstrap; the "
                           f"vm platform's Debian image needs it)")
-    return {p.name for p in DEBOOTSTRAP_SCRIPTS.iterdir()}
+    return frozenset(p.name for p in DEBOOTSTRAP_SCRIPTS.iterdir())
 
 
 def probe_tools(cfg: dict) -> None:
-    """Values only a tool can judge, probed before anything runs where the
-    platform uses them (vm): the QEMU CPU model, the Debian suites of the
-    guest image, the flake's guest images."""
-    if cfg["platform"] != "vm":
+    """Values only a tool can judge, probed before anything runs: the QEMU
+    CPU model, the Debian suites of the guest image, the flake's guest
+    images. On platform vm the tools must be there; on another platform a
+    value is judged where its tool is installed (and is unused otherwise)."""
+    vm = (cfg.get("platforms") or {}).get("vm")
+    if not vm:
         return
-    vm = cfg["platforms"]["vm"]
+    required = cfg["platform"] == "vm"
     if vm["cpu"] != "auto":
         model = vm["cpu"].split(",")[0]
-        models = qemu_cpu_models()
-        if model not in models:
+        models = qemu_cpu_models(required)
+        if models is not None and model not in models:
             raise ConfigError(f"config key platforms.vm.cpu: {model!r} is not a CPU model of "
                               f"this QEMU (qemu-system-x86_64 -cpu help lists {len(models)}; "
                               f"auto: host under KVM, max under TCG)")
@@ -318,10 +340,11 @@ def probe_tools(cfg: dict) -> None:
         except VmError as e:
             raise ConfigError(f"config key {e}") from None
         return                              # the Debian image is not built
-    suites = debian_suites()
+    suites = debian_suites(required)
     for key in ("suite", "kernel_suite"):
         name = vm["image"][key]
-        if not any(name == base + suf for suf in SUITE_SUFFIXES for base in suites):
+        if suites is not None and not any(name == base + suf for suf in SUITE_SUFFIXES
+                                           for base in suites):
             raise ConfigError(f"config key platforms.vm.image.{key}: {name!r} is not a "
                               f"Debian suite debootstrap knows ({DEBOOTSTRAP_SCRIPTS}), "
                               f"optionally with {', '.join(s for s in SUITE_SUFFIXES if s)}")
