@@ -204,6 +204,8 @@ def _invalid_configs():
                                                  "duration_sum_s": 10}}
     yield "ndr.duration_sum_s", {"ndr": {"duration_sum_s": 1000, "search_duration_max_s": 900}}
     yield "platforms.vm.queues", {"platforms": {"vm": {"queues": 2, "mq": False}}}
+    yield "platforms.vm.kvm_ready_s", {"platforms": {"vm": {"kvm_ready_s": 600,
+                                                            "boot_timeout_s": 600}}}
     yield "eth.sizes", {"platform": "vm", "platforms": {"vm": {"mtu": 1000}}}
     g5k = yaml.safe_load((ROOT / "config" / "g5k.yaml").read_text())
     yield "eth.cores", {**g5k, "profile": "smoke", "eth": {"cores": [1, 2]},

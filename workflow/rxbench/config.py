@@ -245,6 +245,10 @@ def check_bounds(cfg: dict) -> None:
                ndr["search_duration_max_s"])
     plat = cfg.get("platforms") or {}
     vm = plat.get("vm")
+    if vm and vm["accel"] == "auto":
+        # KVM gets kvm_ready_s of boot_timeout_s, a TCG boot again the rest
+        _bound("platforms.vm.kvm_ready_s", vm["kvm_ready_s"], "platforms.vm.boot_timeout_s",
+               vm["boot_timeout_s"], strict=True)
     if vm and int(vm["queues"]) > 1 and not vm["mq"]:
         raise ConfigError(f"config key platforms.vm.queues: {vm['queues']} queue pairs need "
                           f"platforms.vm.mq: true (without it the guest sees one queue)")
