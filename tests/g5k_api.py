@@ -58,6 +58,10 @@ CLUSTERS = {
     # one cabled port (it carries SSH)
     "hydra": [("eth0", "enP2p1s0f0np0", "mlx5_core", "MT2910 Family [ConnectX-7]",
                10_000_000_000, True, False)],
+    # tests/sshhosts.py's namespace hosts standing in for nodes: veth
+    # ports, which have no device driver to compare with
+    "netns": [("eth0", "eth0", None, "veth", 10_000_000_000, True, True),
+              ("eth1", "eth1", None, "veth", 10_000_000_000, False, True)],
     # the fastest port carries SSH; the second one is slower
     "slowtwo": [("eth0", "eno1", "ice", "Ethernet Controller E810-C for SFP",
                  25_000_000_000, True, True),
@@ -82,7 +86,8 @@ def adapters(cluster: str, i: int, mgmt_ip: str, site: str = "lille",
             "network_address": (f"{cluster}-{i}.{site}.grid5000.fr" if mounted
                                 else f"{cluster}-{i}-{dev}.{site}.grid5000.fr"),
             "rate": rate, "switch": f"sw-{n + 1}", "switch_port": f"1/1/{i}",
-            "vendor": "Intel" if driver in ("i40e", "ice", "ixgbe") else "Mellanox Technologies"})
+            "vendor": {"i40e": "Intel", "ice": "Intel", "ixgbe": "Intel",
+                       "mlx5_core": "Mellanox Technologies"}.get(driver)})
     out.append({"device": "bmc", "enabled": True, "interface": "Ethernet",
                 "ip": f"172.17.40.{i}", "kavlan": False, "mac": f"02:00:00:01:{i:02x}:00",
                 "management": True, "mountable": False, "mounted": False,

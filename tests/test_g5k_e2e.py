@@ -34,7 +34,7 @@ def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
                            capture_output=True, text=True).stdout.strip()
     mgmt = (ROLES["sender"]["mgmt"][1], ROLES["receiver"]["mgmt"][1])
     state = tmp_path / "state"
-    with Server(mgmt_ips=mgmt, test_ifname=TEST_IF) as srv:
+    with Server(mgmt_ips=mgmt, test_ifname=TEST_IF, layout="netns") as srv:
         conf = tmp_path / "my-g5k.yaml"
         conf.write_text(yaml.safe_dump({
             "platform": "g5k", "profile": "smoke",
