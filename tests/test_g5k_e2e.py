@@ -23,7 +23,7 @@ import yaml
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 from g5k_api import Server  # noqa: E402
-from sshhosts import ROLES, TEST_IF  # noqa: E402 (the ssh_hosts fixture: conftest)
+from sshhosts import TEST_IF  # noqa: E402 (the ssh_hosts fixture: conftest)
 
 
 def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
@@ -32,7 +32,9 @@ def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
     creds.write_text("username: alice\npassword: secret\n")
     os_id = subprocess.run(["sh", "-c", '. /etc/os-release; echo "$ID $VERSION_ID"'],
                            capture_output=True, text=True).stdout.strip()
-    mgmt = (ROLES["sender"]["mgmt"][1], ROLES["receiver"]["mgmt"][1])
+    # the fixture's hosts (the first free block: another session may hold 198.19.0.x)
+    roles = ssh_hosts.roles
+    mgmt = (roles["sender"]["mgmt"][1], roles["receiver"]["mgmt"][1])
     state = tmp_path / "state"
     with Server(mgmt_ips=mgmt, test_ifname=TEST_IF, layout="netns") as srv:
         conf = tmp_path / "my-g5k.yaml"
@@ -45,8 +47,8 @@ def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
                 "site": "lille", "cluster": "chiclet", "api_url": srv.url,
                 "credentials": str(creds), "ssh_key": str(ssh_hosts.key), "gateway": None,
                 "poll_s": 0.1, "progress_s": 0, "walltime": "0:30", "expect_os": os_id,
-                "sender_cpus": ROLES["sender"]["cpus"],
-                "receiver_cpus": ROLES["receiver"]["cpus"]}}}))
+                "sender_cpus": roles["sender"]["cpus"],
+                "receiver_cpus": roles["receiver"]["cpus"]}}}))
         env = {**os.environ, "RXBENCH_STATE_DIR": str(state)}
         work = tmp_path / "work"
         work.mkdir()
