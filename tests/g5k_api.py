@@ -3,12 +3,18 @@ platform uses, as a state machine, over real HTTP on 127.0.0.1 (a random
 port), so the platform runs its real code path (python-grid5000, requests,
 timeouts); only the base URL and the credentials differ.
 
-Jobs: waiting -> launching -> running by the clock (or never), deleted ->
-terminated, ended on demand (error/terminated with an event). Deployments:
+Its documents have the real API's structure (the g5k-api's OAR::Job
+JSON, KaVLAN's per-node answer, the reference API's network_adapters),
+written for these tests. Jobs: waiting -> launching -> running by the
+clock (or never); a deleted job is fragged and ends in state error (an
+empty 202 answer; events FRAG_JOB_REQUEST ... SWITCH_INTO_ERROR_STATE);
+ended on demand (walltime, an administrator). States are lower-case as the
+API gives them; a state filter is capitalised as the API does. Deployments:
 processing -> terminated (per-node OK/KO; nodes told to fail do so a given
-number of times), error when every node failed. The reference API serves
-two nodes with their network adapters. Faults: a 500 or a hang longer than
-the client's timeout on matching requests, a given number of times.
+number of times), error when every node failed. KaVLAN answers per name:
+success, unchanged, or failure for a port it cannot move. Faults: a 500 or
+a hang longer than the client's timeout on matching requests, a given
+number of times.
 """
 
 from __future__ import annotations
@@ -19,27 +25,73 @@ import json
 import re
 import threading
 import time
+import datetime as dt
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
-LIVE = ("waiting", "launching", "running")
+# OAR's own state names; the API gives them lower-cased (OAR::Job#state)
+# and capitalises the names of a state filter (OAR::Job.list)
+OAR_STATE = {"waiting": "Waiting", "hold": "Hold", "tolaunch": "toLaunch",
+             "toackreservation": "toAckReservation", "launching": "Launching",
+             "running": "Running", "suspended": "Suspended", "resuming": "Resuming",
+             "finishing": "Finishing", "terminated": "Terminated", "error": "Error",
+             "toerror": "toError"}
+LIVE = ("waiting", "hold", "tolaunch", "toackreservation", "launching", "running")
+PARIS = ZoneInfo("Europe/Paris")
+
+# Test fixtures with the reference API's node structure
+# (network_adapters[] of data/grid5000/sites/*/clusters/*/nodes/*.json in
+# the reference repository): per cluster, its ports as
+# (device, kernel name, driver, model, rate, mounted, kavlan)
+CLUSTERS = {
+    # two XXV710 ports, both cabled, both movable by KaVLAN
+    "chiclet": [("eth0", "eth0", "i40e", "Ethernet Controller XXV710 for 25GbE SFP28",
+                 25_000_000_000, True, True),
+                ("eth1", "eth1", "i40e", "Ethernet Controller XXV710 for 25GbE SFP28",
+                 25_000_000_000, False, True)],
+    # ConnectX-5, mlx5 (bifurcated); the second port is not in KaVLAN
+    "chuc": [("eth0", "ens15f0np0", "mlx5_core", "MT27800 Family [ConnectX-5]",
+              25_000_000_000, True, False),
+             ("eth1", "ens15f1np1", "mlx5_core", "MT27800 Family [ConnectX-5]",
+              25_000_000_000, False, False)],
+    # one cabled port (it carries SSH)
+    "hydra": [("eth0", "enP2p1s0f0np0", "mlx5_core", "MT2910 Family [ConnectX-7]",
+               10_000_000_000, True, False)],
+    # tests/sshhosts.py's namespace hosts standing in for nodes: veth
+    # ports, which have no device driver to compare with
+    "netns": [("eth0", "eth0", None, "veth", 10_000_000_000, True, True),
+              ("eth1", "eth1", None, "veth", 10_000_000_000, False, True)],
+    # the fastest port carries SSH; the second one is slower
+    "slowtwo": [("eth0", "eno1", "ice", "Ethernet Controller E810-C for SFP",
+                 25_000_000_000, True, True),
+                ("eth1", "eno2", "ixgbe", "82599ES 10-Gigabit SFI/SFP+",
+                 10_000_000_000, False, True)],
+}
 
 
-def adapters(mgmt_ip: str, second_port: bool = True, driver: str = "i40e",
-             test_ifname: str = "eth1") -> list[dict]:
-    """Like the reference API's network_adapters of a chiclet node."""
-    out = [{"device": "eth0", "name": "eth0", "interface": "Ethernet", "driver": driver,
-            "model": "XXV710", "rate": 25_000_000_000, "mounted": True, "mountable": True,
-            "management": False, "enabled": True, "ip": mgmt_ip, "switch": "gw-lille",
-            "kavlan": True}]
-    if second_port:
-        out.append({"device": "eth1", "name": test_ifname, "interface": "Ethernet",
-                    "driver": driver, "model": "XXV710", "rate": 25_000_000_000,
-                    "mounted": False, "mountable": True, "management": False,
-                    "enabled": True, "switch": "sw-lille-2", "kavlan": True})
-    out.append({"device": "bmc", "interface": "Ethernet", "management": True,
-                "mounted": False, "mountable": False, "rate": 1_000_000_000,
-                "ip": "172.17.0.1"})
+def adapters(cluster: str, i: int, mgmt_ip: str, site: str = "lille",
+             test_ifname: str | None = None) -> list[dict]:
+    """A node's network_adapters as the reference API gives them."""
+    out = []
+    for n, (dev, name, driver, model, rate, mounted, kavlan) in enumerate(CLUSTERS[cluster]):
+        if not mounted and test_ifname:
+            name = test_ifname
+        out.append({
+            "device": dev, "driver": driver, "enabled": True,
+            "firmware_version": "1.0", "interface": "Ethernet",
+            "ip": mgmt_ip if mounted else f"172.16.{40 + n}.{i}", "kavlan": kavlan,
+            "mac": f"02:00:00:00:{i:02x}:{n:02x}", "management": False, "model": model,
+            "mountable": True, "mounted": mounted, "name": name,
+            "network_address": (f"{cluster}-{i}.{site}.grid5000.fr" if mounted
+                                else f"{cluster}-{i}-{dev}.{site}.grid5000.fr"),
+            "rate": rate, "switch": f"sw-{n + 1}", "switch_port": f"1/1/{i}",
+            "vendor": {"i40e": "Intel", "ice": "Intel", "ixgbe": "Intel",
+                       "mlx5_core": "Mellanox Technologies"}.get(driver)})
+    out.append({"device": "bmc", "enabled": True, "interface": "Ethernet",
+                "ip": f"172.17.40.{i}", "kavlan": False, "mac": f"02:00:00:01:{i:02x}:00",
+                "management": True, "mountable": False, "mounted": False,
+                "network_address": f"{cluster}-{i}-bmc.{site}.grid5000.fr"})
     return out
 
 
@@ -48,27 +100,30 @@ class Server:
 
     def __init__(self, site: str = "lille", cluster: str = "chiclet",
                  mgmt_ips: tuple[str, str] = ("198.19.7.2", "198.19.7.6"),
-                 second_port: bool = True, test_ifname: str = "eth1"):
+                 test_ifname: str | None = None, layout: str | None = None):
+        """`layout`: the CLUSTERS entry the nodes' ports follow (default:
+        the cluster's own)."""
         self.site, self.cluster = site, cluster
         self.lock = threading.Lock()
         self.jobs: dict[int, dict] = {}
         self.deployments: dict[str, dict] = {}
         self.requests: list[tuple[str, str, object]] = []
         self.faults: list[dict] = []
-        self.next_job, self.next_dep = 4242, 1
+        self.next_job, self.next_dep, self.next_event = 4242, 1, 900_000
         self.start_after_s: float | None = 0.2      # None: never starts
         self.launch_s = 0.2
         self.deploy_s = 0.3
         self.fail_nodes: dict[str, int] = {}         # node -> KO this many times
         self.vlans: dict[str, list] = {}
+        self.kavlan_fail: set[str] = set()           # names KaVLAN reports as failure
         self.nodes = {}
         for i, ip in enumerate(mgmt_ips, 1):
             uid = f"{cluster}-{i}"
             self.nodes[uid] = {"uid": uid, "type": "node", "architecture":
-                               {"platform_type": "x86_64"},
+                               {"platform_type": "x86_64", "nb_procs": 1, "nb_cores": 16},
                                "processor": {"model": "Intel Xeon", "version": "Gold 6126"},
-                               "network_adapters": adapters(ip, second_port,
-                                                            test_ifname=test_ifname)}
+                               "network_adapters": adapters(layout or cluster, i, ip, site,
+                                                            test_ifname)}
         srv = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,9 +141,10 @@ class Server:
                 code, doc = srv.handle(method, u.path, parse_qs(u.query), body, user)
                 if code is None:          # a hang: answer nothing, then close
                     return
-                data = json.dumps(doc).encode()
+                data = json.dumps(doc).encode() if doc != "" else b""
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Type", "application/json; charset=utf-8" if data
+                                 else "text/plain")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -122,13 +178,18 @@ class Server:
             self.faults.append({"method": method, "re": re.compile(path_re), "kind": kind,
                                 "count": count, "hang_s": hang_s})
 
+    def _event(self, j: dict, kind: str, description: str) -> None:
+        self.next_event += 1
+        j["events"].append({"uid": self.next_event, "created_at": int(time.time()),
+                            "type": kind, "description": description})
+
     def end_job(self, uid: int, state: str = "error",
                 description: str = "walltime reached") -> None:
         with self.lock:
             j = self.jobs[uid]
             j["state"] = state
-            j["events"].append({"type": "WALLTIME" if "walltime" in description else "KILL",
-                                "description": description})
+            self._event(j, "WALLTIME" if "walltime" in description else "SEND_KILL_JOB",
+                        description)
 
     def live_jobs(self) -> list[dict]:
         with self.lock:
@@ -147,23 +208,40 @@ class Server:
     def _new_job(self, body: dict, user: str, state: str = "waiting") -> int:
         uid = self.next_job
         self.next_job += 1
-        self.jobs[uid] = {"uid": uid, "name": body.get("name"), "user": user,
-                          "state": state, "created": time.monotonic(),
-                          "types": body.get("types", []), "resources": body.get("resources"),
-                          "properties": body.get("properties"),
-                          "reservation": body.get("reservation"),
-                          "assigned_nodes": [], "events": []}
+        now = int(time.time())
+        res = body.get("resources") or ""
+        m = re.search(r"walltime=(\d+):(\d+)", res)
+        walltime = int(m.group(1)) * 3600 + int(m.group(2)) * 60 if m else 3600
+        start = None
+        if body.get("reservation"):
+            start = int(dt.datetime.strptime(body["reservation"], "%Y-%m-%d %H:%M:%S")
+                        .replace(tzinfo=PARIS).timestamp())
+        self.jobs[uid] = {"uid": uid, "user_uid": user, "user": user, "walltime": walltime,
+                          "queue": body.get("queue", "default"), "state": state,
+                          "project": "default", "name": body.get("name"),
+                          "types": body.get("types", []),
+                          "mode": "PASSIVE" if body.get("command") else "INTERACTIVE",
+                          "command": body.get("command", ""), "submitted_at": now,
+                          "scheduled_at": start, "properties": body.get("properties"),
+                          "message": "", "directory": f"/home/{user}", "events": [],
+                          "resources": res, "reservation": body.get("reservation"),
+                          "created": time.monotonic(), "assigned_nodes": [],
+                          "resources_by_type": {}}
         if state == "running":
             self._assign(self.jobs[uid])
         return uid
 
     def _assign(self, j: dict) -> None:
-        j["assigned_nodes"] = [f"{n}.{self.site}.grid5000.fr" for n in self.nodes]
+        nodes = [f"{n}.{self.site}.grid5000.fr" for n in self.nodes]
+        j["started_at"] = int(time.time())
+        j["assigned_nodes"] = nodes
+        # one entry per core in the real API; two per node here
+        j["resources_by_type"] = {"cores": [n for n in nodes for _ in range(2)]}
         if "kavlan" in (j["resources"] or ""):
-            j["resources_by_type"] = {"vlans": ["4"]}
+            j["resources_by_type"]["vlans"] = ["4"]
 
     def _advance(self, j: dict) -> None:
-        if j["state"] not in ("waiting", "launching") or self.start_after_s is None:
+        if j["state"] not in ("waiting", "tolaunch", "launching") or self.start_after_s is None:
             return
         age = time.monotonic() - j["created"]
         if age >= self.start_after_s + self.launch_s:
@@ -188,8 +266,48 @@ class Server:
         d["status"] = "error" if all(r["state"] == "KO" for r in result.values()) \
             else "terminated"
 
-    def _job_doc(self, j: dict) -> dict:
-        return {k: v for k, v in j.items() if k != "created"}
+    def _job_doc(self, j: dict, full: bool = True) -> dict:
+        """A job as the API shows it (OAR::Job#as_json): a listing's items
+        lack assigned_nodes and resources_by_type."""
+        hidden = {"created", "resources", "reservation"}
+        if not full:
+            hidden |= {"assigned_nodes", "resources_by_type"}
+        return {k: v for k, v in j.items() if k not in hidden and v is not None}
+
+    def _delete(self, j: dict, user: str) -> None:
+        """oardel through the API: the job is fragged and ends in state
+        error (FRAG_JOB_REQUEST, then SWITCH_INTO_ERROR_STATE)."""
+        if j["state"] not in LIVE:
+            return
+        self._event(j, "FRAG_JOB_REQUEST", f"User {user} requested to frag the job {j['uid']}")
+        if j["state"] == "running":
+            self._event(j, "SEND_KILL_JOB", f"[Leon] Send kill signal to oarexec for the "
+                                            f"job {j['uid']}")
+        self._event(j, "SWITCH_INTO_ERROR_STATE", f"[bipbip {j['uid']}] Ask to change the "
+                                                  f"job state")
+        j["state"] = "error"
+
+    def _kavlan(self, vlan: str, names: list) -> dict:
+        """KaVLAN's answer per name (the API's vlans/nodes add): ok ->
+        success, already there -> unchanged, else failure."""
+        ports = {a.get("network_address"): (f"{uid}.{self.site}.grid5000.fr", a)
+                 for uid, n in self.nodes.items() for a in n["network_adapters"]
+                 if not a.get("management")}
+        owned = {n for j in self.jobs.values() if j["state"] == "running"
+                 and vlan in j["resources_by_type"].get("vlans", [])
+                 for n in j["assigned_nodes"]}
+        out = {}
+        for name in names:
+            node, a = ports.get(name, (None, None))
+            if a is None or not a.get("kavlan") or name in self.kavlan_fail \
+                    or node not in owned:
+                out[name] = {"status": "failure", "message": "Unknown node"}
+            elif name in self.vlans.get(vlan, []):
+                out[name] = {"status": "unchanged", "message": "Node already in vlan"}
+            else:
+                self.vlans.setdefault(vlan, []).append(name)
+                out[name] = {"status": "success", "message": "Successfully added to vlan"}
+        return out
 
     def handle(self, method: str, path: str, query: dict, body, user: str):
         with self.lock:
@@ -217,22 +335,24 @@ class Server:
         if rest == "" and method == "GET":
             return 200, {"uid": self.site}
         if rest == "/jobs" and method == "GET":
-            states = (query.get("state", [""])[0] or "").split(",")
+            states = [x.capitalize() for x in query.get("state", [""])[0].split(",") if x]
             items = []
-            for j in self.jobs.values():
+            for j in sorted(self.jobs.values(), key=lambda j: -j["uid"]):
                 self._advance(j)
-                if states != [""] and j["state"] not in states:
+                if states and OAR_STATE[j["state"]] not in states:
                     continue
                 if "user" in query and j["user"] != query["user"][0]:
                     continue
                 if "name" in query and j["name"] != query["name"][0]:
                     continue
-                items.append({"uid": j["uid"], "state": j["state"], "user": j["user"],
-                              "name": j["name"]})
-            return 200, {"items": items, "total": len(items)}
+                items.append(self._job_doc(j, full=False))
+            return 200, {"total": len(items), "offset": 0, "items": items, "links": []}
         if rest == "/jobs" and method == "POST":
             if not isinstance(body, dict) or not body.get("command") or not body.get("resources"):
                 return 400, {"message": "command and resources are required"}
+            r = body.get("reservation")
+            if r is not None and not re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", str(r)):
+                return 400, {"message": f"OAR: bad reservation date {r!r}"}
             uid = self._new_job(body, user)
             return 201, self._job_doc(self.jobs[uid])
         m = re.fullmatch(r"/jobs/(\d+)", rest)
@@ -244,11 +364,8 @@ class Server:
                 self._advance(j)
                 return 200, self._job_doc(j)
             if method == "DELETE":
-                if j["state"] in LIVE:
-                    j["state"] = "terminated"
-                    j["events"].append({"type": "FRAG_JOB_REQUEST",
-                                        "description": f"deleted by {user}"})
-                return 202, {"uid": j["uid"], "status": "Delete request registered"}
+                self._delete(j, user)
+                return 202, ""          # an empty body, as the API answers
         if rest == "/deployments" and method == "POST":
             nodes = body.get("nodes") or []
             live = {n for j in self.jobs.values() if j["state"] == "running"
@@ -278,8 +395,9 @@ class Server:
         m = re.fullmatch(r"/vlans/([^/]+)(/nodes)?", rest)
         if m:
             if method == "GET" and not m.group(2):
-                return 200, {"uid": m.group(1)}
+                return 200, {"uid": m.group(1), "type": "kavlan-local", "links": []}
             if method == "POST" and m.group(2):
-                self.vlans.setdefault(m.group(1), []).extend(body or [])
-                return 200, {"items": [{"uid": n, "vlan": m.group(1)} for n in body or []]}
+                if not isinstance(body, list):
+                    return 422, {"message": "Missing node list"}
+                return 200, self._kavlan(m.group(1), body)
         return 404, {"message": f"not implemented here: {method} {path}"}

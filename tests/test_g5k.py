@@ -1,7 +1,11 @@
 """The g5k platform against a local Grid'5000 API (tests/g5k_api.py) over
 real HTTP: reservation by name, waiting, deployment with retries, the test
-link from the reference API, release on failure, on a signal and from the
-record; every job a test makes is released (the server says none is left)."""
+link from the reference API, KaVLAN, release on failure, on a signal and
+from the record; every job a test makes is released (the server says none
+is left). The server's documents have the real API's structure: lower-case
+job states, a fragged job ending in error, KaVLAN's per-node answer, the
+reference API's network_adapters of an i40e, an mlx5, a one-port and a
+slow-second-port cluster."""
 
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ from pathlib import Path
 import pytest
 
 from rxbench import lease, state
-from rxbench.config import resolve
+from rxbench.config import ConfigError, resolve
 from rxbench.platforms import g5k
-from rxbench.platforms.g5k_api import G5kError
+from rxbench.platforms.g5k import lease as L
+from rxbench.platforms.g5k import nodes as N
+from rxbench.platforms.g5k import settings as S
+from rxbench.platforms.g5k.api import Api, G5kError
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -31,8 +38,7 @@ def _log(msg):
     print(msg, flush=True)
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
+def _env(tmp_path, monkeypatch, cluster):
     """A private state dir, credentials, an SSH key pair, and the server;
     at the end, no job may be left running on it."""
     monkeypatch.setattr(lease, "STATE_DIR", tmp_path / "state")
@@ -43,8 +49,8 @@ def env(tmp_path, monkeypatch):
     key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
                    check=True, stdin=subprocess.DEVNULL)
-    with Server() as srv:
-        pcfg = {"site": "lille", "cluster": "chiclet", "api_url": srv.url,
+    with Server(cluster=cluster) as srv:
+        pcfg = {"site": "lille", "cluster": cluster, "api_url": srv.url,
                 "credentials": str(creds), "ssh_key": str(key), "gateway": None,
                 "poll_s": 0.05, "progress_s": 0, "api_timeout_s": 1,
                 "api_connect_timeout_s": 1, "api_retries": 1,
@@ -52,6 +58,16 @@ def env(tmp_path, monkeypatch):
         yield srv, pcfg, tmp_path
         lease.down("g5k", _log)
         assert srv.live_jobs() == [], "a test left a job running"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    yield from _env(tmp_path, monkeypatch, "chiclet")
+
+
+@pytest.fixture
+def env_chuc(tmp_path, monkeypatch):
+    yield from _env(tmp_path, monkeypatch, "chuc")
 
 
 def _cfg(pcfg, **over):
@@ -71,9 +87,9 @@ def _posts(srv, path):
 def test_lease_up_reserves_deploys_and_builds_the_inventory(env):
     srv, pcfg, tmp = env
     rec = _record(tmp)
-    inv = g5k.lease_up(_cfg(pcfg), rec, _log)
+    inv = L.lease_up(_cfg(pcfg), rec, _log)
     (job,) = srv.live_jobs()
-    assert job["name"] == g5k.job_name(g5k.settings(_cfg(pcfg)), USER)
+    assert job["name"] == L.job_name(S.settings(_cfg(pcfg)), USER)
     assert job["user"] == USER and job["types"] == ["deploy"]
     assert job["properties"] == "(cluster='chiclet')"
     assert job["resources"] == "nodes=2,walltime=0:30"
@@ -90,19 +106,19 @@ def test_lease_up_reserves_deploys_and_builds_the_inventory(env):
                              "receiver": "chiclet-2.lille.grid5000.fr"}
     assert prov["nics"]["chiclet-1"]["driver"] == "i40e" and prov["ssh_ports"]["chiclet-1"] == "eth0"
     assert "warning" not in prov
-    g5k.lease_down(rec, _log)
+    L.lease_down(rec, _log)
     assert srv.live_jobs() == []
 
 
 def test_a_job_is_reused_by_name(env):
     srv, pcfg, tmp = env
-    name = g5k.job_name(g5k.settings(_cfg(pcfg)), USER)
+    name = L.job_name(S.settings(_cfg(pcfg)), USER)
     uid = srv.add_job(name, USER, state="running")
     srv.add_job(name, "bob", state="running")           # another user's: not ours
     rec = _record(tmp)
-    inv = g5k.lease_up(_cfg(pcfg), rec, _log)
+    inv = L.lease_up(_cfg(pcfg), rec, _log)
     assert inv["provenance"]["job"] == uid and not _posts(srv, "/jobs")
-    g5k.lease_down(rec, _log)
+    L.lease_down(rec, _log)
     live = srv.live_jobs()
     assert [j["user"] for j in live] == ["bob"]
     srv.jobs[live[0]["uid"]]["state"] = "terminated"
@@ -136,11 +152,11 @@ def test_a_node_that_fails_once_is_redeployed_alone(env):
     srv, pcfg, tmp = env
     srv.fail_nodes = {"chiclet-1": 1}
     rec = _record(tmp)
-    g5k.lease_up(_cfg(pcfg), rec, _log)
+    L.lease_up(_cfg(pcfg), rec, _log)
     deps = [r[2]["nodes"] for r in _posts(srv, "/deployments")]
     assert deps[1:] == [["chiclet-1.lille.grid5000.fr"]]
     assert rec.get("deployed")["attempts"] == 2
-    g5k.lease_down(rec, _log)
+    L.lease_down(rec, _log)
 
 
 def _wait(cond, timeout=20.0):
@@ -190,55 +206,89 @@ def test_the_ssh_port_is_refused_as_test_port(env):
                      ready_s=60)
     assert not _posts(srv, "/deployments")      # refused before deploying
     doc = srv.nodes["chiclet-1"]
-    with pytest.raises(g5k.Refused, match="management BMC"):
-        g5k.choose_port(doc, {"test_interface": "bmc"})
+    with pytest.raises(N.Refused, match="management BMC"):
+        N.choose_port(doc, {"test_interface": "bmc"})
 
 
-def test_one_cabled_port_needs_the_opt_in_and_then_warns(tmp_path):
+def _doc(cluster, i=1, **kw):
     from g5k_api import adapters
-    doc = {"uid": "hydra-1", "network_adapters": adapters("172.16.0.9", second_port=False,
-                                                          driver="mlx5_core")}
-    with pytest.raises(g5k.Refused, match="no cabled second port.*allow_shared_port"):
-        g5k.choose_port(doc, {})
-    port = g5k.choose_port(doc, {"allow_shared_port": True})
-    assert port["shared"] and port["ifname"] == "eth0"
-    p = {**g5k.DEFAULTS, "environment": "x", "ssh_key": "/k"}
-
-    class Job:
-        uid, assigned_nodes, attributes = 7, ["hydra-1.lyon.grid5000.fr",
-                                              "hydra-2.lyon.grid5000.fr"], {}
-
-    class A:
-        site, url, user = "lyon", "u", "alice"
-    inv = g5k.inventory(p, A, Job, [doc, doc], [port, port], "/kh")
-    assert "shares the port that carries SSH" in inv["provenance"]["warning"]
-    assert inv["provenance"]["rate_limit_mbps"] == 1000
+    return {"uid": f"{cluster}-{i}", "network_adapters": adapters(cluster, i, "172.16.0.9", **kw)}
 
 
-def test_a_shared_port_is_refused_while_generators_cannot_bound_their_rate(tmp_path,
-                                                                          monkeypatch):
-    monkeypatch.setattr(lease, "STATE_DIR", tmp_path / "state")
-    creds = tmp_path / "c.yaml"
-    creds.write_text("username: alice\npassword: x\n")
-    with Server(cluster="hydra", site="lyon", second_port=False) as srv:
-        uid = srv.add_job("j", USER)
-        api = g5k.Api({"site": "lyon", "api_url": srv.url, "credentials": str(creds),
-                       "api_timeout_s": 2})
-        nodes = srv.jobs[uid]["assigned_nodes"]
-        p = {**g5k.DEFAULTS, "allow_shared_port": True}
-        assert not g5k.rate_bound_supported()
-        with pytest.raises(g5k.Refused, match="cannot bound their rate: refused"):
-            g5k.choose_links(api, nodes, p, _log)
-        monkeypatch.setattr("rxbench.stacks.base.RATE_BOUND", True, raising=False)
-        docs, ports = g5k.choose_links(api, nodes, p, _log)
-        assert all(x["shared"] for x in ports)
-        with pytest.raises(g5k.Refused, match="hydra-1 .hydra. has no cabled second port"):
-            g5k.choose_links(api, nodes, g5k.DEFAULTS, _log)
+def test_one_cabled_port_is_refused_with_the_true_reason():
+    """hydra: its only cabled port carries SSH; never used for tests (there
+    is no opt-in any more: the old allow_shared_port was refused anyway)."""
+    with pytest.raises(N.Refused, match=r"hydra-1 \(hydra\) has no cabled second port: its "
+                                        r"only cabled port enP2p1s0f0np0 \(mlx5_core, 10 Gbit/s\) "
+                                        r"carries the node's address and SSH"):
+        N.choose_port(_doc("hydra"), S.DEFAULTS)
+
+
+def test_an_mlx5_cluster_gets_its_driver_from_the_reference_api(env_chuc):
+    """chuc (ConnectX-5, mlx5_core): the example's settings lease it; the
+    test port, its kernel name and its driver come from the reference API,
+    and the port is marked bifurcated (DPDK's mlx5 PMD needs no vfio-pci)."""
+    srv, pcfg, tmp = env_chuc
+    from rxbench.config import _load_yaml
+    example = _load_yaml(TESTS.parent / "config" / "g5k.yaml")["platforms"]["g5k"]
+    rec = _record(tmp)
+    inv = L.lease_up(_cfg(pcfg, properties=example["properties"],
+                          nic_driver=example["nic_driver"]), rec, _log)
+    assert inv["receiver"]["test_interface"] == "ens15f1np1"
+    nic = inv["provenance"]["nics"]["chuc-2"]
+    assert nic["driver"] == "mlx5_core" and nic["bifurcated"] is True
+    assert inv["provenance"]["ssh_ports"]["chuc-1"] == "ens15f0np0"
+    L.lease_down(rec, _log)
+
+
+def test_a_driver_filter_that_excludes_the_port_says_so():
+    """The old message blamed a missing second port and SSH; the true
+    reason is the driver."""
+    with pytest.raises(N.Refused, match=r"chuc-1: its cabled test port\(s\) ens15f1np1 "
+                                        r"\(mlx5_core, 25 Gbit/s\) do not have driver i40e"):
+        N.choose_port(_doc("chuc"), {**S.DEFAULTS, "nic_driver": "i40e"})
+
+
+def test_the_test_ports_own_rate_is_checked_against_eth_rate():
+    """OAR's eth_rate is the node's fastest port (here eno1, 25G, SSH): the
+    test port eno2 runs at 10G and is refused for eth_rate>=25."""
+    p = {**S.DEFAULTS, "properties": {"eth_count": 2, "eth_rate": 25}}
+    with pytest.raises(N.Refused, match=r"test port eno2 runs at 10 Gbit/s, below the eth_rate "
+                                        r">= 25 .*fastest port: here eno1, 25 Gbit/s"):
+        N.choose_port(_doc("slowtwo"), p)
+    port = N.choose_port(_doc("slowtwo"), {**p, "properties": {"eth_rate": ">=10"}})
+    assert port["ifname"] == "eno2" and port["rate"] == 10_000_000_000
+    assert N.needed_rate({"properties": {"eth_rate": "25"}}) == 25.0
+
+
+def _oar_eth(doc):
+    """eth_count and eth_rate as OAR's resource properties derive them from
+    the reference API: the node's mountable Ethernet ports, the fastest one's
+    rate in Gbit/s."""
+    eth = [a for a in doc["network_adapters"] if not a.get("management")
+           and a.get("interface") == "Ethernet" and (a.get("mountable") or a.get("mounted"))]
+    return len(eth), max(a["rate"] for a in eth) // 1_000_000_000
+
+
+@pytest.mark.parametrize("cluster", ["chiclet", "chuc"])
+def test_the_examples_properties_can_be_scheduled(cluster):
+    """The example's OAR properties select the recommended clusters' nodes
+    (as OAR has eth_count and eth_rate), and the chosen port satisfies them."""
+    from rxbench.config import _load_yaml
+    p = _load_yaml(TESTS.parent / "config" / "g5k.yaml")["platforms"]["g5k"]
+    count, rate = _oar_eth(_doc(cluster))
+    assert count >= p["properties"]["eth_count"] and rate >= p["properties"]["eth_rate"]
+    port = N.choose_port(_doc(cluster), {**S.DEFAULTS, **p})
+    assert port["rate"] >= p["properties"]["eth_rate"] * 1e9
+    # the one-port cluster cannot be scheduled by them: OAR has 1 and 10 there
+    assert _oar_eth(_doc("hydra")) == (1, 10)
+    assert "hydra" not in "".join(l for l in (TESTS.parent / "config" / "g5k.yaml")
+                                  .read_text().splitlines() if not l.lstrip().startswith("#"))
 
 
 def test_api_errors_and_timeouts_are_one_clear_line(env):
     srv, pcfg, tmp = env
-    api = g5k.Api({**pcfg})
+    api = Api({**pcfg})
     srv.fault("GET", r"/jobs$", "500", count=1)
     assert api.jobs() == []                       # one 500 is retried
     srv.fault("GET", r"/jobs$", "500", count=5)
@@ -258,12 +308,12 @@ def test_a_submission_that_times_out_is_found_by_name(env):
     srv.fault("POST", r"/jobs$", "hang", count=1, hang_s=2)
     # the server makes the job although the client gave up: emulate by
     # creating it while the POST hangs
-    name = g5k.job_name(g5k.settings(_cfg(pcfg)), USER)
+    name = L.job_name(S.settings(_cfg(pcfg)), USER)
     threading.Timer(0.3, lambda: srv.add_job(name, USER, state="waiting")).start()
     rec = _record(tmp)
-    g5k.lease_up(_cfg(pcfg), rec, _log)
+    L.lease_up(_cfg(pcfg), rec, _log)
     assert len(srv.jobs) == 1
-    g5k.lease_down(rec, _log)
+    L.lease_down(rec, _log)
 
 
 class _StandInSsh:
@@ -325,7 +375,7 @@ def test_a_job_that_ends_early_fails_the_cell_and_stops_the_campaign(env, ssh_st
     tb = g5k.G5kTestbed(cfg, _log)
     uid = tb.job
     srv.end_job(uid, "error", "walltime reached")
-    with pytest.raises(g5k.JobEnded, match="job .* is error after the cell: walltime reached"):
+    with pytest.raises(L.JobEnded, match="job .* is error after the cell: WALLTIME walltime reached"):
         with tb:
             pass                                       # the cell's measurement
     assert not lease.state_path("g5k").exists()        # the lease is released
@@ -338,9 +388,9 @@ def test_a_job_ended_before_a_cell_fails_that_cell(env, ssh_standin):
     srv, pcfg, tmp = env
     inv = lease.ensure("g5k", _cfg(pcfg), _log, ready_s=60)
     srv.end_job(inv["provenance"]["job"], "terminated", "killed by an administrator")
-    with pytest.raises(g5k.JobEnded, match="before the cell: killed by an administrator"):
+    with pytest.raises(L.JobEnded, match="before the cell: SEND_KILL_JOB killed by an administrator"):
         g5k.G5kTestbed(_cfg(pcfg), _log)
-    g5k.stop_path().unlink()
+    g5k.testbed.stop_path().unlink()
 
 
 def test_release_cli_frees_what_a_killed_owner_left(env):
@@ -358,8 +408,7 @@ def test_release_cli_frees_what_a_killed_owner_left(env):
     assert srv.live_jobs() == []
 
 
-def test_walltime_is_computed_from_the_campaign(env):
-    srv, pcfg, tmp = env
+def test_walltime_is_sized_from_the_campaign_when_the_config_is_resolved():
     over = {"platform": "g5k", "profile": "smoke",
             "platforms": {"g5k": {"site": "lille", "cluster": "chiclet"}}}
     cfg = resolve(over)
@@ -368,32 +417,94 @@ def test_walltime_is_computed_from_the_campaign(env):
     want = 1200 + sum(cfg["warmup_s"] + (cfg["duration_s"] if c.layer == "eth"
                                          else cfg["tcp"]["duration_s"]) + 20 for c in cells)
     want = int(-(-want // 60) * 60)
-    assert g5k.walltime_s(cfg) == want
-    assert g5k.walltime(cfg) == f"{want // 3600}:{want % 3600 // 60:02d}"
-    # a cell's runner sees only its layer: the walltime is still the campaign's
+    assert cfg["platforms"]["g5k"]["walltime"] == f"{want // 3600}:{want % 3600 // 60:02d}"
+    # a cell's runner sees only its layer: the walltime travels in platforms.g5k
     cell_cfg = {k: cfg[k] for k in ("profile", "platform", "warmup_s", "timeout_s",
                                     "platforms", "eth", "duration_s")}
-    assert g5k.walltime_s(cell_cfg) == want
+    assert L.job_spec(S.settings(cell_cfg), "n")["resources"] == \
+        f"nodes=2,walltime={cfg['platforms']['g5k']['walltime']}"
+    with pytest.raises(G5kError, match="walltime: still 'auto'"):
+        S.settings({"platforms": {"g5k": {"site": "s", "cluster": "c"}}})
+
+
+def test_the_platform_never_imports_config_or_cells():
+    """platforms/g5k reads only platforms.g5k (no re-resolving of the
+    configuration, no upward import)."""
+    import ast
+    for f in (TESTS.parent / "workflow" / "rxbench" / "platforms" / "g5k").glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+                assert not {"config", "cells"} & set(names), (f.name, names)
+                assert not (node.module or "").startswith(("config", "cells")), f.name
+
+
+def test_the_walltime_docs_are_the_commands_output():
+    """docs/g5k-walltime.md is generated: regenerate it with the command
+    its first line names when the campaign's shape changes."""
+    p = subprocess.run([sys.executable, "-m", "rxbench", "g5k", "walltime", "--docs",
+                        "--configfile", str(TESTS.parent / "config" / "g5k.yaml")],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(TESTS.parent / "workflow")})
+    assert p.returncode == 0, p.stderr
+    doc = (TESTS.parent / "docs" / "g5k-walltime.md").read_text()
+    assert doc == p.stdout, "docs/g5k-walltime.md is stale: regenerate it"
+    assert "| default |" in doc and "5:45" not in doc
 
 
 def test_oar_properties_and_kavlan_resources():
-    p = {**g5k.DEFAULTS, "site": "lille", "cluster": "chiclet", "walltime": "2:00",
+    p = {**S.DEFAULTS, "site": "lille", "cluster": "chiclet", "walltime": "2:00",
          "properties": {"eth_count": 2, "eth_rate": 25}}
-    cfg = {"platforms": {"g5k": p}}
-    spec = g5k.job_spec(cfg, "n")
+    spec = L.job_spec(p, "n")
     assert spec["properties"] == "(cluster='chiclet') and (eth_count>=2) and (eth_rate>=25)"
     assert spec["resources"] == "nodes=2,walltime=2:00" and spec["types"] == ["deploy"]
-    cfg["platforms"]["g5k"] = {**p, "kavlan": True, "exotic": True,
-                               "reservation": "2026-12-24 19:00:00"}
-    spec = g5k.job_spec(cfg, "n")
+    spec = L.job_spec({**p, "kavlan": True, "exotic": True,
+                       "reservation": "2099-12-24 19:00:00"}, "n")
     assert spec["resources"].startswith("{type='kavlan-local'}/vlan=1+{(cluster='chiclet')")
     assert "properties" not in spec and spec["types"] == ["deploy", "exotic"]
-    assert spec["reservation"] == "2026-12-24 19:00:00"
+    assert spec["reservation"] == "2099-12-24 19:00:00"
+
+
+def test_a_reservation_is_the_sites_local_time():
+    """OAR reads the date in Europe/Paris: 19:00 on 24 December is 18:00
+    UTC (winter), 19:00 on 24 June is 17:00 UTC (summer)."""
+    import datetime as dt
+    utc = dt.timezone.utc
+    ts = S.reservation_ts({"site": "lille", "reservation": "2026-12-24 19:00:00"})
+    assert ts == dt.datetime(2026, 12, 24, 18, 0, tzinfo=utc).timestamp()
+    ts = S.reservation_ts({"site": "nancy", "reservation": "2026-06-24 19:00:00"})
+    assert ts == dt.datetime(2026, 6, 24, 17, 0, tzinfo=utc).timestamp()
+    with pytest.raises(G5kError, match="reservation: 2020-01-01 10:00:00 .* is in the past"):
+        L.job_spec({**S.DEFAULTS, "site": "lille", "cluster": "c", "walltime": "1:00",
+                    "reservation": "2020-01-01 10:00:00"}, "n")
+
+
+@pytest.mark.parametrize("value,why", [
+    ("2026-12-24T19:00:00", r"not in OAR's format 'YYYY-MM-DD HH:MM:SS' .*Europe/Paris.* "
+                            r"\(a space, not 'T', between date and time\)"),
+    ("2026-12-24 19:00", "not in OAR's format"),
+    ("2026-02-30 19:00:00", "is not a date"),
+])
+def test_a_reservation_not_in_oars_format_is_refused_before_anything_runs(value, why):
+    over = {"platform": "g5k", "profile": "smoke",
+            "platforms": {"g5k": {"site": "lille", "cluster": "chiclet", "reservation": value}}}
+    with pytest.raises(ConfigError, match=f"config key platforms.g5k.reservation: .*{why}"):
+        resolve(over)
+
+
+def test_a_reservation_with_t_stops_the_dry_run(tmp_path):
+    from conftest import snakemake
+    p = snakemake(tmp_path, "-n", "--cores", "1", "--configfile",
+                  str(TESTS.parent / "config" / "g5k.yaml"), "--config", "profile=smoke",
+                  "platforms={g5k: {site: lille, cluster: chiclet, "
+                  "reservation: '2026-12-24T19:00:00'}}")
+    assert p.returncode != 0
+    assert "config key platforms.g5k.reservation" in p.stdout + p.stderr
 
 
 def test_release_by_name_frees_a_job_no_record_knows(env):
     srv, pcfg, tmp = env
-    name = g5k.job_name(g5k.settings(_cfg(pcfg)), USER)
+    name = L.job_name(S.settings(_cfg(pcfg)), USER)
     uid = srv.add_job(name, USER, state="running")
     import yaml
     conf = tmp / "my-g5k.yaml"
@@ -412,7 +523,7 @@ def test_the_example_config_validates_and_sizes_the_campaign():
     example = _load_yaml(TESTS.parent / "config" / "g5k.yaml")
     cfg = resolve({**example, "profile": "smoke"})
     assert cfg["platform"] == "g5k" and cfg["platforms"]["g5k"]["cluster"] == "chiclet"
-    assert g5k.job_spec(cfg, "n")["properties"] == \
+    assert L.job_spec(S.settings(cfg), "n")["properties"] == \
         "(cluster='chiclet') and (eth_count>=2) and (eth_rate>=25)"
     from rxbench.config import ConfigError
     with pytest.raises(ConfigError, match=r"platforms\.g5k: unknown key\(s\) clusterr"):
@@ -463,23 +574,27 @@ def test_the_deployed_environment_is_checked_over_ssh(sshd):
     inv = {"sender": side, "receiver": side}
     os_id = subprocess.run(["sh", "-c", '. /etc/os-release; echo "$ID $VERSION_ID"'],
                            capture_output=True, text=True).stdout.strip()
-    facts = g5k.check_environment(inv, {"expect_os": os_id, "kernel_min": "3.0",
+    facts = N.check_environment(inv, {"expect_os": os_id, "kernel_min": "3.0",
                                         "environment": "test"}, _log)
     assert facts["sender"]["kernel"] == os.uname().release
     assert facts["receiver"]["mac"] == "00:00:00:00:00:00" and facts["sender"]["os"] == os_id
     with pytest.raises(G5kError, match="older than kernel_min 99.1"):
-        g5k.check_environment(inv, {"kernel_min": "99.1", "environment": "test"}, _log)
+        N.check_environment(inv, {"kernel_min": "99.1", "environment": "test"}, _log)
     with pytest.raises(G5kError, match="deployed OS is .* expected plan9"):
-        g5k.check_environment(inv, {"expect_os": "plan9", "environment": "test"}, _log)
+        N.check_environment(inv, {"expect_os": "plan9", "environment": "test"}, _log)
+    # the reference API's driver is checked on the deployed node (lo has none)
+    with pytest.raises(G5kError, match="test interface lo has driver .none., the reference "
+                                       "API says i40e"):
+        N.check_environment(inv, {"environment": "t"}, _log, drivers={"receiver": "i40e"})
     bad = {**side, "test_interface": "nosuchif0"}
     with pytest.raises(G5kError, match="does not answer as expected over SSH"):
-        g5k.check_environment({"sender": bad, "receiver": bad}, {"environment": "t"}, _log)
+        N.check_environment({"sender": bad, "receiver": bad}, {"environment": "t"}, _log)
 
 
 def test_kavlan_reserves_a_vlan_and_puts_both_test_ports_in_it(env):
     srv, pcfg, tmp = env
     rec = _record(tmp)
-    inv = g5k.lease_up(_cfg(pcfg, kavlan=True), rec, _log)
+    inv = L.lease_up(_cfg(pcfg, kavlan=True), rec, _log)
     (job,) = srv.live_jobs()
     assert job["resources"] == ("{type='kavlan-local'}/vlan=1+{(cluster='chiclet')}/"
                                 "nodes=2,walltime=0:30") and job["properties"] is None
@@ -487,22 +602,76 @@ def test_kavlan_reserves_a_vlan_and_puts_both_test_ports_in_it(env):
                                "chiclet-2-eth1.lille.grid5000.fr"]}
     assert inv["provenance"]["nics"]["chiclet-2"]["kavlan"] is True
     assert inv["provenance"]["kavlan"] == "4"
-    g5k.lease_down(rec, _log)
+    L.lease_down(rec, _log)
+
+
+def test_a_failed_vlan_move_stops_the_lease_naming_the_node(env):
+    """KaVLAN answers per name; a failure stops the lease (job released)
+    with the node named, before anything is deployed."""
+    srv, pcfg, tmp = env
+    srv.kavlan_fail = {"chiclet-2-eth1.lille.grid5000.fr"}
+    with pytest.raises(lease.LeaseError, match=r"KaVLAN could not move chiclet-2's test port "
+                                               r"chiclet-2-eth1.lille.grid5000.fr into VLAN 4: "
+                                               r"failure: Unknown node"):
+        lease.ensure("g5k", _cfg(pcfg, kavlan=True), _log, watch_pid=os.getpid(), ready_s=60)
+    assert not _posts(srv, "/deployments") and srv.live_jobs() == []
+
+
+def test_kavlan_on_a_port_the_reference_api_says_it_cannot_move_is_refused(env_chuc):
+    srv, pcfg, tmp = env_chuc
+    with pytest.raises(lease.LeaseError, match=r"chuc-1: test port\(s\) ens15f1np1 .* have "
+                                               r"kavlan: false in the reference API"):
+        lease.ensure("g5k", _cfg(pcfg, kavlan=True), _log, watch_pid=os.getpid(), ready_s=60)
+    assert not _posts(srv, "/vlans/4/nodes") and srv.live_jobs() == []
+
+
+def test_job_states_are_the_apis_lower_case_ones(env):
+    """A job in tolaunch is ours and pending (reused, not submitted again:
+    a state filter would have missed it, the API capitalises it to
+    Tolaunch); toerror is an end."""
+    srv, pcfg, tmp = env
+    name = L.job_name(S.settings(_cfg(pcfg)), USER)
+    uid = srv.add_job(name, USER, state="tolaunch")
+    srv.jobs[uid]["created"] = time.monotonic()        # the clock starts it
+    rec = _record(tmp)
+    inv = L.lease_up(_cfg(pcfg), rec, _log)
+    assert inv["provenance"]["job"] == uid and not _posts(srv, "/jobs")
+    L.lease_down(rec, _log)
+    assert "tolaunch" in S.PENDING and "toerror" in S.ENDED
+    uid = srv.add_job("other", USER, state="toerror")
+    with L.Watch(rec) as w:
+        with pytest.raises(L.JobEnded, match=f"job {uid} toerror before it ran"):
+            L.wait_running(Api(pcfg), Api(pcfg).job(uid), S.settings(_cfg(pcfg)), _log, w)
+
+
+def test_a_deleted_job_ends_in_error_as_oar_frags_it(env):
+    """DELETE answers 202 with an empty body; the job goes to error with
+    FRAG_JOB_REQUEST ... SWITCH_INTO_ERROR_STATE; release_by_name stops."""
+    srv, pcfg, tmp = env
+    rec = _record(tmp)
+    inv = L.lease_up(_cfg(pcfg), rec, _log)
+    uid = inv["provenance"]["job"]
+    L.lease_down(rec, _log)
+    doc = Api(pcfg).job(uid).attributes
+    assert doc["state"] == "error"
+    assert [e["type"] for e in doc["events"]] == ["FRAG_JOB_REQUEST", "SEND_KILL_JOB",
+                                                  "SWITCH_INTO_ERROR_STATE"]
+    assert L.release_by_name(_cfg(pcfg), _log) == []
 
 
 def test_a_job_the_api_would_not_delete_is_kept_for_release(env):
     srv, pcfg, tmp = env
     rec = _record(tmp)
-    inv = g5k.lease_up(_cfg(pcfg), rec, _log)
+    inv = L.lease_up(_cfg(pcfg), rec, _log)
     uid = inv["provenance"]["job"]
     srv.fault("DELETE", r"/jobs/\d+$", "500", count=1000)
     srv.fault("GET", r"/jobs/\d+$", "500", count=1000)
     with pytest.raises(G5kError, match=f"could not delete job {uid}.*oardel {uid}"):
-        g5k.lease_down(rec, _log)
-    assert g5k.unreleased_path(uid).exists() and [j["uid"] for j in srv.live_jobs()] == [uid]
+        L.lease_down(rec, _log)
+    assert L.unreleased_path(uid).exists() and [j["uid"] for j in srv.live_jobs()] == [uid]
     srv.faults.clear()
     assert g5k.release(_log) == [f"job {uid} at lille"]
-    assert not g5k.unreleased_path(uid).exists() and srv.live_jobs() == []
+    assert not L.unreleased_path(uid).exists() and srv.live_jobs() == []
 
 
 def test_transient_500s_and_a_hang_during_the_waits_are_retried(env):
@@ -512,11 +681,11 @@ def test_transient_500s_and_a_hang_during_the_waits_are_retried(env):
     srv.fault("GET", r"/deployments/", "500", count=1)
     rec = _record(tmp)
     try:
-        inv = g5k.lease_up(_cfg(pcfg, api_outage_s=10), rec, _log)
+        inv = L.lease_up(_cfg(pcfg, api_outage_s=10), rec, _log)
         assert inv["provenance"]["job"] in srv.jobs
         assert all(f["count"] == 0 for f in srv.faults)
     finally:
-        g5k.lease_down(rec, _log)
+        L.lease_down(rec, _log)
 
 
 def test_a_long_api_outage_ends_the_wait_and_the_job_is_released(env):

@@ -6,8 +6,7 @@ harness) -> results -> release when snakemake is gone. The mock API's nodes
 carry the namespace hosts' management addresses in their reference
 documents, so the inventory reaches them as it reaches real nodes.
 
-Skips (with the reason) until the ssh platform and its harness are in
-this checkout."""
+Needs root and sshd (the ssh_hosts fixture skips with the reason otherwise)."""
 
 from __future__ import annotations
 
@@ -19,24 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
-try:
-    import rxbench.platforms.ssh  # noqa: F401
-    from sshhosts import ROLES, TEST_IF
-    MISSING = None
-except ImportError as e:
-    MISSING = (f"END-TO-END g5k CAMPAIGN NOT RUN: needs the ssh platform "
-               f"(rxbench/platforms/ssh.py) and tests/sshhosts.py from the core branch, "
-               f"not in this checkout yet ({e})")
-    ssh_hosts = None
-
 from g5k_api import Server  # noqa: E402
-
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+from sshhosts import TEST_IF  # noqa: E402 (the ssh_hosts fixture: conftest)
 
 
 def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
@@ -45,9 +32,11 @@ def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
     creds.write_text("username: alice\npassword: secret\n")
     os_id = subprocess.run(["sh", "-c", '. /etc/os-release; echo "$ID $VERSION_ID"'],
                            capture_output=True, text=True).stdout.strip()
-    mgmt = (ROLES["sender"]["mgmt"][1], ROLES["receiver"]["mgmt"][1])
+    # the fixture's hosts (the first free block: another session may hold 198.19.0.x)
+    roles = ssh_hosts.roles
+    mgmt = (roles["sender"]["mgmt"][1], roles["receiver"]["mgmt"][1])
     state = tmp_path / "state"
-    with Server(mgmt_ips=mgmt, test_ifname=TEST_IF) as srv:
+    with Server(mgmt_ips=mgmt, test_ifname=TEST_IF, layout="netns") as srv:
         conf = tmp_path / "my-g5k.yaml"
         conf.write_text(yaml.safe_dump({
             "platform": "g5k", "profile": "smoke",
@@ -58,8 +47,8 @@ def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
                 "site": "lille", "cluster": "chiclet", "api_url": srv.url,
                 "credentials": str(creds), "ssh_key": str(ssh_hosts.key), "gateway": None,
                 "poll_s": 0.1, "progress_s": 0, "walltime": "0:30", "expect_os": os_id,
-                "sender_cpus": ROLES["sender"]["cpus"],
-                "receiver_cpus": ROLES["receiver"]["cpus"]}}}))
+                "sender_cpus": roles["sender"]["cpus"],
+                "receiver_cpus": roles["receiver"]["cpus"]}}}))
         env = {**os.environ, "RXBENCH_STATE_DIR": str(state)}
         work = tmp_path / "work"
         work.mkdir()

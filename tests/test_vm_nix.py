@@ -111,7 +111,11 @@ def good_boot(role: str) -> dict:
 
 
 def _cfg(path) -> dict:
-    return resolve({"platform": "vm", "platforms": {"vm": {"nix_image": str(path)}}})
+    """A vm configuration naming `path`, set after resolve(): resolve itself
+    refuses a bad nix_image up front (rxbench.config.probe_tools)."""
+    cfg = resolve({"platform": "vm"})
+    cfg["platforms"]["vm"]["nix_image"] = str(path)
+    return cfg
 
 
 # -- the .nix side and the platform agree ---------------------------------------

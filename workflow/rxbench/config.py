@@ -5,6 +5,7 @@ against the host (frame sizes vs MTU, cores vs CPUs)."""
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 from pathlib import Path
@@ -191,5 +192,185 @@ def resolve(overrides: dict | None = None, base: dict | None = None,
         over = ((cfg.get("platforms") or {}).get("vm") or {}).get("eth") or {}
         cfg["eth"] = merge(cfg.get("eth") or {}, over)
     validate_schema(cfg)
+    check_vm_eth(cfg)
+    check_bounds(cfg)
     check_host(cfg, ncpus)
+    probe_tools(cfg)
+    size_g5k(cfg)
     return cfg
+
+
+# ---- checks beyond the schema (every key before anything runs) ----
+
+@functools.lru_cache(maxsize=None)
+def _schema_doc() -> dict:
+    return yaml.load(SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def check_vm_eth(cfg: dict) -> None:
+    """platforms.vm.eth is merged over eth on platform vm only, but it is
+    validated whichever platform is chosen (against eth's schema, the
+    error naming platforms.vm.eth)."""
+    over = ((cfg.get("platforms") or {}).get("vm") or {}).get("eth")
+    if not over or cfg["platform"] == "vm":
+        return                              # none, or merged and validated above
+    import jsonschema
+    schema = _schema_doc()
+    eth = {**schema["properties"]["eth"], "$defs": schema.get("$defs", {})}
+    errors = list(jsonschema.Draft202012Validator(eth).iter_errors(merge(cfg["eth"], over)))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        msg = explain(best, schema)
+        raise ConfigError(re.sub(r"^config key (\(top level\)|)", lambda m: (
+            "config key platforms.vm.eth" + ("" if m.group(1) else ".")), msg))
+
+
+def _bound(key_lo: str, lo, key_hi: str, hi, strict: bool = False) -> None:
+    if lo > hi or (strict and lo == hi):
+        rel = "below" if strict else "at most"
+        raise ConfigError(f"config key {key_lo}: {lo!r} must be {rel} {key_hi} ({hi!r})")
+
+
+def check_bounds(cfg: dict) -> None:
+    """Cross-field bounds the schema cannot express."""
+    ndr = cfg.get("ndr")
+    if ndr:
+        _bound("ndr.min_load_pps", ndr["min_load_pps"], "ndr.max_load_pps",
+               ndr["max_load_pps"], strict=True)
+        _bound("ndr.initial_trial_duration_s", ndr["initial_trial_duration_s"],
+               "ndr.final_trial_duration_s", ndr["final_trial_duration_s"])
+        _bound("ndr.final_trial_duration_s", ndr["final_trial_duration_s"],
+               "ndr.duration_sum_s", ndr["duration_sum_s"])
+        _bound("ndr.duration_sum_s", ndr["duration_sum_s"], "ndr.search_duration_max_s",
+               ndr["search_duration_max_s"])
+    plat = cfg.get("platforms") or {}
+    vm = plat.get("vm")
+    if vm and vm["accel"] == "auto":
+        # KVM gets kvm_ready_s of boot_timeout_s, a TCG boot again the rest
+        _bound("platforms.vm.kvm_ready_s", vm["kvm_ready_s"], "platforms.vm.boot_timeout_s",
+               vm["boot_timeout_s"], strict=True)
+    if vm and int(vm["queues"]) > 1 and not vm["mq"]:
+        raise ConfigError(f"config key platforms.vm.queues: {vm['queues']} queue pairs need "
+                          f"platforms.vm.mq: true (without it the guest sees one queue)")
+    mtu_key = {"vm": "platforms.vm.mtu", "g5k": "platforms.g5k.mtu"}.get(cfg["platform"])
+    if mtu_key and (plat.get(cfg["platform"]) or {}).get("mtu") is not None:
+        mtu = plat[cfg["platform"]]["mtu"]
+        for i, size in enumerate(cfg["eth"]["sizes"]):
+            if size > mtu + ETH_FRAME_OVERHEAD:
+                raise ConfigError(
+                    f"config key eth.sizes[{i}]: {size} is over the test link's MTU "
+                    f"({mtu_key}={mtu}); allowed: 64..{mtu + ETH_FRAME_OVERHEAD}")
+    g5k = plat.get("g5k")
+    if cfg["platform"] == "g5k" and g5k:
+        from .platforms.g5k.settings import reservation_problem
+        if g5k.get("reservation") is not None:
+            why = reservation_problem(g5k["reservation"])
+            if why:
+                raise ConfigError(f"config key platforms.g5k.reservation: {why}")
+        rcv = g5k.get("receiver_cpus", [1])
+        for key, cores in (("eth.cores", cfg["eth"]["cores"]),
+                           ("tcp.variants.cores", cfg["tcp"]["variants"]["cores"])):
+            for i, c in enumerate(cores):
+                if c > len(rcv):
+                    raise ConfigError(
+                        f"config key {key}[{i}]: {c} receiver cores is more than "
+                        f"platforms.g5k.receiver_cpus gives ({rcv}); allowed: 1..{len(rcv)}")
+
+
+DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
+SUITE_SUFFIXES = ("", "-backports", "-backports-sloppy", "-updates", "-proposed-updates",
+                  "-security")
+
+
+def _run_probe(argv: list[str], key: str, required: bool) -> str | None:
+    """A tool's output; None when it is not installed and not required."""
+    import shutil
+    import subprocess
+    if shutil.which(argv[0]) is None:
+        if not required:
+            return None
+        raise ConfigError(f"config key {key}: cannot be checked: {argv[0]} is not installed "
+                          f"(the vm platform needs it)")
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ConfigError(f"config key {key}: cannot be checked: {' '.join(argv)}: {e}") \
+            from None
+
+
+@functools.lru_cache(maxsize=None)
+def qemu_cpu_models(required: bool = True) -> frozenset[str] | None:
+    """The CPU models `qemu-system-x86_64 -cpu help` lists."""
+    out = _run_probe(["qemu-system-x86_64", "-cpu", "help"], "platforms.vm.cpu", required)
+    if out is None:
+        return None
+    return frozenset(line.split()[1] for line in out.splitlines()
+                     if line.startswith("x86 ") and len(line.split()) > 1)
+
+
+@functools.lru_cache(maxsize=None)
+def debian_suites(required: bool = True) -> frozenset[str] | None:
+    """The suites debootstrap knows (its scripts' names)."""
+    if not DEBOOTSTRAP_SCRIPTS.is_dir():
+        if not required:
+            return None
+        raise ConfigError(f"config key platforms.vm.image.suite: cannot be checked: "
+                          f"{DEBOOTSTRAP_SCRIPTS} does not exist (install debootstrap; the "
+                          f"vm platform's Debian image needs it)")
+    return frozenset(p.name for p in DEBOOTSTRAP_SCRIPTS.iterdir())
+
+
+def probe_tools(cfg: dict) -> None:
+    """Values only a tool can judge, probed before anything runs: the QEMU
+    CPU model, the Debian suites of the guest image, the flake's guest
+    images. On platform vm the tools must be there; on another platform a
+    value is judged where its tool is installed (and is unused otherwise)."""
+    vm = (cfg.get("platforms") or {}).get("vm")
+    if not vm:
+        return
+    required = cfg["platform"] == "vm"
+    if vm["cpu"] != "auto":
+        model = vm["cpu"].split(",")[0]
+        models = qemu_cpu_models(required)
+        if models is not None and model not in models:
+            raise ConfigError(f"config key platforms.vm.cpu: {model!r} is not a CPU model of "
+                              f"this QEMU (qemu-system-x86_64 -cpu help lists {len(models)}; "
+                              f"auto: host under KVM, max under TCG)")
+    if vm.get("nix_image"):
+        from .platforms.vm import VmError, read_nix_image
+        try:
+            read_nix_image(cfg)
+        except VmError as e:
+            raise ConfigError(f"config key {e}") from None
+        return                              # the Debian image is not built
+    suites = debian_suites(required)
+    for key in ("suite", "kernel_suite"):
+        name = vm["image"][key]
+        if suites is not None and not any(name == base + suf for suf in SUITE_SUFFIXES
+                                           for base in suites):
+            raise ConfigError(f"config key platforms.vm.image.{key}: {name!r} is not a "
+                              f"Debian suite debootstrap knows ({DEBOOTSTRAP_SCRIPTS}), "
+                              f"optionally with {', '.join(s for s in SUITE_SUFFIXES if s)}")
+
+
+def g5k_campaign(cfg: dict) -> tuple[int, int]:
+    """(cells, seconds) of the campaign this configuration runs on g5k:
+    setup_s + cells x (warm-up + measured interval + cell_overhead_s)."""
+    from .cells import expand
+    from .platforms.g5k.settings import walltime_s
+    cells = expand(cfg)
+    seconds = [cfg["warmup_s"] + (cfg["duration_s"] if c.layer == "eth"
+                                  else cfg["tcp"]["duration_s"]) for c in cells]
+    return len(cells), walltime_s(cfg["platforms"]["g5k"], seconds)
+
+
+def size_g5k(cfg: dict) -> None:
+    """platforms.g5k.walltime: auto becomes the campaign's walltime here,
+    where the whole campaign is known (a cell's runner gets one layer's
+    configuration, and the g5k lease takes its walltime from it)."""
+    g5k = (cfg.get("platforms") or {}).get("g5k")
+    if cfg["platform"] != "g5k" or not g5k or g5k.get("walltime", "auto") != "auto":
+        return
+    from .platforms.g5k.settings import hours_minutes
+    g5k["walltime"] = hours_minutes(g5k_campaign(cfg)[1])

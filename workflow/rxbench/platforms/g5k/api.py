@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from .. import RxbenchError
+from ... import RxbenchError
 
 DEFAULT_URL = "https://api.grid5000.fr/stable"
 CREDENTIALS = Path("~/.python-grid5000.yaml")
@@ -73,7 +73,7 @@ class Api:
         # its session retries 5 times on 500/502/504 with no bound on time:
         # ours retries idempotent requests (GET, DELETE) a bounded number of
         # times; a POST is never repeated blindly (a job is looked up by
-        # name first, see g5k.reserve)
+        # name first, see lease.reserve)
         self.gk.session = _create_session(retries=self.retries, backoff_factor=0.2)
         self._site = None
 
@@ -124,10 +124,12 @@ class Api:
         n = self._call(f"GET node {node}", c.nodes.__getitem__, node)
         return n.to_dict()
 
-    # KaVLAN: put interfaces (their DNS names) into a VLAN of the job
-    def vlan_add(self, vlan: str, names: list[str]) -> None:
+    # KaVLAN: put interfaces (their DNS names) into a VLAN of the job; the
+    # answer is KaVLAN's per name: {name: {"status": "success" | "failure"
+    # | "unchanged", "message": ...}}
+    def vlan_add(self, vlan: str, names: list[str]):
         v = self._call(f"GET VLAN {vlan}", self.site_obj.vlans.__getitem__, vlan)
-        self._call(f"POST nodes into VLAN {vlan}", v.nodes.submit, names)
+        return self._call(f"POST nodes into VLAN {vlan}", v.nodes.submit, names)
 
 
 def _reason(e: requests.RequestException, timeout, retries: int) -> str:
