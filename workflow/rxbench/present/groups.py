@@ -755,7 +755,7 @@ class GroupStats:
         if name not in SUBSETS:
             raise ValueError(f"unknown subset {name!r}; known: {', '.join(SUBSETS)}")
         sub = self.frame[self.frame["subset"] == name].drop(columns="subset")
-        return sub.reset_index(drop=True)
+        return sub.reset_index(drop=True).copy()
 
     def context(self, layer: str | None = None) -> dict:
         return self.facts["context"][layer or "all"]
@@ -791,5 +791,5 @@ def read(stats_csv: str | Path) -> GroupStats:
                            f"make it with: python -m rxbench.paper stats --csv SUMMARY --out {p}")
     frame = pd.read_csv(p, keep_default_na=True, low_memory=False)
     if "reason" in frame.columns:        # "" (an ok group's) reads back as NaN
-        frame["reason"] = frame["reason"].fillna("").astype(str)
+        frame["reason"] = ["" if norm(v) is None else str(v) for v in frame["reason"]]
     return GroupStats(frame, json.loads(facts_path(p).read_text()))
