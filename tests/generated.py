@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rxbench import plots, tables
+from rxbench.present import figdata
 from rxbench.present import groups as G
 from rxbench.present.numbers import write_numbers
 
@@ -25,6 +26,6 @@ def build(csv, paper_dir, name: str = "test", figures: bool = True,
     write_numbers(gen / "stats.csv", Path(paper_dir) / "generated" / "numbers.tex",
                   f"generated/{name}", dataset)
     if figures:
-        for fam in plots.plan(gs):
+        for fam in figdata.plan(gs):
             plots.figure(fam, gs, gen / f"{fam}.pdf", gen / f"{fam}.png")
     return gs

@@ -8,6 +8,7 @@ import pytest
 
 import synthetic
 from rxbench import plots, tables
+from rxbench.present import figdata
 from rxbench.present import groups as G
 from rxbench.present import look
 
@@ -51,14 +52,14 @@ def full(tmp_path):
 
 
 def test_plan_follows_the_data(eth_only, tcp_only, both, full):
-    assert plots.plan(eth_only) == ["eth_best", "eth_rate", "eth_gbps", "eth_cpu"]  # one core count
-    assert plots.plan(tcp_only) == ["tcp_msg", "tcp_conns", "tcp_cpu"]
-    assert plots.plan(both) == [f for f in plots.FAMILIES if f not in ("eth_ndr", "tcp_load")]
-    assert plots.plan(full) == list(plots.FAMILIES)
+    assert figdata.plan(eth_only) == ["eth_best", "eth_rate", "eth_gbps", "eth_cpu"]  # one core count
+    assert figdata.plan(tcp_only) == ["tcp_msg", "tcp_conns", "tcp_cpu"]
+    assert figdata.plan(both) == [f for f in plots.FAMILIES if f not in ("eth_ndr", "tcp_load")]
+    assert figdata.plan(full) == list(plots.FAMILIES)
 
 
 def test_ndr_cells_are_not_saturation_lines(full):
-    d = plots.Data(full, "eth")
+    d = figdata.Data(full, "eth")
     sat = d.saturation(d.st)
     assert len(sat) and not (sat["search"] == "ndr").any()
     assert (d.st["search"] == "ndr").any()
@@ -66,7 +67,7 @@ def test_ndr_cells_are_not_saturation_lines(full):
 
 def test_every_planned_figure_is_drawn(full, tmp_path):
     # every family: NDR beside saturation cells, TCP at equal load too
-    for name in plots.plan(full):
+    for name in figdata.plan(full):
         pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
         plots.figure(name, full, pdf, png)
         assert pdf.read_bytes()[:4] == PDF and png.read_bytes()[:4] == PNG, name
@@ -88,7 +89,7 @@ def test_each_stack_has_its_own_style():
 
 
 def test_non_default_variant_is_labelled_and_styled_apart(eth_only):
-    d = plots.Data(eth_only, "eth")
+    d = figdata.Data(eth_only, "eth")
     assert d.label("af_xdp", ("receiver",)) == "af_xdp"
     assert d.label("af_xdp", ("sender",)) == "af_xdp (napi=sender)"
     a, b = d.line_style("af_xdp", ("receiver",)), d.line_style("af_xdp", ("sender",))
@@ -104,7 +105,7 @@ def test_a_variant_keeps_its_style_whatever_other_variants_exist(tmp_path):
     for r in synthetic.eth_rows(stacks=("af_xdp",), sizes=(64,), napi=("receiver",)):
         rows.append(dict(r, wait="busy_poll",
                          path=r["path"].replace("/rep=", "/wait=busy_poll/rep=")))
-    d = plots.Data(_gs(synthetic.write(tmp_path / "v.csv", rows)), "eth")
+    d = figdata.Data(_gs(synthetic.write(tmp_path / "v.csv", rows)), "eth")
     assert d.variants == ["napi", "wait"] and d.defaults == {"napi": "receiver", "wait": "poll"}
     # napi=sender is the first non-default variant: the style the paper's captions describe
     assert d.variant_index(("sender", None)) == 1 == d.variant_index(("sender", "poll"))
@@ -215,7 +216,7 @@ def test_ndr_table_beside_the_saturation_rate(full, tmp_path):
 def test_tcg_results_carry_the_caveat_in_tables_and_figures(tmp_path):
     rows = [dict(r, platform="vm", accel="tcg") for r in synthetic.eth_rows(sizes=(64,))]
     csv = _gs(synthetic.write(tmp_path / "vm.csv", rows))
-    assert plots.Data(csv, "eth").tcg and not plots.Data(
+    assert figdata.Data(csv, "eth").tcg and not figdata.Data(
         _gs(synthetic.write(tmp_path / "l.csv", synthetic.eth_rows(sizes=(64,)))), "eth").tcg
     for t in ("eth", "best", "seed", "env"):
         tables.TABLES[t](csv, tmp_path / f"{t}.tex")

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import synthetic
-from rxbench import RxbenchError, plots, tables
+from rxbench import RxbenchError, tables
+from rxbench.present import figdata
 from rxbench.present import groups as G
 from rxbench.present.numbers import numbers
 
@@ -81,7 +82,7 @@ def test_readers_never_open_the_summary(built, tmp_path):
     csv, stats = built
     csv.unlink()                       # gone: figures, tables and numbers still build
     gs = G.read(stats)
-    assert plots.plan(gs)
+    assert figdata.plan(gs)
     for t, f in tables.TABLES.items():
         f(gs, tmp_path / f"{t}.tex")
     assert numbers(gs).defs["RxCells"] == str(gs.provenance["cells"])

@@ -22,6 +22,7 @@ import pytest
 
 from rxbench import paper, plots, tables
 from rxbench.platforms import PLATFORMS
+from rxbench.present import figdata
 from rxbench.present import groups as G
 from rxbench.present.claims import label_tex
 from rxbench.present.numbers import numbers, write_numbers
@@ -61,7 +62,7 @@ def built(request, tmp_path_factory):
     write_numbers(gen / "stats.csv", out / "generated" / "numbers.tex", f"generated/{name}", label)
     text = None
     if pdf:
-        for fam in plots.plan(gs):
+        for fam in figdata.plan(gs):
             plots.figure(fam, gs, gen / f"{fam}.pdf", gen / f"{fam}.png")
         paper.build_pdf(out, source_dir=ROOT / "paper")
         text = subprocess.run(["pdftotext", "-layout", str(out / "paper.pdf"), "-"],

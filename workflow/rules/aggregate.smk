@@ -98,16 +98,16 @@ for _fig, _category in FIGURE_FAMILIES.items():
             " --png {output.png:q} > {log} 2>&1"
 
 
-rule table:
+rule tables:
     input:
         stats=STATS,
         facts=SET_FACTS,
         seed=SEED_CSV,
     output:
-        f"{GENERATED}/{{table}}_table.tex",
+        GEN_TABLES,
     log:
-        f"{GENERATED}/{{table}}_table.log",
-    wildcard_constraints:
-        table="eth|tcp|env|seed|best|ndr",
+        f"{GENERATED}/tables.log",
+    params:
+        gendir=GENERATED,
     shell:
-        "{PAPER_PY} table {wildcards.table} --stats {input.stats:q} --out {output:q} > {log} 2>&1"
+        "{PAPER_PY} tables --stats {input.stats:q} --dir {params.gendir:q} > {log} 2>&1"

@@ -6,7 +6,7 @@ figures, tables and numbers from them alone; then the PDF.
   python -m rxbench.paper stats   --csv SUMMARY --out paper/generated/SET/stats.csv
   python -m rxbench.paper plan    --stats STATS --out paper/generated/SET/figures.txt
   python -m rxbench.paper figure eth_rate --stats STATS --pdf F.pdf --png F.png
-  python -m rxbench.paper table eth|tcp|env|seed|best|ndr --stats STATS --out T.tex
+  python -m rxbench.paper tables [eth tcp env seed best ndr] --stats STATS --dir D
   python -m rxbench.paper numbers --stats STATS --out paper/generated/numbers.tex
   python -m rxbench.paper pdf     [--paper-dir paper]          # latexmk
 
@@ -65,8 +65,10 @@ def build_pdf(paper_dir: str | Path = "paper", log=None,
 # --- command line -----------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    from . import plots, tables
-    from .present import groups, numbers
+    # each subcommand imports what it needs: a table or the numbers do not
+    # pay for matplotlib, nor anything after the stats for the bootstrap
+    from .present.figdata import FAMILY_NAMES
+    from .tables import TABLES
     ap = argparse.ArgumentParser(prog="python -m rxbench.paper", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -77,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--stats", required=True)
     a.add_argument("--out", required=True)
     a = sub.add_parser("figure", help="one figure family -> PDF and PNG")
-    a.add_argument("name", choices=list(plots.FAMILIES))
+    a.add_argument("name", choices=list(FAMILY_NAMES))
     a.add_argument("--stats", required=True)
     a.add_argument("--pdf", required=True)
     a.add_argument("--png", required=True)
-    a = sub.add_parser("table", help="a LaTeX table")
-    a.add_argument("name", choices=list(tables.TABLES))
+    a = sub.add_parser("tables", help="LaTeX tables (default: every one), DIR/<name>_table.tex")
+    a.add_argument("names", nargs="*", metavar="NAME", help=f"{', '.join(TABLES)} (default: all)")
     a.add_argument("--stats", required=True)
-    a.add_argument("--out", required=True)
+    a.add_argument("--dir", required=True)
     a = sub.add_parser("numbers", help="numbers.tex: the macros the paper's text quotes")
     a.add_argument("--stats", required=True)
     a.add_argument("--out", required=True)
@@ -99,17 +101,25 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--log")
     args = ap.parse_args(argv)
     try:
+        from .present import figdata, groups
         if args.cmd == "stats":
             groups.write(args.csv, args.out)
         elif args.cmd == "plan":
-            names = plots.plan(groups.read(args.stats))
+            names = figdata.plan(groups.read(args.stats))
             atomic_write(args.out, "".join(f"{n}\n" for n in names))
             print(f"figures: {', '.join(names) or 'none'}")
         elif args.cmd == "figure":
+            from . import plots
             plots.figure(args.name, groups.read(args.stats), args.pdf, args.png)
-        elif args.cmd == "table":
-            tables.TABLES[args.name](groups.read(args.stats), args.out)
+        elif args.cmd == "tables":
+            unknown = [n for n in args.names if n not in TABLES]
+            if unknown:
+                raise ValueError(f"no table {', '.join(unknown)}; known: {', '.join(TABLES)}")
+            gs = groups.read(args.stats)
+            for name in args.names or TABLES:
+                TABLES[name](gs, Path(args.dir) / f"{name}_table.tex")
         elif args.cmd == "numbers":
+            from .present import numbers
             numbers.write_numbers(args.stats, args.out, args.gendir, args.dataset)
         elif args.cmd == "pdf":
             print(build_pdf(args.paper_dir, args.log, args.source_dir))

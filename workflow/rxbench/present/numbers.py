@@ -10,6 +10,7 @@ import math
 
 from .. import stats as S
 from ..util import atomic_write
+from . import figdata
 from . import groups as G
 from .macros import Macros, camel, sig, tex_text
 from .numbers_data import interleave_numbers, turns_numbers
@@ -18,7 +19,6 @@ from .numbers_tcp import tcp_numbers
 
 def numbers(gs: G.GroupStats, gendir: str | None = None, dataset: str | None = None) -> Macros:
     """Every macro of numbers.tex, from the group statistics alone."""
-    from .. import plots
     from ..reference import machine_text
     st = gs.st
     M = Macros()
@@ -69,8 +69,8 @@ def numbers(gs: G.GroupStats, gendir: str | None = None, dataset: str | None = N
     M.flag("HaveNotOk", not_ok > 0)
     M.flag("HaveNoisy", bool(len(st) and st["noisy"].any()))
     M.flag("HaveLineRate", ctx["line_rate_gbps"] is not None)
-    planned = plots.plan(gs)
-    for name in plots.FAMILIES:
+    planned = figdata.plan(gs)
+    for name in figdata.FAMILY_NAMES:
         M.flag("Fig" + camel(name), name in planned)
 
     nic = ctx["nic_driver"]
