@@ -345,7 +345,7 @@ def eth_best(gs, pdf, png) -> None:
                  f"core{'s' if cores != 1 else ''}")
     extra = ["best configuration per point: highest median among the overloaded ones; the "
              "default unless a variant's bootstrap interval is apart from it "
-             "(stats.best_config); hollow: not the default"]
+             "(groups.best_config); hollow: not the default"]
     if bounds:
         extra.append("^: no configuration of " + ", ".join(bounds) + " was overloaded there "
                      "(it received all it was offered): a lower bound")
@@ -524,7 +524,7 @@ def tcp_cpu(gs, pdf, png) -> None:
 def tcp_load(gs, pdf, png) -> None:
     """CPU per byte at equal load: the server cores' CPU time per received
     byte (ns) vs the sender's goodput target, only cells whose sender
-    reached its target (stats.load_reached); a panel per connection count."""
+    reached its target (the cells' own load_reached); a panel per connection count."""
     d = Data(gs, "tcp")
     st = d.gs.subset("load_reached")
     st = st[st["status"] == "ok"] if len(st) else st

@@ -422,7 +422,7 @@ SEED_CSV = Path(__file__).resolve().parents[2] / "paper" / "data" / "seed_vm_tab
 
 def seed_rows(gs: G.GroupStats, seed_csv: str | Path = SEED_CSV) -> list[dict]:
     """Per frame size of the seed's table: its DPDK and AF_XDP rates (Mpps)
-    and ours: each stack at its best configuration (stats.best_config),
+    and ours: each stack at its best configuration (groups.best_config),
     fewest cores; None where this summary has no such group."""
     seed = pd.read_csv(seed_csv, comment="#")
     best = gs.best("eth")

@@ -40,7 +40,7 @@ def finite(x) -> bool:
 def claim_tex(la: str, a, lb: str, b, metric: str, unit: str, scale: float = 1.0,
               verb: str = "receives more than") -> tuple[str, S.Comparison]:
     """A comparative clause that says only what the interval test
-    (stats.compare_stats: medians, bootstrap intervals of the median)
+    (groups.compare_stats: medians, bootstrap intervals of the median)
     supports: "A <verb> B (medians ...; intervals apart)" when the
     intervals separate, else "A and B are not told apart (...)", or "not
     compared" when either has no interval. la, lb are TeX already."""
