@@ -10,17 +10,17 @@ from pathlib import Path
 
 from rxbench import plots, tables
 from rxbench.present import figdata
-from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
 from rxbench.present.numbers import write_numbers
 
 
 def build(csv, paper_dir, name: str = "test", figures: bool = True,
-          dataset: str | None = None) -> G.GroupStats:
+          dataset: str | None = None) -> SF.GroupStats:
     """stats, tables, numbers (and the planned figures) of csv under
     paper_dir/generated/name; the group statistics, read back."""
     gen = Path(paper_dir) / "generated" / name
-    G.write(csv, gen / "stats.csv")
-    gs = G.read(gen / "stats.csv")
+    SF.write(csv, gen / "stats.csv")
+    gs = SF.read(gen / "stats.csv")
     for t, f in tables.TABLES.items():
         f(gs, gen / f"{t}_table.tex")
     write_numbers(gen / "stats.csv", Path(paper_dir) / "generated" / "numbers.tex",

@@ -8,7 +8,7 @@ import pytest
 
 from rxbench.aggregate import COLUMNS, read_summary, write_summary
 from rxbench.plots import eth_rate
-from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
 from rxbench.result import ResultError, load_result, validate_result
 from rxbench.tables import eth_table
 
@@ -76,8 +76,8 @@ def test_summary_has_contract_columns_and_every_cell(cells_dir):
 def test_figure_and_table_from_the_csv_alone(cells_dir):
     tmp, paths = cells_dir
     write_summary(paths, tmp / "summary.csv")
-    G.write(tmp / "summary.csv", tmp / "gen" / "stats.csv")
-    gs = G.read(tmp / "gen" / "stats.csv")
+    SF.write(tmp / "summary.csv", tmp / "gen" / "stats.csv")
+    gs = SF.read(tmp / "gen" / "stats.csv")
     eth_rate(gs, tmp / "f.pdf", tmp / "f.png")
     assert (tmp / "f.pdf").read_bytes()[:4] == b"%PDF"
     assert (tmp / "f.png").read_bytes()[:4] == b"\x89PNG"

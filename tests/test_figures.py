@@ -1,5 +1,5 @@
 """Figures and tables from the group statistics alone (rxbench.plots,
-rxbench.tables; stats.csv and set.json of rxbench/present/groups.py):
+rxbench.tables; stats.csv and set.json of rxbench/present/statsfile.py):
 Ethernet only, TCP only, both; every cell group in a table."""
 
 import re
@@ -10,6 +10,7 @@ import synthetic
 from rxbench import plots, tables
 from rxbench.present import figdata
 from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
 from rxbench.present import look
 
 PDF, PNG = b"%PDF", b"\x89PNG"
@@ -18,8 +19,8 @@ PDF, PNG = b"%PDF", b"\x89PNG"
 def _gs(csv):
     """The group statistics of a summary, as the stats rule writes them."""
     out = csv.with_suffix("") / "stats.csv"
-    G.write(csv, out)
-    return G.read(out)
+    SF.write(csv, out)
+    return SF.read(out)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""The group statistics the presenting side reads (rxbench/present/groups.py):
-verdicts taken from what each cell recorded, the like-with-like pairs and
-each stack's best configuration marked in stats.csv, the schema's check,
-and figures, tables and numbers reading only stats.csv and set.json."""
+"""The group statistics the presenting side reads (rxbench/present/groups.py,
+statsfile.py): verdicts taken from what each cell recorded, the
+like-with-like pairs and each stack's best configuration marked in
+stats.csv, the schema's check, and figures, tables and numbers reading
+only stats.csv and set.json."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import synthetic
 from rxbench import RxbenchError, tables
 from rxbench.present import figdata
 from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
 from rxbench.present.numbers import numbers
 
 
@@ -37,7 +39,7 @@ def test_equal_load_is_a_subset_of_the_same_file():
     rows = [_tcp("2.5", 2.5, True) | {"rep": i, "cpu_ns_per_byte": 1.0 + i / 100}
             for i in range(3)]
     rows += [_tcp("2.5", 2.0, False) | {"stack": "uring", "rep": i} for i in range(3)]
-    frame, facts = G.build(pd.DataFrame(rows))
+    frame, facts = SF.build(pd.DataFrame(rows))
     sub = frame[frame["subset"] == "load_reached"]
     assert list(sub["stack"]) == ["epoll"] and int(sub.iloc[0]["n_ok"]) == 3
     assert facts["load"] == {"cells": 6, "reached": 3, "missed_tcp": 3}
@@ -59,13 +61,13 @@ def test_closed_loop_is_lossless_on_a_shared_cpu():
 def built(tmp_path):
     csv = synthetic.write(tmp_path / "summary.csv",
                           synthetic.eth_rows() + synthetic.tcp_rows(conns=(1, 8), msgs=(1024, 65536)))
-    G.write(csv, tmp_path / "gen" / "stats.csv")
+    SF.write(csv, tmp_path / "gen" / "stats.csv")
     return csv, tmp_path / "gen" / "stats.csv"
 
 
 def test_best_configuration_and_facts_are_in_the_files(built):
     csv, stats = built
-    gs = G.read(stats)
+    gs = SF.read(stats)
     df = G.load(csv)
     st = G.cell_stats(df)
     variants = G.layer_variants(st, "eth")
@@ -81,7 +83,7 @@ def test_best_configuration_and_facts_are_in_the_files(built):
 def test_readers_never_open_the_summary(built, tmp_path):
     csv, stats = built
     csv.unlink()                       # gone: figures, tables and numbers still build
-    gs = G.read(stats)
+    gs = SF.read(stats)
     assert figdata.plan(gs)
     for t, f in tables.TABLES.items():
         f(gs, tmp_path / f"{t}.tex")
@@ -90,12 +92,12 @@ def test_readers_never_open_the_summary(built, tmp_path):
 
 def test_a_bad_stats_file_is_refused_in_one_line(built, tmp_path):
     _, stats = built
-    frame, facts = G.build(G.load(built[0]))
+    frame, facts = SF.build(G.load(built[0]))
     bad = frame.copy()
     bad.loc[0, "status"] = "fine"
     with pytest.raises(RxbenchError, match=r"stats.csv row 1: status: 'fine' is not one of"):
-        G.validate(bad, facts)
+        SF.validate(bad, facts)
     with pytest.raises(RxbenchError, match="missing column"):
-        G.validate(frame.drop(columns="overloaded"), facts)
+        SF.validate(frame.drop(columns="overloaded"), facts)
     with pytest.raises(RxbenchError, match="no such stats file"):
-        G.read(tmp_path / "nowhere" / "stats.csv")
+        SF.read(tmp_path / "nowhere" / "stats.csv")

@@ -14,7 +14,7 @@ import generated
 import synthetic
 from rxbench import paper
 from rxbench.present import claims, numbers_data
-from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
 from rxbench.present import macros as MX
 from rxbench.present.numbers import write_numbers
 
@@ -91,7 +91,7 @@ def test_numbers_without_tcp_rows(tmp_path):
 def _write_numbers(csv, out):
     """numbers.tex of a summary, through its group statistics (as the rules)."""
     stats = Path(out).parent / Path(csv).stem / "stats.csv"
-    G.write(csv, stats)
+    SF.write(csv, stats)
     write_numbers(stats, out)
 
 

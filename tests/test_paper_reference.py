@@ -24,6 +24,7 @@ from rxbench import paper, plots, tables
 from rxbench.platforms import PLATFORMS
 from rxbench.present import figdata
 from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
 from rxbench.present.claims import label_tex
 from rxbench.present.numbers import numbers, write_numbers
 
@@ -54,8 +55,8 @@ def built(request, tmp_path_factory):
     out = tmp_path_factory.mktemp("paper")
     name = f"reference-{csv.parent.name}"
     gen = out / "generated" / name
-    G.write(csv, gen / "stats.csv")
-    gs = G.read(gen / "stats.csv")
+    SF.write(csv, gen / "stats.csv")
+    gs = SF.read(gen / "stats.csv")
     for t, f in tables.TABLES.items():
         f(gs, gen / f"{t}_table.tex")
     label = f"reference set reference/{csv.parent.name}"

@@ -9,6 +9,7 @@ import pytest
 import synthetic
 from rxbench import stats as S
 from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
 from rxbench.present import look
 
 
@@ -87,7 +88,7 @@ def test_group_values_match_the_csv(mixed):
 
 
 def test_stats_csv_is_machine_readable(mixed, tmp_path):
-    G.write(mixed, tmp_path / "stats.csv")
+    SF.write(mixed, tmp_path / "stats.csv")
     back = pd.read_csv(tmp_path / "stats.csv")
     for col in ("subset", "stack", "napi", "touch", "status", "reason", "n_ok", "rx_pps_ci_lo",
                 "rx_gbps_cv", "noisy", "overloaded", "sender_bound", "best"):
@@ -95,7 +96,7 @@ def test_stats_csv_is_machine_readable(mixed, tmp_path):
     st = G.cell_stats(G.load(mixed))
     assert len(back[back["subset"] == "all"]) == len(st)
     # read back, the numbers are the ones computed (full precision)
-    gs = G.read(tmp_path / "stats.csv")
+    gs = SF.read(tmp_path / "stats.csv")
     assert gs.st["rx_pps_med_lo"].equals(st["rx_pps_med_lo"].astype(float))
 
 
@@ -104,9 +105,9 @@ def test_no_rows_of_a_layer_is_fine(tmp_path):
     assert set(G.cell_stats(G.load(eth_only))["layer"]) == {"eth"}
     df = G.load(eth_only)
     st = G.cell_stats(df)
-    ctx = G.context(df, st, "tcp")
+    ctx = SF.context(df, st, "tcp")
     assert ctx["n_text"] == "n = 0"
-    assert G.context(df, st, "eth")["line_note"].startswith("no line rate: veth")
+    assert SF.context(df, st, "eth")["line_note"].startswith("no line rate: veth")
 
 
 def test_median_ci_is_reproducible_and_brackets_the_median():
@@ -171,7 +172,7 @@ def test_host_stratum_and_stratified_stats():
                        "pingpong_during_ns": [45, None, 390, 48, 400],
                        "steady": [True, True, True, False, True]})
     assert list(G.host_stratum(df)) == ["close", "close", "far", "close", "moved"]
-    frame, _ = G.build(df)
+    frame, _ = SF.build(df)
     close = frame[frame["subset"] == "host_close"].iloc[0]
     assert close["n_ok"] == 2 and close["rx_pps_median"] == pytest.approx(1.615e6)
     assert frame[frame["subset"] == "host_other"].iloc[0]["n_ok"] == 3

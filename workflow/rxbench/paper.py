@@ -10,7 +10,7 @@ figures, tables and numbers from them alone; then the PDF.
   python -m rxbench.paper numbers --stats STATS --out paper/generated/numbers.tex
   python -m rxbench.paper pdf     [--paper-dir paper]          # latexmk
 
-stats writes stats.csv and set.json beside it (rxbench/present/groups.py);
+stats writes stats.csv and set.json beside it (rxbench/present/statsfile.py);
 STATS is that stats.csv. numbers.tex holds one \\newcommand per number the
 text quotes (and \\if switches for what the data has), so the text cannot
 disagree with the data (rxbench/present/numbers.py). It also defines
@@ -101,21 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--log")
     args = ap.parse_args(argv)
     try:
-        from .present import figdata, groups
+        from .present import figdata, statsfile
         if args.cmd == "stats":
-            groups.write(args.csv, args.out)
+            statsfile.write(args.csv, args.out)
         elif args.cmd == "plan":
-            names = figdata.plan(groups.read(args.stats))
+            names = figdata.plan(statsfile.read(args.stats))
             atomic_write(args.out, "".join(f"{n}\n" for n in names))
             print(f"figures: {', '.join(names) or 'none'}")
         elif args.cmd == "figure":
             from . import plots
-            plots.figure(args.name, groups.read(args.stats), args.pdf, args.png)
+            plots.figure(args.name, statsfile.read(args.stats), args.pdf, args.png)
         elif args.cmd == "tables":
             unknown = [n for n in args.names if n not in TABLES]
             if unknown:
                 raise ValueError(f"no table {', '.join(unknown)}; known: {', '.join(TABLES)}")
-            gs = groups.read(args.stats)
+            gs = statsfile.read(args.stats)
             for name in args.names or TABLES:
                 TABLES[name](gs, Path(args.dir) / f"{name}_table.tex")
         elif args.cmd == "numbers":

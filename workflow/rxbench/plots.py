@@ -1,5 +1,5 @@
 """Figures from the group statistics alone (stats.csv and set.json,
-rxbench/present/groups.py): one function per figure family, each
+rxbench/present/statsfile.py): one function per figure family, each
 writing a PDF (for the paper) and a PNG (for the report and README).
 
 Every figure plots, per cell group, the median over repetitions with error
@@ -34,6 +34,7 @@ import pandas as pd  # noqa: E402
 
 from . import stats as S  # noqa: E402
 from .present import groups as G  # noqa: E402
+from .present import statsfile as SF  # noqa: E402
 from .present import look  # noqa: E402
 from .present.figdata import FAMILY_NAMES, Data  # noqa: E402
 
@@ -592,7 +593,7 @@ FAMILIES = {
 assert tuple(FAMILIES) == FAMILY_NAMES
 
 
-def figure(name: str, gs: G.GroupStats, pdf, png) -> None:
+def figure(name: str, gs: SF.GroupStats, pdf, png) -> None:
     if name not in FAMILIES:
         raise ValueError(f"unknown figure {name!r}; known: {', '.join(FAMILIES)}")
     FAMILIES[name][0](gs, pdf, png)

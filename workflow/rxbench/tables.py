@@ -1,5 +1,5 @@
 """LaTeX tables (booktabs, jinja2 templates in templates/) from the group
-statistics alone (stats.csv and set.json, rxbench/present/groups.py):
+statistics alone (stats.csv and set.json, rxbench/present/statsfile.py):
 
 - eth_table: one row per Ethernet saturation cell group: the maximum
   receive rate under overload (Mpps) as median [95 % bootstrap interval of
@@ -36,6 +36,7 @@ import pandas as pd
 
 from . import stats as S
 from .present import groups as G
+from .present import statsfile as SF
 from .present import look
 from .util import atomic_write
 
@@ -80,11 +81,11 @@ def stack_tex(stack, nic=None) -> str:
     return f"\\texttt{{{tex_escape(stack)}}}" if lab == str(stack) else tex_escape(lab)
 
 
-def _nic(gs: G.GroupStats) -> str | None:
+def _nic(gs: SF.GroupStats) -> str | None:
     return gs.context()["nic_driver"]
 
 
-def tcg_note(gs: G.GroupStats) -> str:
+def tcg_note(gs: SF.GroupStats) -> str:
     """The TCG caveat as a table footnote (empty when no row ran under TCG)."""
     return (tex_escape(G.TCG_NOTE[:1].upper() + G.TCG_NOTE[1:]) + "." if gs.tcg() else "")
 
@@ -126,7 +127,7 @@ def _n(rec, notes: Notes) -> str:
 
 # --- Ethernet -----------------------------------------------------------------
 
-def eth_rows(gs: G.GroupStats) -> tuple[list[str], list[dict], list[str]]:
+def eth_rows(gs: SF.GroupStats) -> tuple[list[str], list[dict], list[str]]:
     """(variant columns, rows, footnotes) of the Ethernet table; a row per
     cell group, every group included."""
     st = gs.st
@@ -197,7 +198,7 @@ def _gb_rule() -> str:
             f"saturated ($\\geq$ {100 * sat:g}\\,\\% busy)")
 
 
-def eth_table(gs: G.GroupStats, out: str | Path) -> None:
+def eth_table(gs: SF.GroupStats, out: str | Path) -> None:
     variants, rows, notes = eth_rows(gs)
     text = _env().get_template("eth_table.tex.j2").render(
         rows=rows, variants=variants, notes=notes, gb_rule=_gb_rule(),
@@ -212,7 +213,7 @@ def _config(rec, variants, defaults) -> str:
     return tex_escape(", ".join(parts)) if parts else "default"
 
 
-def best_rows(gs: G.GroupStats) -> tuple[list[dict], object]:
+def best_rows(gs: SF.GroupStats) -> tuple[list[dict], object]:
     """(rows, fewest cores) of the best-configuration table: per stack and
     frame size at the fewest cores, the configuration groups.best_config
     chose, its median [interval], n, candidates and the rule's note."""
@@ -240,7 +241,7 @@ def best_rows(gs: G.GroupStats) -> tuple[list[dict], object]:
     return rows, (cores[0] if cores else None)
 
 
-def best_table(gs: G.GroupStats, out: str | Path) -> None:
+def best_table(gs: SF.GroupStats, out: str | Path) -> None:
     rows, cores = best_rows(gs)
     text = _env().get_template("best_table.tex.j2").render(
         rows=rows, rule=G.BEST_RULE, tcg=tcg_note(gs),
@@ -249,7 +250,7 @@ def best_table(gs: G.GroupStats, out: str | Path) -> None:
     atomic_write(out, text)
 
 
-def ndr_rows(gs: G.GroupStats) -> list[dict]:
+def ndr_rows(gs: SF.GroupStats) -> list[dict]:
     """Per NDR group (search=ndr): NDR and PDR (medians over its searches),
     trials per search, and the same configuration's maximum receive rate
     under overload (median [interval]) where its saturation cells ran."""
@@ -281,7 +282,7 @@ def ndr_rows(gs: G.GroupStats) -> list[dict]:
     return rows
 
 
-def ndr_table(gs: G.GroupStats, out: str | Path) -> None:
+def ndr_table(gs: SF.GroupStats, out: str | Path) -> None:
     text = _env().get_template("ndr_table.tex.j2").render(rows=ndr_rows(gs),
                                                           tcg=tcg_note(gs))
     atomic_write(out, text)
@@ -289,7 +290,7 @@ def ndr_table(gs: G.GroupStats, out: str | Path) -> None:
 
 # --- TCP ----------------------------------------------------------------------
 
-def tcp_rows(gs: G.GroupStats) -> tuple[list[str], list, list[dict], list[str]]:
+def tcp_rows(gs: SF.GroupStats) -> tuple[list[str], list, list[dict], list[str]]:
     """(row-key headers, message sizes, rows, footnotes): a row per server,
     variant, cores and connection count; a column per message size."""
     st = gs.st
@@ -340,7 +341,7 @@ def _msg_header(m) -> str:
     return f"{m // 1024}\\,KiB" if m >= 1024 and m % 1024 == 0 else f"{m}\\,B"
 
 
-def tcp_table(gs: G.GroupStats, out: str | Path) -> None:
+def tcp_table(gs: SF.GroupStats, out: str | Path) -> None:
     keys, msgs, rows, notes = tcp_rows(gs)
     text = _env().get_template("tcp_table.tex.j2").render(
         rows=rows, keys=keys, msgs=[_msg_header(m) for m in msgs], notes=notes,
@@ -374,7 +375,7 @@ def _short_rev(rev) -> str:
     return m.group(1) + m.group(2) if m else rev
 
 
-def env_rows(gs: G.GroupStats) -> list[tuple[str, str]]:
+def env_rows(gs: SF.GroupStats) -> list[tuple[str, str]]:
     f = gs.facts
     env, prov = f["env"], gs.provenance
     rows = [("Platform", _counted(env["platform"])),
@@ -392,7 +393,7 @@ def env_rows(gs: G.GroupStats) -> list[tuple[str, str]]:
         rows.append(("Generator--receiver CPU round trip",
                      f"{pp['min']:.0f}--{pp['max']:.0f}\\,ns (median {pp['median']:.0f})"))
     for c, counts in f["versions"]:
-        m = G.VERSION_COLUMN.match(c)
+        m = SF.VERSION_COLUMN.match(c)
         rows.append((tex_escape(m.group("a") or m.group("b")) + " version", _counted(counts)))
     status = prov["status"]
     layers = ", ".join(f"{tex_escape(lay)}: {n}" for lay, n in prov["layers"].items())
@@ -410,7 +411,7 @@ def env_rows(gs: G.GroupStats) -> list[tuple[str, str]]:
     return rows
 
 
-def env_table(gs: G.GroupStats, out: str | Path) -> None:
+def env_table(gs: SF.GroupStats, out: str | Path) -> None:
     text = _env().get_template("env_table.tex.j2").render(rows=env_rows(gs))
     atomic_write(out, text)
 
@@ -420,7 +421,7 @@ def env_table(gs: G.GroupStats, out: str | Path) -> None:
 SEED_CSV = Path(__file__).resolve().parents[2] / "paper" / "data" / "seed_vm_table.csv"
 
 
-def seed_rows(gs: G.GroupStats, seed_csv: str | Path = SEED_CSV) -> list[dict]:
+def seed_rows(gs: SF.GroupStats, seed_csv: str | Path = SEED_CSV) -> list[dict]:
     """Per frame size of the seed's table: its DPDK and AF_XDP rates (Mpps)
     and ours: each stack at its best configuration (groups.best_config),
     fewest cores; None where this summary has no such group."""
@@ -441,7 +442,7 @@ def seed_rows(gs: G.GroupStats, seed_csv: str | Path = SEED_CSV) -> list[dict]:
     return rows
 
 
-def seed_table(gs: G.GroupStats, out: str | Path) -> None:
+def seed_table(gs: SF.GroupStats, out: str | Path) -> None:
     def ours(rec):
         if rec is None:
             return "--"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import groups as G
+from . import statsfile as SF
 from . import look
 
 # variant combination index (0 = every variant at its default) ->
@@ -26,7 +27,7 @@ class Data:
     """The summary, its cell-group statistics and the variant bookkeeping
     for one layer."""
 
-    def __init__(self, gs: G.GroupStats, layer: str):
+    def __init__(self, gs: SF.GroupStats, layer: str):
         self.gs = gs
         self.layer = layer
         st = gs.st
@@ -189,7 +190,7 @@ SUPPORTS = {
 assert tuple(SUPPORTS) == FAMILY_NAMES
 
 
-def plan(gs: G.GroupStats) -> list[str]:
+def plan(gs: SF.GroupStats) -> list[str]:
     """The figure families the data supports, in FAMILY_NAMES order."""
     e, t = Data(gs, "eth"), Data(gs, "tcp")
     return [name for name in FAMILY_NAMES if SUPPORTS[name](e, t)]

@@ -12,12 +12,13 @@ from .. import stats as S
 from ..util import atomic_write
 from . import figdata
 from . import groups as G
+from . import statsfile as SF
 from .macros import Macros, camel, sig, tex_text
 from .numbers_data import interleave_numbers, turns_numbers
 from .numbers_eth import eth_numbers
 from .numbers_tcp import tcp_numbers
 
-def numbers(gs: G.GroupStats, gendir: str | None = None, dataset: str | None = None) -> Macros:
+def numbers(gs: SF.GroupStats, gendir: str | None = None, dataset: str | None = None) -> Macros:
     """Every macro of numbers.tex, from the group statistics alone."""
     from ..reference import machine_text
     st = gs.st
@@ -84,7 +85,7 @@ def numbers(gs: G.GroupStats, gendir: str | None = None, dataset: str | None = N
     return M
 
 
-def text_claims(M: Macros, gs: G.GroupStats) -> None:
+def text_claims(M: Macros, gs: SF.GroupStats) -> None:
     """What the text may name: the platforms of the code's registry and of
     this data set, the flake only where flake.nix exists, and how this data
     set's dpdk and af_xdp (each at its best) compare with the seed's (its
@@ -123,7 +124,7 @@ def text_claims(M: Macros, gs: G.GroupStats) -> None:
 
 def write_numbers(stats_csv, out, gendir=None, dataset=None) -> None:
     """stats.csv (and set.json beside it) -> numbers.tex."""
-    gs = G.read(stats_csv)
+    gs = SF.read(stats_csv)
     atomic_write(out, numbers(gs, gendir, dataset).render(gs.facts["summary"]))
 
 

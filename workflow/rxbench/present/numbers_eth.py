@@ -5,6 +5,7 @@ pairs (groups.WAIT_PAIRS), NAPI placement, CPU per packet, NDR and PDR."""
 from __future__ import annotations
 
 from . import groups as G
+from . import statsfile as SF
 from .claims import (claim_tex, finite, label_tex, ndr_groups, ok_groups, pick,
                      saturation, variant_part)
 from .macros import Macros, camel, plural, sig, tex_text, words
@@ -17,7 +18,7 @@ NAPI_TEXT = {"receiver": "NAPI on the receiver's core", "sender": "NAPI on the s
              "dedicated": "NAPI on a core of its own"}
 
 
-def eth_numbers(M: Macros, gs: G.GroupStats, nic=None) -> None:
+def eth_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
     st = gs.st
     eth = ok_groups(st, "eth")
     sat = saturation(eth)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import pandas as pd
 
 from . import groups as G
+from . import statsfile as SF
 from . import look
 from .claims import claim_tex, finite, label_tex, med, msg_tex, ok_groups, pick, variant_part
 from .macros import Macros, camel, msg_words, plural, sig, tex_text, words
 
 # --- TCP ---------------------------------------------------------------------------
 
-def tcp_numbers(M: Macros, gs: G.GroupStats, nic=None) -> None:
+def tcp_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
     st = gs.st
     tcp = ok_groups(st, "tcp")
     M.flag("HaveTcp", bool(len(tcp)))
@@ -209,7 +210,7 @@ def tcp_step_numbers(M: Macros, pre: str, groups: pd.DataFrame, lab, rows: pd.Da
     return True
 
 
-def tcp_load_numbers(M: Macros, gs: G.GroupStats, variants, defaults, nic) -> None:
+def tcp_load_numbers(M: Macros, gs: SF.GroupStats, variants, defaults, nic) -> None:
     """CPU per byte at equal load: servers (and iperf3's pair) at each
     goodput target the sender reached, by the interval test."""
     st = gs.subset("load_reached")
