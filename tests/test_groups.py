@@ -46,17 +46,6 @@ def test_equal_load_is_a_subset_of_the_same_file():
     assert list(frame[frame["subset"] == "all"]["load_reached_reps"]) == [3, 0]
 
 
-def test_closed_loop_is_lossless_on_a_shared_cpu():
-    df = pd.DataFrame({"platform": "local", "layer": "eth", "stack": "xdp_drop", "cores": 1,
-                       "size": 64, "status": "ok", "reason": None, "generator_bound": False,
-                       "rx_pps": [1.8e6, 1.85e6, 1.9e6],
-                       "bottleneck": ["shared_cpu", "shared_cpu", "receiver"]})
-    rec = G.cell_stats(df).iloc[0]
-    assert rec["shared_cpu_reps"] == 2 and G.closed_loop(rec) and not G.overloaded(rec)
-    df["bottleneck"] = ["receiver", "receiver", "shared_cpu"]
-    assert not G.closed_loop(G.cell_stats(df).iloc[0])
-
-
 @pytest.fixture
 def built(tmp_path):
     csv = synthetic.write(tmp_path / "summary.csv",
