@@ -9,10 +9,16 @@ NUMBERS = "paper/generated/numbers.tex"
 PAPER_PDF = "paper/paper.pdf"
 
 
+# the paper's own measurements of the sender's turn (workflow/rxbench/present/numbers_data.py)
+PAPER_DATA_CSVS = [str(Path(workflow.basedir) / "paper" / "data" / f)
+                   for f in ("tcp_turns.csv", "tcp_interleave.csv")]
+
+
 rule numbers:
     input:
         STATS,
         SET_FACTS,
+        PAPER_DATA_CSVS,
     output:
         NUMBERS,
     log:
