@@ -571,7 +571,7 @@ def tcp_load(gs, pdf, png) -> None:
     fig.suptitle("TCP CPU cost per byte at equal load", fontsize=8)
     missed = d.gs.facts["load"]["missed_tcp"]
     _finish(fig, list(axes), d, pdf, png, [
-        "only cells whose sender came within 1 % of its goodput target"
+        "only cells whose sender reached its goodput target (each cell's own verdict)"
         + (f"; {missed} cell(s) of a rate-limited sender missed it: not shown" if missed else ""),
         f"{look.PAIR_LABEL}: the CPU of iperf3's server, compared only as a pair"])
 
