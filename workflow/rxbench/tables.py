@@ -38,6 +38,7 @@ from . import stats as S
 from .present import groups as G
 from .present import statsfile as SF
 from .present import look
+from .present.macros import tex_escape
 from .util import atomic_write
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -53,15 +54,6 @@ def _env() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["tex"] = tex_escape
     return env
-
-
-def tex_escape(s) -> str:
-    s = str(s)
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
-                 ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}")):
-        s = s.replace(a, b)
-    return s
 
 
 def _finite(x) -> bool:

@@ -61,9 +61,17 @@ def plural(n, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def tex_text(s) -> str:
-    from ..tables import tex_escape
-    return tex_escape(s)
+def tex_escape(s) -> str:
+    """Text as TeX prints it: its special characters escaped."""
+    s = str(s)
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
+                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
+                 ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}")):
+        s = s.replace(a, b)
+    return s
+
+
+tex_text = tex_escape
 
 
 # --- numbers.tex --------------------------------------------------------------
