@@ -1,4 +1,5 @@
-"""Results -> summary CSV -> figure and LaTeX table (no root needed)."""
+"""Results -> summary CSV -> group statistics -> figure and LaTeX table (no
+root needed)."""
 
 import copy
 import json
@@ -7,6 +8,7 @@ import pytest
 
 from rxbench.aggregate import COLUMNS, read_summary, write_summary
 from rxbench.plots import eth_rate
+from rxbench.present import statsfile as SF
 from rxbench.result import ResultError, load_result, validate_result
 from rxbench.tables import eth_table
 
@@ -74,10 +76,12 @@ def test_summary_has_contract_columns_and_every_cell(cells_dir):
 def test_figure_and_table_from_the_csv_alone(cells_dir):
     tmp, paths = cells_dir
     write_summary(paths, tmp / "summary.csv")
-    eth_rate(tmp / "summary.csv", tmp / "f.pdf", tmp / "f.png")
+    SF.write(tmp / "summary.csv", tmp / "gen" / "stats.csv")
+    gs = SF.read(tmp / "gen" / "stats.csv")
+    eth_rate(gs, tmp / "f.pdf", tmp / "f.png")
     assert (tmp / "f.pdf").read_bytes()[:4] == b"%PDF"
     assert (tmp / "f.png").read_bytes()[:4] == b"\x89PNG"
-    eth_table(tmp / "summary.csv", tmp / "t.tex")
+    eth_table(gs, tmp / "t.tex")
     tex = (tmp / "t.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex
     # median of 1.4 and 1.6 Mpps, n=2
@@ -128,3 +132,20 @@ def test_summary_has_the_tcp_sender_s_cost_per_byte_when_the_cell_measured_it(tm
     assert df.loc[2, "sender_hrtimer_per_mb"] == 339.5 and df.loc[2, "sender_sends_per_turn"] == 16
     assert df.loc[2, "congestion_control"] == "bbr"
     assert df[["sender_cpu_ns_per_byte", "congestion_control"]].loc[1].isna().all()
+
+
+def test_a_rate_limited_cell_s_own_load_verdict_is_a_column(tmp_path):
+    paths = []
+    for i, (load, reached) in enumerate((("2.5", True), ("2.5", False), ("max", None))):
+        r = result()
+        r.update(layer="tcp", stack="epoll", params={"conns": 1, "msg": 65536, "load": load})
+        if reached is not None:
+            r["load"] = {"target_gbps": 2.5, "sender_gbps": 2.5, "goodput_gbps": 2.5,
+                         "error_pct": 0.0, "reached": reached}
+        p = tmp_path / f"c{i}.json"
+        p.write_text(json.dumps(r))
+        paths.append(str(p))
+    df = write_summary(paths, tmp_path / "s.csv")
+    got = {(row["load"], None if row["load_reached"] != row["load_reached"] else
+            bool(row["load_reached"])) for _, row in df.iterrows()}
+    assert got == {("2.5", True), ("2.5", False), ("max", None)}

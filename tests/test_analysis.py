@@ -14,8 +14,8 @@ import pytest
 from conftest import ROOT
 from rxbench import cells
 from rxbench.analysis import (DROP_STAGES, MissingCounter, analyse_eth, analyse_tcp,
-                              classify_eth, cpu_window, delta, processes, reclassify,
-                              reclassify_cell, side_snapshot)
+                              classify_eth, classify_tcp, cpu_window, delta, processes,
+                              reclassify, reclassify_cell, side_snapshot)
 from rxbench.platforms.local import Placement
 from rxbench.stacks import Generator, Receiver
 from rxbench.stacks.eth import DpdkTxonly
@@ -388,3 +388,15 @@ def test_side_snapshot_takes_a_reader_event_and_refuses_anything_else():
                                                       "ifname": "veth"}
     with pytest.raises(MissingCounter, match="not an rxb-counters snapshot"):
         side_snapshot({"event": "ready", "t_ns": 1}, None)
+
+
+def test_the_tcp_bottleneck_rule():
+    """One rule (analysis.classify_tcp) for the run and for reclassify: the
+    server's own cores first, then a CPU shared with the sender, then the
+    sender's own (the only generator-bound case)."""
+    assert classify_tcp([1], [1], [0]) == {"bottleneck": "server", "generator_bound": False}
+    assert classify_tcp([0, 1], [1], [0]) == {"bottleneck": "server", "generator_bound": False}
+    assert classify_tcp([0], [0], [0]) == {"bottleneck": "server", "generator_bound": False}
+    assert classify_tcp([], [0, 1], [1]) == {"bottleneck": "shared_cpu", "generator_bound": False}
+    assert classify_tcp([0], [1], [0]) == {"bottleneck": "sender", "generator_bound": True}
+    assert classify_tcp([], [1], [0]) == {"bottleneck": "none", "generator_bound": False}

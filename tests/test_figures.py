@@ -1,4 +1,5 @@
-"""Figures and tables from the summary CSV alone (rxbench.plots, rxbench.tables):
+"""Figures and tables from the group statistics alone (rxbench.plots,
+rxbench.tables; stats.csv and set.json of rxbench/present/statsfile.py):
 Ethernet only, TCP only, both; every cell group in a table."""
 
 import re
@@ -6,27 +7,38 @@ import re
 import pytest
 
 import synthetic
-from rxbench import plots, stats, tables
+from rxbench import plots, tables
+from rxbench.present import figdata
+from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
+from rxbench.present import look
 
 PDF, PNG = b"%PDF", b"\x89PNG"
 
 
+def _gs(csv):
+    """The group statistics of a summary, as the stats rule writes them."""
+    out = csv.with_suffix("") / "stats.csv"
+    SF.write(csv, out)
+    return SF.read(out)
+
+
 @pytest.fixture
 def eth_only(tmp_path):
-    return synthetic.write(tmp_path / "eth.csv", synthetic.eth_rows())
+    return _gs(synthetic.write(tmp_path / "eth.csv", synthetic.eth_rows()))
 
 
 @pytest.fixture
 def tcp_only(tmp_path):
-    return synthetic.write(tmp_path / "tcp.csv",
-                           synthetic.tcp_rows(conns=(1, 4, 64), msgs=(1024, 65536)))
+    return _gs(synthetic.write(tmp_path / "tcp.csv",
+                           synthetic.tcp_rows(conns=(1, 4, 64), msgs=(1024, 65536))))
 
 
 @pytest.fixture
 def both(tmp_path):
     rows = (synthetic.eth_rows(cores=(1, 2), sizes=(64, 1518))
             + synthetic.tcp_rows(conns=(1, 8), msgs=(1024, 16384, 65536)))
-    return synthetic.write(tmp_path / "both.csv", rows)
+    return _gs(synthetic.write(tmp_path / "both.csv", rows))
 
 
 @pytest.fixture
@@ -37,18 +49,18 @@ def full(tmp_path):
     rows = (eth + synthetic.ndr_rows()
             + [dict(r, load="max") for r in synthetic.tcp_rows(conns=(1, 8), msgs=(1024, 65536))]
             + synthetic.load_rows())
-    return synthetic.write(tmp_path / "full.csv", rows)
+    return _gs(synthetic.write(tmp_path / "full.csv", rows))
 
 
 def test_plan_follows_the_data(eth_only, tcp_only, both, full):
-    assert plots.plan(eth_only) == ["eth_best", "eth_rate", "eth_gbps", "eth_cpu"]  # one core count
-    assert plots.plan(tcp_only) == ["tcp_msg", "tcp_conns", "tcp_cpu"]
-    assert plots.plan(both) == [f for f in plots.FAMILIES if f not in ("eth_ndr", "tcp_load")]
-    assert plots.plan(full) == list(plots.FAMILIES)
+    assert figdata.plan(eth_only) == ["eth_best", "eth_rate", "eth_gbps", "eth_cpu"]  # one core count
+    assert figdata.plan(tcp_only) == ["tcp_msg", "tcp_conns", "tcp_cpu"]
+    assert figdata.plan(both) == [f for f in plots.FAMILIES if f not in ("eth_ndr", "tcp_load")]
+    assert figdata.plan(full) == list(plots.FAMILIES)
 
 
 def test_ndr_cells_are_not_saturation_lines(full):
-    d = plots.Data(full, "eth")
+    d = figdata.Data(full, "eth")
     sat = d.saturation(d.st)
     assert len(sat) and not (sat["search"] == "ndr").any()
     assert (d.st["search"] == "ndr").any()
@@ -56,7 +68,7 @@ def test_ndr_cells_are_not_saturation_lines(full):
 
 def test_every_planned_figure_is_drawn(full, tmp_path):
     # every family: NDR beside saturation cells, TCP at equal load too
-    for name in plots.plan(full):
+    for name in figdata.plan(full):
         pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
         plots.figure(name, full, pdf, png)
         assert pdf.read_bytes()[:4] == PDF and png.read_bytes()[:4] == PNG, name
@@ -71,14 +83,14 @@ def test_eth_only_figures_and_a_tcp_figure_without_tcp_rows(eth_only, tmp_path):
 
 
 def test_each_stack_has_its_own_style():
-    assert set(stats.STACK_ORDER) <= set(plots.STYLE)
-    pairs = [(c, m) for c, m, _ in plots.STYLE.values()]
+    styles = {s: look.style(s) for s in look.ORDER}
+    pairs = [(c, m) for c, m, _ in styles.values()]
     assert len(set(pairs)) == len(pairs)
-    assert len({m for _, m, _ in plots.STYLE.values()}) == len(plots.STYLE)   # grayscale
+    assert len({m for _, m, _ in styles.values()}) == len(styles)   # grayscale
 
 
 def test_non_default_variant_is_labelled_and_styled_apart(eth_only):
-    d = plots.Data(eth_only, "eth")
+    d = figdata.Data(eth_only, "eth")
     assert d.label("af_xdp", ("receiver",)) == "af_xdp"
     assert d.label("af_xdp", ("sender",)) == "af_xdp (napi=sender)"
     a, b = d.line_style("af_xdp", ("receiver",)), d.line_style("af_xdp", ("sender",))
@@ -94,7 +106,7 @@ def test_a_variant_keeps_its_style_whatever_other_variants_exist(tmp_path):
     for r in synthetic.eth_rows(stacks=("af_xdp",), sizes=(64,), napi=("receiver",)):
         rows.append(dict(r, wait="busy_poll",
                          path=r["path"].replace("/rep=", "/wait=busy_poll/rep=")))
-    d = plots.Data(synthetic.write(tmp_path / "v.csv", rows), "eth")
+    d = figdata.Data(_gs(synthetic.write(tmp_path / "v.csv", rows)), "eth")
     assert d.variants == ["napi", "wait"] and d.defaults == {"napi": "receiver", "wait": "poll"}
     # napi=sender is the first non-default variant: the style the paper's captions describe
     assert d.variant_index(("sender", None)) == 1 == d.variant_index(("sender", "poll"))
@@ -114,10 +126,10 @@ def test_every_eth_group_is_in_the_table(tmp_path):
         if r["stack"] == "dpdk":
             r.update(status="unsupported", reason="dpdk-testpmd is not installed",
                      rx_pps="", offered_pps="", rx_gbps="")
-    csv = synthetic.write(tmp_path / "s.csv", rows)
+    csv = _gs(synthetic.write(tmp_path / "s.csv", rows))
     tables.eth_table(csv, tmp_path / "t.tex")
     tex = (tmp_path / "t.tex").read_text()
-    groups = stats.cell_stats(stats.load(csv))
+    groups = csv.st
     assert len(_data_rows(tex)) == len(groups) == 3 * 2 * 3
     assert tex.count("n/a$^{1}$") == 6                       # dpdk: napi x sizes
     assert r"$^{1}$ unsupported: dpdk-testpmd is not installed" in tex
@@ -127,7 +139,7 @@ def test_every_eth_group_is_in_the_table(tmp_path):
 def test_every_tcp_group_is_in_the_table(tcp_only, tmp_path):
     tables.tcp_table(tcp_only, tmp_path / "t.tex")
     tex = (tmp_path / "t.tex").read_text()
-    groups = stats.cell_stats(stats.load(tcp_only))
+    groups = tcp_only.st
     rows = _data_rows(tex)
     cells = [c for r in rows for c in r.split("&")[3:-1] if c.strip()]   # the msg columns
     assert len(cells) == len(groups)
@@ -146,7 +158,7 @@ def test_every_tcp_group_is_in_the_table(tcp_only, tmp_path):
 def test_partial_failures_show_n_of_reps_with_the_reason(tmp_path):
     rows = synthetic.eth_rows(stacks=("af_xdp",), sizes=(64,), napi=("receiver",))
     rows[1].update(status="failed", reason="rxb-af-xdp crashed", rx_pps="")
-    csv = synthetic.write(tmp_path / "s.csv", rows)
+    csv = _gs(synthetic.write(tmp_path / "s.csv", rows))
     tables.eth_table(csv, tmp_path / "t.tex")
     tex = (tmp_path / "t.tex").read_text()
     assert "2/3$^{1}$" in tex and "failed: rxb-af-xdp crashed" in tex
@@ -169,17 +181,17 @@ def test_tables_without_rows_of_their_layer(eth_only, tcp_only, tmp_path):
 
 def test_eth_table_shows_medians_and_names_dpdk_on_veth(tmp_path):
     rows = synthetic.eth_rows(stacks=("xdp_drop", "dpdk"), sizes=(64,), napi=("receiver",))
-    csv = synthetic.write(tmp_path / "s.csv", rows)
+    csv = _gs(synthetic.write(tmp_path / "s.csv", rows))
     tables.eth_table(csv, tmp_path / "t.tex")
     tex = (tmp_path / "t.tex").read_text()
-    g = stats.cell_stats(stats.load(csv)).iloc[0]
+    g = csv.st.iloc[0]
     assert f"{g.rx_pps_median / 1e6:.3f} [{g.rx_pps_med_lo / 1e6:.3f}, " in tex
     assert "DPDK (af\\_xdp PMD on veth)" in tex and "median" in tex and "Student" not in tex
 
 
 def test_best_table_states_the_rule_and_each_stacks_choice(tmp_path):
     rows = synthetic.eth_rows(sizes=(64, 1518), reps=5)
-    csv = synthetic.write(tmp_path / "s.csv", rows)
+    csv = _gs(synthetic.write(tmp_path / "s.csv", rows))
     tables.best_table(csv, tmp_path / "b.tex")
     tex = (tmp_path / "b.tex").read_text()
     body = _data_rows(tex)
@@ -187,7 +199,7 @@ def test_best_table_states_the_rule_and_each_stacks_choice(tmp_path):
     assert "the default configuration wins" in tex          # the rule, in the caption
     # napi=sender halves the rate here: the default (receiver) is chosen, apart
     assert all("default" in r for r in body) and "napi=sender" not in "".join(body)
-    best = stats.best_config(stats.cell_stats(stats.load(csv)))
+    best = csv.best("eth")
     r = best[(best["stack"] == "af_xdp") & (best["size"] == 64)].iloc[0]
     assert f"{r.rx_pps_median / 1e6:.3f} [{r.rx_pps_med_lo / 1e6:.3f}, {r.rx_pps_med_hi / 1e6:.3f}]" in tex
 
@@ -197,16 +209,16 @@ def test_ndr_table_beside_the_saturation_rate(full, tmp_path):
     tex = (tmp_path / "n.tex").read_text()
     rows = tables.ndr_rows(full)
     assert len(rows) == 4 and all(r["sat"] != "--" and r["trials"] != "--" for r in rows)
-    df = stats.load(full)
+    df = G.load(full.facts["summary"])
     x = df[(df.search == "ndr") & (df["stack"] == "xdp_drop") & (df["size"] == 64)].iloc[0]
     assert f"{x.ndr_pps / 1e6:.3f}" in tex and f"{x.pdr_pps / 1e6:.3f}" in tex
 
 
 def test_tcg_results_carry_the_caveat_in_tables_and_figures(tmp_path):
     rows = [dict(r, platform="vm", accel="tcg") for r in synthetic.eth_rows(sizes=(64,))]
-    csv = synthetic.write(tmp_path / "vm.csv", rows)
-    assert plots.Data(csv, "eth").tcg and not plots.Data(
-        synthetic.write(tmp_path / "l.csv", synthetic.eth_rows(sizes=(64,))), "eth").tcg
+    csv = _gs(synthetic.write(tmp_path / "vm.csv", rows))
+    assert figdata.Data(csv, "eth").tcg and not figdata.Data(
+        _gs(synthetic.write(tmp_path / "l.csv", synthetic.eth_rows(sizes=(64,)))), "eth").tcg
     for t in ("eth", "best", "seed", "env"):
         tables.TABLES[t](csv, tmp_path / f"{t}.tex")
         assert "say nothing about the stacks" in (tmp_path / f"{t}.tex").read_text(), t
@@ -226,10 +238,11 @@ def _pdf_has(pdf, word) -> bool:
 
 def test_equal_load_keeps_only_cells_that_reached_their_target(tmp_path):
     rows = synthetic.load_rows(miss=(("epoll", 3),))
-    df = stats.load(synthetic.write(tmp_path / "l.csv", rows))
-    reached = stats.load_reached(df)
+    gs = _gs(synthetic.write(tmp_path / "l.csv", rows))
+    df = G.load(gs.facts["summary"])
+    reached = G.load_reached(df)
     assert reached[(df["stack"] == "epoll") & (df.load == "3")].eq(False).all()
     assert reached[df["stack"] == "uring_opt"].all()
-    st = stats.load_stats(df)
+    st = gs.subset("load_reached")
     assert not ((st["stack"] == "epoll") & (st.load.astype(str) == "3")).any()
     assert ((st["stack"] == "epoll") & (st.load.astype(str) == "1")).any()

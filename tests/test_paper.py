@@ -1,4 +1,4 @@
-"""numbers.tex and the paper PDF (rxbench.paper): the macros equal the CSV's
+"""numbers.tex and the paper PDF (rxbench/paper.py, rxbench/present/): the macros equal the CSV's
 values, the text quotes no hand-typed number, and the paper builds from an
 Ethernet-only, a TCP-only and a mixed summary."""
 
@@ -10,8 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import generated
 import synthetic
 from rxbench import paper
+from rxbench.present import claims, numbers_data
+from rxbench.present import statsfile as SF
+from rxbench.present import macros as MX
+from rxbench.present.numbers import write_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "paper"
@@ -33,23 +38,23 @@ def both(tmp_path):
 
 
 def test_macro_names():
-    assert paper.words(64) == "SixtyFour"
-    assert paper.words(1518) == "OneThousandFiveHundredEighteen"
-    assert paper.camel("xdp_drop") == "XdpDrop" and paper.camel("iperf3") == "IperfThree"
-    assert paper.msg_words(65536) == "SixtyFourKiB"
-    assert paper.sig(1.78807) == "1.79" and paper.sig(0.48123) == "0.481"
-    assert paper.sig(2087.4) == "2087"
+    assert MX.words(64) == "SixtyFour"
+    assert MX.words(1518) == "OneThousandFiveHundredEighteen"
+    assert MX.camel("xdp_drop") == "XdpDrop" and MX.camel("iperf3") == "IperfThree"
+    assert MX.msg_words(65536) == "SixtyFourKiB"
+    assert MX.sig(1.78807) == "1.79" and MX.sig(0.48123) == "0.481"
+    assert MX.sig(2087.4) == "2087"
 
 
 def test_numbers_match_the_csv(both, tmp_path):
     out = tmp_path / "numbers.tex"
-    paper.write_numbers(both, out)
+    _write_numbers(both, out)
     defs, flags = macros(out)
     df = pd.read_csv(both)
     ok = df[df.status == "ok"]
 
     def mean(sel, col, scale=1.0):       # the macros quote medians
-        return paper.sig(ok[sel][col].median() / scale)
+        return MX.sig(ok[sel][col].median() / scale)
 
     eth = ok.layer == "eth"
     xdp64 = eth & (ok["stack"] == "xdp_drop") & (ok["size"] == 64) & (ok.napi == "receiver")
@@ -83,9 +88,16 @@ def test_numbers_without_tcp_rows(tmp_path):
     assert flags["HaveEth"] and flags["HaveNapiSender"]
 
 
+def _write_numbers(csv, out):
+    """numbers.tex of a summary, through its group statistics (as the rules)."""
+    stats = Path(out).parent / Path(csv).stem / "stats.csv"
+    SF.write(csv, stats)
+    write_numbers(stats, out)
+
+
 def _numbers(csv, tmp_path):
     out = tmp_path / "numbers.tex"
-    paper.write_numbers(csv, out)
+    _write_numbers(csv, out)
     return out
 
 
@@ -140,7 +152,8 @@ def test_paper_builds(kind, tmp_path):
     # as `snakemake -d ELSEWHERE` does: generated files and PDF out of the checkout
     d = tmp_path / "paper"
     csv = synthetic.write(tmp_path / "summary.csv", _summaries(tmp_path)[kind])
-    paper.build_all(csv, d, pdf=True, source_dir=PAPER)
+    generated.build(csv, d)
+    paper.build_pdf(d, source_dir=PAPER)
     pdf = d / "paper.pdf"
     assert pdf.read_bytes()[:4] == b"%PDF"
     log = (d / "build" / "paper.log").read_text(errors="replace")
@@ -183,13 +196,13 @@ def test_claim_tex_says_only_what_the_intervals_support():
     b = {"rx_pps_median": 1e6, "rx_pps_med_lo": 0.9e6, "rx_pps_med_hi": 1.1e6}
     c = {"rx_pps_median": 1.95e6, "rx_pps_med_lo": 1.0e6, "rx_pps_med_hi": 2.5e6}
     n1 = {"rx_pps_median": 1.0e6, "rx_pps_med_lo": float("nan"), "rx_pps_med_hi": float("nan")}
-    text, cmp = paper.claim_tex("A", a, "B", b, "rx_pps", "Mpps", 1e6)
+    text, cmp = claims.claim_tex("A", a, "B", b, "rx_pps", "Mpps", 1e6)
     assert cmp.apart and text.startswith("A receives more than B (medians 2.00 vs 1.00")
     # the order follows the data, not the argument order
-    assert paper.claim_tex("B", b, "A", a, "rx_pps", "Mpps", 1e6)[0].startswith("A receives more than B")
-    text, cmp = paper.claim_tex("A", a, "C", c, "rx_pps", "Mpps", 1e6)
+    assert claims.claim_tex("B", b, "A", a, "rx_pps", "Mpps", 1e6)[0].startswith("A receives more than B")
+    text, cmp = claims.claim_tex("A", a, "C", c, "rx_pps", "Mpps", 1e6)
     assert not cmp.apart and "not told apart" in text and "more than" not in text
-    text, _ = paper.claim_tex("A", a, "D", n1, "rx_pps", "Mpps", 1e6)
+    text, _ = claims.claim_tex("A", a, "D", n1, "rx_pps", "Mpps", 1e6)
     assert "not compared" in text and "more than" not in text
 
 
@@ -203,14 +216,14 @@ def test_a_claim_is_withheld_when_the_intervals_overlap(tmp_path):
     apart = _eth_two(tmp_path, [2.0e6, 2.01e6, 1.99e6, 2.02e6, 2.0e6],
                      [1.0e6, 1.01e6, 0.99e6, 1.0e6, 1.02e6], "apart.csv")
     out = tmp_path / "n2.tex"
-    paper.write_numbers(apart, out)
+    _write_numbers(apart, out)
     defs, _ = macros(out)
     assert defs["EthUserClaimsSmall"].startswith(r"\texttt{af\_xdp} receives more than "
                                                  r"\texttt{af\_packet}")
     # with fewer than three repetitions nothing is compared
     few = _eth_two(tmp_path, [2.0e6, 2.1e6], [1.0e6, 1.1e6], "few.csv")
     out = tmp_path / "n3.tex"
-    paper.write_numbers(few, out)
+    _write_numbers(few, out)
     assert "not compared" in macros(out)[0]["EthUserClaimsSmall"]
 
 
@@ -238,7 +251,7 @@ def test_a_sender_bound_cell_is_never_ranked(tmp_path):
     # uring_opt sender-bound everywhere: it is in no ranking sentence
     csv = _tcp(tmp_path, bound={("uring_opt", 1), ("uring_opt", 8)}, name="b.csv")
     out = tmp_path / "b.tex"
-    paper.write_numbers(csv, out)
+    _write_numbers(csv, out)
     defs, flags = macros(out)
     assert "uring" not in defs["TcpClaims"] and "uring" not in defs["TcpTopServer"]
     assert r"\texttt{uring\_opt}" in defs["TcpRankBound"]
@@ -246,14 +259,14 @@ def test_a_sender_bound_cell_is_never_ranked(tmp_path):
     # the point is chosen where most servers are free: 8 connections here
     csv = _tcp(tmp_path, bound={("uring_opt", 1), ("epoll", 1)}, name="c.csv")
     out = tmp_path / "c.tex"
-    paper.write_numbers(csv, out)
+    _write_numbers(csv, out)
     defs, flags = macros(out)
     assert defs["TcpRankConnsText"] == "8 connections" and r"uring\_opt" in defs["TcpTopServer"]
     # every server sender-bound: nothing ranked
     every = {(s, c) for s in ("blocking", "epoll", "uring_opt") for c in (1, 8)}
     csv = _tcp(tmp_path, bound=every, name="d.csv")
     out = tmp_path / "d.tex"
-    paper.write_numbers(csv, out)
+    _write_numbers(csv, out)
     defs, flags = macros(out)
     assert not flags["HaveTcpRank"] and defs["TcpClaims"] == "n/a"
 
@@ -345,8 +358,8 @@ def test_the_turns_measurement_needs_every_sender_s_step(tmp_path):
     path = synthetic.write(tmp_path / "turns.csv", rows)
     # the source on top; the rows' kernel versions hold '#' ("#1 SMP")
     path.write_text("# how it was measured\n# by whom\n" + path.read_text())
-    M = paper.Macros()
-    paper._turns_numbers(M, path)
+    M = MX.Macros()
+    numbers_data.turns_numbers(M, path)
     assert M.flags["HaveTurns"] and M.defs["TurnsReps"] == "3"
     assert "receives more than" in M.defs["TurnsOldClaim"]
     assert M.defs["TurnsNewRatios"] == r"\texttt{blocking} 0.96, \texttt{epoll} 0.96"
@@ -354,11 +367,11 @@ def test_the_turns_measurement_needs_every_sender_s_step(tmp_path):
     assert M.defs["TurnsOldRule"] == "16 sends" and M.defs["TurnsNewRule"] == "1 MiB"
     # without the CUBIC control the paragraph is left out
     path = synthetic.write(tmp_path / "t2.csv", [r for r in rows if r["sender"] != "turn16_cubic"])
-    M = paper.Macros()
-    paper._turns_numbers(M, path)
+    M = MX.Macros()
+    numbers_data.turns_numbers(M, path)
     assert not M.flags["HaveTurns"] and M.defs["TurnsCubicClaim"] == "n/a"
-    M = paper.Macros()
-    paper._turns_numbers(M, tmp_path / "missing.csv")
+    M = MX.Macros()
+    numbers_data.turns_numbers(M, tmp_path / "missing.csv")
     assert not M.flags["HaveTurns"] and M.defs["TurnsReps"] == "0"
 
 
@@ -383,8 +396,8 @@ def test_the_interleave_measurement_compares_the_two_turns_of_large_messages(tmp
             + _interleave_rows("turn1msg", {1: 10.0, 8: 29.0}, 3.6))
     path = synthetic.write(tmp_path / "ilv.csv", rows)
     path.write_text("# how it was measured\n" + path.read_text())
-    M = paper.Macros()
-    paper._interleave_numbers(M, path)
+    M = MX.Macros()
+    numbers_data.interleave_numbers(M, path)
     assert M.flags["HaveIlv"] and M.defs["IlvReps"] == "3"
     assert M.defs["IlvMsg"] == r"64\,KiB" and M.defs["IlvSmallMsg"] == r"1\,KiB"
     assert M.defs["IlvConns"] == "1 and 8" and M.defs["IlvServer"] == r"\texttt{epoll}"
@@ -396,9 +409,9 @@ def test_the_interleave_measurement_compares_the_two_turns_of_large_messages(tmp
     assert M.defs["IlvNewSmallGbps"] == "5.10, 5.10"
     # one build only: no paragraph
     path = synthetic.write(tmp_path / "one.csv", [r for r in rows if r["sender"] == "turn1msg"])
-    M = paper.Macros()
-    paper._interleave_numbers(M, path)
+    M = MX.Macros()
+    numbers_data.interleave_numbers(M, path)
     assert not M.flags["HaveIlv"] and M.defs["IlvClaim"] == "n/a"
-    M = paper.Macros()
-    paper._interleave_numbers(M, tmp_path / "missing.csv")
+    M = MX.Macros()
+    numbers_data.interleave_numbers(M, tmp_path / "missing.csv")
     assert not M.flags["HaveIlv"]

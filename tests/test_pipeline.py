@@ -95,7 +95,7 @@ def test_smoke_run_end_to_end_then_rerun_one_cell(workdir):
         assert r["status"] == "ok", (cell, r["reason"])
         if r["layer"] == "tcp":
             assert r["rx_gbps"] > 0.1 and r["cpu_ns_per_byte"] > 0
-    for f in ("eth_rate.pdf", "eth_rate.png", "eth_table.tex"):
+    for f in ("stats.csv", "set.json", "eth_rate.pdf", "eth_rate.png", "eth_table.tex"):
         assert (workdir / "paper/generated/local" / f).stat().st_size > 0
     assert "xdp\\_drop" in (workdir / "paper/generated/local/eth_table.tex").read_text()
 

@@ -1,4 +1,5 @@
-"""Statistics per cell group (rxbench.stats): known inputs, known answers."""
+"""Statistics (rxbench/stats.py) and cell groups with their verdicts
+(rxbench/present/groups.py): known inputs, known answers."""
 
 import math
 
@@ -7,6 +8,9 @@ import pytest
 
 import synthetic
 from rxbench import stats as S
+from rxbench.present import groups as G
+from rxbench.present import statsfile as SF
+from rxbench.present import look
 
 
 @pytest.mark.parametrize("dof,t", [(1, 12.706204736), (2, 4.302652730), (4, 2.776445105),
@@ -50,10 +54,10 @@ def mixed(tmp_path):
 
 
 def test_every_group_with_its_variants_and_status(mixed):
-    df = S.load(mixed)
-    assert S.variant_columns(df) == ["napi", "touch"]
-    assert S.variant_defaults(df) == {"napi": "receiver", "touch": 0}
-    st = S.cell_stats(df)
+    df = G.load(mixed)
+    assert G.variant_columns(df) == ["napi", "touch"]
+    assert G.variant_defaults(df) == {"napi": "receiver", "touch": 0}
+    st = G.cell_stats(df)
     eth = st[st["layer"] == "eth"]
     tcp = st[st["layer"] == "tcp"]
     assert len(eth) == 3 * 2 * 3                            # stacks x napi x sizes
@@ -70,7 +74,7 @@ def test_every_group_with_its_variants_and_status(mixed):
 
 def test_group_values_match_the_csv(mixed):
     df = pd.read_csv(mixed)
-    st = S.cell_stats(S.load(mixed))
+    st = G.cell_stats(G.load(mixed))
     sel = (df["stack"] == "af_xdp") & (df["size"] == 512) & (df["napi"] == "sender")
     want = S.summarize(df[sel].rx_pps.tolist())
     got = st[(st["stack"] == "af_xdp") & (st["size"] == 512) & (st["napi"] == "sender")].iloc[0]
@@ -84,20 +88,26 @@ def test_group_values_match_the_csv(mixed):
 
 
 def test_stats_csv_is_machine_readable(mixed, tmp_path):
-    S.write_stats(mixed, tmp_path / "stats.csv")
+    SF.write(mixed, tmp_path / "stats.csv")
     back = pd.read_csv(tmp_path / "stats.csv")
-    for col in ("stack", "napi", "touch", "status", "reason", "n_ok", "rx_pps_ci_lo",
-                "rx_gbps_cv", "noisy"):
+    for col in ("subset", "stack", "napi", "touch", "status", "reason", "n_ok", "rx_pps_ci_lo",
+                "rx_gbps_cv", "noisy", "overloaded", "sender_bound", "best"):
         assert col in back.columns
-    assert len(back) == len(S.cell_stats(S.load(mixed)))
+    st = G.cell_stats(G.load(mixed))
+    assert len(back[back["subset"] == "all"]) == len(st)
+    # read back, the numbers are the ones computed (full precision)
+    gs = SF.read(tmp_path / "stats.csv")
+    assert gs.st["rx_pps_med_lo"].equals(st["rx_pps_med_lo"].astype(float))
 
 
 def test_no_rows_of_a_layer_is_fine(tmp_path):
     eth_only = synthetic.write(tmp_path / "eth.csv", synthetic.eth_rows())
-    assert set(S.cell_stats(S.load(eth_only))["layer"]) == {"eth"}
-    ctx = S.context(S.load(eth_only), "tcp")
+    assert set(G.cell_stats(G.load(eth_only))["layer"]) == {"eth"}
+    df = G.load(eth_only)
+    st = G.cell_stats(df)
+    ctx = SF.context(df, st, "tcp")
     assert ctx["n_text"] == "n = 0"
-    assert S.context(S.load(eth_only), "eth")["line_note"].startswith("no line rate: veth")
+    assert SF.context(df, st, "eth")["line_note"].startswith("no line rate: veth")
 
 
 def test_median_ci_is_reproducible_and_brackets_the_median():
@@ -145,13 +155,13 @@ def test_best_config_rule():
                      "rx_pps_median": s.median, "rx_pps_med_lo": s.med_lo,
                      "rx_pps_med_hi": s.med_hi})
     st = pd.DataFrame(rows)
-    best = S.best_config(st)
+    best = G.best_config(st)
     # spin has the highest median, but poll (the default) is not told apart from it
     assert list(best["wait"]) == ["poll"] and "default" in best.iloc[0]["best_rule_note"]
     st.loc[st["wait"] == "spin", ["rx_pps_median", "rx_pps_med_lo", "rx_pps_med_hi"]] = [2, 1.9, 2.1]
-    assert list(S.best_config(st)["wait"]) == ["spin"]
-    assert S.stack_label("dpdk") == "DPDK (af_xdp PMD on veth)"
-    assert S.stack_label("dpdk", "virtio_net") == "dpdk"
+    assert list(G.best_config(st)["wait"]) == ["spin"]
+    assert look.label("dpdk") == "DPDK (af_xdp PMD on veth)"
+    assert look.label("dpdk", "virtio_net") == "dpdk"
 
 
 def test_host_stratum_and_stratified_stats():
@@ -161,25 +171,26 @@ def test_host_stratum_and_stratified_stats():
                        "pingpong_ns": [46, 47, 380, 50, 48],
                        "pingpong_during_ns": [45, None, 390, 48, 400],
                        "steady": [True, True, True, False, True]})
-    assert list(S.host_stratum(df)) == ["close", "close", "far", "close", "moved"]
-    st = S.stratified_stats(df)
-    close = st[st["host"] == "close"].iloc[0]
+    assert list(G.host_stratum(df)) == ["close", "close", "far", "close", "moved"]
+    frame, _ = SF.build(df)
+    close = frame[frame["subset"] == "host_close"].iloc[0]
     assert close["n_ok"] == 2 and close["rx_pps_median"] == pytest.approx(1.615e6)
-    assert st[st["host"] == "other"].iloc[0]["n_ok"] == 3
+    assert frame[frame["subset"] == "host_other"].iloc[0]["n_ok"] == 3
+    assert frame[frame["subset"] == "all"].iloc[0]["n_ok"] == 5
 
 
 def test_among_matches_a_missing_value_in_a_float_column():
     s = pd.Series([float("nan"), 0.0, 1.0])
-    assert list(S.among(s, [None, 0])) == [True, True, False]    # pandas' isin says False, True, False
-    assert list(S.among(pd.Series([None, "ndr", "saturation"]), [None, "saturation"])) == [True, False, True]
+    assert list(G.among(s, [None, 0])) == [True, True, False]    # pandas' isin says False, True, False
+    assert list(G.among(pd.Series([None, "ndr", "saturation"]), [None, "saturation"])) == [True, False, True]
 
 
 def test_compare_stats_agrees_with_compare_on_the_values():
     a, b = [1.40, 1.42, 1.41, 1.43, 1.39], [1.15, 1.17, 1.16, 1.18, 1.14]
     sa, sb = S.summarize(a), S.summarize(b)
     rec = lambda s: {"m_median": s.median, "m_med_lo": s.med_lo, "m_med_hi": s.med_hi}  # noqa
-    assert S.compare_stats(rec(sa), rec(sb), "m") == S.compare(a, b)
-    assert S.sender_bound({"generator_bound_reps": 1}) and not S.sender_bound({"generator_bound_reps": 0})
+    assert G.compare_stats(rec(sa), rec(sb), "m") == S.compare(a, b)
+    assert G.sender_bound({"generator_bound_reps": 1}) and not G.sender_bound({"generator_bound_reps": 0})
 
 
 def _group(napi, vals, bottlenecks, stack="xdp_drop"):
@@ -196,12 +207,15 @@ def test_cell_stats_counts_the_repetitions_whose_receiver_set_the_rate():
                        "size": 64, "status": "ok", "reason": None, "generator_bound": False,
                        "rx_pps": [1.8e6, 1.85e6, 1.9e6],
                        "bottleneck": ["receiver", "shared_cpu", "receiver"]})
-    rec = S.cell_stats(df).iloc[0]
-    assert rec["receiver_bound_reps"] == 2 and S.overloaded(rec)
+    rec = G.cell_stats(df).iloc[0]
+    assert rec["receiver_bound_reps"] == 2 and G.overloaded(rec) and not G.closed_loop(rec)
     df["bottleneck"] = ["shared_cpu", "shared_cpu", "receiver"]
-    assert not S.overloaded(S.cell_stats(df).iloc[0])
+    rec = G.cell_stats(df).iloc[0]
+    assert not G.overloaded(rec)
+    # lossless on a CPU shared with the generator, mostly: a closed loop
+    assert rec["shared_cpu_reps"] == 2 and G.closed_loop(rec)
     # TCP groups (and summaries without the column) are left as they were
-    assert S.overloaded({"n_ok": 5}) and S.overloaded({"receiver_bound_reps": None, "n_ok": 5})
+    assert G.overloaded({"n_ok": 5}) and G.overloaded({"receiver_bound_reps": None, "n_ok": 5})
 
 
 def test_a_rate_received_without_overload_is_a_lower_bound_never_ranked_below():
@@ -209,17 +223,17 @@ def test_a_rate_received_without_overload_is_a_lower_bound_never_ranked_below():
     mid = _group("receiver", [1.83, 1.85, 1.86, 1.84, 1.88], ["receiver"] * 5)
     low = _group("sender", [1.40, 1.41, 1.42, 1.43, 1.39], ["shared_cpu"] * 5)
     # the unloaded group above a loaded one: at least its lower bound, so it is more
-    c = S.compare_stats(hi, mid, "rx_pps")
+    c = G.compare_stats(hi, mid, "rx_pps")
     assert c.apart and c.order == ">" and not c.bound
     # a loaded group above an unloaded one: the unloaded one's maximum is unknown
-    c = S.compare_stats(mid, low, "rx_pps")
+    c = G.compare_stats(mid, low, "rx_pps")
     assert not c.apart and c.order == "~" and c.bound
-    assert S.compare_stats(low, mid, "rx_pps").bound
+    assert G.compare_stats(low, mid, "rx_pps").bound
     # not the Ethernet rate: nothing changes
     rec = lambda g: {"m_median": g["rx_pps_median"], "m_med_lo": g["rx_pps_med_lo"],  # noqa
                      "m_med_hi": g["rx_pps_med_hi"], "n_ok": 5, "receiver_bound_reps": 0}
-    assert S.compare_stats(rec(mid), rec(low), "m").apart
-    from rxbench.paper import claim_tex
+    assert G.compare_stats(rec(mid), rec(low), "m").apart
+    from rxbench.present.claims import claim_tex
     text, _ = claim_tex("A", mid, "B", low, "rx_pps", "Mpps", 1e6)
     assert text.startswith("A and B are not ranked") and "B received all it was offered" in text
     assert "more than" not in text
@@ -237,14 +251,33 @@ def test_a_rate_received_without_overload_is_a_lower_bound_never_ranked_below():
 def test_best_config_takes_the_best_overloaded_configuration():
     st = pd.DataFrame([_group("receiver", [1.83, 1.85, 1.86, 1.84, 1.88], ["receiver"] * 5),
                        _group("sender", [2.45, 2.49, 2.50, 2.47, 2.52], ["shared_cpu"] * 5)])
-    best = S.best_config(st, defaults={"napi": "receiver"})
+    best = G.best_config(st, defaults={"napi": "receiver"})
     r = best.iloc[0]
     assert r["napi"] == "receiver" and not r["best_lower_bound"]
     assert r["best_candidates"] == 2 and r["best_unloaded_max"] == pytest.approx(2.49e6)
     assert "1 not overloaded (lower bound, up to 2.49 Mpps)" in r["best_rule_note"]
     # no configuration overloaded: the highest, said to be a lower bound
     st.loc[0, "receiver_bound_reps"] = 1
-    r = S.best_config(st, defaults={"napi": "receiver"}).iloc[0]
+    r = G.best_config(st, defaults={"napi": "receiver"}).iloc[0]
     assert r["napi"] == "sender" and r["best_lower_bound"]
     assert r["best_rule_note"].startswith("no configuration was overloaded: a lower bound")
-    assert "overloaded" in S.BEST_RULE
+    assert "overloaded" in G.BEST_RULE
+
+
+def test_median_ci_is_scipys_percentile_bootstrap_bit_for_bit():
+    """stats._median_ci replays scipy.stats.bootstrap (percentile, fixed seed)
+    without importing it: the same intervals, to the last bit."""
+    np = pytest.importorskip("numpy")
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(7)
+    for k in range(200):
+        n = int(rng.integers(3, 12))
+        xs = sorted(rng.normal(1e6, 1e5, n) if k % 2 else rng.integers(0, 4, n).astype(float))
+        if min(xs) == max(xs):
+            continue
+        res = scipy_stats.bootstrap((np.array(xs),), np.median, confidence_level=S.CONFIDENCE,
+                                    n_resamples=S.BOOT_RESAMPLES, method="percentile",
+                                    vectorized=True,
+                                    random_state=np.random.default_rng(S.BOOT_SEED))
+        want = (float(res.confidence_interval.low), float(res.confidence_interval.high))
+        assert S.median_ci(xs) == want, xs

@@ -1,9 +1,12 @@
-# Cells -> summary CSV -> statistics, figures and tables. Everything after
-# `aggregate` reads only PAPER_CSV (the run's SUMMARY or a committed reference
-# set's, config key paper_data: so it rebuilds without root) and calls `python -m rxbench.paper` (workflow/rxbench/paper.py).
+# Cells -> summary CSV -> group statistics -> figures and tables. Only the
+# `stats` rule reads the summary (PAPER_CSV: the run's SUMMARY or a
+# committed reference set's, config key paper_data: so it rebuilds without
+# root); everything after it reads stats.csv (and set.json beside it) alone.
+# The rules call `python -m rxbench.paper` (workflow/rxbench/paper.py).
 
 PAPER_PY = f"env PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'workflow'))} {PY} -m rxbench.paper"
 STATS = f"{GENERATED}/stats.csv"
+SET_FACTS = f"{GENERATED}/set.json"
 FIGURE_PLAN = f"{GENERATED}/figures.txt"
 # figure family -> report category (workflow/rxbench/plots.py FAMILIES;
 # each has its caption in workflow/report/<family>.rst)
@@ -35,32 +38,37 @@ rule aggregate:
         "{RXBENCH} aggregate --out {output:q} {input:q} > {log} 2>&1"
 
 
+# per cell group: n, median and its bootstrap interval (once per group),
+# the verdicts, each stack's best configuration and the like-with-like
+# pairs (workflow/schemas/stats.schema.yaml); set.json: the data set's own facts
 rule stats:
     input:
         PAPER_CSV,
     output:
-        report(STATS, caption="../report/stats.rst", category="Cell statistics"),
+        stats=report(STATS, caption="../report/stats.rst", category="Cell statistics"),
+        facts=SET_FACTS,
     log:
         f"{GENERATED}/stats.log",
     shell:
-        "{PAPER_PY} stats --csv {input:q} --out {output:q} > {log} 2>&1"
+        "{PAPER_PY} stats --csv {input:q} --out {output.stats:q} > {log} 2>&1"
 
 
-# Which figure families the summary supports (e.g. eth_cores only when more
-# than one core count was measured) is known only once SUMMARY exists: a
-# checkpoint, read by planned_figures().
+# Which figure families the data supports (e.g. eth_cores only when more
+# than one core count was measured) is known only once the statistics
+# exist: a checkpoint, read by planned_figures().
 checkpoint figure_plan:
     input:
-        PAPER_CSV,
+        STATS,
+        SET_FACTS,
     output:
         FIGURE_PLAN,
     log:
         f"{GENERATED}/figures.log",
     shell:
-        "{PAPER_PY} plan --csv {input:q} --out {output:q} > {log} 2>&1"
+        "{PAPER_PY} plan --stats {input[0]:q} --out {output:q} > {log} 2>&1"
 
 
-# the PDF and PNG of every figure family the summary supports (an input function)
+# the PDF and PNG of every figure family the data supports (an input function)
 planned_figures = lambda wildcards: [
     f"{GENERATED}/{name}.{ext}"
     for name in Path(checkpoints.figure_plan.get().output[0]).read_text().split()
@@ -75,7 +83,8 @@ for _fig, _category in FIGURE_FAMILIES.items():
         name:
             f"figure_{_fig}"
         input:
-            PAPER_CSV,
+            STATS,
+            SET_FACTS,
         output:
             pdf=f"{GENERATED}/{_fig}.pdf",
             png=report(f"{GENERATED}/{_fig}.png", caption=f"../report/{_fig}.rst",
@@ -85,19 +94,20 @@ for _fig, _category in FIGURE_FAMILIES.items():
         params:
             family=_fig,
         shell:
-            "{PAPER_PY} figure {params.family} --csv {input:q} --pdf {output.pdf:q}"
+            "{PAPER_PY} figure {params.family} --stats {input[0]:q} --pdf {output.pdf:q}"
             " --png {output.png:q} > {log} 2>&1"
 
 
-rule table:
+rule tables:
     input:
-        csv=PAPER_CSV,
+        stats=STATS,
+        facts=SET_FACTS,
         seed=SEED_CSV,
     output:
-        f"{GENERATED}/{{table}}_table.tex",
+        GEN_TABLES,
     log:
-        f"{GENERATED}/{{table}}_table.log",
-    wildcard_constraints:
-        table="eth|tcp|env|seed|best|ndr",
+        f"{GENERATED}/tables.log",
+    params:
+        gendir=GENERATED,
     shell:
-        "{PAPER_PY} table {wildcards.table} --csv {input.csv:q} --out {output:q} > {log} 2>&1"
+        "{PAPER_PY} tables --stats {input.stats:q} --dir {params.gendir:q} > {log} 2>&1"

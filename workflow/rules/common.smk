@@ -34,8 +34,6 @@ except RxbenchError as e:
 if config["paper_data"] == "run":
     PAPER_CSV = SUMMARY
 GENERATED = f"paper/generated/{GENERATED_NAME}"
-FIGURES = [f"{GENERATED}/eth_rate.pdf", f"{GENERATED}/eth_rate.png"]
-TABLES = [f"{GENERATED}/eth_table.tex"]
 
 
 def cell_config(wildcards):

@@ -1,16 +1,24 @@
 # The paper: numbers.tex (every number the text quotes, and the platform's
 # folder of figures and tables) and paper/paper.pdf by latexmk
 # (paper/latexmkrc). `snakemake --cores 1 paper` builds it, and everything
-# it needs, from PAPER_CSV alone: the run's summary (paper_data: run) or a
-# committed reference set's (paper_data: reference/NAME).
+# it needs, from PAPER_CSV alone (the run's summary, paper_data: run, or a
+# committed reference set's, paper_data: reference/NAME), through the group
+# statistics (rule stats): numbers.tex reads only those.
 
 NUMBERS = "paper/generated/numbers.tex"
 PAPER_PDF = "paper/paper.pdf"
 
 
+# the paper's own measurements of the sender's turn (workflow/rxbench/present/numbers_data.py)
+PAPER_DATA_CSVS = [str(Path(workflow.basedir) / "paper" / "data" / f)
+                   for f in ("tcp_turns.csv", "tcp_interleave.csv")]
+
+
 rule numbers:
     input:
-        PAPER_CSV,
+        STATS,
+        SET_FACTS,
+        PAPER_DATA_CSVS,
     output:
         NUMBERS,
     log:
@@ -19,7 +27,7 @@ rule numbers:
         gendir=f"generated/{GENERATED_NAME}",
         dataset=PAPER_DATA_LABEL,
     shell:
-        "{PAPER_PY} numbers --csv {input:q} --out {output:q} --gendir {params.gendir:q}"
+        "{PAPER_PY} numbers --stats {input[0]:q} --out {output:q} --gendir {params.gendir:q}"
         " --dataset {params.dataset:q} > {log} 2>&1"
 
 

@@ -41,6 +41,10 @@ def row(data: dict, path: str) -> dict:
             r[f"sender_{k}"] = sp[k]
     if (sp.get("softirqs_per_mb") or {}).get("HRTIMER") is not None:
         r["sender_hrtimer_per_mb"] = sp["softirqs_per_mb"]["HRTIMER"]
+    # [tcp] a rate-limited sender: did it reach its goodput target (the cell's
+    # own verdict, stacks/tcp.py; the presenting side reads only this column)
+    if isinstance(data.get("load"), dict) and data["load"].get("reached") is not None:
+        r["load_reached"] = bool(data["load"]["reached"])
     if data.get("congestion_control"):
         r["congestion_control"] = data["congestion_control"]
     r["pingpong_ns"] = (data.get("host_probe") or {}).get("pingpong_ns")

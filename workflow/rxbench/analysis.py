@@ -318,6 +318,19 @@ def snapshot_cost(a: dict, b: dict) -> dict:
     return out
 
 
+def classify_tcp(saturated, server_cpus, sender_cpus) -> dict:
+    """What limited a TCP cell's goodput, from its saturated CPUs: the
+    server's cores ("server"), a CPU the server shares with the sender
+    ("shared_cpu"), the sender's own ("sender": generator-bound), or
+    nothing saturated ("none")."""
+    saturated, server, sender = set(saturated), set(server_cpus), set(sender_cpus)
+    server_sat, sender_sat = bool(server & saturated), bool(sender & saturated)
+    shared = bool(server & sender)
+    return {"bottleneck": ("server" if server_sat else "shared_cpu" if shared else
+                           "sender" if sender_sat else "none"),
+            "generator_bound": bool(sender_sat and not server_sat and not shared)}
+
+
 def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
                 sent_bytes: int, sent_s: float) -> dict:
     """Goodput, CPU per byte and TCP's own loss counters over [a, b]; a and b
@@ -333,8 +346,6 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
         busy[str(c)] = scpu[str(c)]["busy_frac"]
     saturated = sorted(int(c) for c, v in busy.items() if v >= SATURATED)
     server_cpus, sender_cpus = set(placement.application), set(placement.generator)
-    server_sat = bool(server_cpus & set(saturated))
-    sender_sat = bool(sender_cpus & set(saturated))
     shared = bool(server_cpus & sender_cpus)
     server_busy = sum(cpu[str(c)]["busy_s"] for c in server_cpus)
     drops, tcp_counters, links, softnet, softirqs = {}, {}, {}, {}, {}
@@ -380,10 +391,8 @@ def analyse_tcp(cell, a: dict, b: dict, placement, rx_bytes: int, rx_s: float,
         "processes": procs,
         "snapshot_cost": snapshot_cost(a, b),
         "saturated_cpus": saturated,
-        "bottleneck": ("server" if server_sat else "shared_cpu" if shared else
-                       "sender" if sender_sat else "none"),
+        **classify_tcp(saturated, server_cpus, sender_cpus),
         "shared_cpu": shared,
-        "generator_bound": bool(sender_sat and not server_sat and not shared),
     }
 
 
@@ -520,12 +529,7 @@ def reclassify_cell(res: dict) -> dict | None:
         residual = sent - res["rx_packets"] - explained      # counts: windows not stored
         extra = {"rx_over_offered": res["rx_pps"] > res["offered_pps"], "residual": residual}
     else:
-        saturated = {int(c) for c, v in busy.items() if v >= SATURATED}
-        server_sat, sender_sat = bool(set(app) & saturated), bool(set(gen_cpus) & saturated)
-        shared = bool(set(app) & set(gen_cpus))
-        new = {"bottleneck": ("server" if server_sat else "shared_cpu" if shared else
-                              "sender" if sender_sat else "none"),
-               "generator_bound": bool(sender_sat and not server_sat and not shared)}
+        new = classify_tcp([int(c) for c, v in busy.items() if v >= SATURATED], app, gen_cpus)
         extra = {}
     new = {"bottleneck": new["bottleneck"], "generator_bound": new["generator_bound"]}
     return {"layer": res["layer"], "old": old, "new": new, "changed": old != new,

@@ -1,8 +1,9 @@
-"""Figures from the summary CSV alone: one function per figure family, each
+"""Figures from the group statistics alone (stats.csv and set.json,
+rxbench/present/statsfile.py): one function per figure family, each
 writing a PDF (for the paper) and a PNG (for the report).
 
 Every figure plots, per cell group, the median over repetitions with error
-bars = the 95 % bootstrap interval of the median (rxbench.stats; none with
+bars = the 95 % bootstrap interval of the median (rxbench/stats.py; none with
 fewer than three repetitions), and states the platform, kernel, NIC driver
 and number of repetitions in a footer (and, for guests under TCG, that
 absolute rates say nothing about the stacks). Saturation cells are named
@@ -10,11 +11,12 @@ for what they measure: the maximum receive rate under overload. The same stack h
 a variant (e.g. napi=sender) keeps its stack's colour and marker and
 changes the fill and line style, so lines stay apart in grayscale.
 
-    python -m rxbench.paper figure eth_rate --csv results/local/summary.csv \
+    python -m rxbench.paper figure eth_rate --stats paper/generated/local/stats.csv \
         --pdf paper/generated/local/eth_rate.pdf --png paper/generated/local/eth_rate.png
 
-FAMILIES lists the figures; plan() says which of them the data supports
-(e.g. eth_cores only when more than one core count was measured).
+FAMILIES lists the figures; plan() (present/figdata.py, with the data
+bookkeeping every figure uses) says which of them the data supports (e.g.
+eth_cores only when more than one core count was measured).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats as S  # noqa: E402
+from .present import groups as G  # noqa: E402
+from .present import statsfile as SF  # noqa: E402
+from .present import look  # noqa: E402
+from .present.figdata import FAMILY_NAMES, Data  # noqa: E402
 
 plt.rcParams.update({
     "pdf.fonttype": 42, "ps.fonttype": 42,      # embedded TrueType: searchable text
@@ -38,177 +44,20 @@ plt.rcParams.update({
     "xtick.labelsize": 7, "ytick.labelsize": 7, "savefig.dpi": 150,
 })
 
-# stack -> (colour, marker, hatch). Okabe-Ito and Tol colours (colour-blind
-# safe); the marker and hatch tell stacks apart in grayscale.
-STYLE = {
-    "xdp_drop": ("#000000", "o", ""),
-    "af_xdp": ("#0072B2", "s", "//"),
-    "dpdk": ("#D55E00", "^", "xx"),
-    "af_packet": ("#009E73", "D", ".."),
-    "blocking": ("#CC79A7", "v", "\\\\"),
-    "epoll": ("#E69F00", "P", "--"),
-    "uring": ("#56B4E9", "X", "++"),
-    "uring_opt": ("#882255", "h", "oo"),
-    "uring_zcrx": ("#44AA99", "p", "**"),
-    "iperf3": ("#666666", "*", "OO"),
-}
-OTHER = ("#999999", "d", "||")
-# variant combination index (0 = every variant at its default) ->
-# (line style, marker fill)
-VARIANT_STYLE = [("-", "full"), ((0, (5, 2)), "none"), ((0, (1, 1.2)), "left"),
-                 ((0, (6, 1.5, 1, 1.5)), "bottom"), ((0, (3, 1, 1, 1, 1, 1)), "right")]
-# TCP figures split touch into panels, so their lines can tell servers apart
-# by line style too (grayscale)
-TCP_LINESTYLE = {"blocking": (0, (1, 1.2)), "epoll": (0, (6, 1.5, 1, 1.5)),
-                 "uring": (0, (5, 2)), "uring_opt": "-", "uring_zcrx": (0, (3, 1, 1, 1, 1, 1)),
-                 "iperf3": (0, (4, 2))}
 REFERENCE = "iperf3"
 GB_RING = "#CC0000"
 TOUCH_TITLE = {0: "payload not read by the server (touch=0)",
                1: "payload read by the server (touch=1)"}
 
 
-def style(stack: str) -> tuple[str, str, str]:
-    return STYLE.get(stack, OTHER)
-
-
-# --- data -----------------------------------------------------------------------
-
-class Data:
-    """The summary, its cell-group statistics and the variant bookkeeping
-    for one layer."""
-
-    def __init__(self, csv: str | Path, layer: str):
-        self.df = S.load(csv)
-        self.layer = layer
-        self.rows = self.df[self.df["layer"].astype(str) == layer]
-        st = S.cell_stats(self.df)
-        self.st = st[st["layer"].astype(str) == layer] if len(st) else st
-        self.variants = S.layer_variants(st, layer) if len(st) else []
-        self.defaults = S.variant_defaults(self.df, self.variants)
-        self.ctx = S.context(self.df, layer)
-        self.tcg = S.tcg(self.rows)
-        # variant combinations, a variant a stack does not have (None)
-        # counted as its default
-        combos = []
-        for _, r in self.st.iterrows():
-            c = self._canon(self.combo(r))
-            if c not in combos:
-                combos.append(c)
-        # the all-default combination first: index 0 is the plain style
-        default = tuple(self.defaults.get(k) for k in self.variants)
-        combos.sort(key=lambda c: (c != default, [S._sort_value(v, self.defaults.get(k))
-                                                  for k, v in zip(self.variants, c)]))
-        self.combos = combos
-
-    def combo(self, r, skip=()) -> tuple:
-        return tuple(S.norm(r.get(k)) for k in self.variants if k not in skip)
-
-    def ok(self) -> pd.DataFrame:
-        return self.st[self.st["status"] == "ok"] if len(self.st) else self.st
-
-    def values(self, col: str) -> list:
-        vals = {S.norm(v) for v in self.st[col]} if col in self.st.columns else set()
-        return sorted(v for v in vals if v is not None)
-
-    def label(self, stack: str, combo: tuple, skip=()) -> str:
-        keys = [k for k in self.variants if k not in skip]
-        extra = [f"{k}={v}" for k, v in zip(keys, combo)
-                 if v is not None and v != self.defaults.get(k)]
-        name = S.stack_label(stack, self.ctx["nic_driver"])
-        if extra and name.endswith(")"):
-            return f"{name[:-1]}; {', '.join(extra)})"
-        return name + (f" ({', '.join(extra)})" if extra else "")
-
-    def saturation(self, sub: pd.DataFrame) -> pd.DataFrame:
-        """Without the NDR groups (search=ndr: their rx_pps is the NDR)."""
-        if "search" not in sub.columns or not len(sub):
-            return sub
-        return sub[S.among(sub["search"], [None, "saturation"])]
-
-    def max_load(self, sub: pd.DataFrame) -> pd.DataFrame:
-        """Without the groups of a rate-limited sender (load=<Gbit/s>)."""
-        if "load" not in sub.columns or not len(sub):
-            return sub
-        return sub[sub["load"].map(S.load_target).isna()]
-
-    def variant_index(self, combo, skip=()) -> int:
-        """0 for the all-default combination, else 1 + the rank of its first
-        non-default (key, value) among all of them, keys in variant order
-        (napi first): napi=sender has the same style in every figure."""
-        pairs = []
-        for c in self.combos:
-            for k, v in zip(self.variants, c):
-                if v != self.defaults.get(k) and (k, v) not in pairs:
-                    pairs.append((k, v))
-        pairs.sort(key=lambda kv: (self.variants.index(kv[0]),
-                                   S._sort_value(kv[1], self.defaults.get(kv[0]))))
-        for k, v in zip(self.variants, self._full_combo(combo, skip)):
-            if v != self.defaults.get(k):
-                return 1 + pairs.index((k, v))
-        return 0
-
-    def line_style(self, stack: str, combo: tuple, skip=()) -> dict:
-        color, marker, _ = style(stack)
-        i = self.variant_index(combo, skip)
-        ls, fill = VARIANT_STYLE[i % len(VARIANT_STYLE)]
-        return {"color": color, "marker": marker, "linestyle": ls, "fillstyle": fill,
-                "markerfacecoloralt": "white", "markersize": 6}
-
-    def _full_combo(self, combo, skip=()):
-        it = iter(combo)
-        return self._canon(tuple(None if k in skip else next(it) for k in self.variants))
-
-    def _canon(self, combo) -> tuple:
-        return tuple(self.defaults.get(k) if v is None else v
-                     for k, v in zip(self.variants, combo))
-
-    def is_default(self, combo, skip=()) -> bool:
-        return self._full_combo(combo, skip) == self._canon((None,) * len(self.variants))
-
-    def lines(self, sub: pd.DataFrame, skip=()):
-        """(stack, combo, group rows) per line, stacks in the usual order."""
-        out = []
-        keyed: dict[tuple, list] = {}
-        for i, r in sub.iterrows():
-            keyed.setdefault((r["stack"], self.combo(r, skip)), []).append(i)
-        for (stack, combo), idx in sorted(keyed.items(), key=lambda kv: (
-                S.stack_rank(kv[0][0]), self.variant_index(kv[0][1], skip))):
-            out.append((stack, combo, sub.loc[idx]))
-        return out
-
-    def missing(self, sub: pd.DataFrame, skip=()) -> list[str]:
-        """A note naming the stacks (with variants) of a slice that have no
-        successful group, so they are not silently absent."""
-        notes: dict[str, list[str]] = {}
-        for stack, combo, g in self.lines(sub, skip):
-            if (g["status"] == "ok").any():
-                continue
-            reason = next((str(r) for r in g["reason"] if S.norm(r)), str(g["status"].iloc[0]))
-            if len(reason) > 100:
-                reason = reason[:97] + "..."
-            labels = notes.setdefault(reason, [])
-            if self.label(stack, combo, skip) not in labels:
-                labels.append(self.label(stack, combo, skip))
-        if not notes:
-            return []
-        return ["not shown (no successful cell): " + "; ".join(
-            f"{', '.join(labels)} ({reason})" for reason, labels in notes.items())]
-
-    def at_min(self, sub: pd.DataFrame, col: str) -> tuple[pd.DataFrame, object]:
-        """The groups of the smallest value of col (all groups if col has
-        no value in this layer)."""
-        vals = sorted({S.norm(v) for v in sub[col]} - {None}) if col in sub.columns else []
-        if not vals:
-            return sub, None
-        return sub[sub[col].map(S.norm) == vals[0]], vals[0]
+style = look.style
 
 
 def _series(g: pd.DataFrame, x: str, metric: str, scale: float, pos: dict):
     g = g[g["status"] == "ok"]
     g = g[g[f"{metric}_n"] > 0] if f"{metric}_n" in g.columns else g.iloc[0:0]
     g = g.sort_values(x)
-    xs = np.array([pos[S.norm(v)] for v in g[x]], dtype=float)
+    xs = np.array([pos[G.norm(v)] for v in g[x]], dtype=float)
     mean = g[f"{metric}_median"].to_numpy(dtype=float) / scale
     lo = g[f"{metric}_med_lo"].to_numpy(dtype=float) / scale
     hi = g[f"{metric}_med_hi"].to_numpy(dtype=float) / scale
@@ -240,7 +89,7 @@ def _finish(fig, ax_or_axes, d: Data, pdf, png, extra=(), ci=True) -> None:
             + (f"; median and {100 * S.CONFIDENCE:g} % bootstrap interval of the median"
                if ci else "")] + list(extra)
     if d.tcg:
-        foot.append(S.TCG_NOTE[:1].upper() + S.TCG_NOTE[1:])
+        foot.append(G.TCG_NOTE[:1].upper() + G.TCG_NOTE[1:])
     foot = [w for line in foot for w in textwrap.wrap(line, 118, subsequent_indent="  ")]
     text = fig.text(0.01, 0.01, "\n".join(foot), fontsize=6.5, va="bottom", ha="left",
                     color="#333333")
@@ -291,30 +140,30 @@ def _eth_cores(d: Data):
     return cores[0] if cores else None
 
 
-def eth_rate(csv, pdf, png) -> None:
+def eth_rate(gs, pdf, png) -> None:
     """Received Mpps vs frame size at the smallest core count: a line per
     stack and variant, the generator's offered rate dotted in the stack's
     colour, XDP_DROP (in-kernel, the ceiling) in black, generator-bound
     points ringed, the line rate when the summary has one."""
-    _eth_vs_size(csv, pdf, png, metric="rx_pps", scale=1e6,
+    _eth_vs_size(gs, pdf, png, metric="rx_pps", scale=1e6,
                  ylabel="maximum receive rate under overload (Mpps)",
                  title="Maximum receive rate under overload, every configuration")
 
 
-def eth_gbps(csv, pdf, png) -> None:
+def eth_gbps(gs, pdf, png) -> None:
     """Received Gbit/s (frame bits, FCS included) vs frame size."""
-    _eth_vs_size(csv, pdf, png, metric="rx_gbps", scale=1.0,
+    _eth_vs_size(gs, pdf, png, metric="rx_gbps", scale=1.0,
                  ylabel="received under overload (Gbit/s, frame bits)",
                  title="Received bit rate under overload")
 
 
-def _eth_vs_size(csv, pdf, png, metric, scale, ylabel, title) -> None:
-    d = Data(csv, "eth")
+def _eth_vs_size(gs, pdf, png, metric, scale, ylabel, title) -> None:
+    d = Data(gs, "eth")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     cores = _eth_cores(d)
-    sub = d.st[d.st["cores"].map(S.norm) == cores] if cores is not None else d.st.iloc[0:0]
+    sub = d.st[d.st["cores"].map(G.norm) == cores] if cores is not None else d.st.iloc[0:0]
     sub = d.saturation(sub)
-    sizes = sorted({S.norm(v) for v in sub["size"] if S.norm(v) is not None}) if len(sub) else []
+    sizes = sorted({G.norm(v) for v in sub["size"] if G.norm(v) is not None}) if len(sub) else []
     pos = {s: i for i, s in enumerate(sizes)}
     top = 0.0
     rings: list = []
@@ -363,15 +212,15 @@ def _eth_vs_size(csv, pdf, png, metric, scale, ylabel, title) -> None:
     _finish(fig, ax, d, pdf, png, extra + d.missing(sub))
 
 
-def eth_cores(csv, pdf, png) -> None:
+def eth_cores(gs, pdf, png) -> None:
     """Received Mpps vs receiver cores at the smallest frame size."""
-    d = Data(csv, "eth")
+    d = Data(gs, "eth")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     sizes = d.values("size")
     size = sizes[0] if sizes else None
-    sub = d.saturation(d.st[d.st["size"].map(S.norm) == size] if size is not None
+    sub = d.saturation(d.st[d.st["size"].map(G.norm) == size] if size is not None
                        else d.st.iloc[0:0])
-    cores = sorted({S.norm(v) for v in sub["cores"] if S.norm(v) is not None}) if len(sub) else []
+    cores = sorted({G.norm(v) for v in sub["cores"] if G.norm(v) is not None}) if len(sub) else []
     pos = {c: i for i, c in enumerate(cores)}
     top, rings, drawn = 0.0, [], False
     for stack, combo, g in d.lines(sub):
@@ -397,7 +246,7 @@ def eth_cores(csv, pdf, png) -> None:
 
 def _bars(ax, d: Data, sub, x: str, metric: str, scale: float, skip=(), xlabel=None,
           fmt=str) -> bool:
-    xs_all = sorted({S.norm(v) for v in sub[x] if S.norm(v) is not None}) if len(sub) else []
+    xs_all = sorted({G.norm(v) for v in sub[x] if G.norm(v) is not None}) if len(sub) else []
     pos = {v: i for i, v in enumerate(xs_all)}
     lines = [(s, c, g) for s, c, g in d.lines(sub, skip)
              if f"{metric}_n" in g.columns and (g[f"{metric}_n"] > 0).any()]
@@ -427,13 +276,13 @@ def _bars(ax, d: Data, sub, x: str, metric: str, scale: float, skip=(), xlabel=N
     return True
 
 
-def eth_cpu(csv, pdf, png) -> None:
+def eth_cpu(gs, pdf, png) -> None:
     """CPU time of the receive side's cores per received packet (ns), per
     stack and frame size, where the receive side has CPUs of its own."""
-    d = Data(csv, "eth")
+    d = Data(gs, "eth")
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     cores = _eth_cores(d)
-    sub = d.st[d.st["cores"].map(S.norm) == cores] if cores is not None else d.st.iloc[0:0]
+    sub = d.st[d.st["cores"].map(G.norm) == cores] if cores is not None else d.st.iloc[0:0]
     sub = d.saturation(sub)
     if not _bars(ax, d, sub, "size", "cpu_ns_per_pkt", 1.0,
                  xlabel="frame size (bytes, FCS included)"):
@@ -447,20 +296,20 @@ def eth_cpu(csv, pdf, png) -> None:
         "not shared with the generator"])
 
 
-def eth_best(csv, pdf, png) -> None:
+def eth_best(gs, pdf, png) -> None:
     """The headline: each stack at its best configuration per frame size
-    (stats.best_config, the rule the paper states), median maximum receive
+    (groups.best_config, the rule the paper states), median maximum receive
     rate under overload with its bootstrap interval; a point whose best
     configuration is not the default is hollow, and the footer names it."""
-    d = Data(csv, "eth")
+    d = Data(gs, "eth")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     cores = _eth_cores(d)
-    best = S.best_config(d.st, "eth", defaults=d.defaults) if len(d.st) else d.st.iloc[0:0]
-    best = best[best["cores"].map(S.norm) == cores] if len(best) else best
-    sizes = sorted({S.norm(v) for v in best["size"]} - {None}) if len(best) else []
+    best = d.gs.best("eth")
+    best = best[best["cores"].map(G.norm) == cores] if len(best) else best
+    sizes = sorted({G.norm(v) for v in best["size"]} - {None}) if len(best) else []
     pos = {s: i for i, s in enumerate(sizes)}
     top, rings, chosen, bounds = 0.0, [], [], []
-    stacks = sorted(dict.fromkeys(best["stack"]), key=S.stack_rank) if len(best) else []
+    stacks = sorted(dict.fromkeys(best["stack"]), key=look.rank) if len(best) else []
     for stack in stacks:
         g = best[best["stack"] == stack]
         xs, y, err, gb, ok = _series(g, "size", "rx_pps", 1e6, pos)
@@ -468,17 +317,17 @@ def eth_best(csv, pdf, png) -> None:
             continue
         color, marker, _ = style(stack)
         ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3, color=color, marker=marker,
-                    markersize=6, label=S.stack_label(stack, d.ctx["nic_driver"])
+                    markersize=6, label=look.label(stack, d.ctx["nic_driver"])
                     + (" (ceiling)" if stack == "xdp_drop" else ""))
         dflt = ok["best_is_default"].astype(bool).to_numpy()
         if (~dflt).any():
             ax.scatter(xs[~dflt], y[~dflt], s=40, facecolors="white", edgecolors=color,
                        marker=marker, zorder=4)
             for _, r in ok[~ok["best_is_default"].astype(bool)].iterrows():
-                cfg = ", ".join(f"{k}={S.norm(r.get(k))}" for k in d.variants
-                                if k != "search" and S.norm(r.get(k)) is not None
-                                and S.norm(r.get(k)) != d.defaults.get(k))
-                chosen.append(f"{stack} {S.norm(r['size'])} B: {cfg}")
+                cfg = ", ".join(f"{k}={G.norm(r.get(k))}" for k in d.variants
+                                if k != "search" and G.norm(r.get(k)) is not None
+                                and G.norm(r.get(k)) != d.defaults.get(k))
+                chosen.append(f"{stack} {G.norm(r['size'])} B: {cfg}")
         _ring(ax, xs, y, gb, rings)
         if "best_lower_bound" in ok.columns:
             lb = ok["best_lower_bound"].astype(bool).to_numpy()
@@ -497,7 +346,7 @@ def eth_best(csv, pdf, png) -> None:
                  f"core{'s' if cores != 1 else ''}")
     extra = ["best configuration per point: highest median among the overloaded ones; the "
              "default unless a variant's bootstrap interval is apart from it "
-             "(stats.best_config); hollow: not the default"]
+             "(groups.best_config); hollow: not the default"]
     if bounds:
         extra.append("^: no configuration of " + ", ".join(bounds) + " was overloaded there "
                      "(it received all it was offered): a lower bound")
@@ -506,36 +355,36 @@ def eth_best(csv, pdf, png) -> None:
     _finish(fig, ax, d, pdf, png, extra)
 
 
-def eth_ndr(csv, pdf, png) -> None:
+def eth_ndr(gs, pdf, png) -> None:
     """NDR and PDR (MLRsearch, search=ndr cells) per stack, beside the same
     configuration's maximum receive rate under overload; a panel per frame
     size."""
-    d = Data(csv, "eth")
+    d = Data(gs, "eth")
     ok = d.ok()
-    ndr = ok[ok["search"].map(S.norm) == "ndr"] if "search" in ok.columns else ok.iloc[0:0]
-    cores = sorted({S.norm(v) for v in ndr["cores"]} - {None}) if len(ndr) else []
-    ndr = ndr[ndr["cores"].map(S.norm) == cores[0]] if cores else ndr
-    sizes = sorted({S.norm(v) for v in ndr["size"]} - {None}) if len(ndr) else []
+    ndr = ok[ok["search"].map(G.norm) == "ndr"] if "search" in ok.columns else ok.iloc[0:0]
+    cores = sorted({G.norm(v) for v in ndr["cores"]} - {None}) if len(ndr) else []
+    ndr = ndr[ndr["cores"].map(G.norm) == cores[0]] if cores else ndr
+    sizes = sorted({G.norm(v) for v in ndr["size"]} - {None}) if len(ndr) else []
     fig, axes = plt.subplots(1, max(len(sizes), 1), figsize=(6.4, 4.0), squeeze=False)
     axes = axes[0]
     sat = d.saturation(ok)
     keys = [v for v in d.variants if v != "search"]
     top = 0.0
     for ax, size in zip(axes, sizes or [None]):
-        g = ndr[ndr["size"].map(S.norm) == size] if size is not None else ndr
+        g = ndr[ndr["size"].map(G.norm) == size] if size is not None else ndr
         lines = d.lines(g, skip=("search",))
         for j, (stack, combo, row) in enumerate(lines):
             r = row.iloc[0]
-            same = sat[(sat["stack"] == stack) & (sat["size"].map(S.norm) == size)
-                       & (sat["cores"].map(S.norm) == S.norm(r["cores"]))]
+            same = sat[(sat["stack"] == stack) & (sat["size"].map(G.norm) == size)
+                       & (sat["cores"].map(G.norm) == G.norm(r["cores"]))]
             for k in keys:
-                v = S.norm(r.get(k))
-                same = same[same[k].map(S.norm) == v] if v is not None else same[same[k].isna()]
+                v = G.norm(r.get(k))
+                same = same[same[k].map(G.norm) == v] if v is not None else same[same[k].isna()]
             color, _, hatch = style(stack)
             vals = [(r.get("ndr_pps_median"), "NDR (zero loss)", color, ""),
                     (r.get("pdr_pps_median"), "PDR", "white", hatch)]
             for i, (v, lab, fc, h) in enumerate(vals):
-                if S.norm(v) is not None:
+                if G.norm(v) is not None:
                     ax.bar(j + (i - 1) * 0.27, float(v) / 1e6, 0.25, color=fc, edgecolor=color,
                            hatch=h, label=lab if j == 0 else None)
                     top = max(top, float(v) / 1e6)
@@ -544,7 +393,7 @@ def eth_ndr(csv, pdf, png) -> None:
                 m = float(s["rx_pps_median"]) / 1e6
                 lo, hi = s.get("rx_pps_med_lo"), s.get("rx_pps_med_hi")
                 err = (np.array([[m - float(lo) / 1e6], [float(hi) / 1e6 - m]])
-                       if S.norm(lo) is not None and S.norm(hi) is not None else None)
+                       if G.norm(lo) is not None and G.norm(hi) is not None else None)
                 ax.bar(j + 0.27, m, 0.25, color="#dddddd", edgecolor=color, yerr=err, capsize=2,
                        label="maximum receive rate under overload" if j == 0 else None)
                 top = max(top, m + (err[1][0] if err is not None else 0))
@@ -581,23 +430,23 @@ def _touch_slice(d: Data, sub, t):
     of its own, so it appears in every panel with what it has."""
     if t is None:
         return sub
-    same = sub["touch"].map(S.norm) == t
+    same = sub["touch"].map(G.norm) == t
     ref = sub["stack"] == REFERENCE
     has_ref = (same & ref).any()
     return sub[same | (ref & ~has_ref)]
 
 
-def _tcp_lines(csv, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title: str) -> None:
-    d = Data(csv, "tcp")
+def _tcp_lines(gs, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title: str) -> None:
+    d = Data(gs, "tcp")
     panels = _touch_panels(d)
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4, 4.2), sharey=True, squeeze=False)
     axes = axes[0]
     vals = d.values(fixed)
     fixed_v = pick(vals) if vals else None
-    sub = d.st[d.st[fixed].map(S.norm) == fixed_v] if fixed_v is not None else d.st.iloc[0:0]
+    sub = d.st[d.st[fixed].map(G.norm) == fixed_v] if fixed_v is not None else d.st.iloc[0:0]
     sub, cores = d.at_min(d.max_load(sub), "cores")
     rings: list = []
-    xs_all = sorted({S.norm(v) for v in sub[x] if S.norm(v) is not None}) if len(sub) else []
+    xs_all = sorted({G.norm(v) for v in sub[x] if G.norm(v) is not None}) if len(sub) else []
     pos = {v: i for i, v in enumerate(xs_all)}
     top = 0.0
     skip = ("touch",)
@@ -610,8 +459,8 @@ def _tcp_lines(csv, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title:
             drawn = True
             st = d.line_style(stack, combo, skip)
             label = d.label(stack, combo, skip)
-            if d.variant_index(combo, skip) == 0 and stack in TCP_LINESTYLE:
-                st["linestyle"] = TCP_LINESTYLE[stack]
+            if d.variant_index(combo, skip) == 0 and look.tcp_linestyle(stack) is not None:
+                st["linestyle"] = look.tcp_linestyle(stack)
             if stack == REFERENCE:
                 st.update(markersize=8)
             ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3, label=label, **st)
@@ -631,35 +480,35 @@ def _tcp_lines(csv, pdf, png, x: str, fixed: str, pick, xlabel: str, fmt, title:
                   else f"{_bytes_label(fixed_v)} messages" if fixed_v else "")
     fig.suptitle(f"{title}, {fixed_text}" + (f", {cores} server core{'s' if cores != 1 else ''}"
                                              if cores is not None else ""), fontsize=8)
-    pair = ([f"{S.PAIR_LABEL}: iperf3's own client and server, compared only as a pair"]
+    pair = ([f"{look.PAIR_LABEL}: iperf3's own client and server, compared only as a pair"]
             if (sub["stack"] == REFERENCE).any() else [])
     _finish(fig, axes, d, pdf, png, pair + d.missing(sub, skip))
 
 
-def tcp_msg(csv, pdf, png) -> None:
+def tcp_msg(gs, pdf, png) -> None:
     """TCP goodput vs message size, at the smallest connection count; one
     line per server, iperf3 as the reference; touched and untouched payload
     side by side."""
-    _tcp_lines(csv, pdf, png, "msg", "conns", min, "message size (bytes per send)",
+    _tcp_lines(gs, pdf, png, "msg", "conns", min, "message size (bytes per send)",
                _bytes_label, "TCP goodput vs message size")
 
 
-def tcp_conns(csv, pdf, png) -> None:
+def tcp_conns(gs, pdf, png) -> None:
     """TCP goodput vs connections, at the largest message size."""
-    _tcp_lines(csv, pdf, png, "conns", "msg", max, "concurrent connections", str,
+    _tcp_lines(gs, pdf, png, "conns", "msg", max, "concurrent connections", str,
                "TCP goodput vs connections")
 
 
-def tcp_cpu(csv, pdf, png) -> None:
+def tcp_cpu(gs, pdf, png) -> None:
     """Receive-side CPU time per received byte (ns) per server and message
     size, at the smallest connection count."""
-    d = Data(csv, "tcp")
+    d = Data(gs, "tcp")
     panels = _touch_panels(d)
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4, 4.0), sharey=True, squeeze=False)
     axes = axes[0]
     conns = d.values("conns")
     c = conns[0] if conns else None
-    sub = d.st[d.st["conns"].map(S.norm) == c] if c is not None else d.st.iloc[0:0]
+    sub = d.st[d.st["conns"].map(G.norm) == c] if c is not None else d.st.iloc[0:0]
     sub, _ = d.at_min(d.max_load(sub), "cores")
     for ax, t in zip(axes, panels):
         if not _bars(ax, d, _touch_slice(d, sub, t), "msg", "cpu_ns_per_byte", 1.0,
@@ -673,29 +522,29 @@ def tcp_cpu(csv, pdf, png) -> None:
     _finish(fig, axes, d, pdf, png, d.missing(sub, ("touch",)))
 
 
-def tcp_load(csv, pdf, png) -> None:
+def tcp_load(gs, pdf, png) -> None:
     """CPU per byte at equal load: the server cores' CPU time per received
     byte (ns) vs the sender's goodput target, only cells whose sender
-    reached its target (stats.load_reached); a panel per connection count."""
-    d = Data(csv, "tcp")
-    st = S.load_stats(d.df)
+    reached its target (the cells' own load_reached); a panel per connection count."""
+    d = Data(gs, "tcp")
+    st = d.gs.subset("load_reached")
     st = st[st["status"] == "ok"] if len(st) else st
     if len(st) and "touch" in st.columns:
-        st = st[S.among(st["touch"], [None, d.defaults.get("touch")])]
+        st = st[G.among(st["touch"], [None, d.defaults.get("touch")])]
     st, cores = d.at_min(st, "cores")
-    conns = sorted({S.norm(v) for v in st["conns"]} - {None})[:3] if len(st) else []
+    conns = sorted({G.norm(v) for v in st["conns"]} - {None})[:3] if len(st) else []
     fig, axes = plt.subplots(1, max(len(conns), 1), figsize=(6.4, 4.0), sharey=True,
                              squeeze=False)
     axes = axes[0]
-    loads = sorted({S.load_target(v) for v in st["load"]} - {None}) if len(st) else []
+    loads = sorted({G.load_target(v) for v in st["load"]} - {None}) if len(st) else []
     pos = {v: i for i, v in enumerate(loads)}
     rings: list = []
     for ax, c in zip(axes, conns or [None]):
-        sub = st[st["conns"].map(S.norm) == c] if c is not None else st.iloc[0:0]
+        sub = st[st["conns"].map(G.norm) == c] if c is not None else st.iloc[0:0]
         if len(sub):
-            sub = sub.assign(_load=sub["load"].map(S.load_target))
-            msgs = sorted({S.norm(v) for v in sub["msg"]} - {None})
-            sub = sub[sub["msg"].map(S.norm) == msgs[-1]]
+            sub = sub.assign(_load=sub["load"].map(G.load_target))
+            msgs = sorted({G.norm(v) for v in sub["msg"]} - {None})
+            sub = sub[sub["msg"].map(G.norm) == msgs[-1]]
         drawn = False
         for stack, combo, g in d.lines(sub, skip=("touch", "load")):
             xs, y, err, gb, _ = _series(g, "_load", "cpu_ns_per_byte", 1.0, pos)
@@ -703,8 +552,9 @@ def tcp_load(csv, pdf, png) -> None:
                 continue
             drawn = True
             st_ = d.line_style(stack, combo, ("touch", "load"))
-            if stack in TCP_LINESTYLE and d.variant_index(combo, ("touch", "load")) == 0:
-                st_["linestyle"] = TCP_LINESTYLE[stack]
+            if look.tcp_linestyle(stack) is not None and \
+                    d.variant_index(combo, ("touch", "load")) == 0:
+                st_["linestyle"] = look.tcp_linestyle(stack)
             ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3,
                         label=d.label(stack, combo, ("touch", "load")), **st_)
             _ring(ax, xs, y, gb, rings, "sender-bound (>= 1 rep.): not ranked")
@@ -719,61 +569,32 @@ def tcp_load(csv, pdf, png) -> None:
     axes[0].set_ylabel("server CPU time per byte (ns)")
     axes[0].set_ylim(bottom=0)
     fig.suptitle("TCP CPU cost per byte at equal load", fontsize=8)
-    targets = d.rows["load"].map(S.load_target).notna() if "load" in d.rows.columns else []
-    missed = int((targets & (S.load_reached(d.rows) != True)).sum()) if len(d.rows) else 0  # noqa
+    missed = d.gs.facts["load"]["missed_tcp"]
     _finish(fig, list(axes), d, pdf, png, [
-        "only cells whose sender came within 1 % of its goodput target"
+        "only cells whose sender reached its goodput target (each cell's own verdict)"
         + (f"; {missed} cell(s) of a rate-limited sender missed it: not shown" if missed else ""),
-        f"{S.PAIR_LABEL}: the CPU of iperf3's server, compared only as a pair"])
+        f"{look.PAIR_LABEL}: the CPU of iperf3's server, compared only as a pair"])
 
 
-# --- the families and which ones the data supports ----------------------------
-
-def _has(d: Data, metric: str) -> bool:
-    ok = d.ok()
-    return bool(len(ok)) and f"{metric}_n" in ok.columns and bool((ok[f"{metric}_n"] > 0).any())
-
-
-def _more_than_one(d: Data, col: str) -> bool:
-    ok = d.ok()
-    return len({S.norm(v) for v in ok[col]} - {None}) > 1 if len(ok) else False
-
-
-# name -> (function, report category, does the summary support it?)
-def _has_ndr(d: Data) -> bool:
-    return _has(d, "ndr_pps")
-
-
-def _has_load(d: Data) -> bool:
-    st = S.load_stats(d.df)
-    return bool(len(st)) and "cpu_ns_per_byte_n" in st.columns and \
-        bool(((st["status"] == "ok") & (st["cpu_ns_per_byte_n"] > 0)).any())
-
-
+# name -> (function, report category); which of them the data supports:
+# figdata.plan
 FAMILIES = {
-    "eth_best": (eth_best, "Ethernet", lambda e, t: _has(e, "rx_pps")),
-    "eth_rate": (eth_rate, "Ethernet", lambda e, t: _has(e, "rx_pps")),
-    "eth_ndr": (eth_ndr, "Ethernet", lambda e, t: _has_ndr(e)),
-    "eth_gbps": (eth_gbps, "Ethernet", lambda e, t: _has(e, "rx_gbps")),
-    "eth_cores": (eth_cores, "Ethernet",
-                  lambda e, t: _has(e, "rx_pps") and _more_than_one(e, "cores")),
-    "eth_cpu": (eth_cpu, "Ethernet", lambda e, t: _has(e, "cpu_ns_per_pkt")),
-    "tcp_msg": (tcp_msg, "TCP", lambda e, t: _has(t, "rx_gbps")),
-    "tcp_conns": (tcp_conns, "TCP",
-                  lambda e, t: _has(t, "rx_gbps") and _more_than_one(t, "conns")),
-    "tcp_cpu": (tcp_cpu, "TCP", lambda e, t: _has(t, "cpu_ns_per_byte")),
-    "tcp_load": (tcp_load, "TCP", lambda e, t: _has_load(t)),
+    "eth_best": (eth_best, "Ethernet"),
+    "eth_rate": (eth_rate, "Ethernet"),
+    "eth_ndr": (eth_ndr, "Ethernet"),
+    "eth_gbps": (eth_gbps, "Ethernet"),
+    "eth_cores": (eth_cores, "Ethernet"),
+    "eth_cpu": (eth_cpu, "Ethernet"),
+    "tcp_msg": (tcp_msg, "TCP"),
+    "tcp_conns": (tcp_conns, "TCP"),
+    "tcp_cpu": (tcp_cpu, "TCP"),
+    "tcp_load": (tcp_load, "TCP"),
 }
+assert tuple(FAMILIES) == FAMILY_NAMES
 
 
-def plan(csv) -> list[str]:
-    """The figure families this summary supports, in FAMILIES order."""
-    e, t = Data(csv, "eth"), Data(csv, "tcp")
-    return [name for name, (_, _, ok) in FAMILIES.items() if ok(e, t)]
-
-
-def figure(name: str, csv, pdf, png) -> None:
+def figure(name: str, gs: SF.GroupStats, pdf, png) -> None:
     if name not in FAMILIES:
         raise ValueError(f"unknown figure {name!r}; known: {', '.join(FAMILIES)}")
-    FAMILIES[name][0](csv, pdf, png)
+    FAMILIES[name][0](gs, pdf, png)
 

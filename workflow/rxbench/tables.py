@@ -1,18 +1,19 @@
-"""LaTeX tables (booktabs, jinja2 templates in templates/) from the summary
-CSV alone:
+"""LaTeX tables (booktabs, jinja2 templates in templates/) from the group
+statistics alone (stats.csv and set.json, rxbench/present/statsfile.py):
 
 - eth_table: one row per Ethernet saturation cell group: the maximum
   receive rate under overload (Mpps) as median [95 % bootstrap interval of
   the median], CV, offered Mpps, Gbit/s, n (a longtable);
 - best_table: each stack's best configuration per frame size (the rule of
-  stats.best_config), its median [interval] and why it was chosen;
+  groups.best_config), its median [interval] and why it was chosen;
 - ndr_table: NDR and PDR (search=ndr cells, MLRsearch) beside the maximum
   receive rate under overload of the same configuration;
 - tcp_table: goodput (Gbit/s) median [95 % bootstrap interval], one row per
   server, variant, cores and connection count, one column per message size
   (a longtable);
-- env_table: the environment from the provenance columns (platform,
-  kernel, CPU, NIC driver, git revision, tool versions when present).
+- env_table: the environment from the summary's provenance columns
+  (platform, kernel, CPU, NIC driver, git revision, tool versions when
+  present), as set.json holds them.
 
 Every cell group appears: a group without a successful repetition is "n/a"
 with its status and reason as a numbered footnote. Marks: g =
@@ -20,7 +21,7 @@ generator-bound in at least one repetition, * = noisy (CV > 5 %).
 Each longtable carries its caption as \\providecommand'ed macro
 (\\EthTableCaption, \\TcpTableCaption): the paper may define its own first.
 
-    python -m rxbench.paper table eth --csv results/local/summary.csv \
+    python -m rxbench.paper table eth --stats paper/generated/local/stats.csv \
         --out paper/generated/local/eth_table.tex
 """
 
@@ -34,6 +35,10 @@ import jinja2
 import pandas as pd
 
 from . import stats as S
+from .present import groups as G
+from .present import statsfile as SF
+from .present import look
+from .present.macros import tex_escape
 from .util import atomic_write
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -51,44 +56,35 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def tex_escape(s) -> str:
-    s = str(s)
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
-                 ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}")):
-        s = s.replace(a, b)
-    return s
-
-
 def _finite(x) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def fmt(x, digits: int = 3) -> str:
     """Fixed decimals; "--" when there is no value."""
-    x = S.norm(x)
+    x = G.norm(x)
     return f"{x:.{digits}f}" if _finite(x) else "--"
 
 
 def stack_tex(stack, nic=None) -> str:
     """A stack as the tables name it: \\texttt{af\\_xdp}; DPDK on veth and
-    iperf3 (a sender+server pair) by what they are (stats.stack_label)."""
-    lab = S.stack_label(str(stack), nic)
+    iperf3 (a sender+server pair) by what they are (look.label)."""
+    lab = look.label(str(stack), nic)
     return f"\\texttt{{{tex_escape(stack)}}}" if lab == str(stack) else tex_escape(lab)
 
 
-def _nic(df) -> str | None:
-    return S.context(df)["nic_driver"]
+def _nic(gs: SF.GroupStats) -> str | None:
+    return gs.context()["nic_driver"]
 
 
-def tcg_note(df) -> str:
+def tcg_note(gs: SF.GroupStats) -> str:
     """The TCG caveat as a table footnote (empty when no row ran under TCG)."""
-    return (tex_escape(S.TCG_NOTE[:1].upper() + S.TCG_NOTE[1:]) + "." if S.tcg(df) else "")
+    return (tex_escape(G.TCG_NOTE[:1].upper() + G.TCG_NOTE[1:]) + "." if gs.tcg() else "")
 
 
 def fmt_ci(mean, lo, hi, digits: int = 3) -> str:
     m = fmt(mean, digits)
-    if _finite(S.norm(lo)) and _finite(S.norm(hi)):
+    if _finite(G.norm(lo)) and _finite(G.norm(hi)):
         return f"{m} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
     return m
 
@@ -106,7 +102,7 @@ class Notes:
 
 
 def _value(v) -> str:
-    v = S.norm(v)
+    v = G.norm(v)
     return "" if v is None else tex_escape(v)
 
 
@@ -121,23 +117,18 @@ def _n(rec, notes: Notes) -> str:
     return f"{n_ok}/{n_reps}" + notes.mark(rec["reason"] or "some repetitions not ok")
 
 
-def _stats(csv) -> pd.DataFrame:
-    return S.cell_stats(S.load(csv))
-
-
 # --- Ethernet -----------------------------------------------------------------
 
-def eth_rows(csv: str | Path) -> tuple[list[str], list[dict], list[str]]:
+def eth_rows(gs: SF.GroupStats) -> tuple[list[str], list[dict], list[str]]:
     """(variant columns, rows, footnotes) of the Ethernet table; a row per
     cell group, every group included."""
-    df = S.load(csv)
-    st = S.cell_stats(df)
-    nic = _nic(df)
+    st = gs.st
+    nic = _nic(gs)
     eth = st[st["layer"] == "eth"] if len(st) else st
     if "search" in eth.columns:       # NDR cells: in the NDR table
-        eth = eth[S.among(eth["search"], [None, "saturation"])]
-    variants = [v for v in (S.layer_variants(st, "eth") if len(st) else []) if v != "search"]
-    defaults = S.variant_defaults(df, variants)
+        eth = eth[G.among(eth["search"], [None, "saturation"])]
+    variants = [v for v in (G.layer_variants(st, "eth") if len(st) else []) if v != "search"]
+    defaults = gs.variant_defaults(variants)
     notes = Notes()
     rows = []
     prev = None
@@ -152,15 +143,15 @@ def eth_rows(csv: str | Path) -> tuple[list[str], list[dict], list[str]]:
                         rec["rx_pps_med_hi"] / 1e6)
             if rec.get("generator_bound_reps", 0):
                 rx += "$^{g}$"
-            elif not S.overloaded(rec):
+            elif not G.overloaded(rec):
                 rx += "$^{u}$"
-            cv = S.norm(rec.get("rx_pps_cv"))
+            cv = G.norm(rec.get("rx_pps_cv"))
             row.update(
                 rx=rx,
                 cv=(f"{100 * cv:.1f}" + ("$^{*}$" if rec["noisy"] else "")) if _finite(cv)
                 else "--",
-                offered=fmt(S.norm(rec.get("offered_pps_median", float("nan"))) / 1e6
-                            if _finite(S.norm(rec.get("offered_pps_median"))) else None),
+                offered=fmt(G.norm(rec.get("offered_pps_median", float("nan"))) / 1e6
+                            if _finite(G.norm(rec.get("offered_pps_median"))) else None),
                 gbps=fmt(rec.get("rx_gbps_median"), 2),
                 n=_n(rec, notes))
         else:
@@ -192,44 +183,43 @@ def _reason(rec) -> str:
 
 def _gb_rule() -> str:
     """How the runner decides generator-bound, for the footnote."""
-    gb, sat = S.runner_thresholds()
+    gb, sat = G.runner_thresholds()
     if gb is None:
         return "received nearly all that was offered with no receiver-only CPU saturated"
     return (f"received $\\geq$ {100 * gb:g}\\,\\% of offered with no receiver-only CPU "
             f"saturated ($\\geq$ {100 * sat:g}\\,\\% busy)")
 
 
-def eth_table(csv: str | Path, out: str | Path) -> None:
-    variants, rows, notes = eth_rows(csv)
+def eth_table(gs: SF.GroupStats, out: str | Path) -> None:
+    variants, rows, notes = eth_rows(gs)
     text = _env().get_template("eth_table.tex.j2").render(
         rows=rows, variants=variants, notes=notes, gb_rule=_gb_rule(),
-        tcg=tcg_note(S.load(csv)),
+        tcg=tcg_note(gs),
         noisy=f"{100 * S.NOISY_CV:g}", ncols=len(variants) + 8)
     atomic_write(out, text)
 
 
 def _config(rec, variants, defaults) -> str:
-    parts = [f"{k}={S.norm(rec.get(k))}" for k in variants if k != "search"
-             and S.norm(rec.get(k)) is not None and S.norm(rec.get(k)) != defaults.get(k)]
+    parts = [f"{k}={G.norm(rec.get(k))}" for k in variants if k != "search"
+             and G.norm(rec.get(k)) is not None and G.norm(rec.get(k)) != defaults.get(k)]
     return tex_escape(", ".join(parts)) if parts else "default"
 
 
-def best_rows(csv: str | Path) -> tuple[list[dict], object]:
+def best_rows(gs: SF.GroupStats) -> tuple[list[dict], object]:
     """(rows, fewest cores) of the best-configuration table: per stack and
-    frame size at the fewest cores, the configuration stats.best_config
+    frame size at the fewest cores, the configuration groups.best_config
     chose, its median [interval], n, candidates and the rule's note."""
-    df = S.load(csv)
-    st = S.cell_stats(df)
-    nic = _nic(df)
-    variants = S.layer_variants(st, "eth") if len(st) else []
-    defaults = S.variant_defaults(df, variants)
-    best = S.best_config(st, "eth", defaults=defaults) if len(st) else st.iloc[0:0]
-    cores = sorted({S.norm(v) for v in best["cores"]} - {None}) if len(best) else []
+    st = gs.st
+    nic = _nic(gs)
+    variants = G.layer_variants(st, "eth") if len(st) else []
+    defaults = gs.variant_defaults(variants)
+    best = gs.best("eth")
+    cores = sorted({G.norm(v) for v in best["cores"]} - {None}) if len(best) else []
     if cores:
-        best = best[best["cores"].map(S.norm) == cores[0]]
+        best = best[best["cores"].map(G.norm) == cores[0]]
     if len(best):
-        best = best.assign(_r=best["stack"].map(S.stack_rank),
-                           _s=best["size"].map(S.norm)).sort_values(["_r", "_s"], kind="stable")
+        best = best.assign(_r=best["stack"].map(look.rank),
+                           _s=best["size"].map(G.norm)).sort_values(["_r", "_s"], kind="stable")
     rows, prev = [], None
     for _, r in best.iterrows():
         rec = r.to_dict()
@@ -243,39 +233,38 @@ def best_rows(csv: str | Path) -> tuple[list[dict], object]:
     return rows, (cores[0] if cores else None)
 
 
-def best_table(csv: str | Path, out: str | Path) -> None:
-    rows, cores = best_rows(csv)
+def best_table(gs: SF.GroupStats, out: str | Path) -> None:
+    rows, cores = best_rows(gs)
     text = _env().get_template("best_table.tex.j2").render(
-        rows=rows, rule=S.BEST_RULE, tcg=tcg_note(S.load(csv)),
+        rows=rows, rule=G.BEST_RULE, tcg=tcg_note(gs),
         cores_text=(f"{cores} receiver core{'s' if cores != 1 else ''}" if cores is not None
                     else "no core count"))
     atomic_write(out, text)
 
 
-def ndr_rows(csv: str | Path) -> list[dict]:
+def ndr_rows(gs: SF.GroupStats) -> list[dict]:
     """Per NDR group (search=ndr): NDR and PDR (medians over its searches),
     trials per search, and the same configuration's maximum receive rate
     under overload (median [interval]) where its saturation cells ran."""
-    df = S.load(csv)
-    st = S.cell_stats(df)
-    nic = _nic(df)
+    st = gs.st
+    nic = _nic(gs)
     if not len(st) or "search" not in st.columns:
         return []
     eth = st[(st["layer"] == "eth") & (st["status"] == "ok")]
-    variants = S.layer_variants(st, "eth")
-    defaults = S.variant_defaults(df, variants)
-    ndr = eth[eth["search"].map(S.norm) == "ndr"]
-    sat = eth[S.among(eth["search"], [None, "saturation"])]
+    variants = G.layer_variants(st, "eth")
+    defaults = gs.variant_defaults(variants)
+    ndr = eth[eth["search"].map(G.norm) == "ndr"]
+    sat = eth[G.among(eth["search"], [None, "saturation"])]
     rows = []
     for _, r in ndr.iterrows():
         rec = r.to_dict()
         same = sat[(sat["stack"] == rec["stack"])]
         for k in ("cores", "size", *[v for v in variants if v != "search"]):
-            vals = same[k].map(S.norm)
-            same = same[vals == S.norm(rec.get(k))] if S.norm(rec.get(k)) is not None \
+            vals = same[k].map(G.norm)
+            same = same[vals == G.norm(rec.get(k))] if G.norm(rec.get(k)) is not None \
                 else same[vals.isna()]
         s = same.iloc[0].to_dict() if len(same) else None
-        mpps = lambda x: fmt(S.norm(x) / 1e6) if _finite(S.norm(x)) else "--"   # noqa: E731
+        mpps = lambda x: fmt(G.norm(x) / 1e6) if _finite(G.norm(x)) else "--"   # noqa: E731
         rows.append({"stack": stack_tex(rec["stack"], nic),
                      "config": _config(rec, variants, defaults), "size": _value(rec["size"]),
                      "ndr": mpps(rec.get("ndr_pps_median")), "pdr": mpps(rec.get("pdr_pps_median")),
@@ -285,32 +274,31 @@ def ndr_rows(csv: str | Path) -> list[dict]:
     return rows
 
 
-def ndr_table(csv: str | Path, out: str | Path) -> None:
-    text = _env().get_template("ndr_table.tex.j2").render(rows=ndr_rows(csv),
-                                                          tcg=tcg_note(S.load(csv)))
+def ndr_table(gs: SF.GroupStats, out: str | Path) -> None:
+    text = _env().get_template("ndr_table.tex.j2").render(rows=ndr_rows(gs),
+                                                          tcg=tcg_note(gs))
     atomic_write(out, text)
 
 
 # --- TCP ----------------------------------------------------------------------
 
-def tcp_rows(csv: str | Path) -> tuple[list[str], list, list[dict], list[str]]:
+def tcp_rows(gs: SF.GroupStats) -> tuple[list[str], list, list[dict], list[str]]:
     """(row-key headers, message sizes, rows, footnotes): a row per server,
     variant, cores and connection count; a column per message size."""
-    df = S.load(csv)
-    st = S.cell_stats(df)
-    nic = _nic(df)
+    st = gs.st
+    nic = _nic(gs)
     tcp = st[st["layer"] == "tcp"] if len(st) else st
-    variants = [v for v in (S.layer_variants(st, "tcp") if len(st) else []) if v != "cores"]
-    defaults = S.variant_defaults(df, variants)
-    has_cores = len(tcp) and len({S.norm(v) for v in tcp["cores"]} - {None}) > 1
+    variants = [v for v in (G.layer_variants(st, "tcp") if len(st) else []) if v != "cores"]
+    defaults = gs.variant_defaults(variants)
+    has_cores = len(tcp) and len({G.norm(v) for v in tcp["cores"]} - {None}) > 1
     keys = (["cores"] if has_cores else []) + ["conns"]
-    msgs = sorted({S.norm(v) for v in tcp["msg"]} - {None}) if len(tcp) else []
+    msgs = sorted({G.norm(v) for v in tcp["msg"]} - {None}) if len(tcp) else []
     notes = Notes()
     grouped: dict[tuple, dict] = {}
     for _, r in tcp.iterrows():
         rec = r.to_dict()
-        k = (rec["stack"], _config(rec, variants, defaults), *(S.norm(rec.get(c)) for c in keys))
-        grouped.setdefault(k, {})[S.norm(rec["msg"])] = rec
+        k = (rec["stack"], _config(rec, variants, defaults), *(G.norm(rec.get(c)) for c in keys))
+        grouped.setdefault(k, {})[G.norm(rec["msg"])] = rec
     rows = []
     prev = None
     for k, by_msg in grouped.items():
@@ -345,31 +333,32 @@ def _msg_header(m) -> str:
     return f"{m // 1024}\\,KiB" if m >= 1024 and m % 1024 == 0 else f"{m}\\,B"
 
 
-def tcp_table(csv: str | Path, out: str | Path) -> None:
-    keys, msgs, rows, notes = tcp_rows(csv)
+def tcp_table(gs: SF.GroupStats, out: str | Path) -> None:
+    keys, msgs, rows, notes = tcp_rows(gs)
     text = _env().get_template("tcp_table.tex.j2").render(
         rows=rows, keys=keys, msgs=[_msg_header(m) for m in msgs], notes=notes,
-        tcg=tcg_note(S.load(csv)), pair=tex_escape(S.PAIR_LABEL),
+        tcg=tcg_note(gs), pair=tex_escape(look.PAIR_LABEL),
         noisy=f"{100 * S.NOISY_CV:g}", ncols=len(keys) + len(msgs) + 2)
     atomic_write(out, text)
 
 
 # --- environment ----------------------------------------------------------------
 
-VERSION_COLUMN = re.compile(r"^(versions?_(?P<a>.+)|(?P<b>.+)_version)$")
 
 
-def _counted(series, f=str, wrap="{}") -> str:
-    """The distinct values of a column (escaped, then put in wrap), with
+def _counted(counts, f=str, wrap="{}") -> str:
+    """The distinct values of a column ([value, cells] in order of
+    appearance, set.json; f applied, then escaped and put in wrap), with
     how many cells had each when there are several."""
-    vals = [f(v) for v in (S.norm(x) for x in series) if v is not None]
-    if not vals:
+    merged: dict[str, int] = {}
+    for v, n in counts:
+        merged[f(v)] = merged.get(f(v), 0) + n
+    if not merged:
         return "unknown"
-    counts = pd.Series(vals).value_counts(sort=False)
-    if len(counts) == 1:
-        return wrap.format(tex_escape(counts.index[0]))
+    if len(merged) == 1:
+        return wrap.format(tex_escape(next(iter(merged))))
     return "; ".join(f"{wrap.format(tex_escape(v))} ({c} cell{'s' if c != 1 else ''})"
-                     for v, c in counts.items())
+                     for v, c in merged.items())
 
 
 def _short_rev(rev) -> str:
@@ -378,49 +367,44 @@ def _short_rev(rev) -> str:
     return m.group(1) + m.group(2) if m else rev
 
 
-def env_rows(csv: str | Path) -> list[tuple[str, str]]:
-    df = S.load(csv)
-    rows = [("Platform", _counted(df["platform"])),
-            ("Kernel", _counted(df.get("kernel", pd.Series(dtype=object)))),
-            ("CPU", _counted(df.get("cpu_model", pd.Series(dtype=object)))),
-            ("NIC driver", _counted(df.get("nic_driver", pd.Series(dtype=object)))),
-            ("rxbench revision", _counted(df.get("git_rev", pd.Series(dtype=object)),
-                                          _short_rev, r"\texttt{{{}}}"))]
-    if "accel" in df.columns and df["accel"].notna().any():
-        rows.append(("Guest accelerator", _counted(df["accel"])
-                     + (" (" + tex_escape(S.TCG_NOTE) + ")" if S.tcg(df) else "")))
-    if "generator" in df.columns and df["generator"].notna().any():
-        rows.append(("Generator", _counted(df["generator"].dropna().map(tex_escape))))
-    if "pingpong_ns" in df.columns and df["pingpong_ns"].notna().any():
-        pp = df["pingpong_ns"].dropna().astype(float)
+def env_rows(gs: SF.GroupStats) -> list[tuple[str, str]]:
+    f = gs.facts
+    env, prov = f["env"], gs.provenance
+    rows = [("Platform", _counted(env["platform"])),
+            ("Kernel", _counted(env["kernel"])),
+            ("CPU", _counted(env["cpu_model"])),
+            ("NIC driver", _counted(env["nic_driver"])),
+            ("rxbench revision", _counted(env["git_rev"], _short_rev, r"\texttt{{{}}}"))]
+    if env["accel"]:
+        rows.append(("Guest accelerator", _counted(env["accel"])
+                     + (" (" + tex_escape(G.TCG_NOTE) + ")" if gs.tcg() else "")))
+    if env["generator"]:
+        rows.append(("Generator", _counted(env["generator"], tex_escape)))
+    pp = f["pingpong"]
+    if pp:
         rows.append(("Generator--receiver CPU round trip",
-                     f"{pp.min():.0f}--{pp.max():.0f}\\,ns (median {pp.median():.0f})"))
-    for c in df.columns:
-        m = VERSION_COLUMN.match(c)
-        if m:
-            rows.append((tex_escape(m.group("a") or m.group("b")) + " version",
-                         _counted(df[c])))
-    status = df["status"].astype(str)
-    layers = ", ".join(f"{tex_escape(lay)}: {n}" for lay, n in
-                       df["layer"].astype(str).value_counts(sort=False).items())
-    rows.append(("Cells (repetitions)", f"{len(df)} ({layers}): {int((status == 'ok').sum())} ok, "
-                 f"{int((status == 'unsupported').sum())} unsupported, "
-                 f"{int((status == 'failed').sum())} failed"))
-    ctx = S.context(df)
+                     f"{pp['min']:.0f}--{pp['max']:.0f}\\,ns (median {pp['median']:.0f})"))
+    for c, counts in f["versions"]:
+        m = SF.VERSION_COLUMN.match(c)
+        rows.append((tex_escape(m.group("a") or m.group("b")) + " version", _counted(counts)))
+    status = prov["status"]
+    layers = ", ".join(f"{tex_escape(lay)}: {n}" for lay, n in prov["layers"].items())
+    rows.append(("Cells (repetitions)", f"{prov['cells']} ({layers}): {status['ok']} ok, "
+                 f"{status['unsupported']} unsupported, "
+                 f"{status['failed']} failed"))
+    ctx = gs.context()
     rows.append(("Repetitions per cell group", ctx["n_text"].replace("n = ", "")))
-    ok = df[status == "ok"]
-    if "duration_s" in ok.columns and ok["duration_s"].notna().any():
-        d = ok["duration_s"].astype(float)
-        rows.append(("Measured interval", f"{d.min():.2f}--{d.max():.2f}\\,s"
-                     if d.max() - d.min() > 0.05 else f"{d.median():.2f}\\,s"))
-    if "started_at" in df.columns and df["started_at"].notna().any():
-        t = sorted(str(x)[:16].replace("T", " ") for x in df["started_at"].dropna())
-        rows.append(("Run (UTC)", f"{t[0]} -- {t[-1]}"))
+    d = f["duration_ok"]
+    if d:
+        rows.append(("Measured interval", f"{d['min']:.2f}--{d['max']:.2f}\\,s"
+                     if d["max"] - d["min"] > 0.05 else f"{d['median']:.2f}\\,s"))
+    if prov["first"] != "unknown":
+        rows.append(("Run (UTC)", f"{prov['first'][:16]} -- {prov['last'][:16]}"))
     return rows
 
 
-def env_table(csv: str | Path, out: str | Path) -> None:
-    text = _env().get_template("env_table.tex.j2").render(rows=env_rows(csv))
+def env_table(gs: SF.GroupStats, out: str | Path) -> None:
+    text = _env().get_template("env_table.tex.j2").render(rows=env_rows(gs))
     atomic_write(out, text)
 
 
@@ -429,32 +413,28 @@ def env_table(csv: str | Path, out: str | Path) -> None:
 SEED_CSV = Path(__file__).resolve().parents[2] / "paper" / "data" / "seed_vm_table.csv"
 
 
-def seed_rows(csv: str | Path, seed_csv: str | Path = SEED_CSV) -> list[dict]:
+def seed_rows(gs: SF.GroupStats, seed_csv: str | Path = SEED_CSV) -> list[dict]:
     """Per frame size of the seed's table: its DPDK and AF_XDP rates (Mpps)
-    and ours: each stack at its best configuration (stats.best_config),
+    and ours: each stack at its best configuration (groups.best_config),
     fewest cores; None where this summary has no such group."""
     seed = pd.read_csv(seed_csv, comment="#")
-    df = S.load(csv)
-    st = S.cell_stats(df)
-    variants = S.layer_variants(st, "eth") if len(st) else []
-    best = S.best_config(st, "eth", defaults=S.variant_defaults(df, variants)) if len(st) \
-        else st
+    best = gs.best("eth")
     if len(best):
-        cores = sorted({S.norm(v) for v in best["cores"]} - {None})
-        best = best[best["cores"].map(S.norm) == cores[0]] if cores else best
+        cores = sorted({G.norm(v) for v in best["cores"]} - {None})
+        best = best[best["cores"].map(G.norm) == cores[0]] if cores else best
     rows = []
     for _, r in seed.iterrows():
         size = int(r["size"])
         row = {"size": size, "seed_dpdk": r["dpdk_pps"] / 1e6, "seed_af_xdp": r["af_xdp_pps"] / 1e6}
         for stack in ("dpdk", "af_xdp", "xdp_drop"):
-            g = best[(best["stack"] == stack) & (best["size"].map(S.norm) == size)] \
+            g = best[(best["stack"] == stack) & (best["size"].map(G.norm) == size)] \
                 if len(best) else best
             row[stack] = g.iloc[0].to_dict() if len(g) else None
         rows.append(row)
     return rows
 
 
-def seed_table(csv: str | Path, out: str | Path) -> None:
+def seed_table(gs: SF.GroupStats, out: str | Path) -> None:
     def ours(rec):
         if rec is None:
             return "--"
@@ -467,14 +447,14 @@ def seed_table(csv: str | Path, out: str | Path) -> None:
              r"\cmidrule(lr){2-3}\cmidrule(l){4-6}",
              r"Size (B) & DPDK & AF\_XDP & \texttt{dpdk}$^{a}$ & \texttt{af\_xdp} & \texttt{xdp\_drop} \\",
              r"\midrule"]
-    for r in seed_rows(csv):
+    for r in seed_rows(gs):
         lines.append(f"{r['size']} & {r['seed_dpdk']:.3f} & {r['seed_af_xdp']:.3f} & "
                      f"{ours(r['dpdk'])} & {ours(r['af_xdp'])} & {ours(r['xdp_drop'])} \\\\")
     lines += [r"\bottomrule"]
-    if S.stack_label("dpdk", _nic(S.load(csv))) != "dpdk":
+    if look.label("dpdk", _nic(gs)) != "dpdk":
         lines.append(r"\multicolumn{6}{@{}l}{\footnotesize $^{a}$ "
-                     + tex_escape(S.stack_label("dpdk", "veth")) + r": no kernel bypass.}\\")
-    tcg = tcg_note(S.load(csv))
+                     + tex_escape(look.label("dpdk", "veth")) + r": no kernel bypass.}\\")
+    tcg = tcg_note(gs)
     if tcg:
         lines.append(r"\multicolumn{6}{@{}p{0.9\linewidth}@{}}{\footnotesize " + tcg + r"}\\")
     lines += [r"\end{tabular}", ""]

@@ -277,7 +277,7 @@ class Dpdk(Receiver):
         polling; > 0: the PMD drives NAPI, with napi_defer_hard_irqs and
         gro_flush_timeout set). On veth this is an AF_XDP socket in copy mode
         behind testpmd, no kernel bypass: figures label it "DPDK (af_xdp PMD
-        on veth)" (stats.stack_label). A spinning lcore on the NAPI core
+        on veth)" (present/look.py: label). A spinning lcore on the NAPI core
         (napi=receiver, busy_budget=0) is refused.
       native: DPDK's own PMD for the NIC (net_virtio in the vm guests, the
         NIC's on ssh/g5k hosts): kernel bypass. The NIC's PCI device is

@@ -1,0 +1,180 @@
+"""The Ethernet layer's numbers: every successful group's medians, each
+stack at its best configuration (groups.best_config), the like-with-like
+pairs (groups.WAIT_PAIRS), NAPI placement, CPU per packet, NDR and PDR."""
+
+from __future__ import annotations
+
+from . import groups as G
+from . import statsfile as SF
+from .claims import (claim_tex, finite, label_tex, ndr_groups, ok_groups, pick,
+                     saturation, variant_part)
+from .macros import Macros, camel, plural, sig, tex_text, words
+
+# what the two sides of each like-with-like pair (groups.WAIT_PAIRS) share
+WAIT_WHY = {"Spin": "both spin on their core",
+            "Busy": "both drive NAPI by preferred busy polling",
+            "Sleep": "both sleep until the kernel wakes them"}
+NAPI_TEXT = {"receiver": "NAPI on the receiver's core", "sender": "NAPI on the sender's CPU",
+             "dedicated": "NAPI on a core of its own"}
+
+
+def eth_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
+    st = gs.st
+    eth = ok_groups(st, "eth")
+    sat = saturation(eth)
+    M.flag("HaveEth", bool(len(sat)))
+    M.flag("HaveEthRows", bool(len(st)) and bool((st["layer"] == "eth").any()))
+    M.add("RxEthGroups", int((st["layer"] == "eth").sum()) if len(st) else 0)
+    M.add("RxEthGenBoundGroups", int((sat["generator_bound_reps"] > 0).sum()) if len(sat) else 0,
+          "eth groups generator-bound in >= 1 repetition")
+    M.add("RxEthUnloadedGroups",
+          sum(not G.overloaded(r) for _, r in sat.iterrows()) if len(sat) else 0,
+          "eth groups whose receiver was not overloaded in most repetitions (lower bounds)")
+    M.add("RxEthSatGroups", len(sat), "eth saturation groups that ran")
+    M.add("RxEthStacks", ", ".join(label_tex({"stack": s}, [], {}, nic) for s in
+                                   dict.fromkeys(sat["stack"])) if len(sat) else "none")
+    variants = G.layer_variants(st, "eth") if len(st) else []
+    defaults = gs.variant_defaults(variants)
+    cores_vals = sorted({G.norm(v) for v in eth["cores"]} - {None}) if len(eth) else []
+    # every successful group: \<Stack><Variant><Metric><Size>[Cores<N>] (medians)
+    for _, r in eth.iterrows():
+        rec = r.to_dict()
+        is_ndr = G.norm(rec.get("search")) == "ndr"
+        name = camel(rec["stack"]) + variant_part(
+            rec, [v for v in variants if v != "search"] if is_ndr else variants, defaults)
+        point = words(rec["size"]) + (f"Cores{words(rec['cores'])}"
+                                      if len(cores_vals) > 1 and rec["cores"] != cores_vals[0]
+                                      else "")
+        if is_ndr:
+            for m, tag in (("ndr_pps", "Ndr"), ("pdr_pps", "Pdr")):
+                if finite(rec.get(f"{m}_median")):
+                    M.add(f"{name}{tag}Mpps{point}", sig(rec[f"{m}_median"] / 1e6))
+            if finite(rec.get("ndr_trials_median")):
+                M.add(f"{name}NdrTrials{point}", f"{rec['ndr_trials_median']:.0f}")
+            continue
+        M.add(f"{name}Mpps{point}", sig(rec["rx_pps_median"] / 1e6))
+        if finite(rec.get("rx_pps_med_lo")):
+            M.add(f"{name}MppsLo{point}", sig(rec["rx_pps_med_lo"] / 1e6))
+            M.add(f"{name}MppsHi{point}", sig(rec["rx_pps_med_hi"] / 1e6))
+        if finite(rec.get("rx_gbps_median")):
+            M.add(f"{name}Gbps{point}", sig(rec["rx_gbps_median"]))
+        if rec.get("cpu_ns_per_pkt_n", 0):
+            M.add(f"{name}NsPerPkt{point}", sig(rec["cpu_ns_per_pkt_median"]))
+
+    c0 = cores_vals[0] if cores_vals else None
+    M.add("EthCores", c0 if c0 is not None else "n/a", "receiver cores of the comparisons")
+    M.add("EthCoresText", plural(c0, "receiver core") if c0 is not None else "n/a")
+    M.add("RxBestRule", tex_text(G.BEST_RULE), "how each stack's best configuration is chosen")
+    best = gs.best("eth")
+    if len(best):
+        best = pick(best, "cores", c0)
+    M.flag("HaveBest", bool(len(best)))
+    M.add("RxBestVariantWins", int((~best["best_is_default"].astype(bool)).sum()) if len(best)
+          else 0, "points where a non-default configuration was shown better")
+    M.add("RxBestPoints", len(best))
+    sizes = sorted({G.norm(v) for v in best["size"]} - {None}) if len(best) else []
+    small, large = (sizes[0], sizes[-1]) if sizes else (None, None)
+    M.add("EthSmallSize", small if small is not None else "n/a", "bytes")
+    M.add("EthLargeSize", large if large is not None else "n/a", "bytes")
+    M.flag("HaveLarge", large is not None and large != small)
+    lab = lambda rec: label_tex(rec, variants, defaults, nic)     # noqa: E731
+    for tag, size in (("Small", small), ("Large", large)):
+        at = pick(best, "size", size) if size is not None else best.iloc[0:0]
+        ceil = at[at["stack"] == "xdp_drop"]
+        users = at[at["stack"] != "xdp_drop"].sort_values("rx_pps_median", ascending=False)
+        M.flag(f"HaveCeiling{tag}", bool(len(ceil)))
+        M.flag(f"HaveUserEth{tag}", bool(len(users)))
+        M.flag(f"HaveTwoUserEth{tag}", len(users) > 1)
+        M.add(f"CeilingMpps{tag}", sig(ceil["rx_pps_median"].iloc[0] / 1e6) if len(ceil) else "n/a",
+              "xdp_drop at its best")
+        M.add(f"CeilingLabel{tag}", lab(ceil.iloc[0]) if len(ceil) else "n/a")
+        top = users.iloc[0] if len(users) else None
+        M.add(f"TopUserStack{tag}", lab(top) if top is not None else "n/a",
+              "the user-space receiver with the highest median (not a ranking)")
+        M.add(f"TopUserMpps{tag}", sig(top["rx_pps_median"] / 1e6) if top is not None else "n/a")
+        if top is not None and len(ceil):
+            text, c = claim_tex(lab(top), top, lab(ceil.iloc[0]), ceil.iloc[0], "rx_pps",
+                                "Mpps", 1e6)
+        else:
+            text, c = "n/a", None
+        M.add(f"EthCeilingClaim{tag}", text, "the top user-space receiver vs xdp_drop")
+        M.flag(f"TopBelowCeilingApart{tag}", bool(c and c.apart and c.order == "<"))
+        claims = [claim_tex(lab(top), top, lab(r), r, "rx_pps", "Mpps", 1e6)[0]
+                  for _, r in users.iloc[1:].iterrows()] if top is not None else []
+        M.add(f"EthUserClaims{tag}", "; ".join(claims) or "n/a",
+              "the top user-space receiver vs each other, each at its best")
+        # configurations never overloaded that received more than the chosen one
+        above = [(r, float(r["best_unloaded_max"])) for _, r in at.iterrows()
+                 if finite(r.get("best_unloaded_max"))
+                 and float(r["best_unloaded_max"]) > float(r["rx_pps_median"])]
+        M.flag(f"HaveEthUnloaded{tag}", bool(above))
+        M.add(f"EthUnloaded{tag}", ", ".join(
+            f"{label_tex(r, variants, defaults, nic, config=False)} {sig(v / 1e6)}"
+            for r, v in above) or "n/a",
+            "stacks whose not-overloaded configurations received more (lower bounds, Mpps)")
+    # like against like: equal wait modes, the same placement, smallest frame
+    at_small = pick(pick(sat, "cores", c0), "size", small) if small is not None else sat.iloc[0:0]
+    for tag, ((sa, wa), (sb, wb)) in G.WAIT_PAIRS.items():
+        a, b = gs.pair(tag, "a"), gs.pair(tag, "b")
+        M.flag(f"HavePair{tag}", a is not None and b is not None)
+        desc = (f"{label_tex({'stack': sa, **wa}, list(wa), {}, nic)} and "
+                f"{label_tex({'stack': sb, **wb}, list(wb), {}, nic)}")
+        M.add(f"EthPair{tag}Names", desc)
+        M.add(f"EthPair{tag}Why", WAIT_WHY[tag])
+        if a is not None and b is not None:
+            nv = G.norm(a.get("napi"))
+            text, _ = claim_tex(label_tex({"stack": sa, **wa}, list(wa), {}, nic), a,
+                                label_tex({"stack": sb, **wb}, list(wb), {}, nic), b,
+                                "rx_pps", "Mpps", 1e6)
+            M.add(f"EthPair{tag}", f"with {NAPI_TEXT.get(nv, tex_text(f'napi={nv}'))}, {text}")
+        else:
+            M.add(f"EthPair{tag}", "n/a")
+    # NAPI placement of the ceiling: on the sender's CPU vs on the receiver's core
+    has_sender = False
+    if "napi" in variants and small is not None and defaults.get("napi") != "sender":
+        x = at_small[at_small["stack"] == "xdp_drop"]
+        snd = G.match_variants(x, {"napi": "sender"}, variants, defaults)
+        own = G.match_variants(x, {"napi": defaults.get("napi")}, variants, defaults)
+        if len(snd) and len(own):
+            has_sender = True
+            text, _ = claim_tex("\\texttt{xdp\\_drop} with " + NAPI_TEXT["sender"], snd.iloc[0],
+                                "\\texttt{xdp\\_drop} with "
+                                + NAPI_TEXT.get(defaults.get("napi"), "its default NAPI"),
+                                own.iloc[0], "rx_pps", "Mpps", 1e6)
+            M.add("NapiClaim", text)
+    M.flag("HaveNapiSender", has_sender)
+    if not has_sender:
+        M.add("NapiClaim", "n/a")
+    # CPU cost per packet, each stack at its best, smallest frame
+    at = pick(best, "size", small) if small is not None else best.iloc[0:0]
+    cpu = at[at["cpu_ns_per_pkt_n"] > 0].sort_values("cpu_ns_per_pkt_median") \
+        if len(at) and "cpu_ns_per_pkt_n" in at.columns else at.iloc[0:0]
+    M.flag("HaveEthCpu", len(cpu) > 1)
+    M.add("EthCpuClaim", claim_tex(lab(cpu.iloc[-1]), cpu.iloc[-1], lab(cpu.iloc[0]), cpu.iloc[0],
+                                   "cpu_ns_per_pkt", "ns", 1.0,
+                                   "spends more CPU time per packet than")[0]
+          if len(cpu) > 1 else "n/a")
+    # NDR and PDR (search=ndr cells) beside the maximum receive rate under overload
+    ndr = pick(ndr_groups(eth), "cores", c0)
+    M.flag("HaveNdr", bool(len(ndr)))
+    M.add("RxNdrGroups", len(ndr))
+    parts = []
+    for _, r in ndr.sort_values(["size"], kind="stable").iterrows():
+        if not finite(r.get("ndr_pps_median")):
+            continue
+        want = {k: G.norm(r.get(k)) for k in variants if k != "search" and G.norm(r.get(k)) is not None}
+        s = G.match_variants(pick(sat, "size", G.norm(r["size"]))[lambda x: x["stack"] == r["stack"]],
+                             want, variants, defaults, free=())
+        trials = (f", {r['ndr_trials_median']:.0f} trials" if finite(r.get("ndr_trials_median"))
+                  else "")
+        over = (f"; maximum receive rate under overload {sig(s['rx_pps_median'].iloc[0] / 1e6)}"
+                if len(s) else "")
+        pdr = (f", PDR {sig(r['pdr_pps_median'] / 1e6)}" if finite(r.get("pdr_pps_median"))
+               else "")
+        parts.append(f"{lab(r)} at {G.norm(r['size'])}\\,B: NDR {sig(r['ndr_pps_median'] / 1e6)}"
+                     f"{pdr}{over}\\,Mpps ({plural(int(r['n_ok']), 'search')}{trials})")
+    M.add("NdrText", "; ".join(parts) or "n/a")
+    M.add("NdrPdrLoss", ", ".join(f"{100 * v:g}" for v in gs.facts["pdr_loss_ratios"]) or "n/a",
+          "the PDR goal's loss ratio (%)")
+
+
