@@ -263,21 +263,3 @@ def test_best_config_takes_the_best_overloaded_configuration():
     assert r["best_rule_note"].startswith("no configuration was overloaded: a lower bound")
     assert "overloaded" in G.BEST_RULE
 
-
-def test_median_ci_is_scipys_percentile_bootstrap_bit_for_bit():
-    """stats._median_ci replays scipy.stats.bootstrap (percentile, fixed seed)
-    without importing it: the same intervals, to the last bit."""
-    np = pytest.importorskip("numpy")
-    scipy_stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(7)
-    for k in range(200):
-        n = int(rng.integers(3, 12))
-        xs = sorted(rng.normal(1e6, 1e5, n) if k % 2 else rng.integers(0, 4, n).astype(float))
-        if min(xs) == max(xs):
-            continue
-        res = scipy_stats.bootstrap((np.array(xs),), np.median, confidence_level=S.CONFIDENCE,
-                                    n_resamples=S.BOOT_RESAMPLES, method="percentile",
-                                    vectorized=True,
-                                    random_state=np.random.default_rng(S.BOOT_SEED))
-        want = (float(res.confidence_interval.low), float(res.confidence_interval.high))
-        assert S.median_ci(xs) == want, xs

@@ -12,7 +12,7 @@ For a sample of finite values:
 - CV = sd / mean; a sample whose CV exceeds NOISY_CV (5 %) is "noisy";
 - med_lo, med_hi: the 95 % bootstrap interval of the median (percentile
   method, BOOT_RESAMPLES resamples, fixed seed: the same data give the
-  same interval; computed as scipy.stats.bootstrap does, see _median_ci),
+  same interval; scipy.stats.bootstrap, see _median_ci),
   NaN for n < 3.
   Comparisons use medians and these intervals (`compare`, `apart`, `claim`).
 """
@@ -107,30 +107,15 @@ def median_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
 
 @functools.lru_cache(maxsize=65536)
 def _median_ci(xs: tuple, confidence: float) -> tuple[float, float]:
-    """The percentile bootstrap interval of the median, as
-    scipy.stats.bootstrap(..., np.median, method="percentile",
-    vectorized=True, n_resamples=BOOT_RESAMPLES,
-    random_state=np.random.default_rng(BOOT_SEED)) computes it (scipy
-    1.17: one batch of resample indices from the generator, the median of
-    each, then scipy.stats.quantile's "linear" method at alpha and
-    1 - alpha), bit for bit (tests/test_stats.py compares the two), without
-    importing scipy.stats (a second per process) or its per-call checks."""
+    """The percentile bootstrap interval of the median (scipy.stats.bootstrap,
+    a fixed seed, so a build is repeatable). Only the stats rule calls it
+    (present/statsfile.py): figures, tables and numbers read its output."""
     import numpy as np
-    a = np.asarray(xs, dtype=float)
-    idx = np.random.default_rng(BOOT_SEED).integers(0, len(a), (BOOT_RESAMPLES, len(a)))
-    theta = np.sort(np.median(a[idx], axis=-1))
-    alpha = (1 - confidence) / 2
-    q = np.asarray([alpha, 1 - alpha])
-    n = len(theta)
-    jg = q * n + (1 - q)            # Hyndman & Fan type 7, as scipy.stats.quantile
-    jp1 = jg // 1
-    j = jp1 - 1
-    g = jg % 1
-    g[j < 0] = 0
-    j = np.clip(j, 0, n - 1).astype(np.int64)
-    jp1 = np.clip(jp1, 0, n - 1).astype(np.int64)
-    lo, hi = (1 - g) * theta[j] + g * theta[jp1]
-    return float(lo), float(hi)
+    from scipy.stats import bootstrap
+    r = bootstrap((np.asarray(xs, dtype=float),), np.median, method="percentile",
+                  vectorized=True, n_resamples=BOOT_RESAMPLES, confidence_level=confidence,
+                  random_state=np.random.default_rng(BOOT_SEED))
+    return float(r.confidence_interval.low), float(r.confidence_interval.high)
 
 
 def summarize(values, confidence: float = CONFIDENCE, noisy_cv: float = NOISY_CV) -> Summary:
