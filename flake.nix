@@ -64,8 +64,13 @@
   outputs =
     { self, nixpkgs }:
     let
-      inherit (nixpkgs) lib;
       pins = builtins.fromJSON (builtins.readFile ./versions.json);
+      # nixpkgs at the pinned rev refuses older Nix (its lib/minfeatures.nix)
+      # with a message about missing builtins; say it first, in one line
+      nixOk =
+        builtins.compareVersions builtins.nixVersion pins.nix.min >= 0
+        || throw "rxbench: this flake needs Nix >= ${pins.nix.min} (nixpkgs at the pinned rev requires it); this is Nix ${builtins.nixVersion}";
+      inherit (nixpkgs) lib;
 
       # Grid'5000's only zcrx-capable cluster (hydra) is aarch64
       systems = [
@@ -159,6 +164,7 @@
           ];
         };
     in
+    assert nixOk;
     {
       packages = forAllSystems packagesFor;
 
