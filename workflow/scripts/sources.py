@@ -159,8 +159,11 @@ def unpack(src: Path, dest: Path) -> None:
         shutil.copytree(src, dest, symlinks=True)
         return
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        with tarfile.open(src) as tf:
-            tf.extractall(tmp, filter="tar") if hasattr(tarfile, "data_filter") else tf.extractall(tmp)
+        try:
+            with tarfile.open(src) as tf:
+                tf.extractall(tmp, filter="tar") if hasattr(tarfile, "data_filter") else tf.extractall(tmp)
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise SourceError(f"{src}: not a readable tarball ({e})") from None
         tops = os.listdir(tmp)
         if len(tops) != 1:
             raise SourceError(f"{src}: expected one top directory, found {len(tops)}")
