@@ -347,6 +347,9 @@ def replay_kernel(work: Path) -> dict:
     ver = ".".join(re.search(rf"^{k} = (\d+)", mk, re.M).group(1) for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
     if not ver.startswith(kpin["series"] + "."):
         raise Failed(f"RXB_KERNEL_SRC is {ver}, versions.yaml pins the {kpin['series']} series")
+    missing = missing_debian(["make", "gcc", "flex", "bison", "bc"])
+    if missing:
+        raise Failed(f"kernel: Kconfig needs Debian packages that are not installed: {missing}")
     want = fragment(ROOT / kpin["config"])
     build = work / "kbuild"
     build.mkdir()
