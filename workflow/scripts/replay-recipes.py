@@ -20,7 +20,8 @@ on a user's first `nix develop`:
       Debian trixie root (debootstrap), against trixie's DPDK 24.11.
   kernel  kernels/rxbench.config merged into x86_64_defconfig of the pinned
       series' tree (RXB_KERNEL_SRC=DIR, or linux-source-<series> from the
-      registry when Debian serves it), `make olddefconfig`, then every option
+      registry when Debian serves it), `make olddefconfig` in the trixie root
+      (its pahole is new enough for DEBUG_INFO_BTF), then every option
       of the fragment must end as asked (the check nixpkgs' generate-config
       makes with ignoreConfigErrors = false).
 
@@ -263,6 +264,17 @@ def trixie_root(work: Path, mirror: str) -> Path:
     return root
 
 
+def mount_root(root: Path, mounts: list) -> None:
+    for m, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
+        subprocess.run(["mount", *args, str(root / m)], check=True)
+        mounts.append(root / m)
+
+
+def unmount(mounts: list) -> None:
+    while mounts:
+        subprocess.run(["umount", "-l", str(mounts.pop())])
+
+
 def in_root(root: Path, cmd: str, logf) -> int:
     return subprocess.run(["chroot", str(root), "env", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C",
                            "bash", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT).returncode
@@ -281,9 +293,7 @@ def replay_pktgen(work: Path, mirror: str) -> dict:
     R = PKTGEN_RECIPE
     mounts = []
     with open(work / "build.log", "w") as logf:
-        for m, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
-            subprocess.run(["mount", *args, str(root / m)], check=True)
-            mounts.append(root / m)
+        mount_root(root, mounts)
         try:
             missing = missing_debian(R["debian"], root)
             if missing and in_root(root, "apt-get update -qq && apt-get install -y -qq "
@@ -298,8 +308,7 @@ def replay_pktgen(work: Path, mirror: str) -> dict:
                 tail = (work / "build.log").read_text().splitlines()[-8:]
                 raise Failed(f"pktgen: build failed, {work / 'build.log'}: " + " | ".join(tail))
         finally:
-            for m in reversed(mounts):
-                subprocess.run(["umount", "-l", str(m)])
+            unmount(mounts)
     dpdk = re.search(r"^dpdk-dev (\S+)", (work / "build.log").read_text(), re.M)
     out = build / "out"
     built = sorted(str(x.relative_to(out)) for x in out.rglob("*") if x.is_file())
@@ -331,7 +340,7 @@ def config_values(text: str) -> dict[str, str]:
     return out
 
 
-def replay_kernel(work: Path) -> dict:
+def replay_kernel(work: Path, mirror: str) -> dict:
     import yaml
     kpin = yaml.safe_load((ROOT / "versions.yaml").read_text())["kernel"]
     src = os.environ.get("RXB_KERNEL_SRC")
@@ -347,21 +356,41 @@ def replay_kernel(work: Path) -> dict:
     ver = ".".join(re.search(rf"^{k} = (\d+)", mk, re.M).group(1) for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
     if not ver.startswith(kpin["series"] + "."):
         raise Failed(f"RXB_KERNEL_SRC is {ver}, versions.yaml pins the {kpin['series']} series")
-    missing = missing_debian(["make", "gcc", "flex", "bison", "bc"])
-    if missing:
-        raise Failed(f"kernel: Kconfig needs Debian packages that are not installed: {missing}")
     want = fragment(ROOT / kpin["config"])
-    build = work / "kbuild"
-    build.mkdir()
+    # Kconfig asks the toolchain: DEBUG_INFO_BTF with the toolchain's default
+    # DWARF needs pahole >= 1.21 (nixpkgs' is newer); bookworm's is 1.24, so
+    # the configuration is made in the trixie root (gcc 14, a newer pahole),
+    # the toolchain generation nixpkgs has
+    root = trixie_root(work, mirror)
+    kdeps = ["make", "gcc", "flex", "bison", "bc", "dwarves", "libelf-dev", "libssl-dev"]
+    mounts = []
     with open(work / "build.log", "w") as logf:
-        cmd = ["make", "-C", str(src), f"O={build}", "ARCH=x86_64"]
-        if subprocess.run([*cmd, "defconfig"], stdout=logf, stderr=subprocess.STDOUT).returncode:
-            raise Failed(f"kernel: make defconfig failed, {work / 'build.log'}")
-        subprocess.run([str(src / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(build),
-                        str(build / ".config"), str(ROOT / kpin["config"])],
-                       stdout=logf, stderr=subprocess.STDOUT, check=True, cwd=src)
-        if subprocess.run([*cmd, "olddefconfig"], stdout=logf, stderr=subprocess.STDOUT).returncode:
-            raise Failed(f"kernel: make olddefconfig failed, {work / 'build.log'}")
+        missing = missing_debian(kdeps, root)
+        if missing:
+            mount_root(root, mounts)
+            try:
+                if in_root(root, "apt-get update -qq && apt-get install -y -qq --no-install-recommends "
+                           + " ".join(missing), logf):
+                    raise Failed(f"kernel: cannot install {missing} in the trixie root")
+            finally:
+                unmount(mounts)
+        (root / "build" / "linux").mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(root / "build" / "kbuild", ignore_errors=True)
+        (root / "build" / "kbuild").mkdir(parents=True)
+        shutil.copy(ROOT / kpin["config"], root / "build" / "fragment.config")
+        subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(root / "build" / "linux")], check=True)
+        mounts.append(root / "build" / "linux")
+        mount_root(root, mounts)
+        try:
+            script = ("set -eu; cd /build/linux; m='make -C /build/linux O=/build/kbuild ARCH=x86_64'; "
+                      "gcc --version | head -1; pahole --version; $m defconfig; "
+                      "cd /build/kbuild; /build/linux/scripts/kconfig/merge_config.sh -m -O /build/kbuild "
+                      ".config /build/fragment.config; $m olddefconfig")
+            if in_root(root, script, logf):
+                raise Failed(f"kernel: defconfig/merge/olddefconfig failed, {work / 'build.log'}")
+        finally:
+            unmount(mounts)
+    build = root / "build" / "kbuild"
     got = config_values((build / ".config").read_text())
     wrong = {k: f"wanted {v}, got {got.get(k, 'absent')}" for k, v in want.items()
              if got.get(k, "n") != v}
@@ -376,7 +405,7 @@ RECIPES = {
     "xdpsock": lambda work, a: replay_derivation("nix/xdpsock.nix", work),
     "rxbench-native": lambda work, a: replay_derivation("nix/rxbench-native.nix", work),
     "pktgen": lambda work, a: replay_pktgen(work, a.mirror),
-    "kernel": lambda work, a: replay_kernel(work),
+    "kernel": lambda work, a: replay_kernel(work, a.mirror),
 }
 
 NOT_REPLAYED = ("Nix's stdenv and cc-wrapper (Debian's gcc/clang/make stand in)",
