@@ -1,13 +1,15 @@
 """Pktgen-DPDK (the seed's generator) behind the JSON-lines protocol of the
 native tools.
 
-    python -m rxbench.pktgen_dpdk --duration S --runtime-dir D -- pktgen <EAL> -- -P -T -m MAP -f FILE
+    python -m rxbench.pktgen_dpdk --duration S --runtime-dir D [--commands 'set 0 size 64;start 0'] \
+        -- pktgen <EAL> -- -P -T -m MAP
 
 Pktgen-DPDK 24.10.3 exits at start without a terminal on stdin
 ("scrn_create: tcgetattr failed"), so it runs on a pseudo-terminal whose
 output this wrapper reads and keeps (its last lines explain a failure). Its
 Lua socket is compiled out (nix/pktgen.nix, workflow/scripts/replay-recipes.py
-PKTGEN_RECIPE): the traffic is set up by the `.pkt` command file (-f) and the
+PKTGEN_RECIPE): the traffic is set up by a `.pkt` command file (--commands,
+written into D and given as -f) and the
 counters come from DPDK telemetry, the EAL's own socket
 D/dpdk_telemetry.v2 (AF_UNIX, SOCK_SEQPACKET), `/ethdev/stats,0`: opackets
 is what the port sent. {"event": "ready"} once the port has sent packets,
@@ -97,11 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rxbench.pktgen_dpdk", description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, required=True)
     ap.add_argument("--runtime-dir", required=True, help="the EAL's /var/run/dpdk/<file-prefix>")
+    ap.add_argument("--commands", default="",
+                    help="';'-separated Pktgen commands, written to a .pkt file given as -f")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args(argv)
     cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not cmd:
         ap.error("need the pktgen command after --")
+    if a.commands:
+        os.makedirs(a.runtime_dir, exist_ok=True)
+        pkt = os.path.join(a.runtime_dir, "rxbench.pkt")
+        with open(pkt, "w") as f:
+            f.write("\n".join(c.strip() for c in a.commands.split(";") if c.strip()) + "\n")
+        cmd = [*cmd, "-f", pkt]
     sigs = TERM | {signal.SIGUSR1}
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     master, slave = pty.openpty()
