@@ -224,3 +224,28 @@ def test_wrapper_leaves_no_xdp_program(traffic, tmp_path, xdp_pass):
             assert final["xdp_detached"]["name"] == "xdp_pass_prog"
         assert not attached(tb)
     assert not left_by(tb)
+
+
+def test_memlock_is_raised_where_root_can_else_the_reason_is_one_line(tmp_path):
+    """On a user's machine root raises RLIMIT_MEMLOCK; where it cannot (no
+    CAP_SYS_RESOURCE, e.g. this workplace) the shim beside xdpsock is used,
+    and without it the reason names the limit and `make tools`."""
+    fake = tmp_path / "bin" / "xdpsock"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    code = ("import json, sys; from rxbench.xdpsock import memlock; "
+            "print(json.dumps(memlock([sys.argv[1]])))")
+    run = lambda: json.loads(subprocess.run([sys.executable, "-c", code, str(fake)], env=ENV,
+                                            capture_output=True, text=True, check=True).stdout)
+    extra, how, why = run()
+    if how == "raised to unlimited":
+        assert extra == {} and why is None
+        return
+    assert how is None and "RLIMIT_MEMLOCK" in why and "`make tools`" in why
+    assert "\n" not in why
+    shim = tmp_path / "lib" / "rxbench" / "rxb-memlock-shim.so"
+    shim.parent.mkdir(parents=True)
+    shim.write_bytes(b"")
+    extra, how, why = run()
+    assert why is None and extra["LD_PRELOAD"] == str(shim) and "kept at" in how
