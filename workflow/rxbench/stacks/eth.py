@@ -600,6 +600,9 @@ class PktgenDpdk(Generator):
             raise Unsupported("generator pktgen-dpdk: one flow from one lcore here; cores > 1 "
                               "needs a flow per receive queue (use rxb-gen)")
 
+    def binary(self) -> str:
+        return self.which(self.tool) or self.tool
+
     def argv(self, bound_s: float) -> list[str]:
         s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
         cpu = self.placement.generator[0]
