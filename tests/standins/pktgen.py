@@ -5,7 +5,8 @@
 - it runs the -f command file; `start 0` starts "sending": opackets grows
   by 1000 every 10 ms;
 - the EAL telemetry socket <runtime-dir>/dpdk_telemetry.v2 (SOCK_SEQPACKET,
-  the version greeting, `/ethdev/stats,0`); --file-prefix P puts it in
+  the version greeting, `/ethdev/stats,0`: null for its first 0.5 s, before
+  the EAL has probed the port, as the real one answers then); --file-prefix P puts it in
   $FAKE_DPDK_RUNTIME/P;
 - `quit` on its terminal ends it; $FAKE_PKTGEN_NO_PORT=1: "No Ethernet
   ports found" and exit, as with a vdev that cannot attach.
@@ -29,6 +30,7 @@ def main():
     if os.environ.get("FAKE_PKTGEN_NO_PORT"):
         print("EAL: No Ethernet ports found - bye", flush=True)
         sys.exit(1)
+    born = time.monotonic()
     rundir = os.path.join(os.environ["FAKE_DPDK_RUNTIME"], prefix)
     os.makedirs(rundir, exist_ok=True)
     t0 = [None]
@@ -52,6 +54,9 @@ def main():
                 if not q:
                     break
                 n = opackets()
+                if time.monotonic() - born < 0.5:    # the port is not probed yet: null
+                    c.send(json.dumps({"/ethdev/stats": None}).encode())
+                    continue
                 c.send(json.dumps({"/ethdev/stats": {"ipackets": 0, "opackets": n, "ibytes": 0,
                                                      "obytes": n * 60, "imissed": 0, "ierrors": 0,
                                                      "oerrors": 0, "rx_nombuf": 0}}).encode())

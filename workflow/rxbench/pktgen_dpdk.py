@@ -62,8 +62,10 @@ class Telemetry:
     def stats(self, port: int = 0) -> dict:
         t0 = time.monotonic_ns()
         self.s.send(f"/ethdev/stats,{port}".encode())
-        ans = json.loads(self.s.recv(1 << 20))["/ethdev/stats"]
+        ans = json.loads(self.s.recv(1 << 20)).get("/ethdev/stats")
         t1 = time.monotonic_ns()
+        if not isinstance(ans, dict):      # null until the EAL has probed port 0
+            raise ValueError(f"no port {port} yet")
         return {"t_ns": (t0 + t1) // 2, "tx_packets": int(ans["opackets"]), "tx_bytes": int(ans["obytes"]),
                 "oerrors": int(ans.get("oerrors", 0)), "packets": int(ans["ipackets"]),
                 "bytes": int(ans["ibytes"]), "imissed": int(ans.get("imissed", 0))}
