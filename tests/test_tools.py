@@ -22,7 +22,7 @@ def test_make_tools_runs_the_build_script():
 def test_the_guest_image_takes_pktgen_from_the_tools_cache(tmp_path, monkeypatch):
     cfg = resolve({"profile": "seed"})
     monkeypatch.setenv("TOOLS_CACHE", str(tmp_path))
-    assert vm.pktgen_dir() is None
+    assert vm.pktgen_dir() is None and vm.tool_dir("xdpsock") is None
     without = vm.image_hash(cfg)
     (tmp_path / "pktgen" / "bin").mkdir(parents=True)
     (tmp_path / "pktgen" / "bin" / "pktgen").write_bytes(b"build 1")

@@ -5,7 +5,8 @@
 #     phases replayed (workflow/scripts/replay-recipes.py xdpsock), installed
 #     into $TOOLS_PREFIX (default /usr/local): bin/xdpsock,
 #     lib/bpf/xdpsock_kern.o, and lib/rxbench/rxb-memlock-shim.so (see
-#     workflow/scripts/memlock-shim.c);
+#     workflow/scripts/memlock-shim.c), and kept in $TOOLS_CACHE/xdpsock for
+#     the vm guest image;
 #   - Pktgen-DPDK for the vm platform's guests: nixpkgs' pktgen recipe
 #     replayed in a Debian trixie root against trixie's DPDK 24.11
 #     (replay-recipes.py pktgen); the result is kept in $TOOLS_CACHE/pktgen
@@ -32,7 +33,9 @@ for t in $what; do
 		mkdir -p "$PREFIX/lib/rxbench"
 		cc -shared -fPIC -O2 -Wall -o "$PREFIX/lib/rxbench/rxb-memlock-shim.so" \
 			workflow/scripts/memlock-shim.c -ldl
-		echo "tools: xdpsock in $PREFIX/bin (the xdpsock stack finds it on PATH)"
+		# the same binary for the vm guest image (vm/build-image.sh)
+		rm -rf "$CACHE/xdpsock" && cp -r "$out" "$CACHE/xdpsock"
+		echo "tools: xdpsock in $PREFIX/bin (the xdpsock stack finds it on PATH) and $CACHE/xdpsock"
 		;;
 	pktgen)
 		RXB_TRIXIE_ROOT=${RXB_TRIXIE_ROOT:-$CACHE/trixie-root} \

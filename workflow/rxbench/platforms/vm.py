@@ -87,21 +87,30 @@ def image_hash(cfg: dict) -> str:
     h = hashlib.sha256(json.dumps(image_recipe(cfg), sort_keys=True).encode())
     for f in _source_files():
         h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    pktgen = pktgen_dir()
-    if pktgen is not None:        # a new `make tools` build makes a new image
-        h.update(b"pktgen\0" + (pktgen / "bin" / "pktgen").read_bytes())
+    for name in GUEST_TOOLS:      # a new `make tools` build makes a new image
+        d = tool_dir(name)
+        if d is not None:
+            h.update(name.encode() + b"\0" + (d / "bin" / name).read_bytes())
     return h.hexdigest()[:16]
 
 
-# -- Pktgen-DPDK built by `make tools` (workflow/scripts/build-tools.sh) ------
-def pktgen_dir() -> Path | None:
-    """Where `make tools` left Pktgen-DPDK for the guest image (bin/pktgen),
-    or None: then the image has none and its generator is `unsupported`."""
+# -- upstream tools built by `make tools` (workflow/scripts/build-tools.sh) ---
+# tool -> the variable through which vm/build-image.sh takes its directory
+GUEST_TOOLS = {"pktgen": "RXB_PKTGEN_DIR", "xdpsock": "RXB_XDPSOCK_DIR"}
+
+
+def tool_dir(name: str) -> Path | None:
+    """Where `make tools` left `name` for the guest image (DIR/bin/name), or
+    None: then the image has none and its stack or generator is `unsupported`."""
     cache = os.environ.get("TOOLS_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
         "rxbench", "tools")
-    d = Path(cache) / "pktgen"
-    return d if (d / "bin" / "pktgen").is_file() else None
+    d = Path(cache) / name
+    return d if (d / "bin" / name).is_file() else None
+
+
+def pktgen_dir() -> Path | None:
+    return tool_dir("pktgen")
 
 
 def image_dir(cfg: dict) -> Path:
@@ -144,10 +153,9 @@ def build_image(cfg: dict, log) -> Path:
     log(f"vm: building guest image {out} (log {logfile})")
     t0 = time.monotonic()
     with open(logfile, "w") as f:
-        pktgen = pktgen_dir()
+        tools = {var: str(tool_dir(name)) for name, var in GUEST_TOOLS.items() if tool_dir(name)}
         p = subprocess.run(image_command(cfg, out), stdout=f, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL,
-                           env={**os.environ, "RXB_PKTGEN_DIR": str(pktgen)} if pktgen else None)
+                           stdin=subprocess.DEVNULL, env={**os.environ, **tools})
     if p.returncode != 0:
         raise VmError(f"guest image build failed ({p.returncode}): see {logfile}")
     shutil.copy(logfile, out / "build.log")
