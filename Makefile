@@ -8,6 +8,10 @@
 #   make paper    (no root) the Python env only, then the paper from the
 #                 committed reference set results/reference/$(REFERENCE)/:
 #                 snakemake --cores 1 paper --config paper_data=reference/$(REFERENCE)
+#   make tools    the upstream tools from their pinned sources (versions.yaml):
+#                 xdpsock on this host, Pktgen-DPDK for the vm guests
+#                 (workflow/scripts/build-tools.sh; RXB_SOURCES=DIR takes the
+#                 sources from a local mirror instead of GitHub)
 #   make reference MACHINE=name   (explicit, never by accident) copy the
 #                 finished run results/$(PLATFORM)/ to the committed reference
 #                 sets: results/reference/$(PLATFORM)-name/ (with a README)
@@ -24,7 +28,7 @@ MACHINE ?=
 # clean-testbed on the ssh platform: CLEAN_ARGS="--config platform=ssh inventory=FILE"
 CLEAN_ARGS ?=
 
-.PHONY: all run test setup system native venv paper reference clean-testbed lock lint
+.PHONY: all run test setup system native venv paper reference clean-testbed lock lint tools
 
 all: run
 
@@ -58,6 +62,11 @@ $(STAMP): requirements.lock
 
 native:
 	$(MAKE) -C native
+
+# xdpsock and Pktgen-DPDK from the pinned sources (TOOLS="xdpsock" for one)
+TOOLS ?=
+tools: $(STAMP)
+	PYTHON=$(BIN)/python ./workflow/scripts/build-tools.sh $(TOOLS)
 
 # remove what runs killed with SIGKILL left behind (namespaces, processes,
 # leases whose owner died); platform=g5k also releases this checkout's

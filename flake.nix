@@ -1,6 +1,14 @@
-# rxbench: the Nix flake. WRITTEN AND PARSED, NOT BUILT: the machines it was
-# written on reach neither nixpkgs nor a binary cache, so nothing here has
-# been evaluated against nixpkgs or built (docs/nix.md).
+# rxbench: the Nix flake. WRITTEN AND PARSED, NOT BUILT BY NIX: the machines
+# it was written on reach neither nixpkgs nor a binary cache, so nothing here
+# has been evaluated against nixpkgs or built by Nix (docs/nix.md).
+# What can be checked without nixpkgs is: workflow/scripts/replay-recipes.py
+# replays our own recipes' phases (nix/xdpsock.nix, nix/rxbench-native.nix),
+# nixpkgs' pktgen recipe that nix/pktgen.nix overrides, and the kernel
+# configuration (kernels/rxbench.config, olddefconfig) on Debian, from the
+# pinned sources checked against versions.yaml's hashes. Not replayed: Nix's
+# stdenv, nixpkgs' DPDK, xdp-tools and liburing recipes, the kernel compile.
+# Needs Nix >= versions.yaml's nix.min (2.18): older Nix stops at once with
+# one line saying so.
 #
 # Every pin comes from versions.json, generated from versions.yaml (the one
 # file of pins; tests/test_versions.py fails when they, flake.lock or the
@@ -64,8 +72,13 @@
   outputs =
     { self, nixpkgs }:
     let
-      inherit (nixpkgs) lib;
       pins = builtins.fromJSON (builtins.readFile ./versions.json);
+      # nixpkgs at the pinned rev refuses older Nix (its lib/minfeatures.nix)
+      # with a message about missing builtins; say it first, in one line
+      nixOk =
+        builtins.compareVersions builtins.nixVersion pins.nix.min >= 0
+        || throw "rxbench: this flake needs Nix >= ${pins.nix.min} (nixpkgs at the pinned rev requires it); this is Nix ${builtins.nixVersion}";
+      inherit (nixpkgs) lib;
 
       # Grid'5000's only zcrx-capable cluster (hydra) is aarch64
       systems = [
@@ -159,6 +172,7 @@
           ];
         };
     in
+    assert nixOk;
     {
       packages = forAllSystems packagesFor;
 

@@ -88,6 +88,33 @@ def test_ready_snapshot_final_while_traffic_flows():
     assert final["stopped"] == "sigint"          # a packet came after SIGINT: it ended
 
 
+def test_a_snapshot_is_the_first_block_printed_after_the_request():
+    """Not the newest block at the request (up to one interval old): with a
+    0.5 s warm-up that one can predate the traffic (issue 22)."""
+    p = wrapper([], env={"FAKE_XDPSOCK_TRAFFIC_S": "30"})
+    ready = json.loads(p.stdout.readline())
+    time.sleep(0.3)                              # mid-interval: the newest block is ready's
+    asked = time.monotonic_ns()
+    p.send_signal(signal.SIGUSR1)
+    snap = json.loads(p.stdout.readline())
+    answered = time.monotonic_ns()
+    p.send_signal(signal.SIGTERM)
+    json.loads(p.stdout.readline())
+    assert p.wait(10) == 0
+    assert snap["event"] == "snapshot" and "stale" not in snap
+    assert snap["t_ns"] > asked > ready["t_ns"]
+    assert snap["packets"] > ready["packets"]
+    assert answered - asked < 1.5e9              # within one interval (-n 1) and a bit
+
+
+def test_newer_than_compares_the_time_the_blocks_rx_row_arrived():
+    b = Blocks()
+    assert not b.newer_than(0)                   # no block yet
+    for i, line in enumerate(BLOCK.splitlines()):
+        b.feed(line, 1000 + i)
+    assert b.newer_than(999) and not b.newer_than(1003)
+
+
 def test_without_traffic_in_poll_mode_it_is_killed_after_the_grace():
     p = wrapper([], env={"FAKE_XDPSOCK_TRAFFIC_S": "0.5"})
     json.loads(p.stdout.readline())
@@ -197,3 +224,28 @@ def test_wrapper_leaves_no_xdp_program(traffic, tmp_path, xdp_pass):
             assert final["xdp_detached"]["name"] == "xdp_pass_prog"
         assert not attached(tb)
     assert not left_by(tb)
+
+
+def test_memlock_is_raised_where_root_can_else_the_reason_is_one_line(tmp_path):
+    """On a user's machine root raises RLIMIT_MEMLOCK; where it cannot (no
+    CAP_SYS_RESOURCE, e.g. this workplace) the shim beside xdpsock is used,
+    and without it the reason names the limit and `make tools`."""
+    fake = tmp_path / "bin" / "xdpsock"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    code = ("import json, sys; from rxbench.xdpsock import memlock; "
+            "print(json.dumps(memlock([sys.argv[1]])))")
+    run = lambda: json.loads(subprocess.run([sys.executable, "-c", code, str(fake)], env=ENV,
+                                            capture_output=True, text=True, check=True).stdout)
+    extra, how, why = run()
+    if how == "raised to unlimited":
+        assert extra == {} and why is None
+        return
+    assert how is None and "RLIMIT_MEMLOCK" in why and "`make tools`" in why
+    assert "\n" not in why
+    shim = tmp_path / "lib" / "rxbench" / "rxb-memlock-shim.so"
+    shim.parent.mkdir(parents=True)
+    shim.write_bytes(b"")
+    extra, how, why = run()
+    assert why is None and extra["LD_PRELOAD"] == str(shim) and "kept at" in how

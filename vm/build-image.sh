@@ -5,6 +5,8 @@
 # vmlinuz, initrd.img (from the image's /boot), id_ed25519{,.pub} (the key
 # pair made for this image; root's authorized key inside), versions.txt
 # (dpkg -l of the packages that matter), build.log is written by the caller.
+# RXB_PKTGEN_DIR, RXB_XDPSOCK_DIR (set by the platform when `make tools`
+# built them) add /usr/local/bin/pktgen and /usr/local/bin/xdpsock.
 # Called by workflow/rules/vm.smk; builds in OUT.tmp and renames at the end,
 # so a half-built image is never taken for a finished one.
 set -eu
@@ -63,6 +65,25 @@ cp -r "$NATIVE" "$ROOT/opt/rxbench/native"
 rm -rf "$ROOT/opt/rxbench/native/build"
 in_root make -C /opt/rxbench/native
 install -m 0755 "$INIT" "$ROOT/sbin/rxb-init"
+
+# Pktgen-DPDK, when `make tools` built it (workflow/scripts/build-tools.sh:
+# nixpkgs' pktgen recipe replayed in a trixie root against trixie's DPDK
+# 24.11, the guests' own): the binary and the libraries it links besides DPDK
+if [ -n "${RXB_PKTGEN_DIR:-}" ]; then
+	echo "== Pktgen-DPDK from $RXB_PKTGEN_DIR"
+	in_root apt-get install -y --no-install-recommends libbsd0 libpcap0.8t64 libnuma1
+	install -Dm755 "$RXB_PKTGEN_DIR/bin/pktgen" "$ROOT/usr/local/bin/pktgen"
+	in_root sh -c '! ldd /usr/local/bin/pktgen | grep "not found"'
+fi
+# xdpsock as `make tools` built it on the host (nix/xdpsock.nix's phases; libbpf
+# and libxdp linked in statically), with the libraries it links dynamically
+if [ -n "${RXB_XDPSOCK_DIR:-}" ]; then
+	echo "== xdpsock from $RXB_XDPSOCK_DIR"
+	in_root apt-get install -y --no-install-recommends libcap2 libmnl0 libelf1t64 zlib1g
+	install -Dm755 "$RXB_XDPSOCK_DIR/bin/xdpsock" "$ROOT/usr/local/bin/xdpsock"
+	install -Dm644 "$RXB_XDPSOCK_DIR/lib/bpf/xdpsock_kern.o" "$ROOT/usr/local/lib/bpf/xdpsock_kern.o"
+	in_root sh -c '! ldd /usr/local/bin/xdpsock | grep "not found"'
+fi
 
 echo "== ssh"
 ssh-keygen -q -t ed25519 -N '' -C rxbench-vm-image -f "$TMP/id_ed25519"

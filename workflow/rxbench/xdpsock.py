@@ -16,10 +16,26 @@ socket's cumulative counters:
 This wrapper keeps the newest block and the CLOCK_MONOTONIC time it
 arrived: {"event": "ready"} after the first block, on SIGUSR1 a
 {"event": "snapshot", "t_ns", "packets", "rx_dropped", "rx_ring_full",
-"rx_fill_ring_empty"} of that block (a block is up to one interval old;
-its t_ns says when it was printed, so rates over several seconds stay
-right), {"event": "final"} when xdpsock ends (its duration, or SIGTERM
-passed on). xdpsock failing before its first block is an error line:
+"rx_fill_ring_empty"} of the FIRST block printed after the request (up to
+one interval later; its t_ns says when it was printed). Not the newest
+block at the request: that one can be an interval old, and with a short
+warm-up (smoke: 0.5 s) a window's first snapshot would then be the block
+printed before the traffic started. When no block follows within
+SNAPSHOT_WAIT_S (xdpsock stalled or ending) the newest is sent, marked
+"stale": true. {"event": "final"} when xdpsock ends (its duration, or
+SIGTERM passed on).
+
+Memlock: xdpsock calls setrlimit(RLIMIT_MEMLOCK, unlimited) and exits
+when that is refused. The wrapper first raises the limit itself (as root
+with CAP_SYS_RESOURCE: what a user's machine has). Where root cannot
+(a container or VM that drops CAP_SYS_RESOURCE), the limit does not matter
+on kernels >= 5.11 with CAP_IPC_LOCK (BPF memory is charged to the memory
+cgroup, and UMEM pinning is not counted for CAP_IPC_LOCK), so xdpsock runs
+with MEMLOCK_SHIM (built by `make tools` beside xdpsock) preloaded, which
+turns only that refusal into success, and the ready line says so
+("memlock"); without the shim, or on an older kernel, or without
+CAP_IPC_LOCK, xdpsock's own refusal makes an `unsupported` error line,
+led by one line saying why root cannot. xdpsock failing before its first block is an error line:
 kind "unsupported" when it says why (e.g. it insists on raising
 RLIMIT_MEMLOCK), exit 3; otherwise exit 1.
 
@@ -52,6 +68,9 @@ import time
 
 TERM = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 STOP_GRACE_S = 2.0        # xdpsock's poll() timeout is 1 s (opt_timeout)
+SNAPSHOT_WAIT_S = 2.5     # a block is printed every -n 1 s; the runner waits 3 s
+MEMLOCK_SHIM = "rxb-memlock-shim.so"   # in ../lib/rxbench/ of xdpsock's bin/
+CAP_IPC_LOCK = 14
 _ROW = re.compile(r"^(rx|tx|rx dropped|rx invalid|tx invalid|rx queue full|fill ring empty|"
                   r"tx ring empty)\s+([\d,.']+)\s+([\d,.']+)\s*$")
 FIELDS = {"rx": "packets", "rx dropped": "rx_dropped", "rx queue full": "rx_ring_full",
@@ -100,6 +119,11 @@ class Blocks:
 
     def finish(self, t_ns: int) -> None:
         self._close(t_ns)
+
+    def newer_than(self, t_ns: int) -> bool:
+        """A complete block printed after `t_ns` is there."""
+        with self.lock:
+            return self.latest is not None and self.latest["t_ns"] > t_ns
 
     def snapshot(self, event: str) -> dict | None:
         with self.lock:
@@ -156,6 +180,45 @@ def detach_xdp(ifname: str) -> dict | None:
     return found
 
 
+def _has_cap(bit: int) -> bool:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+def memlock(cmd: list[str]) -> tuple[dict, str | None, str | None]:
+    """Make RLIMIT_MEMLOCK what xdpsock needs. Returns (extra environment,
+    how it was done or None, and when it could not be, the one-line reason
+    (xdpsock is run all the same: its own refusal then makes the error
+    line, with this reason in front))."""
+    import resource
+    inf = resource.RLIM_INFINITY
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (inf, inf))
+        return {}, "raised to unlimited", None
+    except (ValueError, OSError):
+        pass
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    cannot = (f"root cannot raise RLIMIT_MEMLOCK here (no CAP_SYS_RESOURCE, hard limit "
+              f"{hard // 1024 if hard != inf else 'unlimited'} KiB) and xdpsock insists on unlimited")
+    release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+    if release < (5, 11):
+        return {}, None, f"{cannot}; kernel {os.uname().release} < 5.11 still charges BPF to memlock"
+    if not _has_cap(CAP_IPC_LOCK):
+        return {}, None, f"{cannot}; without CAP_IPC_LOCK the UMEM counts against it too"
+    import shutil
+    exe = shutil.which(next((c for c in cmd if "xdpsock" in os.path.basename(c)), cmd[0])) or ""
+    shim = os.path.join(os.path.dirname(os.path.realpath(exe)), "..", "lib", "rxbench", MEMLOCK_SHIM)
+    if not os.path.exists(shim):
+        return {}, None, f"{cannot}; {MEMLOCK_SHIM} (built by `make tools`) is not beside {exe or cmd[0]}"
+    pre = os.environ.get("LD_PRELOAD", "")
+    return ({"LD_PRELOAD": os.path.normpath(shim) + (" " + pre if pre else "")},
+            f"kept at {hard // 1024} KiB: xdpsock's setrlimit refusal made non-fatal by {MEMLOCK_SHIM} "
+            f"(kernel >= 5.11 charges BPF to memcg; CAP_IPC_LOCK exempts the UMEM)", None)
+
+
 def emit(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
     sys.stdout.flush()
@@ -170,12 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     if not cmd:
         ap.error("need the xdpsock command after --")
     ifname = interface(cmd)
+    extra, how, why_not = memlock(cmd)
     before = xdp_attached(ifname) if ifname else None
     sigs = TERM | {signal.SIGUSR1}
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1, env={**os.environ, "LC_ALL": "C"},
+                                text=True, bufsize=1, env={**os.environ, "LC_ALL": "C", **extra},
                                 preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs))
     except OSError as e:
         emit({"event": "error", "kind": "unsupported", "reason": f"cannot run {cmd[0]}: {e}"})
@@ -194,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     t.start()
     ended: dict = {"stopped": "exit", "xdp_detached": None}
     try:
-        return run(proc, blocks, t, sigs, time.monotonic() + a.duration, ended)
+        return run(proc, blocks, t, sigs, time.monotonic() + a.duration, ended, memlock=how,
+                   memlock_note=why_not)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -223,25 +288,39 @@ def stop(proc, ended: dict, grace: float = STOP_GRACE_S) -> None:
 
 
 def run(proc, blocks: Blocks, reader: threading.Thread, sigs: set, deadline: float,
-        ended: dict) -> int:
+        ended: dict, memlock: str | None = None, memlock_note: str | None = None) -> int:
     blocks.first.wait(30)
     first = blocks.snapshot("ready")
+    if first is not None and memlock:
+        first["memlock"] = memlock
     if first is None:
         proc.wait(timeout=10) if proc.poll() is None else None
         text = " | ".join(ln.strip() for ln in blocks.lines if ln.strip())[-400:]
         kind = "unsupported" if UNSUPPORTED.search(text) else "failed"
+        why = f"{memlock_note}: " if memlock_note and "RLIMIT_MEMLOCK" in text else ""
         emit({"event": "error", "kind": kind,
-              "reason": f"xdpsock printed no statistics (exit {proc.returncode}): {text}"})
+              "reason": f"{why}xdpsock printed no statistics (exit {proc.returncode}): {text}"})
         return 3 if kind == "unsupported" else 1
     emit(first)
+    asked: list[int] = []        # monotonic ns of the snapshot requests not yet answered
     while True:
+        while asked and (blocks.newer_than(asked[0]) or not reader.is_alive()
+                         or time.monotonic_ns() - asked[0] > SNAPSHOT_WAIT_S * 1e9):
+            snap = blocks.snapshot("snapshot")
+            if snap["t_ns"] <= asked.pop(0):
+                snap["stale"] = True
+            emit(snap)
         left = deadline - time.monotonic()
-        sig = signal.sigtimedwait(sigs, max(0.0, min(left, 0.2))) if left > 0 else None
+        wait = 0.02 if asked else 0.2
+        sig = signal.sigtimedwait(sigs, max(0.0, min(left, wait))) if left > 0 else None
         if sig is not None and sig.si_signo == signal.SIGUSR1:
-            emit(blocks.snapshot("snapshot"))
+            asked.append(time.monotonic_ns())
             continue
         if sig is None and left > 0 and proc.poll() is None:
             continue
+        for _ in asked:          # ending: answer what is pending with the newest block
+            emit({**blocks.snapshot("snapshot"), "stale": True})
+        asked.clear()
         stop(proc, ended)
         reader.join(5)
         # emitted by main() once the interface is clean, with how it ended

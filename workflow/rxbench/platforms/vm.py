@@ -87,7 +87,30 @@ def image_hash(cfg: dict) -> str:
     h = hashlib.sha256(json.dumps(image_recipe(cfg), sort_keys=True).encode())
     for f in _source_files():
         h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    for name in GUEST_TOOLS:      # a new `make tools` build makes a new image
+        d = tool_dir(name)
+        if d is not None:
+            h.update(name.encode() + b"\0" + (d / "bin" / name).read_bytes())
     return h.hexdigest()[:16]
+
+
+# -- upstream tools built by `make tools` (workflow/scripts/build-tools.sh) ---
+# tool -> the variable through which vm/build-image.sh takes its directory
+GUEST_TOOLS = {"pktgen": "RXB_PKTGEN_DIR", "xdpsock": "RXB_XDPSOCK_DIR"}
+
+
+def tool_dir(name: str) -> Path | None:
+    """Where `make tools` left `name` for the guest image (DIR/bin/name), or
+    None: then the image has none and its stack or generator is `unsupported`."""
+    cache = os.environ.get("TOOLS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "rxbench", "tools")
+    d = Path(cache) / name
+    return d if (d / "bin" / name).is_file() else None
+
+
+def pktgen_dir() -> Path | None:
+    return tool_dir("pktgen")
 
 
 def image_dir(cfg: dict) -> Path:
@@ -130,8 +153,9 @@ def build_image(cfg: dict, log) -> Path:
     log(f"vm: building guest image {out} (log {logfile})")
     t0 = time.monotonic()
     with open(logfile, "w") as f:
+        tools = {var: str(tool_dir(name)) for name, var in GUEST_TOOLS.items() if tool_dir(name)}
         p = subprocess.run(image_command(cfg, out), stdout=f, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, env={**os.environ, **tools})
     if p.returncode != 0:
         raise VmError(f"guest image build failed ({p.returncode}): see {logfile}")
     shutil.copy(logfile, out / "build.log")

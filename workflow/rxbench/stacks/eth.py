@@ -127,8 +127,8 @@ class Xdpsock(Receiver):
     """Upstream xdpsock (bpf-examples AF_XDP-example) in rxdrop mode: a
     second, independent AF_XDP receiver to cross-check ours, with the same
     settings as our default (copy bind, poll() with need_wakeup, batch 64,
-    native XDP), one socket on queue 0. Debian 12 has no xdpsock; the Nix
-    devShell provides it. rxbench.xdpsock reads its periodic statistics and
+    native XDP), one socket on queue 0. Debian 12 has no xdpsock: `make
+    tools` builds it from the pinned source; the Nix devShell provides it. rxbench.xdpsock reads its periodic statistics and
     stops it as its source requires: in -p mode it ends only after one more
     packet, so after the generator has stopped the wrapper SIGKILLs it and
     detaches the XDP program it leaves (recorded in the receiver's final
@@ -141,8 +141,9 @@ class Xdpsock(Receiver):
     def probe(self) -> None:
         super().probe()
         if not self.which(self.tool):
-            raise Unsupported("xdpsock (bpf-examples) is not installed: Debian 12 does not "
-                              "package it; the Nix devShell provides it")
+            raise Unsupported("xdpsock (bpf-examples) is not installed: `make tools` builds it "
+                              "from the pinned source (Debian 12 does not package it; the Nix "
+                              "devShell provides it)")
         if self.cell.params["cores"] != 1:
             raise Unsupported("xdpsock runs one socket on one queue here: cores=1 only")
         if not self.which("stdbuf"):
@@ -566,6 +567,61 @@ class RxbGen(Generator):
             q = tx_queue(t["cpu"], n) if t.get("cpu", -1) >= 0 else 0
             out[q] = out.get(q, 0) + int(t["packets"])
         return out
+
+
+# Pktgen-DPDK's EAL memory without hugepages: its default pools fit in 512
+# (tried on net_null), and the vm guests have 1024 MiB in all
+PKTGEN_MEMORY_MB = 512
+
+
+class PktgenDpdk(Generator):
+    """Pktgen-DPDK, the seed's generator, on the af_xdp PMD of the sender's
+    interface (as dpdk-txonly: no hugepages, no PCI), behind
+    rxbench.pktgen_dpdk (a pseudo-terminal; counters from DPDK telemetry).
+    The seed's mapping: `-m 1.0`, one lcore doing port 0's rx and tx beside
+    the main lcore (both on the generator's CPU here); a .pkt command file
+    sets the frame size (FCS included, as the cell's), the receiver's MAC
+    and address, UDP port 9 both ways, rate 100 % and starts port 0.
+    Offered = the port's opackets. Debian has no Pktgen-DPDK: `make tools`
+    builds it into the vm guest image (workflow/scripts/build-tools.sh)."""
+
+    name = "pktgen-dpdk"
+    tool = "pktgen"
+    ready_timeout = 120.0        # EAL start and the first packets under TCG
+    retries_refused = False      # the PMD counts a frame veth refused as sent
+
+    def probe(self) -> None:
+        require_kernel("CONFIG_XDP_SOCKETS", host=self.host)
+        if not self.which(self.tool):
+            raise Unsupported("generator pktgen-dpdk: Pktgen-DPDK is not installed: `make tools` "
+                              "builds it from the pinned source into the vm guest image "
+                              "(Debian does not package it)")
+        if self.cell.params.get("cores", 1) > 1:
+            raise Unsupported("generator pktgen-dpdk: one flow from one lcore here; cores > 1 "
+                              "needs a flow per receive queue (use rxb-gen)")
+
+    def binary(self) -> str:
+        return self.which(self.tool) or self.tool
+
+    def argv(self, bound_s: float) -> list[str]:
+        s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
+        cpu = self.placement.generator[0]
+        prefix = f"{NETNS_PREFIX}{self.tb.token}-pktgen"
+        rundir = DPDK_RUNTIME / prefix
+        s.host.registry.add("dirs", str(rundir))
+        commands = [f"set 0 size {p['size']}", f"set 0 dst mac {r.mac}", f"set 0 src ip {s.ip}/15",
+                    f"set 0 dst ip {r.ip}", "set 0 proto udp", f"set 0 sport {TEST_UDP_PORT}",
+                    f"set 0 dport {TEST_UDP_PORT}", "set 0 rate 100", "set 0 count 0", "start 0"]
+        pktgen = [self.binary(), "--no-huge", "-m", str(PKTGEN_MEMORY_MB), "--no-pci",
+                  "--vdev", f"net_af_xdp0,iface={s.ifname},start_queue=0,queue_count=1",
+                  "--file-prefix", prefix, "--lcores", f"0@{cpu},1@{cpu}", "--",
+                  "-P", "-T", "-m", "1.0"]
+        wrapper = [*s.host.python_module("rxbench.pktgen_dpdk"), "--duration", f"{bound_s:.3f}",
+                   "--runtime-dir", str(rundir), "--commands", ";".join(commands), "--"]
+        return s.exec(wrapper + pktgen, self.placement.generator)
+
+    def sent(self, snap: dict) -> int:
+        return int(snap["tx_packets"])
 
 
 class Pktgen(Generator):
