@@ -13,13 +13,13 @@ _FROM_BASE = ("NATIVE_BUILD", "Generator", "Receiver", "Unsupported", "native_to
 
 
 def __getattr__(name: str):
-    import importlib
     if name in _FROM_BASE:
-        return getattr(importlib.import_module(f"{__name__}.base"), name)
+        from . import base
+        return getattr(base, name)
     if name not in ("RECEIVERS", "TCP_SERVERS", "GENERATORS", "TCP_SENDER"):
         # a submodule not imported yet, or nothing: the import system's turn
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    registry = importlib.import_module(f"{__name__}.registry")
+    from . import registry
     if name == "RECEIVERS":       # eth stack -> Receiver class
         return {s.name: s.receiver for s in registry.stacks("eth")}
     if name == "TCP_SERVERS":     # tcp stack -> server class

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 LAYERS = ("eth", "tcp")
@@ -139,8 +140,8 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from . import __path__ as pkg_path
-    for mod in sorted(pkgutil.iter_modules(pkg_path), key=lambda m: m.name):
+    here = [str(Path(__file__).parent)]
+    for mod in sorted(pkgutil.iter_modules(here), key=lambda m: m.name):
         if mod.name in _NOT_STACKS or mod.name.startswith("_"):
             continue
         register_module(importlib.import_module(f"{__package__}.{mod.name}"))
