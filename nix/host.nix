@@ -5,7 +5,7 @@
 #   /etc/rxbench/native    -> rxbench-native's libexec/rxbench (rxb-* tools
 #                             and xdp_drop.bpf.o; RXBENCH_NATIVE points here)
 #   /etc/rxbench/workflow  -> the rxbench Python package (wrappers such as
-#                             `python3 -m rxbench.testpmd` run on the host
+#                             `python3 -m rxbench.stacks.testpmd` run on the host
 #                             where the tool runs; PYTHONPATH points here)
 #   /etc/rxbench/image.json   role, platform, versions.yaml's sha256, the
 #                             kernel, and the tools' store paths

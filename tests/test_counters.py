@@ -38,7 +38,7 @@ def run_reader(args: list[str], snapshots: int, prefix: list[str] = (), gap: flo
 
 
 def test_snapshot_reads_everything_stamped_and_finds_the_real_tool_under_a_wrapper():
-    # a wrapper (sh) whose child does the work, like rxbench.testpmd over testpmd
+    # a wrapper (sh) whose child does the work, like rxbench.stacks.testpmd over testpmd
     tree = subprocess.Popen(["sh", "-c", "sleep 30 & (while :; do :; done) & wait"])
     try:
         time.sleep(0.3)

@@ -325,6 +325,7 @@ class _StandInSsh:
     def __init__(self, cfg, log, inventory, queues=1):
         self.inventory, self.queues, self.entered, self.exited = inventory, queues, 0, 0
         self.sender = "the sender side"
+        self.commands: list = []
         _StandInSsh.made.append(self)
 
     def __enter__(self):
@@ -360,7 +361,7 @@ def test_the_testbed_hands_the_inventory_to_the_ssh_platform(env, ssh_standin):
     tb = testbed(_cfg(pcfg), _log, queues=2)
     inner = ssh_standin.made[0]
     assert inner.queues == 2 and inner.inventory["receiver"]["address"] == "198.19.7.6"
-    tb.commands = ["x"]
+    tb.commands.append("x")         # a cell's command log is the inner testbed's
     assert inner.commands == ["x"] and tb.sender == "the sender side"
     with tb:
         pass

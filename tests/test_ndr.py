@@ -26,8 +26,9 @@ def test_ndr_cell_keeps_every_trial(tmp_path):
     cfg = resolve(QUICK)
     cell = cells.parse("results/local/eth/xdp_drop/cores=1/size=1518/search=ndr/rep=1.json",
                        cfg)
-    commands, tools, extra = [], {}, {}
-    res = measure_ndr(cfg, cell, Log(tmp_path / "cell.log"), commands, tools, extra)
+    rec = measure_ndr(cfg, cell, Log(tmp_path / "cell.log"))
+    assert rec.status == "ok", rec.reason
+    res, commands, tools = rec.fields, rec.commands, rec.tools
     n = res["ndr"]
     assert n["search"] == "MLRsearch" and n["trials"] == len(n["trial_list"]) >= 3
     # 1518-byte frames at 2 Mpps are 24 Gbit/s: beyond what rxb-gen sends here
@@ -41,5 +42,5 @@ def test_ndr_cell_keeps_every_trial(tmp_path):
                t["intended_load_pps"] >= n["ndr_pps"] * 0.99 for t in n["trial_list"])
     assert res["rx_pps"] == n["ndr_pps"]
     assert any("--rate-pps" in c for c in commands) and "rxb-gen" in tools
-    hosts = extra["hosts"]
+    hosts = rec.hosts
     assert not {hosts["sender"]["netns"], hosts["receiver"]["netns"]} & set(rxb_netns())

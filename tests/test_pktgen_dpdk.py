@@ -1,4 +1,4 @@
-"""rxbench.pktgen_dpdk: Pktgen-DPDK on a pseudo-terminal (24.10.3 exits
+"""rxbench.stacks.pktgen_dpdk: Pktgen-DPDK on a pseudo-terminal (24.10.3 exits
 without one), its command file, its counters from the DPDK telemetry
 socket, and stopping it. tests/standins/pktgen.py behaves as Pktgen-DPDK
 does there (Debian has no Pktgen-DPDK; `make tools` builds it for the vm
@@ -19,7 +19,7 @@ STANDIN = ROOT / "tests" / "standins" / "pktgen.py"
 
 def wrapper(tmp_path, duration=30.0, env=None, commands="set 0 size 64;start 0"):
     rundir = tmp_path / "run" / "rxbtest"
-    cmd = [sys.executable, "-m", "rxbench.pktgen_dpdk", "--duration", str(duration),
+    cmd = [sys.executable, "-m", "rxbench.stacks.pktgen_dpdk", "--duration", str(duration),
            "--runtime-dir", str(rundir), "--commands", commands, "--",
            sys.executable, str(STANDIN), "--no-huge", "--file-prefix", "rxbtest", "--",
            "-P", "-T", "-m", "1.0"]
@@ -48,7 +48,7 @@ def test_ready_snapshot_final_from_telemetry_on_a_terminal(tmp_path):
 
 
 def test_a_port_that_never_sends_is_an_error_line(tmp_path):
-    import rxbench.pktgen_dpdk as P
+    import rxbench.stacks.pktgen_dpdk as P
     assert P.READY_S >= 30                             # TCG guests start slowly
     p, _ = wrapper(tmp_path, commands="set 0 size 64")   # never started
     time.sleep(1.5)                                    # it is up, telemetry answers 0

@@ -107,7 +107,7 @@ def test_ssh_host_runs_the_interpreter_python3_resolves_to(tmp_path, monkeypatch
     host.hello = {"facts": {"python_executable": "/opt/py/bin/python3.11"}}
     host._remember_python()
     assert host.python() == "/opt/py/bin/python3.11"
-    assert host.python_module("rxbench.testpmd")[2] == "/opt/py/bin/python3.11"
+    assert host.python_module("rxbench.stacks.testpmd")[2] == "/opt/py/bin/python3.11"
     again = SshHost("sender", spec, lambda m: None, "4567cdef")   # the next cell
     assert again.python() == "/opt/py/bin/python3.11"
     started = {}

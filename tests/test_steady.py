@@ -16,11 +16,14 @@ def test_eth_cell_has_steady_state_and_probe_during(tmp_path):
     # sessions' test namespaces on this shared machine
     cfg = resolve({"profile": "smoke", "duration_s": 3})
     cell = cells.parse("results/local/eth/xdp_drop/cores=1/size=1518/rep=1.json", cfg)
-    extra: dict = {}
-    out = measure_eth(cfg, cell, Log(tmp_path / "log"), [], {}, extra)
+    rec = measure_eth(cfg, cell, Log(tmp_path / "log"))
+    assert rec.status == "ok", rec.reason
+    out = rec.fields
     st = out["steady_state"]
     assert len(st["rates"]) >= 3 and st["steady"] in (True, False)
     assert st["steady"] or st["reason"]
     assert out["host_probe_during"].get("pingpong_ns", 0) > 0
-    h = extra["hosts"]
+    # the local platform's controller is the test host: probed before the cell too
+    assert rec.host_probe.get("pingpong_ns", 0) > 0
+    h = rec.hosts
     assert not {h["sender"]["netns"], h["receiver"]["netns"]} & set(rxb_netns())

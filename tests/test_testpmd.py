@@ -1,4 +1,4 @@
-"""rxbench.testpmd: dpdk-testpmd's prompt behind the JSON-lines protocol.
+"""rxbench.stacks.testpmd: dpdk-testpmd's prompt behind the JSON-lines protocol.
 A stand-in testpmd (same prompt, same xstats format) drives the logic here;
 test_receivers.py runs the real one on the testbed."""
 
@@ -14,7 +14,7 @@ import time
 import pytest
 
 from rxbench import ROOT
-from rxbench.testpmd import parse_xstats, reason_from
+from rxbench.stacks.testpmd import parse_xstats, reason_from
 
 XSTATS = """###### NIC extended statistics for port 0
 rx_good_packets: 1150567
@@ -79,7 +79,7 @@ def wrapper(tmp_path, mode: str, duration: float = 30.0) -> subprocess.Popen:
     rundir = tmp_path / "rundir"
     rundir.mkdir()
     return subprocess.Popen(
-        [sys.executable, "-m", "rxbench.testpmd", "--duration", str(duration),
+        [sys.executable, "-m", "rxbench.stacks.testpmd", "--duration", str(duration),
          "--runtime-dir", str(rundir), "--log", str(tmp_path / "testpmd.log"), "--",
          sys.executable, str(fake), mode],
         stdout=subprocess.PIPE, text=True, env=env)

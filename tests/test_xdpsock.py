@@ -1,4 +1,4 @@
-"""rxbench.xdpsock: upstream xdpsock's periodic statistics behind the
+"""rxbench.stacks.xdpsock: upstream xdpsock's periodic statistics behind the
 JSON-lines protocol, and stopping it the way its source requires. Debian
 has no xdpsock (where Nix provides it, the eth cells run the real one), so
 tests/standins/xdpsock.py behaves as its source does: the same blocks, no
@@ -18,7 +18,7 @@ import pytest
 
 from rxbench import ROOT
 from conftest import NATIVE, left_by, needs_testbed
-from rxbench.xdpsock import Blocks, count, interface
+from rxbench.stacks.xdpsock import Blocks, count, interface
 
 BLOCK = """
  sock0@rxb1r:0 rxdrop xdp-drv poll()
@@ -60,7 +60,7 @@ ENV = {"PYTHONPATH": str(ROOT / "workflow"), "PATH": "/usr/sbin:/usr/bin:/sbin:/
 
 
 def wrapper(args, duration=30.0, env=None, wrap=lambda a: a):
-    cmd = [sys.executable, "-m", "rxbench.xdpsock", "--duration", str(duration),
+    cmd = [sys.executable, "-m", "rxbench.stacks.xdpsock", "--duration", str(duration),
            "--", sys.executable, str(STANDIN), "-r", "-p", "-x", "-n", "1", *args]
     return subprocess.Popen(wrap(cmd), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env={**ENV, **(env or {})})

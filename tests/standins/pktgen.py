@@ -1,4 +1,4 @@
-"""A stand-in for Pktgen-DPDK 24.10.3 where rxbench.pktgen_dpdk cares:
+"""A stand-in for Pktgen-DPDK 24.10.3 where rxbench.stacks.pktgen_dpdk cares:
 
 - without a terminal on stdin it exits at once ("scrn_create: tcgetattr
   failed"), as 24.10.3 does;

@@ -1,5 +1,5 @@
 """A stand-in for upstream xdpsock (bpf-examples AF_XDP-example/xdpsock.c)
-in rxdrop mode, behaving as its source does where rxbench.xdpsock cares:
+in rxdrop mode, behaving as its source does where rxbench.stacks.xdpsock cares:
 
 - the same statistics block every -n seconds (" sock0@IF:0 rxdrop xdp-drv
   poll() ", the pps/pkts header, rx, tx and with -x the XDP_STATISTICS rows);

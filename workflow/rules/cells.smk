@@ -5,11 +5,14 @@
 # rebuilt from committed results on a machine that never built them (no
 # root, no compiler), and a rebuilt tool does not invalidate measured cells.
 # `rule all` asks for them, first (priority), and a cell whose tool is
-# missing fails with "run make -C native".
+# missing fails with "run make -C native". The stacks' and generators' tools
+# come from the stack registry (each stack module names its own); the
+# runner's own are the host probe and the counters reader.
+from rxbench.stacks import registry as rxstacks
+
 NATIVE_DIR = Path(workflow.basedir) / "native"
 NATIVE = [str(NATIVE_DIR / "build" / f) for f in (
-    "rxb-xdp-drop", "xdp_drop.bpf.o", "rxb-gen", "rxb-af-packet", "rxb-af-xdp",
-    "rxb-tcp-server", "rxb-tcp-send", "rxb-pingpong", "rxb-counters")]
+    *rxstacks.native_tools(), "rxb-pingpong", "rxb-counters")]
 
 
 rule native:

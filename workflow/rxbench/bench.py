@@ -58,12 +58,12 @@ from pathlib import Path
 from . import ROOT, RxbenchError, cells
 from .config import resolve
 from .measure import cpu_delta, read_proc_stat
-from .platforms.local import LocalTestbed
+from .platforms.local import LocalTestbed, host_probe
 from .proc import Tool
-from .runner import host_probe, run_cell, signals_raise
+from .runner import run_cell, signals_raise
 from .state import testbed_lock
-from .stacks import Unsupported, XdpDrop
-from .stacks.eth import DpdkTxonly, RxbGen
+from .stacks import Unsupported, registry
+from .stacks.eth import DpdkTxonly, RxbGen, XdpDrop
 from .util import Log, atomic_write_json
 
 
@@ -291,13 +291,14 @@ def receivers(reps: int, duration: float, sizes: list[int], stacks: list[str],
         rx_s = f"{statistics.median(rx):8.3f}" if rx else f"{'-':>8}"
         rng = f"{min(rx):.3f}-{max(rx):.3f}" if rx else "-"
         # runs whose generator and receiver CPUs were far apart on the host
-        # (cache-line round trip > 150 ns, see runner.host_probe)
+        # (cache-line round trip > 150 ns, see platforms/local.py host_probe)
         far = sum(1 for r in runs if (r.get("host_probe") or {}).get("pingpong_ns", 0) > FAR_NS)
         print(f"{label:28} {size:>5} {off:13.3f} {rx_s} {rng:>13} {str(sat):>15} "
               f"{(str(gb) + '/' + str(len(runs))) if rx else '-':>9} {far}/{len(runs):<6}")
 
 
-TCP_STACKS = ["iperf3", "blocking", "epoll", "uring", "uring_opt", "uring_zcrx"]
+# the TCP stacks, the reference (iperf3) first
+TCP_STACKS = sorted(registry.names("tcp"), key=lambda s: registry.role(s) != "reference")
 
 
 def tcp(reps: int, duration: float, conns: list[int], msg: int, stacks: list[str],

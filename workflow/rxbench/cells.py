@@ -5,8 +5,9 @@
 
 Primary keys (eth: cores, size; tcp: conns, msg) always appear, in that order.
 Variant keys follow: the layer's (VARIANTS, e.g. napi), then the stack's
-own (STACK_VARIANTS, e.g. af_xdp's bind, wait, batch), each only when its
-value is not the variant's default (the first value listed in the config),
+own (its module's, stacks/registry.py: e.g. af_xdp's bind, wait, batch),
+each only when its value is not the variant's default (the first value
+listed in the config, else the first the stack declares),
 so the default cell of every stack keeps the short name, e.g.
 results/local/eth/xdp_drop/cores=1/size=64/rep=1.json and
 results/local/eth/af_xdp/cores=1/size=64/wait=spin/rep=1.json
@@ -19,31 +20,36 @@ import re
 from dataclasses import dataclass, field
 
 from . import RxbenchError
+from .stacks import registry
 
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
 # tcp load: "max" (the sender as fast as it can) or a goodput target in Gbit/s
 VARIANTS = {"eth": ("napi", "search"), "tcp": ("cores", "napi", "load")}
-# a stack's own variants, configured under <layer>.<stack> in the config
-STACK_VARIANTS = {
-    ("eth", "xdp_drop"): ("mode",),
-    ("eth", "af_xdp"): ("bind", "wait", "batch"),
-    ("eth", "dpdk"): ("pmd", "busy_budget"),
-    # every TCP server of ours can read each byte (touch), and reads `recv`
-    # bytes per receive whatever the sender's write size (msg); iperf3 cannot
-    # (zcrx takes what the kernel hands it: recv does not apply); zcrx:
-    # device (a NIC queue) or nodev (device-less, every byte copied)
-    ("tcp", "blocking"): ("touch", "recv"),
-    ("tcp", "epoll"): ("touch", "trigger", "recv"),
-    ("tcp", "uring"): ("touch", "recv"),
-    # uring_opt's wait_nr: completions per wait (its bound in the server)
-    ("tcp", "uring_opt"): ("touch", "recv", "wait_nr"),
-    ("tcp", "uring_zcrx"): ("touch", "zcrx"),
-}
-INT_KEYS = {"cores", "size", "conns", "msg", "batch", "busy_budget", "touch", "recv", "wait_nr"}
+# a stack's own variants (configured under <layer>.<stack>, or under
+# <layer>.variants for one its layer shares, such as recv) are declared by
+# its stack module (stacks/registry.py)
+LAYER_INT_KEYS = {"cores", "size", "conns", "msg"}
+
+
+def stack_variants(layer: str, stack: str) -> tuple:
+    """The registry's Variants of a stack (none for a stack it does not know)."""
+    s = registry.find(stack)
+    return s.variants if s is not None and s.layer == layer else ()
 
 
 def variant_keys(layer: str, stack: str) -> tuple[str, ...]:
-    return VARIANTS[layer] + STACK_VARIANTS.get((layer, stack), ())
+    return VARIANTS[layer] + tuple(v.key for v in stack_variants(layer, stack))
+
+
+def __getattr__(name: str):
+    if name == "STACK_VARIANTS":     # {(layer, stack): its variant keys}, as registered now
+        return {(s.layer, s.name): s.variant_keys() for s in registry.stacks() if s.variants}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def int_key(layer: str, stack: str, key: str) -> bool:
+    return key in LAYER_INT_KEYS or any(v.key == key and v.integer
+                                        for v in stack_variants(layer, stack))
 
 _KV = re.compile(r"^([a-z][a-z0-9_]*)=([A-Za-z0-9_.+-]+)$")
 _REP = re.compile(r"^rep=([1-9][0-9]*)\.json$")
@@ -83,7 +89,9 @@ def variant_values(cfg: dict, layer: str, stack: str) -> dict:
     (<layer>.variants) and the stack's own (<layer>.<stack>)."""
     sect = cfg.get(layer, {})
     own = sect.get(stack, {}) if isinstance(sect.get(stack), dict) else {}
-    values = {**sect.get("variants", {}), **own}
+    # the stack's declared defaults where the config names no values
+    declared = {v.key: list(v.default) for v in stack_variants(layer, stack) if v.default}
+    values = {**declared, **sect.get("variants", {}), **own}
     return {k: values[k] for k in variant_keys(layer, stack) if values.get(k)}
 
 
@@ -106,10 +114,10 @@ def load_value(raw):
     return int(v) if v == int(v) else v
 
 
-def _value(key: str, raw: str):
+def _value(layer: str, stack: str, key: str, raw: str):
     if key == "load":
         return load_value(raw)
-    if key in INT_KEYS:
+    if int_key(layer, stack, key):
         if not raw.isdigit():
             raise CellNameError(f"cell key {key}={raw}: {key} must be a positive integer")
         return int(raw)
@@ -151,7 +159,7 @@ def parse(path: str, cfg: dict) -> Cell:
                                 f"{layer}/{stack}: {', '.join(allowed)}")
         if key in params:
             raise CellNameError(f"cell {path}: key {key!r} given twice")
-        params[key] = _value(key, raw)
+        params[key] = _value(layer, stack, key, raw)
     for k in PRIMARY[layer]:
         if k not in params:
             raise CellNameError(f"cell {path}: missing key {k!r} (required for {layer}: "

@@ -1,5 +1,6 @@
 """Configuration: config.yaml, overlaid by a profile, overlaid by --config;
-validated against the JSON schema (Snakemake's validate), then checked
+validated against the JSON schema (the YAML file with the stack registry's
+names and variant sections injected: schema()), then checked
 against the host (frame sizes vs MTU, cores vs CPUs)."""
 
 from __future__ import annotations
@@ -73,23 +74,52 @@ def explain(error, schema: dict) -> str:
     return f"config key {key}: {error.message}"
 
 
+def schema() -> dict:
+    """The configuration's JSON schema: workflow/schemas/config.schema.yaml
+    with what the stack registry (stacks/registry.py) declares injected,
+    so the YAML never retypes it: the stacks each layer allows, the
+    Ethernet generators, and each stack's own variant section
+    (<layer>.<stack>)."""
+    from .stacks import registry
+    out = _load_yaml(SCHEMA)
+    for layer in registry.LAYERS:
+        props = out["properties"][layer]["properties"]
+        props["stacks"]["items"] = {"enum": registry.names(layer)}
+        for stack in registry.stacks(layer):
+            if stack.own_variants():
+                props[stack.name] = stack.config_schema()
+    gen = out["properties"]["eth"]["properties"]["generator"]
+    gen["enum"] = registry.generator_names("eth")
+    gen["description"] += " (" + "; ".join(f"{g.name}, {g.description}"
+                                            for g in registry.generators("eth")) + ")"
+    return out
+
+
+def _with_defaults(cls):
+    """A validator that fills the schema's defaults in as it validates
+    (as Snakemake's validate does)."""
+    from jsonschema import validators
+    props = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, sub):
+        for key, subschema in properties.items():
+            if isinstance(instance, dict) and "default" in subschema:
+                instance.setdefault(key, subschema["default"])
+        yield from props(validator, properties, instance, sub)
+    return validators.extend(cls, {"properties": set_defaults})
+
+
 def validate_schema(cfg: dict) -> None:
-    """Validate with Snakemake's `validate` (fills schema defaults); raise a
+    """Validate against schema() (filling its defaults); raise a
     ConfigError with a one-line explanation of the first problem."""
     import jsonschema
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
+    sch = schema()
     try:
-        validate(cfg, str(SCHEMA))
-    except WorkflowError as e:
-        # snakemake raises while handling jsonschema's error: that is the context
-        inner = e.__context__ if isinstance(e.__context__, jsonschema.ValidationError) else None
-        if inner is None:
-            raise ConfigError(f"config: {e}") from None
+        _with_defaults(jsonschema.Draft202012Validator)(sch).validate(cfg)
+    except jsonschema.ValidationError as e:
         # report the most specific error
-        best = jsonschema.exceptions.best_match([inner] + list(inner.context or []))
-        raise ConfigError(explain(best, _load_yaml(SCHEMA))) from None
+        best = jsonschema.exceptions.best_match([e] + list(e.context or []))
+        raise ConfigError(explain(best, sch)) from None
 
 
 def host_cpus() -> int:

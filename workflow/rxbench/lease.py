@@ -3,7 +3,8 @@ whole campaign, not for one cell. A lease is a detached owner process that
 brings them up once, hands every cell the same inventory, and releases
 them when the campaign ends, however it ends.
 
-A platform module `rxbench.platforms.<kind>` that needs one defines
+A platform that needs one (its module, found through the platform
+registry, platforms/__init__.py) defines
 
     lease_up(cfg, record, log) -> dict     # the ssh platform's inventory
     lease_down(record, log) -> None        # release everything up() recorded
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib
 import json
 import os
 import signal
@@ -115,12 +115,14 @@ class LeaseRecord:
 
 
 def _module(kind: str, data: dict | None = None):
-    name = (data or {}).get("module") or f"rxbench.platforms.{kind}"
-    mod = importlib.import_module(name)
-    for fn in ("lease_up", "lease_down"):
-        if not hasattr(mod, fn):
-            raise LeaseError(f"platform {kind} ({name}) has no {fn}()")
-    return mod
+    """The platform that brings a lease of `kind` up and down, from the
+    platform registry (platforms/__init__.py); the record's `module`, where
+    set, names a stand-in (tests)."""
+    from .platforms import TestbedError, lease_platform
+    try:
+        return lease_platform(kind, (data or {}).get("module"))
+    except (TestbedError, ValueError) as e:
+        raise LeaseError(str(e)) from None
 
 
 def _running(pid: int, start: int | None) -> bool:
@@ -187,7 +189,7 @@ def ensure(kind: str, cfg: dict, log, key=None, watch_pid: int | None = None,
             _stop_owner(kind, path, data, log)
             data = None
         if data is None:
-            data = {"kind": kind, "module": module or f"rxbench.platforms.{kind}",
+            data = {"kind": kind, "module": module,
                     "checkout": str(ROOT), "fingerprint": fp, "cfg": cfg, "status": "starting",
                     "watch": [], "idle_s": idle_s or DEFAULT_IDLE_S,
                     "created_at": time.time(), "last_used": time.time(), "resources": {}}

@@ -33,7 +33,8 @@ from . import RxbenchError
 from .measure import link_stats
 from .platforms import testbed
 from .proc import Tool, ToolExited
-from .stacks import RECEIVERS, Unsupported
+from .record import Measured
+from .stacks import Unsupported, registry
 from .stacks.eth import RxbGen
 
 SETTLE_S = 0.25          # after the generator ends: frames still in the receive path
@@ -50,13 +51,12 @@ class Bench:
     def __init__(self, cfg: dict, cell, log, bound_s: float):
         self.cfg, self.cell, self.log, self.bound_s = cfg, cell, log, bound_s
         self.trials: list[dict] = []
-        self.commands: list[str] = []
         self.tb = testbed(cfg, log, queues=cell.params["cores"])
-        self.tb.commands = self.commands
+        self.commands: list[str] = self.tb.commands     # the testbed's own log
         self.tb.connect()                 # remote hosts: both at once (vm: health-checked)
         self.tb.preflight()
         self.placement = self.tb.cpus(cell.params["cores"], cell.params["napi"])
-        self.rx = RECEIVERS[cell.stack](cfg, cell, self.tb, self.placement)
+        self.rx = registry.get(cell.stack, "eth").receiver(cfg, cell, self.tb, self.placement)
         self.gen = RxbGen(cfg, cell, self.tb, self.placement)
         self.rx.probe()
         self.gen.probe()
@@ -256,27 +256,26 @@ def bisect(bench: Bench, lo: float, hi: float, loss_ratio: float, duration_s: fl
             "wall_s": round(time.monotonic() - t0, 3)}
 
 
-def measure_ndr(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
+def measure_ndr(cfg: dict, cell, log) -> Measured:
     """An NDR/PDR cell (variant search=ndr): the runner's one call."""
     ncfg = cfg["ndr"]
-    bench = Bench(cfg, cell, log, bound_s=ncfg["search_duration_max_s"] + 60)
-    extra["testbed"] = bench.tb        # provenance: a remote host's tools hashed there
-    with bench:
-        extra["hosts"] = {"sender": bench.tb.describe(bench.tb.sender),
-                          "receiver": bench.tb.describe(bench.tb.receiver)}
-        extra["nic_driver"] = bench.tb.driver(bench.tb.receiver)
-        extra["nic_setup"] = bench.nic_setup
-        tools.update({bench.rx.tool: bench.rx.binary(), bench.gen.tool: bench.gen.binary()})
-        try:
+    rec = Measured(generator=cfg["eth"]["generator"])
+    with rec.outcome():
+        bench = Bench(cfg, cell, log, bound_s=ncfg["search_duration_max_s"] + 60)
+        rec.on(bench.tb)        # provenance: a remote host's tools hashed there
+        with bench:
+            rec.describe(bench.tb)
+            rec.nic_setup = bench.nic_setup
+            rec.tools.update({bench.rx.tool: bench.rx.binary(),
+                              bench.gen.tool: bench.gen.binary()})
             found = mlrsearch(bench, ncfg, max_load=ncfg["max_load_pps"])
-        finally:
-            commands.extend(bench.commands)
-        placement = bench.placement.as_dict()
-    best = max((t for t in bench.trials if t["loss"] <= 0), key=lambda t: t["offered_pps"],
-               default=None)
-    return {"duration_s": found["trial_seconds"],
-            "offered_pps": best["offered_pps"] if best else None,
-            "rx_pps": found["ndr_pps"], "rx_gbps": None,
-            "ndr": {**found, "pdr_loss_ratio": ncfg["pdr_loss_ratio"],
-                    "search": "MLRsearch", "trial_list": bench.trials},
-            "placement": placement}
+            placement = bench.placement.as_dict()
+        best = max((t for t in bench.trials if t["loss"] <= 0),
+                   key=lambda t: t["offered_pps"], default=None)
+        rec.fields = {"duration_s": found["trial_seconds"],
+                      "offered_pps": best["offered_pps"] if best else None,
+                      "rx_pps": found["ndr_pps"], "rx_gbps": None,
+                      "ndr": {**found, "pdr_loss_ratio": ncfg["pdr_loss_ratio"],
+                              "search": "MLRsearch", "trial_list": bench.trials},
+                      "placement": placement}
+    return rec

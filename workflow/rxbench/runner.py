@@ -16,13 +16,13 @@ from contextlib import contextmanager
 
 from . import RxbenchError, cells, provenance
 from .analysis import analyse_eth, analyse_tcp, side_snapshot
-from .platforms import PreflightError, testbed
+from .platforms import testbed
 from .proc import TERM_SIGNALS, Tool, ToolError, ToolExited
+from .record import Measured
 from .result import validate_result
-from .stacks import GENERATORS, RECEIVERS, TCP_SENDER, TCP_SERVERS, Unsupported
-from .stacks.tcp import Iperf3
+from .stacks import Unsupported, registry
 from .state import clean, testbed_lock
-from .util import Log, atomic_write_json, run
+from .util import Log, atomic_write_json
 
 PROBE_DURING_ROUNDS = 20000   # the host probe inside the measured interval: ~1 ms when close
 PR_SET_PDEATHSIG = 1
@@ -70,7 +70,7 @@ def _short_log(log, limit: int = 400):
     return lambda m: log(m if len(m) <= limit else f"{m[:limit]} ... ({len(m)} chars)")
 
 
-def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: list,
+def start_counters(tb, log, side, pid: int | None, bound_s: float,
                    comm_prefix: str | None = None) -> Tool:
     """One rxb-counters reader in a side's namespace for the cell's life:
     the side's test interface, the process tree of its tool (pid), the
@@ -84,7 +84,7 @@ def start_counters(tb, log, side, pid: int | None, bound_s: float, commands: lis
         argv += ["--comm-prefix", comm_prefix]
     t = Tool(f"{side.role}-counters", side.exec(argv), _short_log(log), tb.registry,
              name="rxb-counters", bound_s=bound_s + 5)
-    commands.append(t.command)
+    tb.commands.append(t.command)
     t.start()
     return t
 
@@ -132,14 +132,15 @@ def _snapshot(tb, sides: dict, timeout: float = 3.0) -> dict:
     return out
 
 
-def _measured_interval(rx_tool: Tool, duration: float, cfg: dict, log) -> tuple[list, dict]:
+def _measured_interval(tb, rx_tool: Tool, duration: float) -> tuple[list, dict]:
     """[eth/steady] Sleep through the measured interval, asking the receiver
-    for a snapshot every second (the steady-state check) and taking the
-    host probe once, in the middle."""
+    for a snapshot every second (the steady-state check) and, where the
+    testbed's controller is a test host (local), taking its host probe once,
+    in the middle: nowhere else does a probe run inside the interval."""
     series, during = [], {}
     start = time.monotonic()
     end = start + duration
-    probed = False
+    probed = not tb.controller_is_test_host
     while True:
         left = end - time.monotonic()
         if left <= 0:
@@ -148,7 +149,7 @@ def _measured_interval(rx_tool: Tool, duration: float, cfg: dict, log) -> tuple[
         if time.monotonic() < end - 0.05:
             series.append(rx_tool.snapshot())
         if not probed and time.monotonic() >= start + duration / 2:
-            during = host_probe(cfg, log, rounds=PROBE_DURING_ROUNDS)
+            during = tb.host_probe(rounds=PROBE_DURING_ROUNDS)
             probed = True
     return series, during
 
@@ -194,7 +195,7 @@ def exited_tool(tools, grace_s: float) -> ToolExited | None:
         time.sleep(0.05)
 
 
-def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval):
+def _window(tb, log, tools, bound, sender, receiver, first_s, interval):
     """The measured window: a counters reader on each side's host (sender
     and receiver are (pid, tool or None)), a snapshot of readers and tools
     after first_s, interval() run, a second snapshot; the readers are
@@ -203,8 +204,8 @@ def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval
     readers = [None, None]
     try:
         try:
-            readers[0] = start_counters(tb, log, tb.sender, sender[0], bound, commands)
-            readers[1] = start_counters(tb, log, tb.receiver, receiver[0], bound, commands,
+            readers[0] = start_counters(tb, log, tb.sender, sender[0], bound)
+            readers[1] = start_counters(tb, log, tb.receiver, receiver[0], bound,
                                         comm_prefix=napi_prefix(tb.receiver.ifname))
             counters_ready(*readers, timeout=10.0 + tb.slack_s)   # slack_s: TCG guests
         except ToolError as e:
@@ -222,200 +223,186 @@ def _window(tb, log, commands, tools, bound, sender, receiver, first_s, interval
     return a, b, during
 
 
-def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
-    """commands, tools and extra (hosts, driver) are filled as the cell goes,
-    so a failed cell's provenance still says what ran where."""
-    rx_cls, gen_cls = RECEIVERS[cell.stack], GENERATORS[cfg["eth"]["generator"]]
-    tb = testbed(cfg, log, queues=cell.params["cores"])
-    tb.commands = commands            # every command of the cell, in order
-    extra["testbed"] = tb
-    tb.connect()                      # remote hosts: both at once
-    tb.preflight()
-    placement = tb.cpus(cell.params["cores"], cell.params["napi"])
-    rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
-    rx.probe()
-    gen.probe()
-    warmup, duration = cfg["warmup_s"], cfg["duration_s"]
-    bound, slack = cfg["timeout_s"] + tb.slack_s, BOUND_SLACK_S + tb.slack_s
-    with tb:
-        extra["hosts"] = {"sender": tb.describe(tb.sender), "receiver": tb.describe(tb.receiver)}
-        extra["nic_driver"] = tb.driver(tb.receiver)
-        extra["nic_setup"] = rx.prepare()     # [eth] e.g. af_packet's drop after the tap
-        # the receiver attaches XDP programs (a wrapper's PMD too): on a host
-        # that outlives the cell, teardown detaches whatever is left
-        tb.receiver.host.registry.add("xdp", tb.receiver.ifname)
-        if gen.name == "dpdk-txonly":
-            tb.sender.host.registry.add("xdp", tb.sender.ifname)
-        rx_tool = Tool("receiver", rx.argv(bound), log, tb.registry, name=rx.tool,
-                       bound_s=bound + 5)
-        gen_tool = Tool("generator", gen.argv(warmup + duration + slack), log, tb.registry,
-                        name=gen.tool, bound_s=warmup + duration + slack + 10)
-        tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
-        commands.append(rx_tool.command)
-        rx_tool.start()
+class Trial:
+    """What a stack's drive() hook (stacks/tcp.py) may use of the runner
+    for its cell: start a tool (its command recorded), wait for its ready
+    line, the measured window, say that nothing more is measured, name a
+    tool it ran. warmup, duration, bound and slack are the cell's times."""
+
+    def __init__(self, tb, log, rec: Measured, warmup: float, duration: float, bound: float,
+                 slack: float):
+        self.tb, self.log, self.rec = tb, log, rec
+        self.warmup, self.duration, self.bound, self.slack = warmup, duration, bound, slack
+
+    def start(self, role: str, argv: list[str], name: str, bound_s: float) -> Tool:
+        t = Tool(role, argv, self.log, self.tb.registry, name=name, bound_s=bound_s)
+        self.tb.commands.append(t.command)
+        t.start()
+        return t
+
+    def ready(self, tool: Tool, timeout: float, reason=None) -> None:
+        """Wait for the tool's ready line; a tool that exits saying
+        `unsupported` makes the cell unsupported (reason(err): its words)."""
         try:
-            rx_tool.wait_event("ready", rx.ready_timeout)
+            tool.wait_event("ready", timeout)
         except ToolExited as e:
-            err = rx_tool.find("error")
+            err = tool.find("error")
             if err and err.get("kind") == "unsupported":
-                raise Unsupported(err.get("reason", str(e))) from None
+                raise Unsupported(reason(err) if reason else err.get("reason", str(e))) from None
             raise
-        tb.place_napi(placement)
-        commands.append(gen_tool.command)
-        gen_tool.start()
-        gen_tool.wait_event("ready", gen.ready_timeout)
-        a, b, (series, during) = _window(   # [eth/steady] per-second snapshots
-            tb, log, commands, tools, bound, (gen_tool.pid, gen_tool), (rx_tool.pid, rx_tool),
-            warmup, lambda: _measured_interval(rx_tool, duration, cfg, log))
+
+    def window(self, sender, receiver, first_s: float, interval):
+        return _window(self.tb, self.log, self.rec.tools, self.bound, sender, receiver,
+                       first_s, interval)
+
+    def measured(self) -> None:
         prewarm_validation()
-        gen_tool.stop(signal.SIGINT)
-        tb.restore_placement()
-        rx_tool.stop(signal.SIGTERM)
-        for t in (gen_tool, rx_tool):
-            if t.returncode != 0 or t.find("final") is None:
-                raise ToolExited(t, "a clean exit")
-        out = analyse_eth(cell, a, b, placement, gen, rx, extra.get("nic_driver"))
-        # [eth/steady] per-second receive rate over the interval, and the host
-        # probe taken in its middle (short: 20000 round trips)
-        from .measure import steady_state
-        out["steady_state"] = steady_state([a["receiver"]["tool"], *series, b["receiver"]["tool"]],
-                                           "packets" if "packets" in a["receiver"]["tool"] else "rx_packets")
-        out["host_probe_during"] = during
-        if cell.params["cores"] > 1:          # [eth/queues] every receive queue must get frames
-            from .queues import per_queue_received, spread_problem
-            rif = tb.receiver.ifname
-            ea = a["receiver"]["counters"]["ethtool"][rif]
-            eb = b["receiver"]["counters"]["ethtool"][rif]
-            out["per_queue_rx"] = per_queue_received(ea, eb)
-            why = spread_problem(ea, eb, cell.params["cores"])
-            if why:
-                raise RxbenchError(f"multi-core cell: {why}")
-        out["placement"] = placement.as_dict()
-        out["counters"] = {"generator_final": gen_tool.find("final"),
-                           "receiver_final": rx_tool.find("final"),
-                           "receiver_ready": rx_tool.find("ready")}   # e.g. the AF_XDP bind granted
-    return out
+
+    def uses(self, tool: str, path: str) -> None:
+        self.rec.tools[tool] = path
 
 
-def measure_tcp(cfg: dict, cell, log, commands: list[str], tools: dict, extra: dict) -> dict:
-    """One TCP cell: server in the receiver namespace, sender in the other,
-    counters at the end of the warm-up and of the measured interval."""
-    p = cell.params
-    tb = testbed(cfg, log, queues=p.get("cores", 1))
-    tb.commands = commands
-    extra["testbed"] = tb
-    tb.connect()                      # remote hosts: both at once
-    tb.preflight()
-    placement = tb.cpus(p.get("cores", 1), p.get("napi", "receiver"))
-    srv = TCP_SERVERS[cell.stack](cfg, cell, tb, placement)
-    srv.probe()
-    snd = TCP_SENDER(cfg, cell, tb, placement)
-    if not isinstance(srv, Iperf3):
-        snd.probe()
-    warmup, duration, bound = cfg["warmup_s"], cfg["tcp"]["duration_s"], cfg["timeout_s"] + tb.slack_s
-    slack = BOUND_SLACK_S + tb.slack_s
-    with tb:
-        extra["hosts"] = {"sender": tb.describe(tb.sender),
-                          "receiver": {**tb.describe(tb.receiver), "port": cfg["tcp"]["port"]}}
-        extra["nic_driver"] = tb.driver(tb.receiver)
-        tb.place_rps(placement)
-        nic_setup = srv.prepare() if hasattr(srv, "prepare") else {}
-        extra["nic_setup"] = nic_setup
-        server = Tool("server", srv.argv(bound), log, tb.registry, name=srv.tool,
-                      bound_s=bound + 5)
-        tools[srv.tool] = srv.binary()
-        commands.append(server.command)
-        server.start()
-        if isinstance(srv, Iperf3):
-            _wait_listening(tb, cfg["tcp"]["port"], server)
-            client = Tool("sender", srv.client_argv(warmup, duration), log, tb.registry,
-                          name="iperf3", bound_s=bound + 5)
-            commands.append(client.command)
-            client.start()
-            omit, secs = srv.seconds(warmup, duration)
-            a, b, _ = _window(tb, log, commands, tools, bound, (client.pid, None),
-                              (server.pid, None), omit, lambda: time.sleep(secs))
-            if client.wait(bound) != 0:
-                raise ToolExited(client, "a clean exit")
-            server.wait(10)
-            prewarm_validation()
-            rep = srv.client_report()
-            out = analyse_tcp(cell, a, b, placement, rep["received_bytes"], rep["received_s"],
-                              rep["sent_bytes"], rep["sent_s"])
-            out["counters"] = {"iperf3": rep}
-            out["congestion_control"] = rep.get("congestion_control")
-        else:
-            try:
-                server.wait_event("ready", srv.ready_timeout)
-            except ToolExited:
-                err = server.find("error")
-                if err and err.get("kind") == "unsupported":
-                    raise Unsupported(srv.unsupported_reason(err)) from None
-                raise
-            sender = Tool("sender", snd.argv(warmup + duration + slack), log, tb.registry,
-                          name=snd.tool, bound_s=warmup + duration + slack + 10)
-            tools[snd.tool] = snd.binary()
-            commands.append(sender.command)
-            sender.start()
-            sender.wait_event("ready", snd.ready_timeout)
-            a, b, _ = _window(tb, log, commands, tools, bound, (sender.pid, sender),
-                              (server.pid, server), warmup, lambda: time.sleep(duration))
-            prewarm_validation()
-            sender.stop(signal.SIGINT)
-            srv.stop(server, sender)          # once it has read what the sender wrote
-            for t in (sender, server):
+def measure_eth(cfg: dict, cell, log) -> Measured:
+    """One Ethernet cell: receiver and generator on the testbed, counters
+    at the end of the warm-up and of the measured interval."""
+    rec = Measured(generator=cfg["eth"]["generator"])
+    with rec.outcome():
+        rx_cls = registry.get(cell.stack, "eth").receiver
+        gen_cls = registry.generator(cfg["eth"]["generator"]).cls
+        tb = rec.on(testbed(cfg, log, queues=cell.params["cores"]))
+        tb.connect()                      # remote hosts: both at once
+        tb.preflight()
+        placement = tb.cpus(cell.params["cores"], cell.params["napi"])
+        rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
+        rx.probe()
+        gen.probe()
+        warmup, duration = cfg["warmup_s"], cfg["duration_s"]
+        bound, slack = cfg["timeout_s"] + tb.slack_s, BOUND_SLACK_S + tb.slack_s
+        trial = Trial(tb, log, rec, warmup, duration, bound, slack)
+        with tb:
+            rec.describe(tb)
+            rec.nic_setup = rx.prepare()      # [eth] e.g. af_packet's drop after the tap
+            for t in (rx, gen):               # what teardown detaches on a lasting host
+                if t.attaches_xdp:
+                    t.host.registry.add("xdp", getattr(tb, t.side).ifname)
+            rec.tools.update({rx.tool: rx.binary(), gen.tool: gen.binary()})
+            rx_tool = trial.start("receiver", rx.argv(bound), rx.tool, bound + 5)
+            trial.ready(rx_tool, rx.ready_timeout)
+            tb.place_napi(placement)
+            run_s = warmup + duration + slack
+            gen_tool = trial.start("generator", gen.argv(run_s), gen.tool, run_s + 10)
+            gen_tool.wait_event("ready", gen.ready_timeout)
+            a, b, (series, during) = trial.window(   # [eth/steady] per-second snapshots
+                (gen_tool.pid, gen_tool), (rx_tool.pid, rx_tool), warmup,
+                lambda: _measured_interval(tb, rx_tool, duration))
+            trial.measured()
+            gen_tool.stop(signal.SIGINT)
+            tb.restore_placement()
+            rx_tool.stop(signal.SIGTERM)
+            for t in (gen_tool, rx_tool):
                 if t.returncode != 0 or t.find("final") is None:
                     raise ToolExited(t, "a clean exit")
-            ra, rb = a["receiver"]["tool"], b["receiver"]["tool"]
-            sa, sb = a["sender"]["tool"], b["sender"]["tool"]
-            rx_bytes = srv.received(rb) - srv.received(ra)
-            rx_s = (rb["t_ns"] - ra["t_ns"]) / 1e9
-            sent = snd.sent(sb) - snd.sent(sa)
-            sent_s = (sb["t_ns"] - sa["t_ns"]) / 1e9
-            out = analyse_tcp(cell, a, b, placement, rx_bytes, rx_s, sent, sent_s)
-            out["counters"] = {"server_final": server.find("final"),
-                               "sender_final": sender.find("final")}
-            # the sender's connections' congestion control (the namespace's
-            # default): TCP's pacing, and so the sender's cost, depend on it
-            out["congestion_control"] = (sender.find("ready") or {}).get("congestion_control")
+            out = analyse_eth(cell, a, b, placement, gen, rx, rec.nic_driver)
+            # [eth/steady] per-second receive rate over the interval, and the
+            # host probe taken in its middle (short: 20000 round trips; {}
+            # where the controller is not a test host)
+            from .measure import steady_state
+            out["steady_state"] = steady_state(
+                [a["receiver"]["tool"], *series, b["receiver"]["tool"]],
+                "packets" if "packets" in a["receiver"]["tool"] else "rx_packets")
+            out["host_probe_during"] = during
+            if cell.params["cores"] > 1:      # [eth/queues] every receive queue must get frames
+                from .queues import per_queue_received, spread_problem
+                rif = tb.receiver.ifname
+                ea = a["receiver"]["counters"]["ethtool"][rif]
+                eb = b["receiver"]["counters"]["ethtool"][rif]
+                out["per_queue_rx"] = per_queue_received(ea, eb)
+                why = spread_problem(ea, eb, cell.params["cores"])
+                if why:
+                    raise RxbenchError(f"multi-core cell: {why}")
+            out["placement"] = placement.as_dict()
+            out["counters"] = {"generator_final": gen_tool.find("final"),
+                               "receiver_final": rx_tool.find("final"),
+                               "receiver_ready": rx_tool.find("ready")}  # e.g. the AF_XDP bind
+            rec.fields = out
+    return rec
+
+
+def tcp_generator(stack: str) -> str:
+    """The sender a TCP cell is measured with: the layer's, or the stack's
+    own (iperf3's client)."""
+    cls = registry.get(stack, "tcp").receiver
+    return cls.tool if cls.own_sender else registry.generators("tcp")[0].name
+
+
+def measure_tcp(cfg: dict, cell, log) -> Measured:
+    """One TCP cell: server in the receiver namespace, its sender (the
+    layer's, or the stack's own) in the other, counters at the end of the
+    warm-up and of the measured interval; the stack's drive() runs them."""
+    p = cell.params
+    rec = Measured(generator=tcp_generator(cell.stack))
+    with rec.outcome():
+        srv_cls = registry.get(cell.stack, "tcp").receiver
+        tb = rec.on(testbed(cfg, log, queues=p.get("cores", 1)))
+        tb.connect()                      # remote hosts: both at once
+        tb.preflight()
+        placement = tb.cpus(p.get("cores", 1), p.get("napi", "receiver"))
+        srv = srv_cls(cfg, cell, tb, placement)
+        srv.probe()
+        snd = None
+        if not srv.own_sender:
+            snd = registry.generators("tcp")[0].cls(cfg, cell, tb, placement)
+            snd.probe()
+        warmup, duration = cfg["warmup_s"], cfg["tcp"]["duration_s"]
+        bound, slack = cfg["timeout_s"] + tb.slack_s, BOUND_SLACK_S + tb.slack_s
+        trial = Trial(tb, log, rec, warmup, duration, bound, slack)
+        with tb:
+            rec.describe(tb, port=cfg["tcp"]["port"])
+            tb.place_rps(placement)
+            rec.nic_setup = srv.prepare()
+            rec.tools[srv.tool] = srv.binary()
+            server = trial.start("server", srv.argv(bound), srv.tool, bound + 5)
+            got = srv.drive(trial, server, snd)
+            out = analyse_tcp(cell, got["a"], got["b"], placement, got["rx_bytes"], got["rx_s"],
+                              got["sent_bytes"], got["sent_s"])
+            out["counters"] = got["counters"]
+            out["congestion_control"] = got["congestion_control"]
             srv.verify(out)                   # every byte and the touch sum, or failed
-        out["placement"] = placement.as_dict()
-        out["stack_label"] = srv.label()
-        if nic_setup:
-            out["nic_setup"] = nic_setup
-    return out
+            out["placement"] = placement.as_dict()
+            out["stack_label"] = srv.label()
+            if rec.nic_setup:
+                out["nic_setup"] = rec.nic_setup
+            rec.fields = out
+    return rec
 
 
-def _wait_listening(tb, port: int, server: Tool, timeout: float = 10.0) -> None:
-    """iperf3 says nothing machine-readable when it listens: ask ss."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if server.returncode is not None:
-            raise ToolExited(server, "listening")
-        out = tb.receiver.host.run(["ss", "-Hltn", f"sport = :{port}"], check=False)
-        if out.strip():
-            return
-        time.sleep(0.05)
-    raise ToolExited(server, f"a listening socket on port {port}")
+def measure(cfg: dict, cell, log) -> Measured:
+    """The cell's measuring function by its layer and search."""
+    if cell.params.get("search") == "ndr":      # [eth/ndr] MLRsearch: ndr.py
+        from .ndr import measure_ndr
+        return measure_ndr(cfg, cell, log)
+    return (measure_eth if cell.layer == "eth" else measure_tcp)(cfg, cell, log)
 
 
-def host_probe(cfg: dict, log, rounds: int | None = None) -> dict:
-    """Cache-line round trip between the generator's CPU and the receiver's
-    (native/rxb_pingpong.c), measured just before the cell: on a VM the
-    host's vCPU placement moves it, and packet rates move with it."""
-    from .stacks import native_tool
-    gen = cfg["platforms"]["local"]["generator_cpus"][0]
-    free = [c for c in sorted(os.sched_getaffinity(0)) if c not in
-            cfg["platforms"]["local"]["generator_cpus"]]
-    if not free:
-        return {}
-    try:
-        out = run([native_tool("rxb-pingpong"), "--cpus", f"{gen},{free[0]}",
-                   *(["--rounds", str(rounds)] if rounds else [])], log=log)
-        return {"pingpong_ns": json.loads(out)["ns_per_round_trip"], "cpus": [gen, free[0]]}
-    except (RxbenchError, ValueError, KeyError) as e:
-        log(f"host probe failed: {e}")
-        return {}
+def result_of(cell, rec: Measured, cfg: dict, started: float) -> dict:
+    """The cell's result JSON (result.schema.yaml) from what it measured."""
+    result = {"platform": cell.platform, "layer": cell.layer, "stack": cell.stack,
+              "params": cell.params, "rep": cell.rep, "status": rec.status,
+              "reason": rec.reason, "duration_s": 0.0, "offered_pps": None, "rx_pps": None,
+              "rx_gbps": None, "drops": {}, "cpu": {}, "generator_bound": False,
+              "host_probe": rec.host_probe, "generator": rec.generator}
+    if rec.status == "ok":
+        result.update(rec.fields)
+    if rec.nic_setup:
+        result["nic_setup"] = rec.nic_setup      # what the NIC accepted (zcrx)
+    result["provenance"] = provenance.collect(
+        rec.tools, rec.commands, rec.hosts, rec.nic_driver, started,
+        tool_info=lambda name, path: rec.tool_info.get(name) or {"path": path, "sha256": "n/a"},
+        platform=rec.platform)
+    result["provenance"]["config"] = {
+        "profile": cfg["profile"], "warmup_s": cfg["warmup_s"], "timeout_s": cfg["timeout_s"],
+        "duration_s": cfg["duration_s"] if cell.layer == "eth" else cfg["tcp"]["duration_s"]}
+    return result
 
 
 def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
@@ -423,22 +410,10 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
     cell = cells.parse(out_path, cfg)
     log = Log(log_path)
     started = time.time()
-    result = {"platform": cell.platform, "layer": cell.layer, "stack": cell.stack,
-              "params": cell.params, "rep": cell.rep, "status": "ok", "reason": "",
-              "duration_s": 0.0, "offered_pps": None, "rx_pps": None, "rx_gbps": None,
-              "drops": {}, "cpu": {}, "generator_bound": False}
-    commands: list[str] = []
-    tools: dict[str, str] = {}
-    extra: dict = {}
-    stacks = RECEIVERS if cell.layer == "eth" else TCP_SERVERS
-    measure = measure_eth if cell.layer == "eth" else measure_tcp
-    # [eth/ndr] NDR/PDR cells: the trial loop and MLRsearch live in ndr.py
-    if cell.params.get("search") == "ndr":
-        from .ndr import measure_ndr
-        measure = measure_ndr
-    if cell.stack not in stacks:
-        raise RxbenchError(f"cell {cell.name}: unknown {cell.layer} stack {cell.stack!r}; "
-                           f"known: {', '.join(sorted(stacks))}")
+    try:
+        registry.get(cell.stack, cell.layer)
+    except KeyError as e:
+        raise RxbenchError(f"cell {cell.name}: {e.args[0]}") from None
     if cfg["platform"] == "local" and os.geteuid() != 0:
         raise RxbenchError("the local platform needs root (network namespaces, XDP): "
                            "run snakemake as root")
@@ -448,33 +423,14 @@ def run_cell(out_path: str, cfg: dict, log_path: str | None = None) -> int:
         # what runs killed with SIGKILL left behind (dead owners only)
         for item in clean():
             log(f"removed a dead run's leftover: {item}")
-        # the round trip between two CPUs of one machine: local only
-        result["host_probe"] = host_probe(cfg, log) if cfg["platform"] == "local" else {}
-        result["generator"] = (cfg["eth"]["generator"] if cell.layer == "eth" else
-                               "iperf3" if cell.stack == "iperf3" else TCP_SENDER.name)
         try:
-            result.update(measure(cfg, cell, log, commands, tools, extra))
-        except Unsupported as e:
-            result.update(status="unsupported", reason=str(e))
-        except PreflightError:
-            raise          # the hosts cannot run any cell: stop the campaign
-        except (RxbenchError, OSError) as e:
-            result.update(status="failed", reason=str(e))
+            rec = measure(cfg, cell, log)
         except Interrupted as e:
             log(f"interrupted by {e}: torn down, no result written")
             log.close()
             return 128 + e.signum
-    if extra.get("nic_setup"):
-        result["nic_setup"] = extra["nic_setup"]      # what the NIC accepted (zcrx)
+    result = result_of(cell, rec, cfg, started)
     log(f"status {result['status']}" + (f": {result['reason']}" if result["reason"] else ""))
-    tb = extra.get("testbed")
-    result["provenance"] = provenance.collect(
-        tools, commands, extra.get("hosts", {}), extra.get("nic_driver", "n/a"), started,
-        tool_info=tb.tool_info if tb is not None else None,
-        platform=tb.provenance() if tb is not None else None)
-    result["provenance"]["config"] = {
-        "profile": cfg["profile"], "warmup_s": cfg["warmup_s"], "timeout_s": cfg["timeout_s"],
-        "duration_s": cfg["duration_s"] if cell.layer == "eth" else cfg["tcp"]["duration_s"]}
     if result["status"] == "ok" and cell.layer == "tcp":
         log(f"goodput {result['rx_gbps']:.2f} Gbit/s (sender {result['offered_gbps']:.2f}), "
             f"saturated CPUs {result['saturated_cpus']}, "

@@ -34,8 +34,9 @@ ALIVE_INTERVAL_S = 2
 ALIVE_COUNT = 3
 CONTROL_PERSIST_S = 120
 # what goes to a host: the native sources and the Python wrappers the stacks run there
-DEPLOY_FILES = ["workflow/rxbench/__init__.py", "workflow/rxbench/testpmd.py",
-                "workflow/rxbench/xdpsock.py", "workflow/rxbench/pktgen_dpdk.py",
+DEPLOY_FILES = ["workflow/rxbench/__init__.py", "workflow/rxbench/stacks/__init__.py",
+                "workflow/rxbench/stacks/testpmd.py",
+                "workflow/rxbench/stacks/xdpsock.py", "workflow/rxbench/stacks/pktgen_dpdk.py",
                 "workflow/rxbench/hosts/remote.py"]
 REMOTE_PY = "workflow/rxbench/hosts/remote.py"
 RUN_TOOL = "rxb-run"                # native/: remote.py run's protocol, in C

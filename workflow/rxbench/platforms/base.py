@@ -77,6 +77,16 @@ class TestbedBase:
     # seconds every remote step (a process start, a snapshot over SSH) may
     # take beyond what the runner allows on a real host: TCG guests need more
     slack_s = 0.0
+    # is the machine that runs the runner (the controller) one of the test
+    # hosts? Only then does a probe of the controller's CPUs say anything
+    # about the cell, and only then may one run inside a measured interval
+    controller_is_test_host = False
+
+    def host_probe(self, rounds: int | None = None) -> dict:
+        """A probe of the test host's CPUs recorded with the cell
+        (result host_probe, host_probe_during); {} where the platform has
+        none: here the controller is no test host, so nothing runs."""
+        return {}
 
     def _run(self, side: Side, argv: list[str], **kw) -> str:
         self.commands.append(f"[{side.role}] " + " ".join(argv))
@@ -203,18 +213,20 @@ class TestbedBase:
 class LeasedTestbed:
     """A platform whose lease (guests, a Grid'5000 job) gives an inventory
     that the ssh platform's SshTestbed (`self.inner`) then measures on:
-    everything a cell asks of the testbed goes to the inner one."""
+    everything a cell asks of the testbed goes to the inner one (its
+    command log too)."""
+
+    # the controller leased the test hosts; it is none of them
+    controller_is_test_host = False
+
+    def host_probe(self, rounds: int | None = None) -> dict:
+        return {}
 
     def __getattr__(self, name):
         inner = self.__dict__.get("inner")
         if inner is None:
             raise AttributeError(name)
         return getattr(inner, name)
-
-    def __setattr__(self, name, value):
-        if name == "commands" and "inner" in self.__dict__:
-            setattr(self.inner, name, value)
-        self.__dict__[name] = value
 
     def __enter__(self):
         self.inner.__enter__()

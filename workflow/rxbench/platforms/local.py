@@ -6,11 +6,13 @@ before they are created, so teardown and `rxbench clean` find them."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
 
+from .. import RxbenchError
 from ..hosts import NetnsHost
 from ..state import NETNS_PREFIX, Registry, delete_netns, kill_pid, new_token, testbed_lock
 from ..util import CommandError, run
@@ -22,8 +24,31 @@ SENDER_IP, RECEIVER_IP, PREFIX = "198.18.0.1", "198.18.0.2", 30
 _check_test_ip = check_test_ip
 
 
+def host_probe(cfg: dict, log, rounds: int | None = None) -> dict:
+    """Cache-line round trip between the generator's CPU and the receiver's
+    (native/rxb_pingpong.c) on this machine: on a VM the host's vCPU
+    placement moves it, and packet rates move with it."""
+    from ..hosts.netns import native_tool
+    gen = cfg["platforms"]["local"]["generator_cpus"][0]
+    free = [c for c in sorted(os.sched_getaffinity(0)) if c not in
+            cfg["platforms"]["local"]["generator_cpus"]]
+    if not free:
+        return {}
+    try:
+        out = run([native_tool("rxb-pingpong"), "--cpus", f"{gen},{free[0]}",
+                   *(["--rounds", str(rounds)] if rounds else [])], log=log)
+        return {"pingpong_ns": json.loads(out)["ns_per_round_trip"], "cpus": [gen, free[0]]}
+    except (RxbenchError, ValueError, KeyError) as e:
+        log(f"host probe failed: {e}")
+        return {}
+
+
 class LocalTestbed(TestbedBase):
     name = "local"
+    controller_is_test_host = True      # both namespaces are on this machine
+
+    def host_probe(self, rounds: int | None = None) -> dict:
+        return host_probe(self.cfg, self.log, rounds)
 
     def __init__(self, cfg: dict, log, queues: int = 1, token: str | None = None):
         self.cfg, self.log = cfg, log

@@ -16,18 +16,27 @@ import yaml
 
 from .. import ROOT, RxbenchError
 from ..hosts import SshHost
+from ..stacks import registry
 from ..state import Registry, new_token, testbed_lock
 from .base import TEST_NET, Placement, PreflightError, Side, TestbedBase, TestbedError
 
 INVENTORY_SCHEMA = ROOT / "workflow" / "schemas" / "inventory.schema.yaml"
-# every kernel option a stack may ask for (SshHost reads these at connect)
-KERNEL_OPTIONS = ("CONFIG_BPF_SYSCALL", "CONFIG_XDP_SOCKETS", "CONFIG_PACKET", "CONFIG_INET",
-                  "CONFIG_IO_URING", "CONFIG_NET_RX_BUSY_POLL", "CONFIG_RPS",
-                  "CONFIG_NET_PKTGEN")
-# what the platform itself needs on a host, and what the stacks may use
+# the kernel options the platform itself asks about (SshHost reads these at
+# connect, with every one a stack or generator declares: kernel_options())
+PLATFORM_KERNEL_OPTIONS = ("CONFIG_NET_RX_BUSY_POLL", "CONFIG_RPS")
+# what the platform itself needs on a host (the stacks' programs: host_programs())
 REQUIRED_TOOLS = ("python3", "ip", "ethtool", "taskset", "make", "cc", "clang", "pkg-config",
                   "nstat", "ss")
-OPTIONAL_TOOLS = ("dpdk-testpmd", "stdbuf", "xdpsock", "iperf3", "env")
+
+
+def kernel_options() -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*PLATFORM_KERNEL_OPTIONS, *registry.kernel_options())))
+
+
+def host_programs() -> tuple[str, ...]:
+    """Every program looked up on a host at connect: the platform's, and
+    those the stacks and generators may use (stacks/registry.py)."""
+    return tuple(dict.fromkeys((*REQUIRED_TOOLS, *registry.host_programs(), "env")))
 
 
 class InventoryError(RxbenchError):
@@ -112,11 +121,11 @@ class SshTestbed(TestbedBase):
         self.token = token or new_token()
         self.registry = Registry(self.token)      # this controller's own record
         self.commands: list[str] = []
-        tools = REQUIRED_TOOLS + OPTIONAL_TOOLS
+        tools, options = host_programs(), kernel_options()
         for role in ("sender", "receiver"):
             h = self.inv[role]
             host = SshHost(role, h, log, self.token, ifname=h["test_interface"],
-                           options=KERNEL_OPTIONS, tools=tools)
+                           options=options, tools=tools)
             setattr(self, role, Side(role, None, h["test_interface"], h["test_ip"], host=host))
         self.checked = False
 

@@ -49,6 +49,10 @@ class Tooled:
         self.ready_timeout = type(self).ready_timeout + getattr(testbed, "slack_s", 0.0)
 
     side = "receiver"       # the testbed side whose host runs the tool
+    # does its tool attach XDP programs to its side's test interface (a
+    # wrapper's PMD too)? On a host that outlives the cell, teardown then
+    # detaches whatever is left
+    attaches_xdp = False
 
     @property
     def host(self):
@@ -70,6 +74,7 @@ class Receiver(Tooled):
     t_ns (CLOCK_MONOTONIC), or an `error` line with kind `unsupported`."""
 
     ready_timeout = 15.0
+    attaches_xdp = True
 
     def argv(self, bound_s: float) -> list[str]:
         raise NotImplementedError
@@ -96,6 +101,13 @@ class Receiver(Tooled):
         testbed is up); returns what was set, recorded in the result as
         nic_setup. Default: nothing."""
         return {}
+
+    # does it bring its own sender (iperf3's client) instead of the layer's?
+    own_sender = False
+
+    def verify(self, out: dict) -> None:
+        """Check the cell's analysed record against the tools' own counts
+        (raise RxbenchError: the cell is failed). Default: nothing to check."""
 
 
 class Generator(Tooled):

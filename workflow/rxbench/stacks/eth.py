@@ -7,6 +7,7 @@ import shlex
 from .. import RxbenchError
 from ..state import DPDK_RUNTIME, NETNS_PREFIX
 from .base import Generator, Receiver, Unsupported, require_kernel
+from .registry import GeneratorSpec, Needs, Stack, Style, Variant
 
 # the generators' UDP destination port (rxb-gen: UDP_DST_PORT, discard)
 TEST_UDP_PORT = 9
@@ -128,7 +129,8 @@ class Xdpsock(Receiver):
     second, independent AF_XDP receiver to cross-check ours, with the same
     settings as our default (copy bind, poll() with need_wakeup, batch 64,
     native XDP), one socket on queue 0. Debian 12 has no xdpsock: `make
-    tools` builds it from the pinned source; the Nix devShell provides it. rxbench.xdpsock reads its periodic statistics and
+    tools` builds it from the pinned source; the Nix devShell provides it.
+    rxbench.stacks.xdpsock reads its periodic statistics and
     stops it as its source requires: in -p mode it ends only after one more
     packet, so after the generator has stopped the wrapper SIGKILLs it and
     detaches the XDP program it leaves (recorded in the receiver's final
@@ -155,7 +157,7 @@ class Xdpsock(Receiver):
     def argv(self, bound_s: float) -> list[str]:
         r = self.tb.receiver
         secs = str(max(1, int(bound_s)))
-        return r.exec([*r.host.python_module("rxbench.xdpsock"), "--duration", f"{bound_s:.3f}", "--",
+        return r.exec([*r.host.python_module("rxbench.stacks.xdpsock"), "--duration", f"{bound_s:.3f}", "--",
                        "stdbuf", "-oL", self.binary(), "-r", "-i", r.ifname, "-q", "0", "-N",
                        "-c", "-p", "-b", "64", "-x", "-n", "1", "-d", secs],
                       self.placement.application)
@@ -177,7 +179,7 @@ TESTPMD_MBUFS = 16384
 
 def testpmd_command(tb, side, cpus: list[int], prefix: str, vdev: str | None, app: list[str],
                     bound_s: float, pci: str | None = None) -> list[str]:
-    """dpdk-testpmd on `side` behind rxbench.testpmd (its prompt as JSON
+    """dpdk-testpmd on `side` behind rxbench.stacks.testpmd (its prompt as JSON
     lines), the main lcore and one forwarding lcore per CPU, `app` its
     forwarding options; the EAL runtime directory is in the state record
     before EAL creates it. vdev: a virtual device without hugepages or PCI;
@@ -193,7 +195,7 @@ def testpmd_command(tb, side, cpus: list[int], prefix: str, vdev: str | None, ap
                "--file-prefix", prefix, "--lcores", lcores, "--",
                "-i", *([] if pci else ["--no-mlockall"]), f"--total-num-mbufs={TESTPMD_MBUFS}",
                f"--rxq={n}", f"--txq={n}", f"--nb-cores={n}", *app]
-    wrapper = [*side.host.python_module("rxbench.testpmd"), "--duration", f"{bound_s:.3f}", "--runtime-dir", str(rundir),
+    wrapper = [*side.host.python_module("rxbench.stacks.testpmd"), "--duration", f"{bound_s:.3f}", "--runtime-dir", str(rundir),
                "--"]
     return side.exec(wrapper + testpmd, cpus)
 
@@ -271,7 +273,7 @@ def user_space_binding(nic: dict) -> str:
 class Dpdk(Receiver):
     """DPDK's own receiver: dpdk-testpmd --forward-mode=rxonly, one
     forwarding lcore per receiver core plus the main lcore sharing the
-    first; rxbench.testpmd drives its prompt and speaks the native tools'
+    first; rxbench.stacks.testpmd drives its prompt and speaks the native tools'
     JSON lines. PMDs (variant pmd):
       af_xdp (default), af_packet: work on veth/virtio without hugepages or
         PCI. The af_xdp PMD's busy_budget is a variant (0: no preferred busy
@@ -460,13 +462,14 @@ class DpdkTxonly(Generator):
     """dpdk-testpmd --forward-mode=txonly on the af_xdp PMD of the sender's
     veth: fixed-size UDP/IPv4 frames 198.18.0.1 -> 198.18.0.2 to the
     receiver's MAC (several flows with --txonly-multi-flow when the cell has
-    several cores), bounded in time by rxbench.testpmd. Offered = the
+    several cores), bounded in time by rxbench.stacks.testpmd. Offered = the
     port's tx_good_packets."""
 
     name = "dpdk-txonly"
     tool = "dpdk-testpmd"
     ready_timeout = 90.0
     retries_refused = False      # the PMD counts a frame veth refused as sent
+    attaches_xdp = True          # the af_xdp PMD's program on the sender's interface
     pmd = "af_xdp"               # the benchmark also compares af_packet
 
     def probe(self) -> None:
@@ -577,7 +580,7 @@ PKTGEN_MEMORY_MB = 512
 class PktgenDpdk(Generator):
     """Pktgen-DPDK, the seed's generator, on the af_xdp PMD of the sender's
     interface (as dpdk-txonly: no hugepages, no PCI), behind
-    rxbench.pktgen_dpdk (a pseudo-terminal; counters from DPDK telemetry).
+    rxbench.stacks.pktgen_dpdk (a pseudo-terminal; counters from DPDK telemetry).
     The seed's mapping: `-m 1.0`, one lcore doing port 0's rx and tx beside
     the main lcore (both on the generator's CPU here); a .pkt command file
     sets the frame size (FCS included, as the cell's), the receiver's MAC
@@ -616,7 +619,7 @@ class PktgenDpdk(Generator):
                   "--vdev", f"net_af_xdp0,iface={s.ifname},start_queue=0,queue_count=1",
                   "--file-prefix", prefix, "--lcores", f"0@{cpu},1@{cpu}", "--",
                   "-P", "-T", "-m", "1.0"]
-        wrapper = [*s.host.python_module("rxbench.pktgen_dpdk"), "--duration", f"{bound_s:.3f}",
+        wrapper = [*s.host.python_module("rxbench.stacks.pktgen_dpdk"), "--duration", f"{bound_s:.3f}",
                    "--runtime-dir", str(rundir), "--commands", ";".join(commands), "--"]
         return s.exec(wrapper + pktgen, self.placement.generator)
 
@@ -652,3 +655,53 @@ class Pktgen(Generator):
                        "--size", str(p["size"]), "--duration", f"{bound_s:.3f}",
                        "--burst", "1", "--clone-skb", "0",
                        "--cpu", str(self.placement.generator[0])])
+
+
+# -- the registry's view (stacks/registry.py) ------------------------------------
+
+def _dpdk_label(params: dict, nic_driver: str | None) -> str | None:
+    """DPDK on veth is testpmd on the af_xdp PMD: an AF_XDP socket in copy
+    mode, no kernel bypass (veth has no PCI device for a native PMD)."""
+    return "DPDK (af_xdp PMD on veth)" if (nic_driver or "veth") == "veth" else None
+
+
+_XDP = ("CONFIG_BPF_SYSCALL", "CONFIG_XDP_SOCKETS")
+STACKS = [
+    Stack("xdp_drop", "eth", XdpDrop, order=10, style=Style("#000000", "o", ""), role="ceiling",
+          variants=(Variant("mode", {"enum": ["native", "skb"]}, ("native",),
+                            "XDP attach mode"),),
+          needs=Needs(kernel=XdpDrop.kernel_options, native=("rxb-xdp-drop", "xdp_drop.bpf.o"))),
+    Stack("af_xdp", "eth", AfXdp, order=20, style=Style("#0072B2", "s", "//"),
+          variants=(Variant("bind", {"enum": ["copy", "zerocopy", "auto"]}, ("copy",),
+                            "AF_XDP bind mode"),
+                    Variant("wait", {"enum": ["poll", "spin", "busy_poll"]}, ("poll",),
+                            "how the consumer waits for frames"),
+                    Variant("batch", {"type": "integer", "minimum": 1, "maximum": 2048}, (64,),
+                            "descriptors per ring operation")),
+          needs=Needs(kernel=_XDP, native=("rxb-af-xdp",))),
+    Stack("dpdk", "eth", Dpdk, order=30, style=Style("#D55E00", "^", "xx"), relabel=_dpdk_label,
+          variants=(Variant("pmd", {"enum": ["af_xdp", "af_packet", "native"]}, ("af_xdp",),
+                            "DPDK poll-mode driver under testpmd"),
+                    Variant("busy_budget", {"type": "integer", "minimum": 0, "maximum": 1024}, (0,),
+                            "af_xdp PMD busy_budget (0 disables preferred busy polling)")),
+          needs=Needs(programs=("dpdk-testpmd", "stdbuf"), kernel=("CONFIG_PACKET", *_XDP))),
+    Stack("af_packet", "eth", AfPacket, order=40, style=Style("#009E73", "D", ".."),
+          needs=Needs(programs=("tc",), kernel=AfPacket.kernel_options,
+                      native=("rxb-af-packet", "tc_drop.bpf.o"))),
+    # a cross-check of af_xdp by an independent receiver: right after it
+    Stack("xdpsock", "eth", Xdpsock, order=25, style=Style("#332288", "<", "\\\\//"),
+          needs=Needs(programs=("xdpsock", "stdbuf"), kernel=Xdpsock.kernel_options)),
+]
+GENERATORS = [
+    GeneratorSpec("rxb-gen", "eth", RxbGen, Needs(native=("rxb-gen",)),
+                  "native AF_PACKET TX ring"),
+    GeneratorSpec("dpdk-txonly", "eth", DpdkTxonly,
+                  Needs(programs=("dpdk-testpmd", "stdbuf"), kernel=("CONFIG_XDP_SOCKETS",)),
+                  "testpmd txonly on the af_xdp PMD"),
+    GeneratorSpec("pktgen", "eth", Pktgen, Needs(kernel=("CONFIG_NET_PKTGEN",),
+                                                native=("rxb-pktgen",)),
+                  "Linux's pktgen module by rxb-pktgen"),
+    GeneratorSpec("pktgen-dpdk", "eth", PktgenDpdk,
+                  Needs(programs=("pktgen",), kernel=("CONFIG_XDP_SOCKETS",)),
+                  "Pktgen-DPDK on the af_xdp PMD, built by make tools"),
+]

@@ -8,7 +8,9 @@ import signal
 import time
 
 from .. import RxbenchError
+from ..hosts.tool import ToolExited
 from .base import Generator, Receiver, Unsupported
+from .registry import GeneratorSpec, Needs, Stack, Style, Variant
 
 # cell stack -> rxb-tcp-server --mode (epoll's trigger variant picks epoll_et)
 MODES = {"blocking": "blocking", "epoll": "epoll", "uring": "uring",
@@ -18,14 +20,20 @@ LOAD_TOLERANCE = 0.01         # a rate-limited sender within 1 % of its target
 DRAIN_TIMEOUT_S = 5.0         # for the server to read what the sender wrote
 
 
+# iperf3 is its own sender and server: every figure, table and sentence says so
+PAIR_LABEL = "iperf3 (sender+server pair)"
+
+
 def label(stack: str, params: dict) -> str:
-    """How figures and sentences name a cell's stack: iperf3 is its own
-    sender and server together; device-less zcrx copies every byte."""
-    if stack == "iperf3":
-        return "iperf3 (sender+server pair)"
-    if stack == "uring_zcrx" and params.get("zcrx") == "nodev":
-        return "uring_zcrx nodev (copy fallback)"
-    return stack
+    """How figures and sentences name a cell's stack (the registry's
+    label): iperf3 is its own sender and server together; device-less zcrx
+    copies every byte."""
+    from .registry import label as registered
+    return registered(stack, params)
+
+
+def _zcrx_label(params: dict, nic_driver: str | None) -> str | None:
+    return "uring_zcrx nodev (copy fallback)" if params.get("zcrx") == "nodev" else None
 
 
 def load_gbps(params: dict) -> float | None:
@@ -94,6 +102,36 @@ class TcpServer(Receiver):
 
     def label(self) -> str:
         return label(self.cell.stack, self.cell.params)
+
+    def drive(self, trial, server, snd) -> dict:
+        """The cell once the server is started: the layer's sender (snd)
+        for warm-up and measured interval, both stopped once the server has
+        read what was written. trial is the runner's (runner.Trial)."""
+        trial.ready(server, self.ready_timeout, self.unsupported_reason)
+        run_s = trial.warmup + trial.duration + trial.slack
+        sender = trial.start("sender", snd.argv(run_s), snd.tool, run_s + 10)
+        trial.uses(snd.tool, snd.binary())
+        sender.wait_event("ready", snd.ready_timeout)
+        a, b, _ = trial.window((sender.pid, sender), (server.pid, server), trial.warmup,
+                               lambda: time.sleep(trial.duration))
+        trial.measured()
+        sender.stop(signal.SIGINT)
+        self.stop(server, sender)          # once it has read what the sender wrote
+        for t in (sender, server):
+            if t.returncode != 0 or t.find("final") is None:
+                raise ToolExited(t, "a clean exit")
+        ra, rb = a["receiver"]["tool"], b["receiver"]["tool"]
+        sa, sb = a["sender"]["tool"], b["sender"]["tool"]
+        return {"a": a, "b": b,
+                "rx_bytes": self.received(rb) - self.received(ra),
+                "rx_s": (rb["t_ns"] - ra["t_ns"]) / 1e9,
+                "sent_bytes": snd.sent(sb) - snd.sent(sa),
+                "sent_s": (sb["t_ns"] - sa["t_ns"]) / 1e9,
+                "counters": {"server_final": server.find("final"),
+                             "sender_final": sender.find("final")},
+                # the sender's connections' congestion control (the namespace's
+                # default): TCP's pacing, and so the sender's cost, depend on it
+                "congestion_control": (sender.find("ready") or {}).get("congestion_control")}
 
     def stop(self, server, sender, timeout: float = DRAIN_TIMEOUT_S) -> None:
         """Stop the server once it has read every byte the (stopped) sender
@@ -226,6 +264,7 @@ class Iperf3(Receiver):
 
     name = "iperf3"
     tool = "iperf3"
+    own_sender = True               # its client, not the layer's sender
     ready_timeout = 10.0
     MAX_STREAMS = 128               # iperf3's -P limit
 
@@ -245,6 +284,38 @@ class Iperf3(Receiver):
 
     def label(self) -> str:
         return label("iperf3", self.cell.params)
+
+    def drive(self, trial, server, snd) -> dict:
+        """iperf3's own client for warm-up (--omit) and measured interval;
+        the counters readers' window covers the client's measured seconds,
+        the bytes come from its report."""
+        port = self.cfg["tcp"]["port"]
+        self.wait_listening(server, port)
+        client = trial.start("sender", self.client_argv(trial.warmup, trial.duration), "iperf3",
+                             trial.bound + 5)
+        omit, secs = self.seconds(trial.warmup, trial.duration)
+        a, b, _ = trial.window((client.pid, None), (server.pid, None), omit,
+                               lambda: time.sleep(secs))
+        if client.wait(trial.bound) != 0:
+            raise ToolExited(client, "a clean exit")
+        server.wait(10)
+        trial.measured()
+        rep = self.client_report()
+        return {"a": a, "b": b, "rx_bytes": rep["received_bytes"], "rx_s": rep["received_s"],
+                "sent_bytes": rep["sent_bytes"], "sent_s": rep["sent_s"],
+                "counters": {"iperf3": rep}, "congestion_control": rep.get("congestion_control")}
+
+    def wait_listening(self, server, port: int, timeout: float = 10.0) -> None:
+        """iperf3 says nothing machine-readable when it listens: ask ss."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if server.returncode is not None:
+                raise ToolExited(server, "listening")
+            out = self.tb.receiver.host.run(["ss", "-Hltn", f"sport = :{port}"], check=False)
+            if out.strip():
+                return
+            time.sleep(0.05)
+        raise ToolExited(server, f"a listening socket on port {port}")
 
     def prepare(self) -> dict:
         return {"steer_sender": steer_sender(self.tb, self.placement)}
@@ -298,3 +369,41 @@ class Iperf3(Receiver):
                 "retransmits": int(end["sum_sent"].get("retransmits", 0)),
                 "congestion_control": end.get("sender_tcp_congestion"),
                 "cpu": end.get("cpu_utilization_percent", {})}
+
+
+# -- the registry's view (stacks/registry.py) ------------------------------------
+
+_TOUCH = Variant("touch", {"enum": [0, 1]}, (0,),
+                 "1 = the server reads every received byte (checksum)")
+# bytes per receive of our servers: configured under tcp.variants (its schema there)
+_RECV = Variant("recv", {"type": "integer", "minimum": 1, "maximum": 16777216}, (DEFAULT_RECV,),
+                layer_wide=True)
+_SERVER = Needs(kernel=("CONFIG_INET",), native=("rxb-tcp-server",))
+_URING = Needs(kernel=("CONFIG_INET", "CONFIG_IO_URING"), native=("rxb-tcp-server",))
+STACKS = [
+    Stack("blocking", "tcp", TcpServer, order=10,
+          style=Style("#CC79A7", "v", "\\\\", (0, (1, 1.2))),
+          variants=(_TOUCH, _RECV), needs=_SERVER),
+    Stack("epoll", "tcp", TcpServer, order=20,
+          style=Style("#E69F00", "P", "--", (0, (6, 1.5, 1, 1.5))),
+          variants=(_TOUCH, Variant("trigger", {"enum": ["level", "edge"]}, ("level",),
+                                    "epoll trigger mode"), _RECV), needs=_SERVER),
+    Stack("uring", "tcp", TcpServer, order=30, style=Style("#56B4E9", "X", "++", (0, (5, 2))),
+          variants=(_TOUCH, _RECV), needs=_URING),
+    Stack("uring_opt", "tcp", TcpServer, order=40, style=Style("#882255", "h", "oo", "-"),
+          variants=(_TOUCH, _RECV,
+                    Variant("wait_nr", {"type": "integer", "minimum": 1, "maximum": 4096}, (1,),
+                            "completions each wait of the loop asks for (at most 5 ms; the "
+                            "server's --wait-nr)")), needs=_URING),
+    # zcrx takes what the kernel hands it: recv does not apply
+    Stack("uring_zcrx", "tcp", TcpServer, order=50,
+          style=Style("#44AA99", "p", "**", (0, (3, 1, 1, 1, 1, 1))), relabel=_zcrx_label,
+          variants=(_TOUCH, Variant("zcrx", {"enum": ["device", "nodev"]}, ("device",),
+                                    "device (a NIC queue) or nodev (device-less zcrx, every "
+                                    "byte copied)")), needs=_URING),
+    # a tool users would pick instead; it cannot read each byte (no touch)
+    Stack("iperf3", "tcp", Iperf3, order=60, style=Style("#666666", "*", "OO", (0, (4, 2))),
+          label=PAIR_LABEL, role="reference", needs=Needs(programs=("iperf3",))),
+]
+GENERATORS = [GeneratorSpec("rxb-tcp-send", "tcp", RxbTcpSend, Needs(native=("rxb-tcp-send",)),
+                            "native/rxb_tcp_send.c")]

@@ -1,7 +1,7 @@
 """Upstream xdpsock (bpf-examples) behind the JSON-lines protocol of the
 native tools, so it runs as a second, independent AF_XDP receiver.
 
-    python -m rxbench.xdpsock --duration S -- xdpsock -r -i IF -q 0 -x ...
+    python -m rxbench.stacks.xdpsock --duration S -- xdpsock -r -i IF -q 0 -x ...
 
 xdpsock prints a statistics block every interval (`-n`, 1 s) with the
 socket's cumulative counters:
@@ -225,7 +225,7 @@ def emit(obj: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="rxbench.xdpsock", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="rxbench.stacks.xdpsock", description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, required=True)
     ap.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args(argv)

@@ -1,7 +1,7 @@
 """Pktgen-DPDK (the seed's generator) behind the JSON-lines protocol of the
 native tools.
 
-    python -m rxbench.pktgen_dpdk --duration S --runtime-dir D [--commands 'set 0 size 64;start 0'] \
+    python -m rxbench.stacks.pktgen_dpdk --duration S --runtime-dir D [--commands 'set 0 size 64;start 0'] \
         -- pktgen <EAL> -- -P -T -m MAP
 
 Pktgen-DPDK 24.10.3 exits at start without a terminal on stdin
@@ -98,7 +98,7 @@ class Screen:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="rxbench.pktgen_dpdk", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="rxbench.stacks.pktgen_dpdk", description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, required=True)
     ap.add_argument("--runtime-dir", required=True, help="the EAL's /var/run/dpdk/<file-prefix>")
     ap.add_argument("--commands", default="",

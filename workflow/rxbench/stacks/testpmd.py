@@ -1,6 +1,6 @@
 """dpdk-testpmd behind the JSON-lines protocol of the native tools.
 
-    python -m rxbench.testpmd --duration S [--runtime-dir D] -- <testpmd command...>
+    python -m rxbench.stacks.testpmd --duration S [--runtime-dir D] -- <testpmd command...>
 
 The command must start testpmd interactively (`-i`, without --auto-start)
 with `--forward-mode=rxonly`. This wrapper talks to its prompt: it says
@@ -130,7 +130,7 @@ def reason_from(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="rxbench.testpmd", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="rxbench.stacks.testpmd", description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, required=True,
                     help="quit testpmd this many seconds after forwarding started (a bound; "
                          "start-up is bounded on its own)")
