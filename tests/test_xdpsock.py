@@ -234,7 +234,7 @@ def test_memlock_is_raised_where_root_can_else_the_reason_is_one_line(tmp_path):
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
-    code = ("import json, sys; from rxbench.xdpsock import memlock; "
+    code = ("import json, sys; from rxbench.stacks.xdpsock import memlock; "
             "print(json.dumps(memlock([sys.argv[1]])))")
     run = lambda: json.loads(subprocess.run([sys.executable, "-c", code, str(fake)], env=ENV,
                                             capture_output=True, text=True, check=True).stdout)

@@ -81,7 +81,7 @@ def schema() -> dict:
     Ethernet generators, and each stack's own variant section
     (<layer>.<stack>)."""
     from .stacks import registry
-    out = _load_yaml(SCHEMA)
+    out = copy.deepcopy(_schema_doc())
     for layer in registry.LAYERS:
         props = out["properties"][layer]["properties"]
         props["stacks"]["items"] = {"enum": registry.names(layer)}
@@ -233,7 +233,9 @@ def resolve(overrides: dict | None = None, base: dict | None = None,
 # ---- checks beyond the schema (every key before anything runs) ----
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1)
 def _schema_doc() -> dict:
+    """The schema file as written (parsed once per process; callers copy)."""
     return yaml.load(SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
@@ -245,12 +247,12 @@ def check_vm_eth(cfg: dict) -> None:
     if not over or cfg["platform"] == "vm":
         return                              # none, or merged and validated above
     import jsonschema
-    schema = _schema_doc()
-    eth = {**schema["properties"]["eth"], "$defs": schema.get("$defs", {})}
+    sch = schema()                          # with the registry's stacks and variants
+    eth = {**sch["properties"]["eth"], "$defs": sch.get("$defs", {})}
     errors = list(jsonschema.Draft202012Validator(eth).iter_errors(merge(cfg["eth"], over)))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
-        msg = explain(best, schema)
+        msg = explain(best, sch)
         raise ConfigError(re.sub(r"^config key (\(top level\)|)", lambda m: (
             "config key platforms.vm.eth" + ("" if m.group(1) else ".")), msg))
 

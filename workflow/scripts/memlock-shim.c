@@ -1,5 +1,5 @@
-/* rxb-memlock-shim.so: preloaded into upstream xdpsock by rxbench.xdpsock
- * (workflow/rxbench/xdpsock.py) only where root cannot raise RLIMIT_MEMLOCK
+/* rxb-memlock-shim.so: preloaded into upstream xdpsock by rxbench.stacks.xdpsock
+ * (workflow/rxbench/stacks/xdpsock.py) only where root cannot raise RLIMIT_MEMLOCK
  * (no CAP_SYS_RESOURCE) and the limit does not matter: kernel >= 5.11
  * charges BPF memory to the memory cgroup, and CAP_IPC_LOCK exempts the
  * AF_XDP UMEM from it. xdpsock insists on setrlimit(RLIMIT_MEMLOCK,
