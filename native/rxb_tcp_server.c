@@ -271,8 +271,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){ .mode = -1, .addr_str = DEFAULT_ADDR, .buf = DEFAULT_BUF,
 			    .ring_bufs = DEFAULT_RING_BUFS, .wait_nr = 1, .rxq = -1 };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:p:a:c:Td:b:n:w:W:i:q:R:Nh", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":m:p:a:c:Td:b:n:w:W:i:q:R:Nh", longopts, usage)) != -1) {
 		switch (c) {
 		case 'm':
 			o->mode = opt_enum("mode", optarg, mode_names, ARRAY_SIZE(mode_names));
@@ -324,15 +323,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				usage_error("--zcrx-rq-entries: %u is not a power of two",
 					    o->rq_entries);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(RXB_EXIT_OK);
-		default:
-			getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 	if (o->mode < 0)
 		usage_error("--mode is required");
 	if (!o->port)
@@ -1781,6 +1773,25 @@ static bool check_loop_err(struct loop *l)
 	return true;
 }
 
+static void print_snapshot(void *arg)
+{
+	(void)arg;
+	report("snapshot", NULL);
+}
+
+/* SIGUSR2: a loop stopped on an error. */
+static const char *loops_failed(void *arg)
+{
+	const char *reason = NULL;
+	unsigned int i;
+
+	(void)arg;
+	for (i = 0; i < run.nloops; i++)
+		if (check_loop_err(&run.loops[i]))
+			reason = "error";
+	return reason;
+}
+
 static void cleanup(void)
 {
 	unsigned int i;
@@ -1924,29 +1935,8 @@ int main(int argc, char **argv)
 	deadline = t0 + (uint64_t)(o->duration_s * (double)NS_PER_SEC);
 	print_ready(t0);
 
-	ret = RXB_EXIT_OK;
-	while (!reason) {
-		int sig = wait_signal_until(&sigs, deadline);
-
-		if (sig == 0) {
-			reason = "duration";
-		} else if (sig == SIGUSR1) {
-			report("snapshot", NULL);
-		} else if (sig == SIGUSR2) {
-			for (i = 0; i < run.nloops; i++) {
-				if (check_loop_err(&run.loops[i])) {
-					ret = RXB_EXIT_FAIL;
-					reason = "error";
-				}
-			}
-		} else if (sig > 0) {
-			reason = "signal";
-		} else {
-			warn_err(errno, "sigtimedwait");
-			ret = RXB_EXIT_FAIL;
-			reason = "error";
-		}
-	}
+	reason = run_until_signal(&sigs, deadline, print_snapshot, loops_failed, NULL);
+	ret = strcmp(reason, "error") ? RXB_EXIT_OK : RXB_EXIT_FAIL;
 
 out_stop:
 	__atomic_store_n(&run.stop, 1, __ATOMIC_RELAXED);
