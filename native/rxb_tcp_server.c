@@ -39,8 +39,8 @@
  * and "per_thread" are the event loops; for blocking, the CPU slots whose
  * connection threads are summed together.
  *
- * uring_zcrx needs a NIC with queue-management ops and header split (see
- * shared/reference/zcrx.md); on veth/lo, registration fails (EOPNOTSUPP).
+ * uring_zcrx needs a NIC whose driver has queue-management ops and header
+ * split; on veth/lo, registration fails (EOPNOTSUPP).
  *
  * This file: options, listeners, reports and the main thread.  Each mode
  * is a struct server_mode (tcp_server.h) in a file of its own, in the table
