@@ -6,6 +6,9 @@
  */
 #include "tcp_server.h"
 
+#include <errno.h>
+#include <sys/socket.h>
+
 static void uring_arm_accept(struct loop *l, struct ctrs *d)
 {
 	struct io_uring_sqe *sqe = get_sqe(l);
