@@ -176,6 +176,33 @@ int wait_signal_until(const sigset_t *sigs, uint64_t deadline_ns)
 	}
 }
 
+const char *run_until_signal(const sigset_t *sigs, uint64_t deadline_ns,
+			     void (*snapshot)(void *arg), const char *(*wake)(void *arg),
+			     void *arg)
+{
+	const char *reason = NULL;
+
+	while (!reason) {
+		int sig = wait_signal_until(sigs, deadline_ns);
+
+		if (sig == 0) {
+			reason = "duration";
+		} else if (sig == SIGUSR1) {
+			if (snapshot)
+				snapshot(arg);
+		} else if (sig == SIGUSR2) {
+			if (wake)
+				reason = wake(arg);
+		} else if (sig > 0) {
+			reason = "signal";
+		} else {
+			warn_err(errno, "sigtimedwait");
+			reason = "error";
+		}
+	}
+	return reason;
+}
+
 void json_printf(const char *fmt, ...)
 {
 	va_list ap;
@@ -312,6 +339,30 @@ void getopt_fail(int c, char *const argv[])
 	if (optopt)
 		usage_error("unknown option '-%c'", optopt);
 	usage_error("unknown option '%s'", argv[optind - 1]);
+}
+
+int opt_next(int argc, char *const argv[], const char *optstring, const struct option *longopts,
+	     void (*usage)(FILE *f))
+{
+	int c;
+
+	opterr = 0;
+	c = getopt_long(argc, argv, optstring, longopts, NULL);
+	switch (c) {
+	case 'h':
+		usage(stdout);
+		exit(RXB_EXIT_OK);
+	case ':':
+	case '?':
+		getopt_fail(c, argv);
+	case -1:
+		if (optstring[0] != '+' && optind < argc)
+			usage_error("unexpected argument '%s'", argv[optind]);
+		break;
+	default:
+		break;
+	}
+	return c;
 }
 
 void pin_cpu(int cpu)

@@ -3,6 +3,7 @@
 #ifndef RXB_COMMON_H
 #define RXB_COMMON_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,6 +54,14 @@ unsigned int opt_uint(const char *name, const char *arg, unsigned int min, unsig
 int opt_enum(const char *name, const char *arg, const char *const names[], int n);
 /* The ':' (missing argument) and unknown-option cases of a getopt loop. */
 __attribute__((noreturn)) void getopt_fail(int c, char *const argv[]);
+/* One getopt_long step with the tail every tool shares: 'h' (--help) prints
+ * usage(stdout) and exits RXB_EXIT_OK; a missing argument or an unknown
+ * option is a one-line usage error (getopt_fail).  Returns the next option
+ * of optstring (which starts with ':', or "+:"), or -1 at the end, where an
+ * argument left over is an error ("unexpected argument") unless optstring
+ * starts with '+' (options end at the first operand: the caller's). */
+int opt_next(int argc, char *const argv[], const char *optstring, const struct option *longopts,
+	     void (*usage)(FILE *f));
 /* Pin the calling thread to one CPU (cpu < 0: do nothing). */
 void pin_cpu(int cpu);
 
@@ -69,6 +78,15 @@ void block_signals(sigset_t *sigs, int extra);
 /* Wait for one of sigs (blocked) until mono_ns() >= deadline_ns.  Returns the
  * signal number, 0 once the deadline has passed, -1 (errno set) on error. */
 int wait_signal_until(const sigset_t *sigs, uint64_t deadline_ns);
+/* The main thread's part of a run: wait for sigs (block_signals) until
+ * deadline_ns.  SIGUSR1 calls snapshot(arg) (NULL: nothing); SIGUSR2 (a
+ * worker's wake-up, when it is in sigs) calls wake(arg), which returns NULL
+ * to go on or why the run ends.  Returns that reason, or "duration" once
+ * the deadline has passed, "signal" for SIGINT/SIGTERM/SIGHUP, "error"
+ * when sigtimedwait fails (said on stderr). */
+const char *run_until_signal(const sigset_t *sigs, uint64_t deadline_ns,
+			     void (*snapshot)(void *arg), const char *(*wake)(void *arg),
+			     void *arg);
 
 /* JSON-lines output on stdout: build one line with json_printf/json_str,
  * terminate it with json_end() (newline + fflush). */

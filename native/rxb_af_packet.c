@@ -178,8 +178,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			    .frame_size = DEFAULT_FRAME_SIZE,
 			    .block_timeout_ms = DEFAULT_BLOCK_TIMEOUT_MS,
 			    .duration_s = DEFAULT_DURATION_S };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:t:c:B:b:F:T:d:h", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":i:t:c:B:b:F:T:d:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'i':
 			o->ifname = optarg;
@@ -218,15 +217,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'd':
 			o->duration_s = opt_duration(optarg, MAX_DURATION_S);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(RXB_EXIT_OK);
-		default:
-			getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->ifname)
 		usage_error("--ifname is required");
 	if (o->ncpus && o->ncpus != o->threads)
@@ -521,11 +513,52 @@ static void print_ready(const struct opts *o, int ifindex, int fanout_id,
 	json_end();
 }
 
+/* A worker's error, said once on stderr; true if there was one. */
+static bool worker_err_seen(struct worker *w, const char *ifname)
+{
+	int err = __atomic_load_n(&w->err, __ATOMIC_RELAXED);
+
+	if (!err || w->err_seen)
+		return false;
+	w->err_seen = true;
+	warn_err(err, "thread %u: %s: receive", w->idx, ifname);
+	return true;
+}
+
+/* What the main thread watches while the workers run. */
+struct watch {
+	struct worker *ws;
+	const struct opts *o;
+	bool failed; /* a snapshot could not be read */
+};
+
+static void watch_snapshot(void *arg)
+{
+	struct watch *w = arg;
+
+	if (report("snapshot", w->ws, w->o->threads, NULL))
+		w->failed = true;
+}
+
+/* SIGUSR2: a worker stopped on an error. */
+static const char *watch_wake(void *arg)
+{
+	struct watch *w = arg;
+	const char *reason = NULL;
+	unsigned int i;
+
+	for (i = 0; i < w->o->threads; i++)
+		if (worker_err_seen(&w->ws[i], w->o->ifname))
+			reason = "error";
+	return reason;
+}
+
 /* ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
 	struct worker *ws = NULL;
+	struct watch watch;
 	const char *reason = NULL;
 	bool ignore_outgoing = true;
 	sigset_t sigs;
@@ -599,34 +632,9 @@ int main(int argc, char **argv)
 	deadline = t0 + (uint64_t)(o.duration_s * (double)NS_PER_SEC);
 	print_ready(&o, ifindex, fanout_id, ignore_outgoing, t0);
 
-	ret = RXB_EXIT_OK;
-	while (!reason) {
-		int sig = wait_signal_until(&sigs, deadline);
-
-		if (sig == 0) {
-			reason = "duration";
-		} else if (sig == SIGUSR1) {
-			if (report("snapshot", ws, o.threads, NULL))
-				ret = RXB_EXIT_FAIL;
-		} else if (sig == SIGUSR2) {
-			for (i = 0; i < o.threads; i++) {
-				int werr = __atomic_load_n(&ws[i].err, __ATOMIC_RELAXED);
-
-				if (werr && !ws[i].err_seen) {
-					ws[i].err_seen = true;
-					warn_err(werr, "thread %u: %s: receive", i, o.ifname);
-					ret = RXB_EXIT_FAIL;
-					reason = "error";
-				}
-			}
-		} else if (sig > 0) {
-			reason = "signal";
-		} else {
-			warn_err(errno, "sigtimedwait");
-			ret = RXB_EXIT_FAIL;
-			reason = "error";
-		}
-	}
+	watch = (struct watch){ .ws = ws, .o = &o };
+	reason = run_until_signal(&sigs, deadline, watch_snapshot, watch_wake, &watch);
+	ret = watch.failed || !strcmp(reason, "error") ? RXB_EXIT_FAIL : RXB_EXIT_OK;
 
 out_stop:
 	__atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
@@ -639,9 +647,7 @@ out_stop:
 			ret = RXB_EXIT_FAIL;
 		}
 		/* An error the main loop had no time to see. */
-		if (ws[i].err && !ws[i].err_seen) {
-			ws[i].err_seen = true;
-			warn_err(ws[i].err, "thread %u: %s: receive", i, o.ifname);
+		if (worker_err_seen(&ws[i], o.ifname)) {
 			ret = RXB_EXIT_FAIL;
 			if (reason)
 				reason = "error";

@@ -237,8 +237,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			    .busy_usecs = DEFAULT_BUSY_USECS,
 			    .busy_budget = DEFAULT_BUSY_BUDGET,
 			    .duration_s = DEFAULT_DURATION_S };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:q:c:b:m:w:B:r:f:d:h", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":i:q:c:b:m:w:B:r:f:d:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'i':
 			o->ifname = optarg;
@@ -281,15 +280,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'd':
 			o->duration_s = opt_duration(optarg, MAX_DURATION_S);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(RXB_EXIT_OK);
-		default:
-			getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->ifname)
 		usage_error("--ifname is required");
 	if (o->batch > o->ring)
@@ -674,11 +666,32 @@ static void stop_threads(struct xq *qs, unsigned int nq)
 	}
 }
 
+/* What the main thread watches while the queues run. */
+struct watch {
+	struct xq *qs;
+	unsigned int nq;
+};
+
+static void watch_snapshot(void *arg)
+{
+	struct watch *w = arg;
+
+	report("snapshot", w->qs, w->nq, NULL);
+}
+
+/* SIGUSR2: a queue thread stopped on an error. */
+static const char *watch_wake(void *arg)
+{
+	(void)arg;
+	return __atomic_load_n(&run.failed, __ATOMIC_RELAXED) ? "error" : NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct xdp_program *prog = NULL;
 	struct bpf_map *map;
 	struct xq *qs = NULL;
+	struct watch watch;
 	const char *reason = NULL;
 	enum xdp_attach_mode attach_mode = XDP_MODE_NATIVE;
 	enum bind_mode bind;
@@ -809,27 +822,9 @@ int main(int argc, char **argv)
 		    xdp_program__id(prog), t0);
 	json_end();
 
-	ret = RXB_EXIT_OK;
-	while (!reason) {
-		int sig = wait_signal_until(&sigs, deadline);
-
-		if (sig == 0) {
-			reason = "duration";
-		} else if (sig == SIGUSR1) {
-			report("snapshot", qs, o.queues, NULL);
-		} else if (sig == SIGUSR2) {
-			if (__atomic_load_n(&run.failed, __ATOMIC_RELAXED)) {
-				ret = RXB_EXIT_FAIL;
-				reason = "error";
-			}
-		} else if (sig > 0) {
-			reason = "signal";
-		} else {
-			warn_err(errno, "sigtimedwait");
-			ret = RXB_EXIT_FAIL;
-			reason = "error";
-		}
-	}
+	watch = (struct watch){ .qs = qs, .nq = o.queues };
+	reason = run_until_signal(&sigs, deadline, watch_snapshot, watch_wake, &watch);
+	ret = strcmp(reason, "error") ? RXB_EXIT_OK : RXB_EXIT_FAIL;
 	stop_threads(qs, o.queues);
 	report("final", qs, o.queues, reason);
 

@@ -156,8 +156,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ .duration_s = DEFAULT_DURATION_S, .cpu = -1 };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:p:k:d:c:r:h", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":i:p:k:d:c:r:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'i':
 			if (o->n_ifs == MAX_IFS)
@@ -189,15 +188,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'r':
 			o->rt_priority = opt_uint("rt-priority", optarg, 0, 99);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(RXB_EXIT_OK);
-		default:
-			getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 }
 
 /* SCHED_FIFO if asked; a kernel or container that refuses it is told in
@@ -789,6 +781,12 @@ static void snapshot(const char *event, const char *reason)
 	json_end();
 }
 
+static void print_snapshot(void *arg)
+{
+	(void)arg;
+	snapshot("snapshot", NULL);
+}
+
 int main(int argc, char **argv)
 {
 	static char outbuf[BUF_SIZE];
@@ -838,21 +836,9 @@ int main(int argc, char **argv)
 	json_printf("}");
 	json_end();
 
-	while (!reason) {
-		int sig = wait_signal_until(&sigs, deadline);
-
-		if (sig == 0) {
-			reason = "duration";
-		} else if (sig == SIGUSR1) {
-			snapshot("snapshot", NULL);
-		} else if (sig > 0) {
-			reason = "signal";
-		} else {
-			warn_err(errno, "sigtimedwait");
-			ret = RXB_EXIT_FAIL;
-			reason = "error";
-		}
-	}
+	reason = run_until_signal(&sigs, deadline, print_snapshot, NULL, NULL);
+	if (!strcmp(reason, "error"))
+		ret = RXB_EXIT_FAIL;
 	snapshot("final", reason);
 	if (ferror(stdout))
 		ret = RXB_EXIT_FAIL;

@@ -296,9 +296,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			    .batch = DEFAULT_BATCH,
 			    .ring = DEFAULT_RING,
 			    .method = DEFAULT_METHOD };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:D:S:s:d:l:f:t:n:c:T:C:b:r:m:R:U:h", longopts,
-				NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":i:D:S:s:d:l:f:t:n:c:T:C:b:r:m:R:U:h", longopts,
+			     usage)) != -1) {
 		switch (c) {
 		case 'i':
 			o->ifname = optarg;
@@ -376,15 +375,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				usage_error("--catch-up: invalid value '%s' (want 0..%g)", optarg,
 					    MAX_CATCH_UP);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(RXB_EXIT_OK);
-		default:
-			getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->ifname)
 		usage_error("--ifname is required");
 	if (!o->have_dst_mac)
@@ -1067,6 +1059,27 @@ static bool all_finished(struct run *runs, unsigned int T)
 	return true;
 }
 
+/* What the main thread watches while the senders run. */
+struct watch {
+	struct run *runs;
+	unsigned int T, wire_len;
+};
+
+static void watch_snapshot(void *arg)
+{
+	struct watch *w = arg;
+
+	snapshot(w->runs, w->T, w->wire_len);
+}
+
+/* SIGUSR2: a sender finished; the run ends once all have. */
+static const char *watch_wake(void *arg)
+{
+	struct watch *w = arg;
+
+	return all_finished(w->runs, w->T) ? "finished" : NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct ifreq ifr;
@@ -1078,6 +1091,7 @@ int main(int argc, char **argv)
 	unsigned int i, j, mtu, T, wire_len;
 	int ifindex, fd, sndbuf = 0;
 	const char *reason = NULL;
+	struct watch watch;
 	bool signalled = false, all_count = true;
 	double elapsed;
 
@@ -1187,19 +1201,17 @@ int main(int argc, char **argv)
 			die_err(err, "pthread_create (thread %u)", i);
 	}
 
-	while (!all_finished(runs, T)) {
-		int sig = wait_signal_until(&sigs, deadline + DRAIN_TIMEOUT_NS);
-
-		if (sig < 0)
-			die("sigtimedwait");
-		if (sig == SIGUSR1) {
-			snapshot(runs, T, wire_len);
-		} else if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+	/* The senders stop by themselves at the deadline (the wait ends
+	 * DRAIN_TIMEOUT_NS later regardless); a stop signal stops them now. */
+	watch = (struct watch){ .runs = runs, .T = T, .wire_len = wire_len };
+	if (!all_finished(runs, T)) {
+		reason = run_until_signal(&sigs, deadline + DRAIN_TIMEOUT_NS, watch_snapshot,
+					  watch_wake, &watch);
+		if (!strcmp(reason, "error"))
+			exit(RXB_EXIT_FAIL); /* sigtimedwait failed: said on stderr */
+		if (!strcmp(reason, "signal")) {
 			signalled = true;
 			__atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
-			break;
-		} else if (sig == 0) {
-			break;  /* senders stop by themselves at the deadline */
 		}
 	}
 	t1 = 0;

@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 	uint64_t t0, t1;
 
 	rxb_tool = TOOL_NAME;
-	while ((c = getopt_long(argc, argv, ":c:n:h", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":c:n:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'c':
 			opt_cpu_list(optarg, cpus, 2, &ncpus);
@@ -86,15 +86,8 @@ int main(int argc, char **argv)
 		case 'n':
 			rounds = opt_uint("rounds", optarg, 1, MAX_ROUNDS);
 			break;
-		case 'h':
-			usage(stdout);
-			return RXB_EXIT_OK;
-		default:
-			getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 	if (ncpus != 2 || cpus[0] == cpus[1])
 		usage_error("--cpus: want two different CPUs, e.g. --cpus 0,1");
 

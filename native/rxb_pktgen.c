@@ -136,11 +136,16 @@ static void counters(uint64_t *pkts, uint64_t *errors, char *result, size_t rlen
 	}
 }
 
+static pthread_t main_tid;
+
+/* "start" returns once the run is over (--count packets out, or "stop"):
+ * then wake the main thread. */
 static void *starter(void *arg)
 {
 	int *err = arg;
 
 	*err = pg_write(PG_DIR "/pgctrl", "start");
+	pthread_kill(main_tid, SIGUSR2);
 	return NULL;
 }
 
@@ -176,7 +181,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->burst = 1;
-	while ((c = getopt_long(argc, argv, ":i:d:m:s:D:n:r:b:c:C:h", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":i:d:m:s:D:n:r:b:c:C:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'i': o->ifname = optarg; break;
 		case 'd': o->dst = optarg; break;
@@ -194,12 +199,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'b': o->burst = opt_uint("--burst", optarg, 1, 1024); break;
 		case 'c': o->clone_skb = opt_uint("--clone-skb", optarg, 0, 1000000); break;
 		case 'C': o->cpu = opt_uint("--cpu", optarg, 0, 4095); break;
-		case 'h': usage(stdout); exit(RXB_EXIT_OK);
-		default: getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->ifname || !o->dst || !o->dst_mac || !o->size || o->duration_s <= 0)
 		usage_error("--ifname, --dst, --dst-mac, --size and --duration are required");
 	bench_ip(o->dst);
@@ -208,15 +209,44 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		usage_error("--dst-mac: invalid MAC address '%s'", o->dst_mac);
 }
 
+/* What the main thread watches while pktgen runs. */
+struct watch {
+	const struct opts *o;
+	pthread_t *th;
+};
+
+static void watch_snapshot(void *arg)
+{
+	struct watch *w = arg;
+	uint64_t pkts, errors;
+
+	counters(&pkts, &errors, NULL, 0);
+	json_printf("{\"event\":\"snapshot\",\"t_ns\":%" PRIu64 ",\"packets\":%" PRIu64
+		    ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
+		    mono_ns(), pkts, pkts * w->o->size, errors);
+	json_end();
+}
+
+/* SIGUSR2: the starter is done, --count packets are out. */
+static const char *watch_wake(void *arg)
+{
+	struct watch *w = arg;
+
+	pthread_join(*w->th, NULL);
+	*w->th = 0;
+	return "count";
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
 	char thread[64], cmd[128], dev[16], result[512] = "";
 	uint64_t t0, deadline, pkts, errors;
-	const char *reason = "deadline";
+	const char *reason;
+	struct watch watch;
 	pthread_t th;
 	sigset_t sigs;
-	int serr = 0, sig, status;
+	int serr = 0, status;
 
 	rxb_tool = TOOL_NAME;
 	parse_args(argc, argv, &o);
@@ -239,7 +269,8 @@ int main(int argc, char **argv)
 			return RXB_EXIT_UNSUPPORTED;
 		}
 	}
-	block_signals(&sigs, 0);
+	block_signals(&sigs, SIGUSR2);
+	main_tid = pthread_self();
 
 	snprintf(thread, sizeof(thread), PG_DIR "/kpktgend_%u", o.cpu);
 	if (pg_write(thread, "rem_device_all"))
@@ -270,31 +301,11 @@ int main(int argc, char **argv)
 		    o.size, o.size - FCS_LEN, o.count, o.rate_pps, o.burst, o.clone_skb, o.cpu, t0);
 	json_end();
 
-	for (;;) {
-		/* the run ends by itself once --count packets are out */
-		uint64_t step = mono_ns() + NS_PER_SEC / 10;
-
-		sig = wait_signal_until(&sigs, step < deadline ? step : deadline);
-		if (sig == SIGUSR1) {
-			counters(&pkts, &errors, NULL, 0);
-			json_printf("{\"event\":\"snapshot\",\"t_ns\":%" PRIu64 ",\"packets\":%" PRIu64
-				    ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
-				    mono_ns(), pkts, pkts * o.size, errors);
-			json_end();
-			continue;
-		}
-		if (sig > 0) {
-			reason = "signal";
-			break;
-		}
-		if (mono_ns() >= deadline)
-			break;
-		if (pthread_tryjoin_np(th, NULL) == 0) {
-			reason = "count";
-			th = 0;
-			break;
-		}
-	}
+	/* the run ends by itself once --count packets are out */
+	watch = (struct watch){ .o = &o, .th = &th };
+	reason = run_until_signal(&sigs, deadline, watch_snapshot, watch_wake, &watch);
+	if (!strcmp(reason, "duration"))
+		reason = "deadline";
 	if (th) {
 		pg_write(PG_DIR "/pgctrl", "stop");
 		pthread_join(th, NULL);

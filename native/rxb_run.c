@@ -107,9 +107,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ 0 };
-	opterr = 0;
 	/* '+': options end at the command (its own options are its own) */
-	while ((c = getopt_long(argc, argv, "+:b:r:h", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, "+:b:r:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'b':
 			if (parse_double(optarg, &o->bound_s) || o->bound_s < 0 ||
@@ -123,11 +122,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				usage_error("--record: empty file name");
 			o->record = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(RXB_EXIT_OK);
-		default:
-			getopt_fail(c, argv);
 		}
 	}
 	if (!have_bound)

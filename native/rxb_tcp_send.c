@@ -208,8 +208,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ .conns = DEFAULT_CONNS, .msg = DEFAULT_MSG };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":D:p:n:m:d:B:c:zr:t:h", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":D:p:n:m:d:B:c:zr:t:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'D':
 			o->dst_str = optarg;
@@ -248,15 +247,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				usage_error("--rate-gbps: invalid value '%s' (want Gbit/s, 0 < R <= %.0f)",
 					    optarg, MAX_RATE_GBPS);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(RXB_EXIT_OK);
-		default:
-			getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->dst_str)
 		usage_error("--dst is required");
 	if (!o->port)
@@ -633,6 +625,25 @@ static void print_ready(uint64_t t0)
 	json_end();
 }
 
+static void print_snapshot(void *arg)
+{
+	(void)arg;
+	report("snapshot", NULL);
+}
+
+/* SIGUSR2: a thread has finished; the run ends once all have. */
+static const char *threads_done(void *arg)
+{
+	unsigned int done = 0, i;
+
+	(void)arg;
+	for (i = 0; i < run.nthreads; i++)
+		done += (unsigned int)__atomic_load_n(&run.threads[i].finished, __ATOMIC_RELAXED);
+	if (done < run.nthreads)
+		return NULL;
+	return run.o.count_bytes ? "count" : "closed";
+}
+
 /* ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -739,28 +750,7 @@ int main(int argc, char **argv)
 	deadline = t0 + (uint64_t)(o->duration_s * (double)NS_PER_SEC);
 	print_ready(t0);
 
-	while (!reason) {
-		int sig = wait_signal_until(&sigs, deadline);
-
-		if (sig == 0) {
-			reason = "duration";
-		} else if (sig == SIGUSR1) {
-			report("snapshot", NULL);
-		} else if (sig == SIGUSR2) {
-			unsigned int done = 0;
-
-			for (i = 0; i < run.nthreads; i++)
-				done += (unsigned int)__atomic_load_n(&run.threads[i].finished,
-								      __ATOMIC_RELAXED);
-			if (done == run.nthreads)
-				reason = o->count_bytes ? "count" : "closed";
-		} else if (sig > 0) {
-			reason = "signal";
-		} else {
-			warn_err(errno, "sigtimedwait");
-			reason = "error";
-		}
-	}
+	reason = run_until_signal(&sigs, deadline, print_snapshot, threads_done, NULL);
 
 out_stop:
 	__atomic_store_n(&run.stop, 1, __ATOMIC_RELAXED);

@@ -93,8 +93,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	*o = (struct opts){ .mode = DEFAULT_MODE,
 			    .duration_s = DEFAULT_DURATION_S,
 			    .cpu = -1 };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:m:d:p:c:a:P:h", longopts, NULL)) != -1) {
+	while ((c = opt_next(argc, argv, ":i:m:d:p:c:a:P:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'i':
 			o->ifname = optarg;
@@ -122,15 +121,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				usage_error("--dst-port: invalid value '%s' (want 1..65535)", optarg);
 			o->cfg.dport = htons((uint16_t)port);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(RXB_EXIT_OK);
-		default:
-			getopt_fail(c, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->ifname)
 		usage_error("--ifname is required");
 	if (!o->dst_ip != !port)
@@ -233,8 +225,23 @@ static int detach(int ifindex, const char *ifname, int prog_fd, enum xdp_mode mo
 	return -1;
 }
 
+/* What the main thread reads for a snapshot. */
+struct watch {
+	int map_fd;
+	struct xdp_drop_stats *vals;
+	int ncpus;
+};
+
+static void watch_snapshot(void *arg)
+{
+	struct watch *w = arg;
+
+	report("snapshot", w->map_fd, w->vals, w->ncpus, NULL);
+}
+
 int main(int argc, char **argv)
 {
+	struct watch watch;
 	struct xdp_drop_stats *vals = NULL;
 	struct bpf_object *obj = NULL;
 	struct bpf_program *prog;
@@ -354,22 +361,9 @@ int main(int argc, char **argv)
 	json_printf(",\"t_ns\":%" PRIu64 "}", t0);
 	json_end();
 
-	ret = RXB_EXIT_OK;
-	while (!reason) {
-		int sig = wait_signal_until(&sigs, deadline);
-
-		if (sig == 0) {
-			reason = "duration";
-		} else if (sig == SIGUSR1) {
-			report("snapshot", map_fd, vals, ncpus, NULL);
-		} else if (sig > 0) {
-			reason = "signal";
-		} else {
-			warn_err(errno, "sigtimedwait");
-			ret = RXB_EXIT_FAIL;
-			reason = "error";
-		}
-	}
+	watch = (struct watch){ .map_fd = map_fd, .vals = vals, .ncpus = ncpus };
+	reason = run_until_signal(&sigs, deadline, watch_snapshot, NULL, &watch);
+	ret = strcmp(reason, "error") ? RXB_EXIT_OK : RXB_EXIT_FAIL;
 
 	if (report("final", map_fd, vals, ncpus, reason))
 		ret = RXB_EXIT_FAIL;
