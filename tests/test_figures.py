@@ -8,6 +8,8 @@ import pytest
 import synthetic
 from rxbench import plots, stats, tables
 
+pytestmark = pytest.mark.unit
+
 PDF, PNG = b"%PDF", b"\x89PNG"
 
 

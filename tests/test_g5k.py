@@ -20,6 +20,8 @@ from rxbench.config import resolve
 from rxbench.platforms import g5k
 from rxbench.platforms.g5k_api import G5kError
 
+pytestmark = pytest.mark.unit
+
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 from g5k_api import Server  # noqa: E402

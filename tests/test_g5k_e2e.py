@@ -37,6 +37,7 @@ except ImportError as e:
 from g5k_api import Server  # noqa: E402
 
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+pytestmark = [pytestmark, pytest.mark.integration]
 
 
 def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):

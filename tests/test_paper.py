@@ -13,6 +13,8 @@ import pytest
 import synthetic
 from rxbench import paper
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "paper"
 NEWCOMMAND = re.compile(r"^\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", re.M)

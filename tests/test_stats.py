@@ -8,6 +8,8 @@ import pytest
 import synthetic
 from rxbench import stats as S
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("dof,t", [(1, 12.706204736), (2, 4.302652730), (4, 2.776445105),
                                    (9, 2.262157163), (29, 2.045229642), (100, 1.983971519)])
