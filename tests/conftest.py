@@ -80,12 +80,32 @@ def _declared_tier(item) -> str:
         f"(or integration, guests: see pytest.ini), or the test its own")
 
 
+# unit tests that take seconds each (PDF builds, snakemake runs, waits that
+# are the behaviour under test), left out of `make check`; a test may as
+# well carry @pytest.mark.slow itself
+SLOW_TESTS = {
+    "tests/test_paper.py": {"test_paper_builds", "test_numbers_match_the_csv"},
+    "tests/test_figures.py": {"test_every_planned_figure_is_drawn", "test_plan_follows_the_data"},
+    "tests/test_pipeline.py": {"test_dry_run_lists_every_cell_of_the_sweep",
+                               "test_bad_config_stops_before_anything_runs"},
+    "tests/test_zcrx_rq.py": {"test_refill_ring_full_loses_no_buffer_and_keeps_order"},
+    "tests/test_g5k.py": {"test_a_job_the_api_would_not_delete_is_kept_for_release",
+                          "test_snakemake_plans_the_g5k_campaign_from_the_example"},
+    "tests/test_rxb_run.py": {"test_the_bound_terms_then_kills_5_s_later"},
+    "tests/test_xdpsock.py": {"test_ready_snapshot_final_while_traffic_flows",
+                              "test_without_traffic_in_poll_mode_it_is_killed_after_the_grace",
+                              "test_its_duration_alone_does_not_end_it_without_traffic"},
+}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Every test ends up with exactly one tier mark (before -m selects):
     a test without one stops the collection."""
     tiers = {}
     for item in items:
+        if getattr(item, "originalname", None) in SLOW_TESTS.get(item.nodeid.split("::")[0], ()):
+            item.add_marker("slow")
         declared, implied = _declared_tier(item), _implied_tier(item)
         tiers[item] = max(filter(None, (declared, implied)), key=TIERS.index)
     for item, tier in tiers.items():

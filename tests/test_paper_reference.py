@@ -22,7 +22,7 @@ from rxbench.platforms import PLATFORMS
 ROOT = Path(__file__).resolve().parents[1]
 SETS = sorted((ROOT / "results" / "reference").glob("*/summary.csv"))
 pytestmark = pytest.mark.skipif(not SETS, reason="no committed reference set")
-pytestmark = [pytestmark, pytest.mark.unit]
+pytestmark = [pytestmark, pytest.mark.unit, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", params=SETS, ids=lambda p: p.parent.name)
