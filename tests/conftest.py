@@ -47,6 +47,73 @@ NO_TESTBED = _why_no_testbed()
 needs_testbed = pytest.mark.skipif(NO_TESTBED is not None, reason=NO_TESTBED or "")
 
 
+# -- tiers (markers registered in pytest.ini) ---------------------------------------
+# A test's tier is the closest one declared: its own mark, else its class's,
+# else its module's `pytestmark`; raised by what the test itself says it
+# needs (a file of unit tests may hold a test that needs the testbed):
+TIERS = ("unit", "integration", "guests")
+INTEGRATION_FIXTURES = {"state_dir", "workdir", "ssh_hosts", "sshd"}
+
+
+def _implied_tier(item) -> str | None:
+    """integration for a test that needs root: needs_testbed, a fixture of
+    the local testbed or the sshd hosts, or a skip whose reason is that it
+    needs root."""
+    if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "integration"
+    for m in item.iter_markers("skipif"):
+        if m is needs_testbed.mark or str(m.kwargs.get("reason", "")).startswith("needs root"):
+            return "integration"
+    return None
+
+
+def _declared_tier(item) -> str:
+    for node in reversed(item.listchain()):
+        found = sorted({m.name for m in node.own_markers if m.name in TIERS})
+        if len(found) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: more than one tier ({', '.join(found)}) "
+                                    f"on {node.nodeid or 'the session'}")
+        if found:
+            return found[0]
+    raise pytest.UsageError(
+        f"{item.nodeid}: no tier marker; give its module a `pytestmark = pytest.mark.unit` "
+        f"(or integration, guests: see pytest.ini), or the test its own")
+
+
+# unit tests that take seconds each (PDF builds, snakemake runs, waits that
+# are the behaviour under test), left out of `make check`; a test may as
+# well carry @pytest.mark.slow itself
+SLOW_TESTS = {
+    "tests/test_paper.py": {"test_paper_builds", "test_numbers_match_the_csv"},
+    "tests/test_figures.py": {"test_every_planned_figure_is_drawn", "test_plan_follows_the_data"},
+    "tests/test_pipeline.py": {"test_dry_run_lists_every_cell_of_the_sweep",
+                               "test_bad_config_stops_before_anything_runs"},
+    "tests/test_zcrx_rq.py": {"test_refill_ring_full_loses_no_buffer_and_keeps_order"},
+    "tests/test_g5k.py": {"test_a_job_the_api_would_not_delete_is_kept_for_release",
+                          "test_snakemake_plans_the_g5k_campaign_from_the_example"},
+    "tests/test_rxb_run.py": {"test_the_bound_terms_then_kills_5_s_later"},
+    "tests/test_xdpsock.py": {"test_ready_snapshot_final_while_traffic_flows",
+                              "test_without_traffic_in_poll_mode_it_is_killed_after_the_grace",
+                              "test_its_duration_alone_does_not_end_it_without_traffic"},
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test ends up with exactly one tier mark (before -m selects):
+    a test without one stops the collection."""
+    tiers = {}
+    for item in items:
+        if getattr(item, "originalname", None) in SLOW_TESTS.get(item.nodeid.split("::")[0], ()):
+            item.add_marker("slow")
+        declared, implied = _declared_tier(item), _implied_tier(item)
+        tiers[item] = max(filter(None, (declared, implied)), key=TIERS.index)
+    for item, tier in tiers.items():
+        for node in item.listchain():
+            node.own_markers[:] = [m for m in node.own_markers if m.name not in TIERS]
+        item.add_marker(tier)
+
+
 def rxb_netns() -> list[str]:
     """The local testbed's namespaces (other platforms' are checked by their
     own tests: another engineer's guest namespace is not this test's leftover)."""

@@ -17,6 +17,8 @@ from rxbench.proc import Tool
 from rxbench.stacks import GENERATORS, RECEIVERS
 from rxbench.util import Log, run
 
+pytestmark = pytest.mark.integration
+
 COUNT = 5000
 
 

@@ -12,6 +12,8 @@ from rxbench.present import statsfile as SF
 from rxbench.result import ResultError, load_result, validate_result
 from rxbench.tables import eth_table
 
+pytestmark = pytest.mark.unit
+
 PROV = {"kernel": "6.18.0 #1", "cmdline": "", "cpu_model": "Test CPU", "nic_driver": "veth",
         "versions": {}, "commands": [], "git_rev": "abc", "started_at": "2026-11-26T00:00:00",
         "hosts": {}}

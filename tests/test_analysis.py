@@ -20,6 +20,8 @@ from rxbench.platforms.local import Placement
 from rxbench.stacks import Generator, Receiver
 from rxbench.stacks.eth import DpdkTxonly
 
+pytestmark = pytest.mark.unit
+
 HZ = 100
 LINK0 = {"rx_packets": 0, "tx_packets": 0, "rx_dropped": 0, "tx_dropped": 0, "rx_errors": 0,
          "tx_errors": 0, "rx_missed_errors": 0}

@@ -5,6 +5,8 @@ import pytest
 from rxbench import cells
 from rxbench.config import resolve
 
+pytestmark = pytest.mark.unit
+
 CFG = resolve({}, ncpus=2)
 
 

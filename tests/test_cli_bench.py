@@ -7,6 +7,8 @@ import pytest
 
 from rxbench import bench, cli
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def calls(monkeypatch):

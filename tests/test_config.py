@@ -4,6 +4,8 @@ import pytest
 
 from rxbench.config import ConfigError, resolve, schema
 
+pytestmark = pytest.mark.unit
+
 
 def test_default_profile_is_the_real_campaign():
     cfg = resolve({}, ncpus=2)

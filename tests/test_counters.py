@@ -17,6 +17,7 @@ from conftest import NATIVE
 
 TOOL = NATIVE / "rxb-counters"
 pytestmark = pytest.mark.skipif(not TOOL.exists(), reason="rxb-counters not built (make -C native)")
+pytestmark = [pytestmark, pytest.mark.unit]
 
 
 def run_reader(args: list[str], snapshots: int, prefix: list[str] = (), gap: float = 0.1):

@@ -13,6 +13,8 @@ from rxbench.present import groups as G
 from rxbench.present import statsfile as SF
 from rxbench.present import look
 
+pytestmark = pytest.mark.unit
+
 PDF, PNG = b"%PDF", b"\x89PNG"
 
 

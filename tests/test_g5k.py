@@ -27,6 +27,8 @@ from rxbench.platforms.g5k import nodes as N
 from rxbench.platforms.g5k import settings as S
 from rxbench.platforms.g5k.api import Api, G5kError
 
+pytestmark = pytest.mark.unit
+
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 from g5k_api import Server  # noqa: E402

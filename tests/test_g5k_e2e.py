@@ -25,6 +25,8 @@ sys.path.insert(0, str(TESTS))
 from g5k_api import Server  # noqa: E402
 from sshhosts import TEST_IF  # noqa: E402 (the ssh_hosts fixture: conftest)
 
+pytestmark = pytest.mark.integration
+
 
 def test_g5k_smoke_campaign_from_reservation_to_release(tmp_path, ssh_hosts):
     from conftest import snakemake

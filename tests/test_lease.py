@@ -15,6 +15,8 @@ import pytest
 from rxbench import lease
 from rxbench.state import alive, pid_start
 
+pytestmark = pytest.mark.unit
+
 TESTS = Path(__file__).resolve().parent
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from rxbench import state
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def lock_path(tmp_path, monkeypatch):

@@ -7,6 +7,8 @@ import pytest
 from rxbench.measure import cpu_delta, parse_ethtool_stats, parse_link_json, parse_proc_stat
 from rxbench.platforms.local import Placement
 
+pytestmark = pytest.mark.unit
+
 STAT_A = """cpu  10 0 10 100 0 0 0 0 0 0
 cpu0 5 0 5 50 0 0 0 0 0 0
 cpu1 5 0 5 50 0 0 0 0 0 0

@@ -12,6 +12,9 @@ from rxbench.config import resolve
 from rxbench.ndr import measure_ndr
 from rxbench.util import Log
 
+import pytest
+pytestmark = pytest.mark.integration
+
 QUICK = {"profile": "ndr", "ndr": {"initial_trial_duration_s": 0.25,
                                    "final_trial_duration_s": 0.5, "duration_sum_s": 1,
                                    "relative_width": 0.05, "max_load_pps": 2000000,

@@ -18,6 +18,8 @@ from rxbench.present import statsfile as SF
 from rxbench.present import macros as MX
 from rxbench.present.numbers import write_numbers
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "paper"
 NEWCOMMAND = re.compile(r"^\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", re.M)

@@ -31,6 +31,7 @@ from rxbench.present.numbers import numbers, write_numbers
 ROOT = Path(__file__).resolve().parents[1]
 SETS = sorted((ROOT / "results" / "reference").glob("*/summary.csv"))
 pytestmark = pytest.mark.skipif(not SETS, reason="no committed reference set")
+pytestmark = [pytestmark, pytest.mark.unit, pytest.mark.slow]
 
 
 def _pdf_set():

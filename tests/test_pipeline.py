@@ -19,6 +19,8 @@ from conftest import (ROOT, copy_checkout, kill_group, leftovers, needs_testbed,
                       popen_snakemake, rxb_netns, snakemake, tree_hash, wait_for)
 from conftest import snakemake as _snakemake
 
+pytestmark = pytest.mark.unit
+
 CELL = "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json"
 SMOKE = ["--cores", "1", "--config", "profile=smoke"]
 

@@ -13,6 +13,8 @@ from rxbench import cells
 from rxbench.config import resolve
 from rxbench.util import Log
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("bad", ["0", "-5", "1.5", "abc", "2000000000"])
 def test_bad_rate_is_refused_with_one_line(bad):

@@ -13,6 +13,8 @@ from conftest import ROOT, tree_hash
 from rxbench import RxbenchError, cells, reference
 from rxbench.config import resolve
 
+pytestmark = pytest.mark.unit
+
 REF = ROOT / "results" / "reference"
 
 

@@ -23,6 +23,7 @@ TOOL = NATIVE / "rxb-run"
 REMOTE_PY = ROOT / "workflow" / "rxbench" / "hosts" / "remote.py"
 WRAPPERS = {"rxb-run": [str(TOOL)], "remote.py": [sys.executable, str(REMOTE_PY), "run"]}
 pytestmark = pytest.mark.skipif(not TOOL.exists(), reason="rxb-run not built (make -C native)")
+pytestmark = [pytestmark, pytest.mark.unit]
 
 # a tool that leaves a grandchild in its group and says its pid
 GRANDCHILD = ["sh", "-c", "sleep 300 & echo $!; wait"]

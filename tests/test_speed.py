@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from rxbench import measure, provenance, state, stats
+from rxbench import measure, provenance, state
+
+pytestmark = pytest.mark.unit
 
 
 def test_a_cell_process_imports_no_pandas():
@@ -31,9 +33,33 @@ def test_a_cell_process_imports_no_pandas():
     assert json.loads(p.stdout.replace("'", '"')) == []
 
 
-def test_stats_steady_state_is_the_cells_own():
-    assert stats.steady_state is measure.steady_state
-    assert stats.STEADY_DRIFT == measure.STEADY_DRIFT
+def _series(rates: list[float]) -> list[dict]:
+    """Cumulative one-a-second snapshots that give these per-second rates."""
+    out, total = [{"t_ns": 0, "packets": 0}], 0
+    for i, r in enumerate(rates, 1):
+        total += r
+        out.append({"t_ns": i * 10**9, "packets": int(total)})
+    return out
+
+
+def test_the_cells_steady_state_rule():
+    """The verdict a cell records (and the summary reads, never recomputes):
+    steady when the last half's mean rate is within STEADY_DRIFT of the
+    first half's and no second falls below half the median."""
+    ok = measure.steady_state(_series([1e6, 1.01e6, 0.99e6, 1e6]))
+    assert ok["steady"] is True and ok["rates"] == [1e6, 1.01e6, 0.99e6, 1e6] and not ok["reason"]
+    edge = 1 + measure.STEADY_DRIFT * 0.9
+    assert measure.steady_state(_series([1e6, 1e6, edge * 1e6, edge * 1e6]))["steady"] is True
+    up = measure.steady_state(_series([1e6, 1e6, 1.2e6, 1.2e6]))
+    assert up["steady"] is False and abs(up["drift"] - 0.2) < 1e-9
+    assert up["reason"] == "rate drifts +20.0 % from the first half to the last"
+    stall = measure.steady_state(_series([1e6, 0.4e6, 1e6, 1e6, 0.4e6, 1e6]))
+    assert stall["steady"] is False
+    assert stall["reason"] == "2 interval(s) below half the median rate"
+    few = measure.steady_state(_series([1e6, 1e6]))
+    assert few["steady"] is None and few["reason"] == "too few snapshots"
+    # a snapshot without the key (a tool that did not answer) is left out
+    assert measure.steady_state([{"t_ns": 0}, *_series([1e6] * 3)[1:]])["steady"] is None
 
 
 def _fake_iperf3(bindir: Path, version: str) -> None:

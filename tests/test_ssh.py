@@ -18,6 +18,8 @@ import yaml
 from conftest import ROOT, kill_group, popen_snakemake, snakemake, wait_for
 from sshhosts import TEST_IF
 
+pytestmark = pytest.mark.unit
+
 CELL = "results/ssh/eth/xdp_drop/cores=1/size=64/rep=1.json"
 
 

@@ -12,6 +12,8 @@ from rxbench.present import groups as G
 from rxbench.present import statsfile as SF
 from rxbench.present import look
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("dof,t", [(1, 12.706204736), (2, 4.302652730), (4, 2.776445105),
                                    (9, 2.262157163), (29, 2.045229642), (100, 1.983971519)])

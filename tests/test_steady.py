@@ -9,6 +9,9 @@ from rxbench.config import resolve
 from rxbench.runner import measure_eth
 from rxbench.util import Log
 
+import pytest
+pytestmark = pytest.mark.integration
+
 
 @needs_testbed
 def test_eth_cell_has_steady_state_and_probe_during(tmp_path):

@@ -24,6 +24,7 @@ from rxbench.util import Log
 PORT = 5201
 MODES = ["blocking", "epoll", "epoll_et", "uring", "uring_opt"]
 pytestmark = needs_testbed
+pytestmark = [pytestmark, pytest.mark.integration]
 
 
 @pytest.fixture

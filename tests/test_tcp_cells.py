@@ -15,6 +15,8 @@ from conftest import needs_testbed, rxb_netns
 from rxbench import RxbenchError, cells, config, runner
 from rxbench.stacks.tcp import TcpServer, label
 
+pytestmark = pytest.mark.unit
+
 
 def run(tmp_path, state_dir, name: str, **over) -> dict:
     """Run one cell; its own namespaces and processes must be gone after

@@ -16,6 +16,8 @@ import pytest
 from rxbench import ROOT
 from rxbench.stacks.testpmd import parse_xstats, reason_from
 
+pytestmark = pytest.mark.unit
+
 XSTATS = """###### NIC extended statistics for port 0
 rx_good_packets: 1150567
 tx_good_packets: 0

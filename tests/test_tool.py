@@ -7,6 +7,9 @@ import sys
 
 from rxbench.hosts.tool import wait_exit
 
+import pytest
+pytestmark = pytest.mark.unit
+
 
 def test_wait_exit_returns_when_the_child_exits_and_reaps_it():
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2)"])

@@ -21,6 +21,8 @@ import pytest
 from rxbench import RxbenchError, provenance
 from rxbench import versions as V
 
+pytestmark = pytest.mark.unit
+
 ROOT = V.ROOT
 NIX = shutil.which("nix-instantiate")
 NEEDS_NIX = pytest.mark.skipif(NIX is None, reason="nix-instantiate is not installed "

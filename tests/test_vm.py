@@ -5,7 +5,11 @@ real cell per stack through the host-generic runner on the ssh platform's
 testbed (Linux pktgen in the sender guest, DPDK on its own virtio PMD,
 zcrx=nodev), teardown that leaves no process, namespace, link or overlay
 behind; and what the vm platform brought to the generic stacks, on the
-local testbed (unsupported there, with the reason)."""
+local testbed (unsupported there, with the reason).
+
+The guest tests share one lease (the `guests` fixture: the guests boot once
+for this module, as a campaign's do); the last of them ends that campaign
+and checks that the lease releases everything."""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import time
 import pytest
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.unit     # the guest tests are marked guests, one integration
 
 from rxbench.config import ConfigError, resolve
 from rxbench.platforms import vm
@@ -99,10 +105,14 @@ def _why_no_vm() -> str | None:
 NO_VM = _why_no_vm()
 
 
-def _lease_netns(tmp_path) -> list[str]:
-    """The namespaces this test's lease recorded (its record, while it exists)."""
+def _lease_file(state):
+    return list(state.glob("lease-vm-*.json"))
+
+
+def _lease_netns(state) -> list[str]:
+    """The namespaces the lease recorded (its record, while it exists)."""
     out = []
-    for f in _lease_file(tmp_path):
+    for f in _lease_file(state):
         try:
             out += json.loads(f.read_text()).get("resources", {}).get("netns", [])
         except ValueError:
@@ -124,27 +134,74 @@ def _ours(namespaces):
     return {"netns": sorted(set(namespaces) & set(netns_list())), "qemu": qemu, "links": links}
 
 
-def _lease_file(tmp_path):
-    return list((tmp_path / "state").glob("lease-vm-*.json"))
+# the campaign that holds the shared lease: it takes the lease (booting the
+# guests, or finding them up) and watches nothing but its stdin; the lease
+# watches it, so the guests stay up until the stdin closes
+HOLDER = """
+import os, sys
+from rxbench import lease
+from rxbench.config import resolve
+from rxbench.util import Log
+lease.ensure("vm", resolve({"platform": "vm"}), Log(echo=True), watch_pid=os.getpid())
+print("LEASED", flush=True)
+sys.stdin.read()
+"""
 
 
-def _env(tmp_path):
-    # a private state dir: the lease's record is ours alone (and the test's
-    # own leftovers check is exact)
-    return {**os.environ, "PYTHONPATH": str(ROOT / "workflow"),
-            "RXBENCH_STATE_DIR": str(tmp_path / "state")}
+class Guests:
+    """The module's lease of the two guests: a private state dir (the lease's
+    record is ours alone, and the leftovers check is exact) and the campaign
+    process that holds it. The tests' cells run with `env`: each cell's
+    lease.ensure finds the lease up (the same platforms.vm) and uses it."""
+
+    def __init__(self, state):
+        self.state = state
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow"),
+                    "RXBENCH_STATE_DIR": str(state)}
+        self.holder = subprocess.Popen([sys.executable, "-c", HOLDER], env=self.env,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True,
+                                       start_new_session=True)
+        out = []
+        for line in self.holder.stdout:      # lease.ensure gives up by itself (ready_s)
+            out.append(line)
+            if line.strip() == "LEASED":
+                break
+        assert out and out[-1].strip() == "LEASED", "".join(out[-40:])
+        self.netns = _lease_netns(state)
+        assert self.netns, _lease_file(state)
+
+    def end_campaign(self) -> None:
+        """The campaign ends: the lease sees no watched process left."""
+        if self.holder.poll() is None:
+            self.holder.stdin.close()
+            self.holder.wait(60)
+
+    def released(self, timeout: float = 300) -> dict:
+        """What is left of the lease once its campaign has ended (empty: nothing)."""
+        self.end_campaign()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and (_lease_file(self.state) or _ours(self.netns)["qemu"]):
+            time.sleep(1)
+        left = {k: v for k, v in _ours(self.netns).items() if v}
+        if _lease_file(self.state):
+            left["record"] = [f.name for f in _lease_file(self.state)]
+        return left
 
 
-
-
-def _down_and_nothing_left(env, wd, tmp_path, netns):
-    """The lease taken down (again: idempotent), then nothing of it left:
-    its namespaces, QEMU processes, links and its record."""
-    subprocess.run([sys.executable, "-m", "rxbench", "lease", "down", "vm"], env=env,
-                   cwd=wd, capture_output=True)
-    left = _ours([n for n in netns if n])
-    assert not left["netns"] and not left["qemu"] and not left["links"], left
-    assert not _lease_file(tmp_path)
+@pytest.fixture(scope="module")
+def guests(tmp_path_factory):
+    if NO_VM is not None:
+        pytest.skip(NO_VM)
+    g = Guests(tmp_path_factory.mktemp("vm-lease") / "state")
+    try:
+        yield g
+    finally:
+        left = g.released()
+        if left:
+            subprocess.run([sys.executable, "-m", "rxbench", "lease", "down", "vm"], env=g.env,
+                           capture_output=True)
+        assert not left, f"the lease left {left}"
 
 
 # one cell per stack, the order chosen so that the cells after dpdk show the
@@ -160,13 +217,13 @@ SMOKE_CELLS = {
 SMOKE_CONFIG = ["profile=smoke", "duration_s=2", "warmup_s=1", "timeout_s=120"]
 
 
-@pytest.mark.skipif(NO_VM is not None, reason=NO_VM or "")
-def test_vm_smoke(tmp_path):
-    """Lease up (image from the cache or built cold), one cell per stack
-    through the host-generic runner on the ssh platform's testbed (Linux
-    pktgen as generator, DPDK on its own virtio PMD, zcrx=nodev with its
-    byte count checked), lease down; nothing left."""
-    env = _env(tmp_path)
+@pytest.mark.guests
+def test_vm_smoke(guests, tmp_path):
+    """One cell per stack on the lease's guests (the image from the cache or
+    built cold, the guests booted by the `guests` fixture) through the
+    host-generic runner on the ssh platform's testbed (Linux pktgen as
+    generator, DPDK on its own virtio PMD, zcrx=nodev with its byte count
+    checked)."""
     wd = tmp_path / "wd"
     wd.mkdir()
     script = tmp_path / "campaign.sh"
@@ -174,91 +231,54 @@ def test_vm_smoke(tmp_path):
     lines = [f"{sys.executable} -m rxbench vm-cell {c} --log {wd}/{s}.log "
              f"--config {' '.join(SMOKE_CONFIG)} || echo FAILED {s}"
              for s, c in SMOKE_CELLS.items()]
-    script.write_text("set -u\n" + "\n".join(lines) + "\n"
-                      f"{sys.executable} -m rxbench lease down vm\n")
+    script.write_text("set -u\n" + "\n".join(lines) + "\n")
     t0 = time.monotonic()
-    p = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True,
+    p = subprocess.run(["sh", str(script)], env=guests.env, capture_output=True, text=True,
                        timeout=1500, cwd=wd)
     print(p.stdout[-4000:], p.stderr[-4000:])
-    print(f"vm smoke: {len(SMOKE_CELLS)} cells and the lease in {time.monotonic() - t0:.0f} s")
+    print(f"vm smoke: {len(SMOKE_CELLS)} cells in {time.monotonic() - t0:.0f} s")
     results = {}
-    ours = []
-    try:
-        for s, c in SMOKE_CELLS.items():
-            assert (wd / c).exists(), f"{s}: no result ({p.stderr[-500:]})"
-            results[s] = json.loads((wd / c).read_text())
-            ours.append(results[s]["provenance"]["platform"].get("netns"))
-        for s, r in results.items():
-            assert r["status"] == "ok", (s, r["reason"])
-            plat = r["provenance"]["platform"]
-            assert plat["name"] == "vm" and plat["accel"] in ("tcg", "kvm")
-            assert plat["qemu_command_lines"]["receiver"].startswith("qemu-system-x86_64")
-            assert plat["guest_kernel"].startswith("7.")
-            assert plat["hosts"]["receiver"]["kernel"].startswith(plat["guest_kernel"])
-            assert plat["health"]["receiver"]["operstate"] == "up"
-            if r["layer"] == "tcp":
-                assert r["rx_bytes"] > 0 and r["rx_gbps"] > 0
-                v = r["verified"]["bytes"]
-                assert v["server"] == v["sender"] > 0
-            else:
-                assert r["generator"] == "pktgen"
-                assert r["rx_packets"] > 0 and r["offered_pps"] > 0, s
-        dpdk = results["dpdk"]
-        assert dpdk["params"]["pmd"] == "native"
-        assert dpdk["nic_setup"]["dpdk"]["pmd"] == "net_virtio"
-        assert dpdk["nic_setup"]["dpdk"]["binding"] in ("uio_pci_generic", "vfio-pci")
-        assert dpdk["nic_setup"]["dpdk"]["hugepages_2M"] > 0
-        assert not any(k.startswith("receiver_rx") for k in dpdk["drops"])   # no kernel NIC
-        assert results["af_xdp"]["counters"]["receiver_ready"]["bind"] in ("copy", "zerocopy")
-        z = results["uring_zcrx"]
-        assert z["params"]["zcrx"] == "nodev" and z["stack_label"].endswith("(copy fallback)")
-        assert z["zcrx"]["zero_copy"] is False
-        # the kernel's copy counters: the fallback copied (nearly) every byte
-        assert 0 < z["zcrx"]["copy_bytes"] <= z["verified"]["bytes"]["server"]
-    finally:
-        _down_and_nothing_left(env, wd, tmp_path, ours)
+    for s, c in SMOKE_CELLS.items():
+        assert (wd / c).exists(), f"{s}: no result ({p.stderr[-500:]})"
+        results[s] = json.loads((wd / c).read_text())
+        assert results[s]["provenance"]["platform"].get("netns") in guests.netns
+    for s, r in results.items():
+        assert r["status"] == "ok", (s, r["reason"])
+        plat = r["provenance"]["platform"]
+        assert plat["name"] == "vm" and plat["accel"] in ("tcg", "kvm")
+        assert plat["qemu_command_lines"]["receiver"].startswith("qemu-system-x86_64")
+        assert plat["guest_kernel"].startswith("7.")
+        assert plat["hosts"]["receiver"]["kernel"].startswith(plat["guest_kernel"])
+        assert plat["health"]["receiver"]["operstate"] == "up"
+        if r["layer"] == "tcp":
+            assert r["rx_bytes"] > 0 and r["rx_gbps"] > 0
+            v = r["verified"]["bytes"]
+            assert v["server"] == v["sender"] > 0
+        else:
+            assert r["generator"] == "pktgen"
+            assert r["rx_packets"] > 0 and r["offered_pps"] > 0, s
+    dpdk = results["dpdk"]
+    assert dpdk["params"]["pmd"] == "native"
+    assert dpdk["nic_setup"]["dpdk"]["pmd"] == "net_virtio"
+    assert dpdk["nic_setup"]["dpdk"]["binding"] in ("uio_pci_generic", "vfio-pci")
+    assert dpdk["nic_setup"]["dpdk"]["hugepages_2M"] > 0
+    assert not any(k.startswith("receiver_rx") for k in dpdk["drops"])   # no kernel NIC
+    assert results["af_xdp"]["counters"]["receiver_ready"]["bind"] in ("copy", "zerocopy")
+    z = results["uring_zcrx"]
+    assert z["params"]["zcrx"] == "nodev" and z["stack_label"].endswith("(copy fallback)")
+    assert z["zcrx"]["zero_copy"] is False
+    # the kernel's copy counters: the fallback copied (nearly) every byte
+    assert 0 < z["zcrx"]["copy_bytes"] <= z["verified"]["bytes"]["server"]
 
 
-@pytest.mark.skipif(NO_VM is not None, reason=NO_VM or "")
-def test_vm_sigint_mid_cell_leaves_nothing(tmp_path):
-    """SIGINT to the campaign in the middle of a cell: the cell writes
-    nothing, the lease sees its campaign gone and releases everything."""
-    env = _env(tmp_path)
-    cell = "results/vm/eth/xdp_drop/cores=1/size=64/rep=1.json"
-    # the shell is the campaign the lease watches (as snakemake is for cells)
-    cmd = (f"{sys.executable} -m rxbench vm-cell {cell} --config profile=smoke "
-           f"duration_s=30 timeout_s=90; true")
-    p = subprocess.Popen(["sh", "-c", cmd], env=env, cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)
-    seen = []
-    deadline = time.monotonic() + 1200
-    for line in p.stdout:
-        seen.append(line)
-        if "[generator]" in line and '"ready"' in line:
-            break
-        assert time.monotonic() < deadline, "".join(seen[-20:])
-    ours = _lease_netns(tmp_path)
-    assert ours, "".join(seen[-20:])
-    time.sleep(2)
-    os.killpg(p.pid, signal.SIGINT)
-    p.wait(300)
-    assert not (tmp_path / cell).exists()
-    end = time.monotonic() + 300
-    while time.monotonic() < end and (_lease_file(tmp_path) or _ours(ours)["qemu"]):
-        time.sleep(1)
-    left = _ours(ours)
-    assert not left["netns"] and not left["qemu"] and not left["links"], left
-    assert not _lease_file(tmp_path)
-
-
-@pytest.mark.skipif(NO_VM is not None, reason=NO_VM or "")
-def test_vm_sigkill_mid_dpdk_cell_gives_the_nic_back(tmp_path):
+@pytest.mark.guests
+def test_vm_sigkill_mid_dpdk_cell_gives_the_nic_back(guests, tmp_path):
     """A dpdk cell's runner SIGKILLed mid-cell (the NIC bound to a user-space
     driver, testpmd running): no result; the next cell's first contact
     sweeps the guest (the NIC back on virtio-net, named and addressed), its
-    pre-flight sees the host as the sweep left it, and it measures."""
-    env = _env(tmp_path)
+    pre-flight sees the host as the sweep left it, and it measures. The
+    lease outlives the killed runner (it is not its campaign), so the guests
+    are the shared ones."""
     wd = tmp_path / "wd"
     wd.mkdir()
     dpdk = "results/vm/eth/dpdk/cores=1/size=64/rep=1.json"
@@ -278,23 +298,47 @@ sleep 1
 kill -9 $pid && echo KILLED
 wait $pid
 {py} -m rxbench vm-cell {xdp} --log {wd}/xdp.log --config {' '.join(SMOKE_CONFIG)}
-{py} -m rxbench lease down vm
 """)
-    ours = []
-    try:
-        p = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True,
-                           timeout=1500, cwd=wd)
-        print(p.stdout[-3000:], p.stderr[-3000:])
-        assert "KILLED" in p.stdout, (wd / "dpdk.log").read_text()[-2000:]
-        assert not (wd / dpdk).exists()
-        log = (wd / "xdp.log").read_text()
-        assert "removed a dead run's leftover: nic " in log, log[-3000:]
-        r = json.loads((wd / xdp).read_text())
-        assert r["status"] == "ok", r["reason"]
-        assert r["provenance"]["platform"]["health"]["receiver"]["operstate"] == "up"
-        ours.append(r["provenance"]["platform"].get("netns"))
-    finally:
-        _down_and_nothing_left(env, wd, tmp_path, ours)
+    p = subprocess.run(["sh", str(script)], env=guests.env, capture_output=True, text=True,
+                       timeout=1500, cwd=wd)
+    print(p.stdout[-3000:], p.stderr[-3000:])
+    assert "KILLED" in p.stdout, (wd / "dpdk.log").read_text()[-2000:]
+    assert not (wd / dpdk).exists()
+    log = (wd / "xdp.log").read_text()
+    assert "removed a dead run's leftover: nic " in log, log[-3000:]
+    r = json.loads((wd / xdp).read_text())
+    assert r["status"] == "ok", r["reason"]
+    assert r["provenance"]["platform"]["health"]["receiver"]["operstate"] == "up"
+    assert r["provenance"]["platform"].get("netns") in guests.netns
+
+
+@pytest.mark.guests
+def test_vm_sigint_mid_cell_leaves_nothing(guests, tmp_path):
+    """SIGINT to the campaign in the middle of a cell: the cell writes
+    nothing, the lease sees its campaign gone and releases everything.
+    The last guest test (file order): it ends the shared lease."""
+    cell = "results/vm/eth/xdp_drop/cores=1/size=64/rep=1.json"
+    # the shell is the campaign the lease watches (as snakemake is for cells)
+    cmd = (f"{sys.executable} -m rxbench vm-cell {cell} --config profile=smoke "
+           f"duration_s=30 timeout_s=90; true")
+    p = subprocess.Popen(["sh", "-c", cmd], env=guests.env, cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    seen = []
+    deadline = time.monotonic() + 1200
+    for line in p.stdout:
+        seen.append(line)
+        if "[generator]" in line and '"ready"' in line:
+            break
+        assert time.monotonic() < deadline, "".join(seen[-20:])
+    assert _lease_netns(guests.state) == guests.netns, "".join(seen[-20:])
+    time.sleep(2)
+    # the whole campaign at once: this shell (and its cell) and the holder
+    os.killpg(p.pid, signal.SIGINT)
+    guests.end_campaign()
+    p.wait(300)
+    assert not (tmp_path / cell).exists()
+    assert not guests.released(), guests.released(0)
 
 
 def test_vm_eth_defaults_are_pktgen_and_dpdks_own_pmd():

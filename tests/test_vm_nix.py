@@ -33,6 +33,8 @@ from rxbench.config import resolve
 from rxbench.platforms import vm
 from rxbench.state import netns_list
 
+pytestmark = pytest.mark.unit     # the boot is guests, the namespace test integration
+
 NIX = shutil.which("nix-instantiate")
 QCOW2_MAGIC = b"QFI\xfb"
 
@@ -320,8 +322,12 @@ def debian_as_nix(image, dst) -> "os.PathLike":
     return dst
 
 
+@pytest.mark.guests
 @pytest.mark.skipif(NO_BOOT is not None, reason=NO_BOOT or "")
-# as tests/test_vm.py: not under the local testbed's lock (the guests live in
+# its own guests, not tests/test_vm.py's shared lease: this boots the Nix
+# path (kernel, initrd and disk from boot.json, the key by fw_cfg, the test
+# NIC configured over SSH), which that lease's Debian guests never take.
+# As tests/test_vm.py: not under the local testbed's lock (the guests live in
 # a namespace of their own that no local-testbed leftover check looks at)
 def test_lease_up_boots_a_boot_json_image_and_configures_the_test_nic(tmp_path):
     from rxbench.lease import LeaseRecord

@@ -12,6 +12,8 @@ from rxbench.platforms.local import LocalTestbed
 from rxbench.stacks import RECEIVERS, Unsupported
 from rxbench.util import Log, run
 
+pytestmark = pytest.mark.unit
+
 
 def receiver(tmp_path, stack, napi, **variant):
     cfg = resolve({"profile": "smoke"})

@@ -16,6 +16,8 @@ from rxbench.proc import Tool
 from rxbench.stacks import GENERATORS, RECEIVERS, Unsupported
 from rxbench.util import Log
 
+pytestmark = pytest.mark.integration
+
 COUNT = 5000
 
 

@@ -20,6 +20,8 @@ from rxbench import ROOT
 from conftest import NATIVE, left_by, needs_testbed
 from rxbench.stacks.xdpsock import Blocks, count, interface
 
+pytestmark = pytest.mark.unit
+
 BLOCK = """
  sock0@rxb1r:0 rxdrop xdp-drv poll()
                    pps            pkts           1.00

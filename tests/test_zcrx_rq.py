@@ -13,6 +13,8 @@ import pytest
 
 from conftest import NATIVE
 
+pytestmark = pytest.mark.unit
+
 TEST = NATIVE / "test-zcrx-rq"
 
 
