@@ -16,6 +16,8 @@ from rxbench.present import groups as G
 from rxbench.present import statsfile as SF
 from rxbench.present.numbers import numbers
 
+pytestmark = pytest.mark.unit
+
 
 def _tcp(load, offered, reached=None):
     r = {"platform": "local", "layer": "tcp", "stack": "epoll", "conns": 1, "msg": 65536,

@@ -15,6 +15,8 @@ import pytest
 from rxbench import platforms, runner
 from rxbench.record import Measured
 
+pytestmark = pytest.mark.unit
+
 
 class _Rx:
     """The receiver tool as _measured_interval sees it."""

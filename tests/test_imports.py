@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+import pytest
+
+pytestmark = pytest.mark.unit
 
 PKG = Path(__file__).resolve().parents[1] / "workflow" / "rxbench"
 

@@ -13,6 +13,9 @@ import sys
 import time
 
 from rxbench import ROOT
+import pytest
+
+pytestmark = pytest.mark.unit
 
 STANDIN = ROOT / "tests" / "standins" / "pktgen.py"
 

@@ -20,6 +20,8 @@ TOY = '''
 from rxbench.stacks.eth import XdpDrop
 from rxbench.stacks.registry import Needs, Stack, Style, Variant
 
+pytestmark = pytest.mark.unit
+
 
 class ToyDrop(XdpDrop):
     name = "toy_drop"

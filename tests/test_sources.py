@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 import sources  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 NIX = shutil.which("nix")
 MIRROR = os.environ.get("RXB_SOURCES")
 

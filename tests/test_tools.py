@@ -10,6 +10,9 @@ import re
 from rxbench import ROOT
 from rxbench.config import resolve
 from rxbench.platforms import vm
+import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def test_make_tools_runs_the_build_script():
