@@ -15,12 +15,12 @@ from rxbench import cells
 from rxbench.config import ConfigError, resolve
 from rxbench.stacks import registry
 
+pytestmark = pytest.mark.unit
+
 TOY = '''
 """A throwaway stack: XDP_DROP under another name, with a variant of its own."""
 from rxbench.stacks.eth import XdpDrop
 from rxbench.stacks.registry import Needs, Stack, Style, Variant
-
-pytestmark = pytest.mark.unit
 
 
 class ToyDrop(XdpDrop):
