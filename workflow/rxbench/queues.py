@@ -24,13 +24,32 @@ Elsewhere (a NIC, virtio behind a tap) the receiver's RSS hash of the flow
 picks the RX queue, not the sender's TX queue: distinct flows per thread
 make spreading likely, not certain, and the runner's per-queue check
 (spread_problem) fails a multi-core cell whose queues did not all receive.
+There, `steer` points the receiver's RSS indirection table at its first N
+queues for a cell with N receiver cores (`ethtool -X IF equal N`; where the
+NIC has no RSS table, `ethtool -L IF combined N`), undone at teardown from
+the host's state record, and records the NIC's link speed and which CPU
+takes each queue's interrupt; `record_cell` puts them, the packets each
+queue received (kernel ethtool -S, or the DPDK port's per-queue xstats when
+DPDK's own PMD has the NIC) and the rate as a fraction of line rate into
+the cell.
 """
 
 from __future__ import annotations
 
 import re
 
-_RXQ = re.compile(r"^rx_queue_(\d+)_(xdp_packets|packets)$")
+from . import RxbenchError
+from .platforms.base import TestbedError
+
+# per-queue receive counters: ethtool -S (veth and virtio_net: rx_queue_N_packets,
+# rx_queue_N_xdp_packets; mlx5: rx<N>_packets) and DPDK xstats (rx_qN_packets;
+# the virtio PMD: rx_qN_good_packets)
+_RXQ = re.compile(r"^rx_queue_(\d+)_(xdp_packets|packets)$|^rx(\d+)_(packets)$"
+                  r"|^rx_q(\d+)_(packets|good_packets)$")
+# preferred name when a driver has several for one queue: every frame the
+# queue took (virtio_net counts rx_queue_N_packets with or without XDP;
+# veth has only xdp_packets)
+_RANK = {"packets": 0, "good_packets": 0, "xdp_packets": 1}
 
 
 def tx_queue(cpu: int, n_tx: int, xps: dict[int, set[int]] | None = None) -> int:
@@ -88,15 +107,18 @@ def mapping_problem(cpus: list[int], n_queues: int,
 
 def per_queue_received(a: dict, b: dict) -> dict[int, int]:
     """Frames per receive queue over [a, b] from the receiver's ethtool -S
-    (veth: rx_queue_N_xdp_packets with an XDP program or NAPI, else
-    rx_queue_N_packets where the driver has it)."""
-    out: dict[int, int] = {}
-    for k, v in b.items():
+    or a DPDK port's xstats: per queue, one counter (rx_queue_N_packets
+    where the driver has it, else rx_queue_N_xdp_packets: veth), never
+    two of them summed."""
+    best: dict[int, tuple[int, str]] = {}
+    for k in b:
         m = _RXQ.match(k)
         if m:
-            q = int(m.group(1))
-            out[q] = out.get(q, 0) + int(v) - int(a.get(k, 0))
-    return out
+            g = [x for x in m.groups() if x is not None]
+            q, rank = int(g[0]), _RANK[g[1]]
+            if q not in best or rank < best[q][0]:
+                best[q] = (rank, k)
+    return {q: int(b[k]) - int(a.get(k, 0)) for q, (_, k) in sorted(best.items())}
 
 
 def spread_problem(a: dict, b: dict, queues: int) -> str | None:
@@ -110,3 +132,102 @@ def spread_problem(a: dict, b: dict, queues: int) -> str | None:
         return (f"receive queue(s) {idle} of {queues} got no frames "
                 f"(per queue: {dict(sorted(per.items()))}): the traffic did not spread")
     return None
+
+
+# -- the receiver's queues in a cell (ssh, vm, g5k: a NIC or virtio) ----------
+# the NIC's interrupts: its PCI function's MSI vectors (a virtio device's
+# parent), each one's name in /proc/interrupts and its CPU affinity
+IRQ_PROBE = r"""
+d=$(readlink -f /sys/class/net/$1/device 2>/dev/null) || exit 0
+case $(readlink -f $d/subsystem) in */bus/virtio) d=$(dirname $d);; esac
+for irq in $(ls $d/msi_irqs 2>/dev/null | sort -n); do
+  name=$(awk -v i="$irq:" '$1 == i {print $NF}' /proc/interrupts)
+  echo "$irq ${name:-?} $(cat /proc/irq/$irq/smp_affinity_list 2>/dev/null || echo ?) \
+$(cat /proc/irq/$irq/effective_affinity_list 2>/dev/null || echo ?)"
+done
+"""
+
+
+def parse_irqs(text: str) -> list[dict]:
+    """IRQ_PROBE's lines -> [{irq, name, affinity, effective}]."""
+    out = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[0].isdigit():
+            out.append({"irq": int(f[0]), "name": f[1], "affinity": f[2], "effective": f[3]})
+    return out
+
+
+def line_rate_pps(speed_mbps: int | None, size: int) -> float | None:
+    """Frames per second a link of speed_mbps carries at `size` bytes (FCS
+    included) with preamble, SFD and inter-frame gap (20 bytes)."""
+    if not speed_mbps or speed_mbps <= 0:
+        return None
+    return speed_mbps * 1e6 / ((size + 20) * 8)
+
+
+def steer(tb, n: int) -> dict:
+    """Before a cell: the receiver's RSS spread over its first n queues
+    (ethtool -X IF equal n, else ethtool -L IF combined n where the NIC has
+    no indirection table; what to undo goes to the host's state record
+    first), its link speed and each queue's IRQ placement. A single-queue
+    NIC is left alone. The result goes into the cell (record_cell)."""
+    r = tb.receiver
+    host, ifn = r.host, r.ifname
+    out: dict = {"queues_asked": n}
+    speed = (host.read_file(f"/sys/class/net/{ifn}/speed") or "").strip()
+    out["link_speed_mbps"] = int(speed) if speed.lstrip("-").isdigit() and int(speed) > 0 else None
+    rxqs = host.run(["sh", "-c", f"ls -d /sys/class/net/{ifn}/queues/rx-* 2>/dev/null"],
+                    check=False).split()
+    out["rx_queues"] = len(rxqs)
+    out["irqs"] = parse_irqs(host.run(["sh", "-c", IRQ_PROBE, "sh", ifn], check=False))
+    if len(rxqs) <= 1:
+        out["rss"] = "single queue"
+        return out
+    if n > len(rxqs):
+        raise TestbedError(f"receiver {host.key}: {n} receiver cores asked, {ifn} has "
+                           f"{len(rxqs)} receive queues")
+    host.registry.add("rxfh", [ifn, "equal", None])
+    try:
+        tb._run(r, ["ethtool", "-X", ifn, "equal", str(n)])
+        out["rss"] = f"ethtool -X {ifn} equal {n}"
+    except RxbenchError as e:
+        # no RSS indirection table (e.g. virtio without the RSS feature):
+        # the channel count instead
+        chans = host.run(["ethtool", "-l", ifn], check=False)
+        m = re.findall(r"^Combined:\s*(\d+)", chans, re.M)
+        if len(m) < 2:
+            raise TestbedError(f"receiver {host.key}: cannot spread over {n} queues of {ifn}: "
+                               f"ethtool -X refused ({e}) and no combined channels") from None
+        host.registry.add("rxfh", [ifn, "combined", int(m[1])])
+        tb._run(r, ["ethtool", "-L", ifn, "combined", str(n)])
+        out["rss"] = f"ethtool -L {ifn} combined {n} (was {m[1]}; ethtool -X refused)"
+    table = host.run(["ethtool", "-x", ifn], check=False)
+    out["rss_table"] = table.strip()[:2000]
+    return out
+
+
+def record_cell(out: dict, setup: dict | None, a: dict, b: dict, cores: int, size: int,
+                ifname: str) -> None:
+    """Into the cell: the receiver's queue set-up (steer), the frames each
+    queue received over [a, b] (ethtool -S, or the DPDK port's xstats when
+    DPDK's own PMD has the NIC), the link speed and the rate as a fraction
+    of its line rate; RxbenchError if a multi-core cell left a queue idle."""
+    setup = dict(setup or {})
+    eth = lambda s: s["receiver"]["counters"].get("ethtool", {}).get(ifname)  # noqa: E731
+    if eth(a) and eth(b) and per_queue_received(eth(a), eth(b)):
+        ca, cb, source = eth(a), eth(b), f"ethtool -S {ifname}"
+    else:
+        ca = a["receiver"]["tool"].get("xstats") or {}
+        cb = b["receiver"]["tool"].get("xstats") or {}
+        source = "DPDK port xstats"
+    out["per_queue_rx"] = per_queue_received(ca, cb)
+    out["per_queue_source"] = source
+    rate = line_rate_pps(setup.get("link_speed_mbps"), size)
+    setup["line_rate_pps"] = rate
+    out["queues"] = setup
+    out["fraction_of_line_rate"] = (out["rx_pps"] / rate if rate and "rx_pps" in out else None)
+    if cores > 1:
+        why = spread_problem(ca, cb, cores)
+        if why:
+            raise RxbenchError(f"multi-core cell: {why} ({source})")

@@ -57,6 +57,10 @@ def qemu_argv(v: dict, *, name: str, accel: str, kernel: str, initrd: str, disk:
         dev += ",disable-legacy=on,iommu_platform=on,ats=on"
     elif v["disable_legacy"]:
         dev += ",disable-legacy=on"
+    if v.get("rss"):
+        dev += ",rss=on"
+    if v.get("speed_mbps"):
+        dev += f",speed={int(v['speed_mbps'])},duplex=full"
     argv += ["-netdev", tapopt, "-device", dev,
              # not restrict=on: QEMU 7.2's slirp then drops the forwarded SSH
              # connection too. Safe without it: the guest has no default route,

@@ -121,8 +121,11 @@ def guest_inventory(v: dict, ns_ip: str, key: Path, known: Path) -> dict:
             "mtu": int(v["mtu"]), "cpus": [0]}
     inventory["receiver"]["napi_cpus"] = [0]
     if int(v["vcpus"]) > 1:
-        inventory["receiver"]["cpus"] = [1]
-        inventory["receiver"]["napi_cpus"] = [1]
+        # CPU 0 left to the guest's own work (sshd, the counters' reader)
+        rest = list(range(1, int(v["vcpus"])))
+        for role in ROLES:
+            inventory[role]["cpus"] = rest
+        inventory["receiver"]["napi_cpus"] = rest
     return inventory
 
 
@@ -220,7 +223,8 @@ def lease_up(cfg: dict, record, log) -> dict:
         "qemu_command_lines": {r: shlex.join(guests[r]["argv"]) for r in ROLES},
         "options": {k: v[k] for k in ("machine", "kernel_irqchip", "cpu", "vcpus",
                                       "memory_mb", "iommu", "mq", "queues", "vectors",
-                                      "iommu_platform", "disable_legacy", "mtu")},
+                                      "iommu_platform", "disable_legacy", "rss", "speed_mbps",
+                                      "mtu") if k in v},
         "boot_to_ready_s": ready,
         "lease_up_s": round(time.monotonic() - t_up, 2),
         "netns": mgmt["ns"],
