@@ -104,32 +104,6 @@ def test_irq_lines():
         {"irq": 28, "name": "virtio1-output.0", "affinity": "1-2", "effective": "2"}]
 
 
-def _snap(ethtool=None, xstats=None):
-    return {"receiver": {"counters": {"ethtool": {"test0": ethtool} if ethtool else {}},
-                         "tool": {"xstats": xstats} if xstats else {}}}
-
-
-def test_record_cell_kernel_counters_and_fraction_of_line_rate():
-    out = {"rx_pps": 1488095.2}
-    queues.record_cell(out, {"link_speed_mbps": 10000, "rss": "ethtool -X test0 equal 2"},
-                       _snap({"rx0_packets": 0, "rx1_packets": 0}),
-                       _snap({"rx0_packets": 5, "rx1_packets": 6}), 2, 64, "test0")
-    assert out["per_queue_rx"] == {0: 5, 1: 6} and out["per_queue_source"] == "ethtool -S test0"
-    assert abs(out["fraction_of_line_rate"] - 0.1) < 1e-3
-    assert out["queues"]["rss"].startswith("ethtool -X")
-
-
-def test_record_cell_dpdk_xstats_and_an_idle_queue_fails_the_cell():
-    out = {"rx_pps": 1.0}
-    a, b = _snap(xstats={"rx_q0_good_packets": 0, "rx_q1_good_packets": 0}), \
-        _snap(xstats={"rx_q0_good_packets": 9, "rx_q1_good_packets": 0})
-    with pytest.raises(RxbenchError, match=r"queue\(s\) \[1\] of 2 got no frames.*DPDK"):
-        queues.record_cell(out, None, a, b, 2, 64, "test0")
-    assert out["per_queue_rx"] == {0: 9, 1: 0}
-    assert out["fraction_of_line_rate"] is None      # no link speed known
-    queues.record_cell(out := {"rx_pps": 1.0}, None, a, b, 1, 64, "test0")   # one core: fine
-
-
 # -- RSS steering, against a fake host ----------------------------------------------------
 class FakeRegistry:
     def __init__(self, log):
@@ -148,6 +122,9 @@ class FakeHost:
 
     def read_file(self, path):
         return self.speed if path.endswith("/speed") else None
+
+    def python_module(self, module):
+        return ["python3", "-m", module]
 
     def run(self, argv, check=True, **kw):
         self.calls.append(("run", argv))
@@ -169,6 +146,69 @@ class FakeTb:
 
     def _run(self, side, argv, **kw):
         return side.host.run(argv, **kw)
+
+
+def _snap(ethtool=None, xstats=None):
+    return {"receiver": {"counters": {"ethtool": {"test0": ethtool} if ethtool else {}},
+                         "tool": {"xstats": xstats} if xstats else {}}}
+
+
+def _cell_tb(setup=None, host=None):
+    tb = FakeTb(host or FakeHost())
+    tb.queue_setup = setup
+    return tb
+
+
+def test_record_cell_kernel_counters_and_fraction_of_line_rate():
+    out = {"rx_pps": 1488095.2}
+    setup = {"link_speed_mbps": 10000, "rss": "ethtool -X test0 equal 2",
+             "netdev": {"queues": [{"id": 0, "type": "rx", "napi_id": 8194},
+                                   {"id": 0, "type": "tx", "napi_id": None}]}}
+    placement = {"napi": {"threads": [{"name": "napi/test0-8194", "pid": 5, "cpus": [1]}]}}
+    queues.record_cell(out, _cell_tb(setup), _snap({"rx0_xdp_packets": 0, "rx1_xdp_packets": 0}),
+                       _snap({"rx0_xdp_packets": 5, "rx1_xdp_packets": 6}), 2, 64, placement)
+    assert out["per_queue_rx"] == {0: 5, 1: 6}
+    assert out["per_queue_source"].startswith("ethtool -S test0")
+    assert abs(out["fraction_of_line_rate"] - 0.1) < 1e-3
+    assert out["queues"]["rss"].startswith("ethtool -X")
+    assert out["queues"]["queue_napi"] == [{"queue": 0, "napi_id": 8194,
+                                            "kthread": "napi/test0-8194", "cpus": [1]}]
+
+
+def test_record_cell_dpdk_xstats_and_an_idle_queue_fails_the_cell():
+    out = {"rx_pps": 1.0}
+    a, b = _snap(xstats={"rx_q0_good_packets": 0, "rx_q1_good_packets": 0}), \
+        _snap(xstats={"rx_q0_good_packets": 9, "rx_q1_good_packets": 0})
+    with pytest.raises(RxbenchError, match=r"queue\(s\) \[1\] of 2 got no frames.*DPDK"):
+        queues.record_cell(out, _cell_tb(), a, b, 2, 64)
+    assert out["per_queue_rx"] == {0: 9, 1: 0}
+    assert out["fraction_of_line_rate"] is None      # no link speed known
+    queues.record_cell({"rx_pps": 1.0}, _cell_tb(), a, b, 1, 64)   # one core: fine
+
+
+class QstatsHost(FakeHost):
+    def run(self, argv, check=True, **kw):
+        if "rxbench.netdev_nl" in argv:
+            return json.dumps({"qstats": {"rx": {"0": 1100, "1": 700}}})
+        return super().run(argv, check, **kw)
+
+
+def test_record_cell_falls_back_to_qstats_over_the_cell():
+    """virtio_net >= 6.10 without XDP: ethtool -S has only rx<N>_xdp_packets
+    (no change): the queues' packets are the netdev qstats'."""
+    out = {"rx_pps": 1.0}
+    setup = {"netdev": {"qstats": {"rx": {"0": 100, "1": 200}}}}
+    flat = {"rx0_xdp_packets": 0, "rx1_xdp_packets": 0}
+    queues.record_cell(out, _cell_tb(setup, QstatsHost()), _snap(flat), _snap(flat), 2, 64)
+    assert out["per_queue_rx"] == {0: 1000, 1: 500}
+    assert out["per_queue_source"].startswith("netdev qstats")
+
+
+def test_netdev_nl_reads_this_hosts_loopback():
+    from rxbench import netdev_nl
+    got = netdev_nl.probe("lo")
+    assert set(got) == {"ifname", "queues", "napis", "qstats", "error"}
+    assert netdev_nl.probe("no-such-if0")["error"]
 
 
 def test_steer_records_the_undo_before_it_changes_rss():

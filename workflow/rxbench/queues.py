@@ -41,10 +41,11 @@ import re
 from . import RxbenchError
 from .platforms.base import TestbedError
 
-# per-queue receive counters: ethtool -S (veth and virtio_net: rx_queue_N_packets,
-# rx_queue_N_xdp_packets; mlx5: rx<N>_packets) and DPDK xstats (rx_qN_packets;
+# per-queue receive counters: ethtool -S (veth: rx_queue_N_xdp_packets; virtio_net
+# before 6.10: rx_queue_N_packets, since: rx<N>_xdp_packets only, its packets
+# moved to netdev qstats; mlx5: rx<N>_packets) and DPDK xstats (rx_qN_packets;
 # the virtio PMD: rx_qN_good_packets)
-_RXQ = re.compile(r"^rx_queue_(\d+)_(xdp_packets|packets)$|^rx(\d+)_(packets)$"
+_RXQ = re.compile(r"^rx_queue_(\d+)_(xdp_packets|packets)$|^rx(\d+)_(xdp_packets|packets)$"
                   r"|^rx_q(\d+)_(packets|good_packets)$")
 # preferred name when a driver has several for one queue: every frame the
 # queue took (virtio_net counts rx_queue_N_packets with or without XDP;
@@ -181,6 +182,9 @@ def steer(tb, n: int) -> dict:
                     check=False).split()
     out["rx_queues"] = len(rxqs)
     out["irqs"] = parse_irqs(host.run(["sh", "-c", IRQ_PROBE, "sh", ifn], check=False))
+    # each queue's NAPI instance and the per-queue packet counters (qstats)
+    # before the cell, from the netdev netlink family (rxbench.netdev_nl)
+    out["netdev"] = netdev_probe(host, ifn)
     if len(rxqs) <= 1:
         out["rss"] = "single queue"
         return out
@@ -207,24 +211,64 @@ def steer(tb, n: int) -> dict:
     return out
 
 
-def record_cell(out: dict, setup: dict | None, a: dict, b: dict, cores: int, size: int,
-                ifname: str) -> None:
+def netdev_probe(host, ifname: str) -> dict:
+    """rxbench.netdev_nl on the host: queues, their NAPI ids, qstats."""
+    import json
+    try:
+        text = host.run([*host.python_module("rxbench.netdev_nl"), ifname], check=False)
+        return json.loads(text.strip().splitlines()[-1])
+    except (RxbenchError, ValueError, IndexError) as e:
+        return {"queues": [], "napis": [], "qstats": {}, "error": [f"netdev_nl: {e}"]}
+
+
+def _qstats(d: dict) -> dict:
+    return {f"rx_queue_{q}_packets": v for q, v in ((d or {}).get("qstats") or {})
+            .get("rx", {}).items()}
+
+
+def queue_napi(setup: dict, placement: dict | None, ifname: str) -> list[dict]:
+    """Each receive queue's NAPI instance and, when NAPI is threaded, its
+    kthread (napi/IF-ID) and the CPUs it was pinned to."""
+    threads = {t["name"]: t for t in ((placement or {}).get("napi") or {}).get("threads", [])}
+    out = []
+    for q in (setup.get("netdev") or {}).get("queues", []):
+        if q.get("type") != "rx":
+            continue
+        t = threads.get(f"napi/{ifname}-{q.get('napi_id')}")
+        out.append({"queue": q["id"], "napi_id": q.get("napi_id"),
+                    "kthread": t["name"] if t else None, "cpus": t.get("cpus") if t else None})
+    return out
+
+
+def record_cell(out: dict, tb, a: dict, b: dict, cores: int, size: int,
+                placement: dict | None = None) -> None:
     """Into the cell: the receiver's queue set-up (steer), the frames each
-    queue received over [a, b] (ethtool -S, or the DPDK port's xstats when
-    DPDK's own PMD has the NIC), the link speed and the rate as a fraction
-    of its line rate; RxbenchError if a multi-core cell left a queue idle."""
-    setup = dict(setup or {})
+    queue received and where they were counted: ethtool -S over [a, b];
+    else the DPDK port's xstats (DPDK's own PMD has the NIC); else the
+    netdev qstats from before the receiver started to now (warm-up
+    included: a driver that keeps per-queue packets only there, like
+    virtio_net >= 6.10 without XDP). Also each queue's NAPI, the link speed
+    and the rate as a fraction of line rate; RxbenchError if a multi-core
+    cell left a queue idle."""
+    ifname = tb.receiver.ifname
+    setup = dict(getattr(tb, "queue_setup", None) or {})
     eth = lambda s: s["receiver"]["counters"].get("ethtool", {}).get(ifname)  # noqa: E731
-    if eth(a) and eth(b) and per_queue_received(eth(a), eth(b)):
-        ca, cb, source = eth(a), eth(b), f"ethtool -S {ifname}"
-    else:
-        ca = a["receiver"]["tool"].get("xstats") or {}
-        cb = b["receiver"]["tool"].get("xstats") or {}
-        source = "DPDK port xstats"
+    xs = lambda s: s["receiver"]["tool"].get("xstats") or {}  # noqa: E731
+    ca = cb = {}
+    source = "none"
+    if eth(a) and eth(b) and sum(per_queue_received(eth(a), eth(b)).values()) > 0:
+        ca, cb, source = eth(a), eth(b), f"ethtool -S {ifname}, measured interval"
+    elif sum(per_queue_received(xs(a), xs(b)).values()) > 0:
+        ca, cb, source = xs(a), xs(b), "DPDK port xstats, measured interval"
+    elif setup.get("netdev", {}).get("qstats"):
+        after = netdev_probe(tb.receiver.host, ifname)
+        ca, cb = _qstats(setup["netdev"]), _qstats(after)
+        source = "netdev qstats, from before the receiver started to its end (warm-up included)"
     out["per_queue_rx"] = per_queue_received(ca, cb)
     out["per_queue_source"] = source
     rate = line_rate_pps(setup.get("link_speed_mbps"), size)
     setup["line_rate_pps"] = rate
+    setup["queue_napi"] = queue_napi(setup, placement, ifname)
     out["queues"] = setup
     out["fraction_of_line_rate"] = (out["rx_pps"] / rate if rate and "rx_pps" in out else None)
     if cores > 1:

@@ -284,8 +284,8 @@ def measure_eth(cfg: dict, cell, log, commands: list[str], tools: dict, extra: d
         # [eth/queues] per-queue packets, link speed, IRQ placement, fraction of
         # line rate; every receive queue of a multi-core cell must get frames
         from .queues import record_cell
-        record_cell(out, getattr(tb, "queue_setup", None), a, b, cell.params["cores"],
-                    cell.params["size"], tb.receiver.ifname)
+        record_cell(out, tb, a, b, cell.params["cores"], cell.params["size"],
+                    placement.as_dict())
         out["placement"] = placement.as_dict()
         out["counters"] = {"generator_final": gen_tool.find("final"),
                            "receiver_final": rx_tool.find("final"),

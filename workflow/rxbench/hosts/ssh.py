@@ -35,7 +35,8 @@ ALIVE_COUNT = 3
 CONTROL_PERSIST_S = 120
 # what goes to a host: the native sources and the Python wrappers the stacks run there
 DEPLOY_FILES = ["workflow/rxbench/__init__.py", "workflow/rxbench/testpmd.py",
-                "workflow/rxbench/xdpsock.py", "workflow/rxbench/hosts/remote.py"]
+                "workflow/rxbench/xdpsock.py", "workflow/rxbench/hosts/remote.py",
+                "workflow/rxbench/netdev_nl.py"]
 REMOTE_PY = "workflow/rxbench/hosts/remote.py"
 RUN_TOOL = "rxb-run"                # native/: remote.py run's protocol, in C
 BUILD_EXIT = 3
