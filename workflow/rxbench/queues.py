@@ -271,6 +271,14 @@ def record_cell(out: dict, tb, a: dict, b: dict, cores: int, size: int,
     setup["queue_napi"] = queue_napi(setup, placement, ifname)
     out["queues"] = setup
     out["fraction_of_line_rate"] = (out["rx_pps"] / rate if rate and "rx_pps" in out else None)
+    # the vm platform's accelerator: under TCG the rates (and this fraction)
+    # say nothing about the stacks, only that each path ran
+    accel = ((getattr(tb, "inventory", None) or {}).get("provenance") or {}).get("accel")
+    if accel:
+        out["accel"] = accel
+        if accel == "tcg":
+            out["rate_note"] = ("TCG guests (software emulation): rates and the fraction of "
+                                "line rate say nothing about the stacks")
     if cores > 1:
         why = spread_problem(ca, cb, cores)
         if why:
