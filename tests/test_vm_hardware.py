@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from test_lease import leases  # noqa: F401 (the fixture)
+from test_vm import _why_no_vm
 from rxbench import RxbenchError, lease, queues
 from rxbench.config import resolve
 from rxbench.platforms import vm
@@ -26,7 +27,6 @@ from rxbench.platforms.base import Placement, Side
 from rxbench.platforms.vm.lease import guest_inventory
 from rxbench.stacks.eth import Dpdk, Pktgen
 
-TESTS = Path(__file__).resolve().parent
 
 
 # -- the profile -----------------------------------------------------------------
@@ -334,16 +334,6 @@ def test_mlx5_without_its_rdma_device_is_unsupported():
 
 
 # -- the lease gone before the campaign returns ----------------------------------------------
-@pytest.fixture
-def leases(tmp_path, monkeypatch):
-    monkeypatch.setattr(lease, "STATE_DIR", tmp_path)
-    monkeypatch.setenv("RXBENCH_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    yield tmp_path
-    lease.down("dummy", print)
-
-
 def _ensure(watch):
     return lease.ensure("dummy", {"platforms": {}}, print, module="lease_dummy",
                         watch_pid=watch, ready_s=60)
@@ -380,18 +370,7 @@ def _zombie(pid):
 
 
 # -- every path in the guests (QEMU; TCG here: rates mean nothing) -------------------------------
-def _why_no_guests() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (namespaces, taps, debootstrap)"
-    for tool in ("qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "ssh"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed"
-    if os.environ.get("RXBENCH_SKIP_VM"):
-        return "RXBENCH_SKIP_VM is set"
-    return None
-
-
-NO_GUESTS = _why_no_guests()
+NO_GUESTS = _why_no_vm()
 CAMPAIGN = ["profile=hardware", "platform=vm", "reps=1", "duration_s=2", "warmup_s=1",
             "timeout_s=120", "eth={sizes: [64], cores: [1, 2], af_xdp: {wait: [poll]}}",
             "tcp={stacks: []}"]
