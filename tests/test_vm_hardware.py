@@ -116,8 +116,9 @@ class FakeRegistry:
 class FakeHost:
     key = "fake"
 
-    def __init__(self, rxqs=2, rss=True, speed="10000"):
+    def __init__(self, rxqs=2, rss=True, speed="10000", combined=True):
         self.calls, self.rxqs, self.rss, self.speed = [], rxqs, rss, speed
+        self.combined = combined
         self.registry = FakeRegistry(self.calls)
 
     def read_file(self, path):
@@ -136,7 +137,10 @@ class FakeHost:
         if argv[:2] == ["ethtool", "-X"] and not self.rss:
             raise RxbenchError("ethtool -X: Operation not supported")
         if argv[:2] == ["ethtool", "-l"]:
-            return "Pre-set maximums:\nCombined:\t4\nCurrent hardware settings:\nCombined:\t4\n"
+            if not self.combined:
+                return "Pre-set maximums:\nRX:\t\t2\nCurrent hardware settings:\nRX:\t\t2\n"
+            return (f"Pre-set maximums:\nCombined:\t{self.rxqs}\nCurrent hardware settings:\n"
+                    f"Combined:\t{self.rxqs}\n")
         return ""
 
 
@@ -211,28 +215,43 @@ def test_netdev_nl_reads_this_hosts_loopback():
     assert netdev_nl.probe("no-such-if0")["error"]
 
 
-def test_steer_records_the_undo_before_it_changes_rss():
+def test_steer_records_the_undo_before_it_sets_the_channels():
     h = FakeHost()
     out = queues.steer(FakeTb(h), 1)
-    i_rec = h.calls.index(("record", "rxfh", ["test0", "equal", None]))
-    i_set = h.calls.index(("run", ["ethtool", "-X", "test0", "equal", "1"]))
+    i_rec = h.calls.index(("record", "rxfh", ["test0", "combined", 2]))
+    i_set = h.calls.index(("run", ["ethtool", "-L", "test0", "combined", "1"]))
     assert i_rec < i_set
     assert out["link_speed_mbps"] == 10000 and out["rx_queues"] == 2
+    assert out["rss"] == "ethtool -L test0 combined 1 (was 2)"
     assert out["irqs"][0]["name"] == "virtio1-input.0"
+    h2 = FakeHost()
+    queues.steer(FakeTb(h2), 2)           # already 2: nothing to change or undo
+    assert not any(c[0] == "record" for c in h2.calls)
 
 
-def test_steer_without_rss_sets_the_channels_and_single_queue_is_left_alone():
-    h = FakeHost(rss=False)
-    out = queues.steer(FakeTb(h), 2)
-    assert ("record", "rxfh", ["test0", "combined", 4]) in h.calls
-    assert ("run", ["ethtool", "-L", "test0", "combined", "2"]) in h.calls
-    assert "combined 2 (was 4" in out["rss"]
+def test_steer_without_channels_sets_the_rss_table_and_single_queue_is_left_alone():
+    h = FakeHost(combined=False)
+    out = queues.steer(FakeTb(h), 1)
+    assert ("record", "rxfh", ["test0", "equal", None]) in h.calls
+    assert ("run", ["ethtool", "-X", "test0", "equal", "1"]) in h.calls
+    assert out["rss"] == "ethtool -X test0 equal 1"
+    with pytest.raises(RxbenchError, match="no combined channels and ethtool -X refused"):
+        queues.steer(FakeTb(FakeHost(combined=False, rss=False)), 1)
     h1 = FakeHost(rxqs=1, speed="-1")
     out = queues.steer(FakeTb(h1), 1)
     assert out["rss"] == "single queue" and out["link_speed_mbps"] is None
     assert not any(c[0] == "record" for c in h1.calls)
     with pytest.raises(RxbenchError, match="2 receive queues"):
         queues.steer(FakeTb(FakeHost(rxqs=2)), 4)
+
+
+def test_frames_on_queues_the_receiver_does_not_use_fail_the_cell():
+    assert queues.stray_problem({0: 1000, 1: 5}, 1) is None          # under 1 %
+    assert "queue(s) [1] beyond the cell's 1" in queues.stray_problem({0: 100, 1: 60}, 1)
+    out = {"rx_pps": 1.0}
+    with pytest.raises(RxbenchError, match="the receive steering failed"):
+        queues.record_cell(out, _cell_tb(), _snap({"rx0_xdp_packets": 0, "rx1_xdp_packets": 0}),
+                           _snap({"rx0_xdp_packets": 50, "rx1_xdp_packets": 40}), 1, 64)
 
 
 # -- pktgen, one kthread per queue -----------------------------------------------------

@@ -24,10 +24,10 @@ Elsewhere (a NIC, virtio behind a tap) the receiver's RSS hash of the flow
 picks the RX queue, not the sender's TX queue: distinct flows per thread
 make spreading likely, not certain, and the runner's per-queue check
 (spread_problem) fails a multi-core cell whose queues did not all receive.
-There, `steer` points the receiver's RSS indirection table at its first N
-queues for a cell with N receiver cores (`ethtool -X IF equal N`; where the
-NIC has no RSS table, `ethtool -L IF combined N`), undone at teardown from
-the host's state record, and records the NIC's link speed and which CPU
+There, `steer` gives the receiver as many queues as the cell has receiver
+cores (`ethtool -L IF combined N`, RSS spreading over them; where the NIC
+has no combined channels, its RSS table: `ethtool -X IF equal N`), undone
+at teardown from the host's state record, and records the NIC's link speed and which CPU
 takes each queue's interrupt; `record_cell` puts them, the packets each
 queue received (kernel ethtool -S, or the DPDK port's per-queue xstats when
 DPDK's own PMD has the NIC) and the rate as a fraction of line rate into
@@ -168,11 +168,11 @@ def line_rate_pps(speed_mbps: int | None, size: int) -> float | None:
 
 
 def steer(tb, n: int) -> dict:
-    """Before a cell: the receiver's RSS spread over its first n queues
-    (ethtool -X IF equal n, else ethtool -L IF combined n where the NIC has
-    no indirection table; what to undo goes to the host's state record
-    first), its link speed and each queue's IRQ placement. A single-queue
-    NIC is left alone. The result goes into the cell (record_cell)."""
+    """Before a cell: the receiver's RSS spread over n queues (ethtool -L IF
+    combined n, else ethtool -X IF equal n where the NIC has no combined
+    channels; what to undo goes to the host's state record first), its
+    link speed and each queue's NAPI and IRQ placement. A single-queue NIC
+    is left alone. The result goes into the cell (record_cell)."""
     r = tb.receiver
     host, ifn = r.host, r.ifname
     out: dict = {"queues_asked": n}
@@ -185,27 +185,33 @@ def steer(tb, n: int) -> dict:
     # each queue's NAPI instance and the per-queue packet counters (qstats)
     # before the cell, from the netdev netlink family (rxbench.netdev_nl)
     out["netdev"] = netdev_probe(host, ifn)
-    if len(rxqs) <= 1:
+    chans = host.run(["ethtool", "-l", ifn], check=False)
+    m = re.findall(r"^Combined:\s*(\d+)", chans, re.M)
+    most = int(m[0]) if len(m) >= 2 and int(m[0]) > 0 else len(rxqs)
+    if most <= 1:
         out["rss"] = "single queue"
         return out
-    if n > len(rxqs):
+    if n > most:
         raise TestbedError(f"receiver {host.key}: {n} receiver cores asked, {ifn} has "
-                           f"{len(rxqs)} receive queues")
-    host.registry.add("rxfh", [ifn, "equal", None])
-    try:
-        tb._run(r, ["ethtool", "-X", ifn, "equal", str(n)])
-        out["rss"] = f"ethtool -X {ifn} equal {n}"
-    except RxbenchError as e:
-        # no RSS indirection table (e.g. virtio without the RSS feature):
-        # the channel count instead
-        chans = host.run(["ethtool", "-l", ifn], check=False)
-        m = re.findall(r"^Combined:\s*(\d+)", chans, re.M)
-        if len(m) < 2:
+                           f"{most} receive queues")
+    # the channel count first: an RSS table alone does not hold on virtio_net,
+    # where attaching an XDP program re-sends the queue count and QEMU then
+    # turns RSS off (seen: a cores=1 cell's frames on both queues)
+    if len(m) >= 2 and int(m[0]) >= n:
+        old = int(m[1])
+        if old != n:
+            host.registry.add("rxfh", [ifn, "combined", old])
+            tb._run(r, ["ethtool", "-L", ifn, "combined", str(n)])
+        out["rss"] = f"ethtool -L {ifn} combined {n} (was {old})"
+    else:
+        # no combined channels to set: the RSS indirection table instead
+        host.registry.add("rxfh", [ifn, "equal", None])
+        try:
+            tb._run(r, ["ethtool", "-X", ifn, "equal", str(n)])
+        except RxbenchError as e:
             raise TestbedError(f"receiver {host.key}: cannot spread over {n} queues of {ifn}: "
-                               f"ethtool -X refused ({e}) and no combined channels") from None
-        host.registry.add("rxfh", [ifn, "combined", int(m[1])])
-        tb._run(r, ["ethtool", "-L", ifn, "combined", str(n)])
-        out["rss"] = f"ethtool -L {ifn} combined {n} (was {m[1]}; ethtool -X refused)"
+                               f"no combined channels and ethtool -X refused ({e})") from None
+        out["rss"] = f"ethtool -X {ifn} equal {n}"
     table = host.run(["ethtool", "-x", ifn], check=False)
     out["rss_table"] = table.strip()[:2000]
     return out
@@ -283,3 +289,19 @@ def record_cell(out: dict, tb, a: dict, b: dict, cores: int, size: int,
         why = spread_problem(ca, cb, cores)
         if why:
             raise RxbenchError(f"multi-core cell: {why} ({source})")
+    why = stray_problem(out["per_queue_rx"], cores)
+    if why:
+        raise RxbenchError(f"{why} ({source})")
+
+
+def stray_problem(per: dict[int, int], cores: int, tolerance: float = 0.01) -> str | None:
+    """None unless more than `tolerance` of the frames arrived on receive
+    queues beyond the cell's first `cores` (a receiver bound to queues
+    0..cores-1, AF_XDP or DPDK, never sees them: the steering failed)."""
+    total = sum(per.values())
+    stray = {q: v for q, v in per.items() if int(q) >= cores and v > 0}
+    if total > 0 and sum(stray.values()) > tolerance * total:
+        return (f"{sum(stray.values())} of {total} frames arrived on queue(s) "
+                f"{sorted(int(q) for q in stray)} beyond the cell's {cores} "
+                f"(per queue: {dict(sorted(per.items()))}): the receive steering failed")
+    return None
