@@ -182,14 +182,12 @@ def steer(tb, n: int) -> dict:
                     check=False).split()
     out["rx_queues"] = len(rxqs)
     out["irqs"] = parse_irqs(host.run(["sh", "-c", IRQ_PROBE, "sh", ifn], check=False))
-    # each queue's NAPI instance and the per-queue packet counters (qstats)
-    # before the cell, from the netdev netlink family (rxbench.netdev_nl)
-    out["netdev"] = netdev_probe(host, ifn)
     chans = host.run(["ethtool", "-l", ifn], check=False)
     m = re.findall(r"^Combined:\s*(\d+)", chans, re.M)
     most = int(m[0]) if len(m) >= 2 and int(m[0]) > 0 else len(rxqs)
     if most <= 1:
         out["rss"] = "single queue"
+        out["netdev"] = netdev_probe(host, ifn)
         return out
     if n > most:
         raise TestbedError(f"receiver {host.key}: {n} receiver cores asked, {ifn} has "
@@ -214,6 +212,10 @@ def steer(tb, n: int) -> dict:
         out["rss"] = f"ethtool -X {ifn} equal {n}"
     table = host.run(["ethtool", "-x", ifn], check=False)
     out["rss_table"] = table.strip()[:2000]
+    # each queue's NAPI instance and the per-queue packet counters (qstats)
+    # once the queues are set, before the cell, from the netdev netlink
+    # family (rxbench.netdev_nl)
+    out["netdev"] = netdev_probe(host, ifn)
     return out
 
 
