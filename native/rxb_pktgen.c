@@ -10,6 +10,14 @@
  * blocks until the run ends) and is bounded by --count and --duration:
  * at the deadline or on SIGINT/SIGTERM/SIGHUP it writes "stop".
  *
+ * One thread per queue (--threads T --cpus LIST): device IF@i goes to the
+ * kthread of LIST[i % n], sends on TX queue i (queue_map_min/max i) and
+ * cycles through FLOWS_PER_THREAD UDP source ports of its own (1024 +
+ * i * FLOWS_PER_THREAD ...), so the receiver's RSS hash spreads the
+ * threads' flows over its queues; --count and --rate-pps are per thread.
+ * The counters are the sum of the devices'; "threads" in the snapshot and
+ * final lines gives each one's cpu, queue and packets.
+ *
  * Output: {"event":"ready",...}, {"event":"snapshot","t_ns","packets",
  * "bytes","errors"} on SIGUSR1 (pkts-sofar of the device file), and
  * {"event":"final",...} with pktgen's own "Result:" line.
@@ -19,7 +27,7 @@
  *
  *   rxb-pktgen --ifname test0 --dst 198.18.0.2 --dst-mac 52:54:00:18:00:02 \
  *              --size 64 --duration 5 [--count N] [--rate-pps P] [--burst B]
- *              [--clone-skb C] [--cpu 0]
+ *              [--clone-skb C] [--cpu 0 | --threads 2 --cpus 0,1]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,20 +48,26 @@
 #define BENCH_NET 0xc6120000u  /* 198.18.0.0/15 */
 #define BENCH_MASK 0xfffe0000u
 #define FCS_LEN 4
+#define MAX_THREADS 64
+#define FLOWS_PER_THREAD 16
 
 struct opts {
 	const char *ifname, *dst, *dst_mac;
-	unsigned int size, burst, clone_skb, cpu;
+	unsigned int size, burst, clone_skb, cpu, threads, ncpus;
+	int cpus[MAX_THREADS];
 	uint64_t count, rate_pps;
 	double duration_s;
 };
 
-static char devpath[256];
+static char devpath[256];                      /* the device dev_set() writes to */
+static char devpaths[MAX_THREADS][256];        /* IF@i of each thread */
+static unsigned int nthreads = 1, thread_cpu[MAX_THREADS];
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: %s --ifname IF --dst IP --dst-mac MAC --size BYTES --duration S\n"
-		   "          [--count N] [--rate-pps P] [--burst B] [--clone-skb C] [--cpu N]\n",
+		   "          [--count N] [--rate-pps P] [--burst B] [--clone-skb C]\n"
+		   "          [--cpu N | --threads T --cpus LIST]\n",
 		TOOL_NAME);
 }
 
@@ -112,12 +126,13 @@ static void dev_set(const char *fmt, ...)
 	}
 }
 
-static void counters(uint64_t *pkts, uint64_t *errors, char *result, size_t rlen)
+static void dev_counters(const char *path, uint64_t *pkts, uint64_t *errors, char *result,
+			 size_t rlen)
 {
 	char buf[8192], *p;
 
 	*pkts = *errors = 0;
-	if (pg_read(devpath, buf, sizeof(buf)))
+	if (pg_read(path, buf, sizeof(buf)))
 		return;
 	if ((p = strstr(buf, "pkts-sofar:")))
 		*pkts = strtoull(p + 11, NULL, 10);
@@ -134,6 +149,40 @@ static void counters(uint64_t *pkts, uint64_t *errors, char *result, size_t rlen
 			if (*p == '\n')
 				*p = ' ';
 	}
+}
+
+/* The sum over every thread's device; each one's packets in per[]. With
+ * several threads the result is each device's "Result:", "; "-separated. */
+static void counters(uint64_t *pkts, uint64_t *errors, char *result, size_t rlen,
+		     uint64_t *per)
+{
+	size_t used = 0;
+
+	*pkts = *errors = 0;
+	if (result)
+		result[0] = 0;
+	for (unsigned int i = 0; i < nthreads; i++) {
+		char one[512] = "";
+		uint64_t p, e;
+
+		dev_counters(devpaths[i], &p, &e, result ? one : NULL, sizeof(one));
+		*pkts += p;
+		*errors += e;
+		if (per)
+			per[i] = p;
+		if (result && used < rlen)
+			used += (size_t)snprintf(result + used, rlen - used, "%s%s",
+						 i ? "; " : "", one);
+	}
+}
+
+static void json_threads(const uint64_t *per)
+{
+	json_printf(",\"threads\":[");
+	for (unsigned int i = 0; i < nthreads; i++)
+		json_printf("%s{\"cpu\":%u,\"queue\":%u,\"packets\":%" PRIu64 "}",
+			    i ? "," : "", thread_cpu[i], i, per[i]);
+	json_printf("]");
 }
 
 static pthread_t main_tid;
@@ -173,6 +222,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{"burst", required_argument, NULL, 'b'},
 		{"clone-skb", required_argument, NULL, 'c'},
 		{"cpu", required_argument, NULL, 'C'},
+		{"threads", required_argument, NULL, 'T'},
+		{"cpus", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -181,7 +232,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->burst = 1;
-	while ((c = opt_next(argc, argv, ":i:d:m:s:D:n:r:b:c:C:h", longopts, usage)) != -1) {
+	o->threads = 1;
+	while ((c = opt_next(argc, argv, ":i:d:m:s:D:n:r:b:c:C:T:L:h", longopts, usage)) != -1) {
 		switch (c) {
 		case 'i': o->ifname = optarg; break;
 		case 'd': o->dst = optarg; break;
@@ -199,11 +251,15 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'b': o->burst = opt_uint("--burst", optarg, 1, 1024); break;
 		case 'c': o->clone_skb = opt_uint("--clone-skb", optarg, 0, 1000000); break;
 		case 'C': o->cpu = opt_uint("--cpu", optarg, 0, 4095); break;
+		case 'T': o->threads = opt_uint("--threads", optarg, 1, MAX_THREADS); break;
+		case 'L': opt_cpu_list(optarg, o->cpus, MAX_THREADS, &o->ncpus); break;
 		}
 	}
 	if (!o->ifname || !o->dst || !o->dst_mac || !o->size || o->duration_s <= 0)
 		usage_error("--ifname, --dst, --dst-mac, --size and --duration are required");
 	bench_ip(o->dst);
+	if (o->threads > 1 && !o->ncpus)
+		usage_error("--threads %u needs --cpus (one pktgen kthread per CPU)", o->threads);
 	if (sscanf(o->dst_mac, "%2x:%2x:%2x:%2x:%2x:%2x", &mac[0], &mac[1], &mac[2], &mac[3],
 		   &mac[4], &mac[5]) != 6 || strlen(o->dst_mac) != 17)
 		usage_error("--dst-mac: invalid MAC address '%s'", o->dst_mac);
@@ -213,6 +269,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 struct watch {
 	const struct opts *o;
 	pthread_t *th;
+	uint64_t *per;
 };
 
 static void watch_snapshot(void *arg)
@@ -220,10 +277,12 @@ static void watch_snapshot(void *arg)
 	struct watch *w = arg;
 	uint64_t pkts, errors;
 
-	counters(&pkts, &errors, NULL, 0);
+	counters(&pkts, &errors, NULL, 0, w->per);
 	json_printf("{\"event\":\"snapshot\",\"t_ns\":%" PRIu64 ",\"packets\":%" PRIu64
-		    ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
+		    ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64,
 		    mono_ns(), pkts, pkts * w->o->size, errors);
+	json_threads(w->per);
+	json_printf("}");
 	json_end();
 }
 
@@ -240,8 +299,8 @@ static const char *watch_wake(void *arg)
 int main(int argc, char **argv)
 {
 	struct opts o;
-	char thread[64], cmd[128], dev[16], result[512] = "";
-	uint64_t t0, deadline, pkts, errors;
+	char thread[64], cmd[128], dev[16], result[4096] = "";
+	uint64_t t0, deadline, pkts, errors, per[MAX_THREADS] = {0};
 	const char *reason;
 	struct watch watch;
 	pthread_t th;
@@ -272,22 +331,38 @@ int main(int argc, char **argv)
 	block_signals(&sigs, SIGUSR2);
 	main_tid = pthread_self();
 
-	snprintf(thread, sizeof(thread), PG_DIR "/kpktgend_%u", o.cpu);
-	if (pg_write(thread, "rem_device_all"))
-		usage_error("--cpu %u: no pktgen thread %s", o.cpu, thread);
-	snprintf(cmd, sizeof(cmd), "add_device %s@0", o.ifname);
-	if ((serr = pg_write(thread, cmd)))
-		die_err(serr, "%s: '%s'", thread, cmd);
-	snprintf(devpath, sizeof(devpath), PG_DIR "/%s@0", o.ifname);
-	dev_set("count %" PRIu64, o.count);
-	dev_set("pkt_size %u", o.size - FCS_LEN);
-	dev_set("dst %s", o.dst);
-	dev_set("dst_mac %s", o.dst_mac);
-	dev_set("delay 0");
-	dev_set("clone_skb %u", o.clone_skb);
-	dev_set("burst %u", o.burst);
-	if (o.rate_pps)
-		dev_set("ratep %" PRIu64, o.rate_pps);
+	nthreads = o.threads;
+	for (unsigned int i = 0; i < nthreads; i++)
+		thread_cpu[i] = o.ncpus ? (unsigned int)o.cpus[i % o.ncpus] : o.cpu;
+	for (unsigned int i = 0; i < nthreads; i++) {
+		snprintf(thread, sizeof(thread), PG_DIR "/kpktgend_%u", thread_cpu[i]);
+		if (pg_write(thread, "rem_device_all"))
+			usage_error("CPU %u: no pktgen thread %s", thread_cpu[i], thread);
+	}
+	for (unsigned int i = 0; i < nthreads; i++) {
+		snprintf(thread, sizeof(thread), PG_DIR "/kpktgend_%u", thread_cpu[i]);
+		snprintf(cmd, sizeof(cmd), "add_device %s@%u", o.ifname, i);
+		if ((serr = pg_write(thread, cmd)))
+			die_err(serr, "%s: '%s'", thread, cmd);
+		snprintf(devpaths[i], sizeof(devpaths[i]), PG_DIR "/%s@%u", o.ifname, i);
+		memcpy(devpath, devpaths[i], sizeof(devpath));
+		dev_set("count %" PRIu64, o.count);
+		dev_set("pkt_size %u", o.size - FCS_LEN);
+		dev_set("dst %s", o.dst);
+		dev_set("dst_mac %s", o.dst_mac);
+		dev_set("delay 0");
+		dev_set("clone_skb %u", o.clone_skb);
+		dev_set("burst %u", o.burst);
+		if (o.rate_pps)
+			dev_set("ratep %" PRIu64, o.rate_pps);
+		if (nthreads > 1) {
+			/* its own TX queue and its own flows (the receiver's RSS spreads them) */
+			dev_set("queue_map_min %u", i);
+			dev_set("queue_map_max %u", i);
+			dev_set("udp_src_min %u", 1024 + i * FLOWS_PER_THREAD);
+			dev_set("udp_src_max %u", 1024 + (i + 1) * FLOWS_PER_THREAD - 1);
+		}
+	}
 
 	t0 = mono_ns();
 	deadline = t0 + (uint64_t)(o.duration_s * (double)NS_PER_SEC);
@@ -297,12 +372,15 @@ int main(int argc, char **argv)
 	json_printf("{\"event\":\"ready\",\"tool\":\"%s\",\"ifname\":", TOOL_NAME);
 	json_str(o.ifname);
 	json_printf(",\"size\":%u,\"pkt_size\":%u,\"count\":%" PRIu64 ",\"rate_pps\":%" PRIu64
-		    ",\"burst\":%u,\"clone_skb\":%u,\"cpu\":%u,\"t_ns\":%" PRIu64 "}",
-		    o.size, o.size - FCS_LEN, o.count, o.rate_pps, o.burst, o.clone_skb, o.cpu, t0);
+		    ",\"burst\":%u,\"clone_skb\":%u,\"cpu\":%u,\"flows_per_thread\":%u",
+		    o.size, o.size - FCS_LEN, o.count, o.rate_pps, o.burst, o.clone_skb, thread_cpu[0],
+		    nthreads > 1 ? FLOWS_PER_THREAD : 1);
+	json_threads(per);
+	json_printf(",\"t_ns\":%" PRIu64 "}", t0);
 	json_end();
 
 	/* the run ends by itself once --count packets are out */
-	watch = (struct watch){ .o = &o, .th = &th };
+	watch = (struct watch){ .o = &o, .th = &th, .per = per };
 	reason = run_until_signal(&sigs, deadline, watch_snapshot, watch_wake, &watch);
 	if (!strcmp(reason, "duration"))
 		reason = "deadline";
@@ -310,16 +388,20 @@ int main(int argc, char **argv)
 		pg_write(PG_DIR "/pgctrl", "stop");
 		pthread_join(th, NULL);
 	}
-	counters(&pkts, &errors, result, sizeof(result));
+	counters(&pkts, &errors, result, sizeof(result), per);
 	json_printf("{\"event\":\"final\",\"t_ns\":%" PRIu64 ",\"packets\":%" PRIu64
 		    ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"elapsed_s\":%.6f"
 		    ",\"reason\":\"%s\",\"result\":",
 		    mono_ns(), pkts, pkts * o.size, errors,
 		    (double)(mono_ns() - t0) / (double)NS_PER_SEC, reason);
 	json_str(result);
+	json_threads(per);
 	json_printf("}");
 	json_end();
-	pg_write(thread, "rem_device_all");
+	for (unsigned int i = 0; i < nthreads; i++) {
+		snprintf(thread, sizeof(thread), PG_DIR "/kpktgend_%u", thread_cpu[i]);
+		pg_write(thread, "rem_device_all");
+	}
 	if (serr && serr != -EINTR) {
 		fprintf(stderr, "%s: pgctrl start: %s\n", TOOL_NAME, strerror(-serr));
 		return RXB_EXIT_FAIL;

@@ -13,7 +13,7 @@
 #
 # `nix build .#vm-images` puts both roles side by side (result/sender/,
 # result/receiver/); `platforms.vm.nix_image: result` boots them
-# (workflow/rxbench/platforms/vm.py: read_boot_json validates this file's
+# (workflow/rxbench/platforms/vm/image.py: read_boot_json validates this file's
 # output, lease_up boots it).
 #
 # Same layout the Debian image (vm/build-image.sh, vm/rxb-init) gives the

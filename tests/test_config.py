@@ -21,8 +21,8 @@ def test_smoke_profile_overlays_defaults():
     assert cfg["platforms"]["local"]["mtu"] == 1500
 
 
-def test_full_profile_on_real_hardware():
-    cfg = resolve({"profile": "full"}, ncpus=16)
+def test_hardware_profile_on_real_hardware():
+    cfg = resolve({"profile": "hardware"}, ncpus=16)
     assert cfg["reps"] >= 5 and cfg["duration_s"] >= 10
     assert set(cfg["eth"]["sizes"]) >= {64, 128, 256, 512, 1024, 1280, 1518}
 
@@ -39,7 +39,7 @@ def test_command_line_wins_over_profile():
     ({"eth": {"cores": [4]}}, "eth.cores[0]", "allowed: 1..1"),
     ({"duration_s": -1}, "duration_s", "> 0"),
     ({"platform": "mars"}, "platform", "allowed values: local"),
-    ({"profile": "huge"}, "profile", "allowed values: default, full, ndr, seed, smoke"),
+    ({"profile": "huge"}, "profile", "allowed values: default, hardware, ndr, seed, smoke"),
     ({"eth": {"variants": {"napi": ["sideways"]}}}, "eth.variants.napi[0]",
      "receiver, sender, dedicated"),
     ({"eth": {"variants": {"napi": ["dedicated"]}}}, "eth.variants.napi", "receiver, sender"),
@@ -54,9 +54,9 @@ def test_bad_values_name_the_key_and_the_allowed_values(override, key, allowed):
     assert "\n" not in msg
 
 
-def test_full_profile_refused_on_this_small_host():
+def test_hardware_profile_refused_on_this_small_host():
     with pytest.raises(ConfigError, match=r"eth.cores\[1\]: 2 receiver cores"):
-        resolve({"profile": "full"}, ncpus=2)
+        resolve({"profile": "hardware"}, ncpus=2)
 
 
 # ---- every key checked before anything runs (generated invalid configurations) ----

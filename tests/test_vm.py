@@ -374,12 +374,12 @@ def test_the_lease_inventory_is_the_ssh_platforms():
 def test_pins_are_checked_against_the_image(tmp_path, monkeypatch):
     cfg = resolve({"platform": "vm"})
     (tmp_path / "versions.txt").write_text("dpdk 24.11.8-0+deb13u1\nxdp-tools 1.5.4-1\n")
-    monkeypatch.setattr(vm, "image_recipe", lambda c: {"pins": {"dpdk": "24.11.*"}})
+    monkeypatch.setattr(vm.image, "image_recipe", lambda c: {"pins": {"dpdk": "24.11.*"}})
     assert vm.check_pins(cfg, tmp_path)["dpdk"].startswith("24.11")
-    monkeypatch.setattr(vm, "image_recipe", lambda c: {"pins": {"dpdk": "25.*"}})
+    monkeypatch.setattr(vm.image, "image_recipe", lambda c: {"pins": {"dpdk": "25.*"}})
     with pytest.raises(vm.VmError, match="dpdk is 24.11.8-0.deb13u1, versions.yaml pins 25"):
         vm.check_pins(cfg, tmp_path)
-    monkeypatch.setattr(vm, "image_recipe", lambda c: {"pins": {"iperf3": "*"}})
+    monkeypatch.setattr(vm.image, "image_recipe", lambda c: {"pins": {"iperf3": "*"}})
     with pytest.raises(vm.VmError, match="iperf3 is not installed"):
         vm.check_pins(cfg, tmp_path)
 

@@ -403,7 +403,7 @@ def test_lease_up_boots_a_boot_json_image_and_configures_the_test_nic(tmp_path):
     for link in res_["links"]:
         assert not subprocess.run(["ip", "link", "show", "dev", link], capture_output=True,
                                   text=True).stdout.strip()
-    assert not any(os.path.exists(f"/proc/{pid}") and vm.alive(pid, start)
+    assert not any(os.path.exists(f"/proc/{pid}") and vm.lease.alive(pid, start)
                    for pid, start in res_["pids"])
     assert not any(os.path.exists(d) for d in res_["dirs"])
 
@@ -420,8 +420,8 @@ def test_nix_configure_names_and_addresses_the_test_nic(monkeypatch):
         ip = ["ip", "-n", ns]
         subprocess.run(ip + ["link", "add", "eth1", "address", vm.TEST_MACS["sender"],
                              "type", "veth", "peer", "name", "eth0"], check=True)
-        monkeypatch.setattr(vm, "ssh", lambda inv, cmd, timeout=30, check=True, log=None:
-                            vm.run(["ip", "netns", "exec", ns, "sh", "-c", cmd],
+        monkeypatch.setattr(vm.guests, "ssh", lambda inv, cmd, timeout=30, check=True, log=None:
+                            vm.guests.run(["ip", "netns", "exec", ns, "sh", "-c", cmd],
                                    timeout=timeout, check=check))
         inv = {"test_ip": vm.TEST_IPS["sender"], "prefix": vm.TEST_PREFIX}
         assert vm.nix_configure(inv, vm.TEST_MACS["sender"], 1400) == "eth1"

@@ -336,6 +336,29 @@ def down(kind: str, log) -> bool:
     return True
 
 
+def leave(kind: str, pid: int, log) -> str:
+    """A campaign process (`pid`, the snakemake whose cells used the lease)
+    is ending: it is no longer watched, and if no other watched process is
+    alive the lease is released now, before that process returns (the
+    owner would notice only after POLL_S, and its release takes seconds
+    more: the lease outlived the campaign). Returns what was done."""
+    path = state_path(kind)
+    with _locked(kind):
+        data = _load(path)
+        if data is None:
+            return "no lease"
+        others = [w for w in data.get("watch", []) if w[0] != pid and _running(w[0], w[1])]
+        if others:
+            data["watch"] = others
+            _save(path, data)
+            return f"left to {len(others)} other campaign process(es)"
+        if _owner_alive(data):
+            _stop_owner(kind, path, data, log)
+        else:
+            _release_dead(kind, path, data, log)
+    return "released"
+
+
 def clean(log) -> list[str]:
     """Release leases (any checkout) whose owner is gone."""
     done = []

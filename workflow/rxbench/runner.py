@@ -311,15 +311,11 @@ def measure_eth(cfg: dict, cell, log) -> Measured:
                 [a["receiver"]["tool"], *series, b["receiver"]["tool"]],
                 "packets" if "packets" in a["receiver"]["tool"] else "rx_packets")
             out["host_probe_during"] = during
-            if cell.params["cores"] > 1:      # [eth/queues] every receive queue must get frames
-                from .queues import per_queue_received, spread_problem
-                rif = tb.receiver.ifname
-                ea = a["receiver"]["counters"]["ethtool"][rif]
-                eb = b["receiver"]["counters"]["ethtool"][rif]
-                out["per_queue_rx"] = per_queue_received(ea, eb)
-                why = spread_problem(ea, eb, cell.params["cores"])
-                if why:
-                    raise RxbenchError(f"multi-core cell: {why}")
+            # [eth/queues] per-queue packets, link speed, IRQ placement, fraction of
+            # line rate; every receive queue of a multi-core cell must get frames
+            from .queues import record_cell
+            record_cell(out, tb, a, b, cell.params["cores"], cell.params["size"],
+                        placement.as_dict())
             out["placement"] = placement.as_dict()
             out["counters"] = {"generator_final": gen_tool.find("final"),
                                "receiver_final": rx_tool.find("final"),

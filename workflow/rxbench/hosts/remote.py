@@ -344,6 +344,12 @@ def release(data, record_path):
     # the tools are dead: a NIC DPDK had goes back to the kernel
     for rec in reversed(data.get("nic_bind", [])):
         done += restore_nic(rec)
+    for ifname, how, old in reversed(data.get("rxfh", [])):   # rxbench.queues.steer
+        if how == "combined" and old:
+            _out(["ethtool", "-L", ifname, "combined", str(old)])
+        elif how == "equal":
+            _out(["ethtool", "-X", ifname, "default"])
+        done.append(f"rss {ifname} {how} restored")
     for ifname in data.get("xdp", []):
         for mode in ("xdp", "xdpgeneric"):
             _out(["ip", "link", "set", "dev", ifname, mode, "off"])

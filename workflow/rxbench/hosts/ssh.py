@@ -37,7 +37,7 @@ CONTROL_PERSIST_S = 120
 DEPLOY_FILES = ["workflow/rxbench/__init__.py", "workflow/rxbench/stacks/__init__.py",
                 "workflow/rxbench/stacks/testpmd.py",
                 "workflow/rxbench/stacks/xdpsock.py", "workflow/rxbench/stacks/pktgen_dpdk.py",
-                "workflow/rxbench/hosts/remote.py"]
+                "workflow/rxbench/hosts/remote.py", "workflow/rxbench/netdev_nl.py"]
 REMOTE_PY = "workflow/rxbench/hosts/remote.py"
 RUN_TOOL = "rxb-run"                # native/: remote.py run's protocol, in C
 BUILD_EXIT = 3

@@ -203,6 +203,10 @@ class SshTestbed(TestbedBase):
             a.host.registry.add("neigh", [a.ifname, b.ip])
             self._run(a, ["ip", "neigh", "replace", b.ip, "lladdr", b.mac, "dev", a.ifname,
                           "nud", "permanent"])
+        # the receiver's RSS over as many queues as the cell has cores, its
+        # link speed and IRQ placement (rxbench.queues.steer; undone at teardown)
+        from ..queues import steer
+        self.queue_setup = steer(self, self.queues)
         self.log(f"testbed up: {s.host.key}/{s.ifname} {s.ip} {s.mac} -> "
                  f"{r.host.key}/{r.ifname} {r.ip} {r.mac}")
         return self

@@ -210,6 +210,8 @@ DPDK_PMDS = {"virtio-pci": "net_virtio", "i40e": "net_i40e", "ice": "net_ice",
              "ixgbe": "net_ixgbe", "igb": "net_e1000_igb", "e1000e": "net_e1000_em",
              "e1000": "net_e1000_em", "bnxt_en": "net_bnxt", "mlx5_core": "net_mlx5",
              "gve": "net_gve", "ena": "net_ena"}
+# PMDs that run beside the kernel driver (no unbinding; mlx5 through its RDMA stack)
+BIFURCATED = ("mlx5_core",)
 # what the receiver's NIC is, in one round trip: key=value lines
 NIC_PROBE = r"""
 ifn=$1
@@ -332,9 +334,10 @@ class Dpdk(Receiver):
         if nic.get("driver") not in DPDK_PMDS:
             raise Unsupported(f"{who}: no DPDK PMD known here for its driver "
                               f"{nic.get('driver')} (known: {', '.join(sorted(DPDK_PMDS))})")
-        if nic["driver"] == "mlx5_core":
-            raise Unsupported(f"{who}: mlx5 is bifurcated (its PMD runs beside the kernel "
-                              f"driver, no unbinding): not wired here")
+        if nic["driver"] in BIFURCATED and not r.host.run(
+                ["sh", "-c", "ls /sys/class/infiniband 2>/dev/null"], check=False).strip():
+            raise Unsupported(f"{who}: mlx5's PMD works through the kernel's RDMA stack "
+                              f"(mlx5_ib, rdma-core): no /sys/class/infiniband device here")
         if nic.get("hugetlbfs") != "yes":
             raise Unsupported(f"receiver {r.host.key}: no hugetlbfs mounted (DPDK's own PMD "
                               f"needs hugepages)")
@@ -352,9 +355,12 @@ class Dpdk(Receiver):
 
     def bind(self) -> dict:
         """The NIC to the user-space driver; how to undo it is recorded on the
-        host first (hosts/remote.py restores it at release)."""
+        host first (hosts/remote.py restores it at release). mlx5 is
+        bifurcated: its PMD runs beside mlx5_core, nothing is unbound."""
         r = self.tb.receiver
         nic = self.nic = self.probe_nic()
+        if nic["driver"] in BIFURCATED:
+            return self.bifurcated(nic)
         binding = user_space_binding(nic)
         record = {"ifname": r.ifname, "pci": nic["pci"], "driver": nic["driver"],
                   "mac": nic["mac"], "mtu": int(nic["mtu"]),
@@ -382,6 +388,23 @@ class Dpdk(Receiver):
                       "busy_budget": "n/a (no kernel NAPI under DPDK's own PMD)"}
         return {"dpdk": self.bound}
 
+    def bifurcated(self, nic: dict) -> dict:
+        """mlx5: the kernel keeps its netdev (and its counters); DPDK's
+        net_mlx5 takes the port's traffic through flow rules of its own.
+        Only the hugepages are set (sysfs, restored at teardown)."""
+        r = self.tb.receiver
+        if int(nic["hugepages"]) < HUGEPAGES_2M:
+            r.host.set_sysfs(HUGEPAGES, str(HUGEPAGES_2M), self.tb.log)
+        got = int((r.host.read_file(HUGEPAGES) or "0").strip() or 0)
+        if got < HUGEPAGES_2M:
+            raise Unsupported(f"receiver {r.host.key}: only {got} of {HUGEPAGES_2M} 2 MiB "
+                              f"hugepages")
+        self.bound = {"pmd": DPDK_PMDS[nic["driver"]], "pci": nic["pci"],
+                      "binding": f"none (bifurcated: {nic['driver']} keeps {r.ifname})",
+                      "kernel_driver": nic["driver"], "hugepages_2M": got,
+                      "busy_budget": "n/a (DPDK's own PMD)"}
+        return {"dpdk": self.bound}
+
     def binary(self) -> str:
         return self.which(self.tool) or self.tool
 
@@ -395,10 +418,13 @@ class Dpdk(Receiver):
 
     def argv(self, bound_s: float) -> list[str]:
         native = self.pmd == "native"
+        app = ["--forward-mode=rxonly"]
+        if native and len(self.placement.application) > 1:
+            # RSS over the UDP ports too: the generators' flows may differ in them only
+            app.append("--rss-udp")
         return testpmd_command(self.tb, self.tb.receiver, self.placement.application,
                                f"{NETNS_PREFIX}{self.tb.token}", None if native else self.vdev(),
-                               ["--forward-mode=rxonly"], bound_s,
-                               pci=self.nic["pci"] if native else None)
+                               app, bound_s, pci=self.nic["pci"] if native else None)
 
     def polls(self) -> bool:
         return True      # a DPDK lcore spins on its queues
@@ -633,28 +659,41 @@ class Pktgen(Generator):
     to the pktgen kthread of the first generator CPU, UDP/IPv4 frames of the
     cell's size to the receiver's address and MAC (pktgen's default UDP port
     9, the test flow), bounded by --duration (and --count); burst 1 and
-    clone_skb 0 (a fresh skb per frame: what a real sender pays). One flow.
-    `unsupported` where the sender's kernel has no pktgen (this machine's:
-    CONFIG_NET_PKTGEN is not set)."""
+    clone_skb 0 (a fresh skb per frame: what a real sender pays). One
+    kthread per sender TX queue, up to one per generator CPU and at least
+    one per receiver core: thread i sends on TX queue i from CPU i with 16
+    UDP source ports of its own (rxb-pktgen --threads), so the receiver's
+    RSS spreads the flows. `unsupported` where the sender's kernel has no
+    pktgen (this machine's: CONFIG_NET_PKTGEN is not set)."""
 
     name = "pktgen"
     tool = "rxb-pktgen"
+    threads = 1
 
     def probe(self) -> None:
         try:
             require_kernel("CONFIG_NET_PKTGEN", host=self.host)
         except Unsupported as e:
             raise Unsupported(f"generator pktgen (Linux's pktgen module): {e}") from None
-        if self.cell.params.get("cores", 1) > 1:
-            raise Unsupported("generator pktgen: one flow from one kthread here; cores > 1 "
-                              "needs a flow per receive queue (use rxb-gen)")
+        s, cores = self.tb.sender, int(self.cell.params.get("cores", 1))
+        ntx = len(s.host.run(["sh", "-c", f"ls -d /sys/class/net/{s.ifname}/queues/tx-*"],
+                             check=False).split())
+        gen = self.placement.generator
+        self.threads = max(1, min(ntx, len(gen)))
+        if self.threads < cores:
+            raise Unsupported(f"generator pktgen: {cores} receiver cores want as many sending "
+                              f"threads; the sender has {ntx} TX queue(s) and {len(gen)} "
+                              f"generator CPU(s)")
 
     def argv(self, bound_s: float) -> list[str]:
         s, r, p = self.tb.sender, self.tb.receiver, self.cell.params
+        gen = self.placement.generator
+        threads = (["--cpu", str(gen[0])] if self.threads == 1 else
+                   ["--threads", str(self.threads), "--cpus",
+                    ",".join(map(str, gen[:self.threads]))])
         return s.exec([self.binary(), "--ifname", s.ifname, "--dst", r.ip, "--dst-mac", r.mac,
                        "--size", str(p["size"]), "--duration", f"{bound_s:.3f}",
-                       "--burst", "1", "--clone-skb", "0",
-                       "--cpu", str(self.placement.generator[0])])
+                       "--burst", "1", "--clone-skb", "0", *threads])
 
 
 # -- the registry's view (stacks/registry.py) ------------------------------------
