@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "workflow" / "rxbench"
 # lowest first; a module may import its own layer's modules (without a
 # cycle) and those of the layers below, never one above
 LAYERS = [
-    ("base", ["rxbench", "rxbench.util", "rxbench.state", "rxbench.result", "rxbench.queues",
+    ("base", ["rxbench", "rxbench.util", "rxbench.state", "rxbench.result", "rxbench.queues", "rxbench.netdev_nl",
               "rxbench.versions", "rxbench.provenance"]),
     ("hosts", ["rxbench.hosts", "rxbench.hosts.*", "rxbench.proc", "rxbench.measure"]),
     ("stacks", ["rxbench.stacks", "rxbench.stacks.*"]),

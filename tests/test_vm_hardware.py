@@ -27,6 +27,8 @@ from rxbench.platforms.base import Placement, Side
 from rxbench.platforms.vm.lease import guest_inventory
 from rxbench.stacks.eth import Dpdk, Pktgen
 
+pytestmark = pytest.mark.unit
+
 
 
 # -- the profile -----------------------------------------------------------------
@@ -421,6 +423,8 @@ def check_hardware_campaign(results: Path) -> list[str]:
     return problems
 
 
+@pytest.mark.guests
+@pytest.mark.slow
 @pytest.mark.skipif(NO_GUESTS is not None, reason=NO_GUESTS or "")
 @pytest.mark.skipif(not os.environ.get("RXBENCH_VM_HARDWARE"),
                     reason="the hardware campaign in TCG guests takes ~30 min here: "

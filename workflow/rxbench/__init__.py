@@ -11,3 +11,7 @@ __version__ = "0.1.0"
 
 class RxbenchError(Exception):
     """An error the user can act on; its message is shown as one line."""
+
+
+class TestbedError(RxbenchError):
+    """The testbed cannot do what a cell asks (hosts, links, queues, CPUs)."""

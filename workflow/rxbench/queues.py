@@ -38,8 +38,7 @@ from __future__ import annotations
 
 import re
 
-from . import RxbenchError
-from .platforms.base import TestbedError
+from . import RxbenchError, TestbedError
 
 # per-queue receive counters: ethtool -S (veth: rx_queue_N_xdp_packets; virtio_net
 # before 6.10: rx_queue_N_packets, since: rx<N>_xdp_packets only, its packets

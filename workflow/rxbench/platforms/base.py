@@ -8,15 +8,11 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from .. import RxbenchError
+from .. import RxbenchError, TestbedError  # noqa: F401 (TestbedError: platforms' own)
 from ..hosts import OnHost
 from ..util import CommandError
 
 TEST_NET = ipaddress.ip_network("198.18.0.0/15")
-
-
-class TestbedError(RxbenchError):
-    pass
 
 
 class PreflightError(TestbedError):
