@@ -8,7 +8,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from .. import RxbenchError, TestbedError  # noqa: F401 (TestbedError: platforms' own)
+from .. import TestbedError  # noqa: F401 (raised here, imported from here by the platforms)
 from ..hosts import OnHost
 from ..util import CommandError
 
