@@ -85,7 +85,9 @@ def test_eth_only_figures_and_a_tcp_figure_without_tcp_rows(eth_only, tmp_path):
 
 
 def test_each_stack_has_its_own_style():
-    styles = {s: look.style(s) for s in look.ORDER}
+    from rxbench.stacks import registry
+    styles = {s: look.style(s) for s in registry.order()}
+    assert {"xdp_drop", "af_xdp", "dpdk", "uring_opt", "iperf3"} <= set(styles)
     pairs = [(c, m) for c, m, _ in styles.values()]
     assert len(set(pairs)) == len(pairs)
     assert len({m for _, m, _ in styles.values()}) == len(styles)   # grayscale

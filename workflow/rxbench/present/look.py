@@ -1,6 +1,7 @@
-"""How the presenting side names, orders and draws a stack: each fact once,
-behind a small function (label, rank, style). Figures, tables and the
-paper's sentences all ask here.
+"""How the presenting side names, orders and draws a stack. Each fact is
+declared once, by the stack's own module in its registry entry
+(stacks/registry.py: label, order, style); figures, tables and the paper's
+sentences ask here, and this module only reads the registry.
 
 A stack's name is what the cells call it; its label is what it really is
 on this testbed (DPDK on veth is testpmd on the af_xdp PMD; iperf3 is its
@@ -9,54 +10,20 @@ own sender and server together, never a server alone).
 
 from __future__ import annotations
 
-# stacks in the order figures and tables list them (others follow, sorted)
-ORDER = ("xdp_drop", "af_xdp", "dpdk", "af_packet",
-         "blocking", "epoll", "uring", "uring_opt", "uring_zcrx", "iperf3")
-LAYER_ORDER = ("eth", "tcp")
+from ..stacks import registry
+from ..stacks.tcp import PAIR_LABEL  # noqa: F401 (iperf3's label, for the captions that explain it)
 
-# stack -> label where the NIC driver is veth (what the stack is there)
-_VETH_LABELS = {"dpdk": "DPDK (af_xdp PMD on veth)"}
-# iperf3 is its own sender and server: every figure, table and sentence says so
-PAIR_LABEL = "iperf3 (sender+server pair)"
-
-# stack -> (colour, marker, hatch). Okabe-Ito and Tol colours (colour-blind
-# safe); the marker and hatch tell stacks apart in grayscale.
-_STYLE = {
-    "xdp_drop": ("#000000", "o", ""),
-    "af_xdp": ("#0072B2", "s", "//"),
-    "dpdk": ("#D55E00", "^", "xx"),
-    "af_packet": ("#009E73", "D", ".."),
-    "blocking": ("#CC79A7", "v", "\\\\"),
-    "epoll": ("#E69F00", "P", "--"),
-    "uring": ("#56B4E9", "X", "++"),
-    "uring_opt": ("#882255", "h", "oo"),
-    "uring_zcrx": ("#44AA99", "p", "**"),
-    "iperf3": ("#666666", "*", "OO"),
-}
-_OTHER = ("#999999", "d", "||")
-# TCP figures split touch into panels, so their lines can tell servers apart
-# by line style too (grayscale)
-_TCP_LINESTYLE = {"blocking": (0, (1, 1.2)), "epoll": (0, (6, 1.5, 1, 1.5)),
-                  "uring": (0, (5, 2)), "uring_opt": "-", "uring_zcrx": (0, (3, 1, 1, 1, 1, 1)),
-                  "iperf3": (0, (4, 2))}
+LAYER_ORDER = registry.LAYERS
 
 
 def label(stack, nic_driver: str | None = "veth") -> str:
-    """DPDK on veth is testpmd on the af_xdp PMD: an AF_XDP socket in copy
-    mode, no kernel bypass (veth has no PCI device for a native PMD).
-    iperf3 is a sender+server pair, never a server alone."""
-    stack = str(stack)
-    if stack == "iperf3":
-        return PAIR_LABEL
-    if stack in _VETH_LABELS and (nic_driver or "veth") == "veth":
-        return _VETH_LABELS[stack]
-    return stack
+    """The registry's label of the stack on nic_driver (None: veth)."""
+    return registry.label(str(stack), None, nic_driver)
 
 
 def rank(stack) -> tuple:
-    """Sort key: the stacks in ORDER, then any other by name."""
-    s = str(stack)
-    return (ORDER.index(s), "") if s in ORDER else (len(ORDER), s)
+    """Sort key: the registered stacks in their order, then any other by name."""
+    return registry.rank(stack)
 
 
 def layer_rank(layer) -> tuple:
@@ -65,9 +32,10 @@ def layer_rank(layer) -> tuple:
 
 def style(stack) -> tuple[str, str, str]:
     """(colour, marker, hatch) of a stack in every figure."""
-    return _STYLE.get(str(stack), _OTHER)
+    s = registry.style(stack)
+    return s.colour, s.marker, s.hatch
 
 
 def tcp_linestyle(stack):
     """A TCP server's own line style (None: the variant's)."""
-    return _TCP_LINESTYLE.get(str(stack))
+    return registry.style(stack).linestyle
