@@ -166,10 +166,12 @@ def test_lossy_is_receiver_limited_whatever_the_cpus_say():
 
 
 class _Spinner(Generator):
-    name = DpdkTxonly.name          # testpmd txonly: its lcore spins
+    name = "spinner"                # any generator whose class says its core polls
+    polls_core = DpdkTxonly.polls_core
 
 
 def test_a_polling_generator_is_discounted_like_a_polling_receiver():
+    assert DpdkTxonly.polls_core and not Generator.polls_core
     gen = _Spinner.__new__(_Spinner)
     a = snap(0, 0, 0, IDLE)
     cpu = {"0": ticks(user=100), "1": ticks(system=60, idle=40)}

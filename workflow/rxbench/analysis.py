@@ -35,8 +35,6 @@ LOSSY = 1 - GENERATOR_BOUND   # losing more than this fraction: receiver-limited
 # interval by this fraction (plus two ticks of rounding) before it is flagged
 TICK_TOLERANCE = 0.05
 CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-# generators that busy-poll their core whatever the load (testpmd's lcore)
-POLLING_GENERATORS = frozenset({"dpdk-txonly"})
 
 # Where a frame offered but not received was lost, and how the stages
 # relate (`drops.stages` of every result says the same):
@@ -162,8 +160,7 @@ def processes(a: dict, b: dict, hz: int) -> dict:
 
 def generator_polls(gen) -> bool:
     polls = getattr(gen, "polls", None)
-    return bool((polls() if callable(polls) else False) or
-                getattr(gen, "name", "") in POLLING_GENERATORS)
+    return bool((polls() if callable(polls) else False) or getattr(gen, "polls_core", False))
 
 
 def classify_eth(loss_frac: float, refused_frac: float, busy_frac: dict, generator: list,
@@ -502,7 +499,7 @@ def stored_busy(cell: dict) -> tuple[dict, dict]:
 def reclassify_cell(res: dict) -> dict | None:
     """{old, new, ...} for one stored ok cell, from its stored fields only."""
     from . import cells
-    from .stacks import RECEIVERS
+    from .stacks import GENERATORS, RECEIVERS
     if res.get("status") != "ok":
         return None
     pl = res["placement"]
@@ -515,12 +512,13 @@ def reclassify_cell(res: dict) -> dict | None:
         cls = RECEIVERS[res["stack"]]
         rx = cls.__new__(cls)
         rx.cell = cells.Cell(res["platform"], res["layer"], res["stack"], res["params"], res["rep"])
-        retries = res.get("generator") != "dpdk-txonly"
+        gen = GENERATORS.get(res.get("generator"))     # a result's own generator class
+        retries = gen.retries_refused if gen else True
         sent, refused = res["sent_packets"], res.get("backpressure", {}).get("sender_tx_dropped", 0)
         loss = (res["offered_pps"] - res["rx_pps"]) / res["offered_pps"] if res["offered_pps"] else 0.0
         new = classify_eth(loss, refused / (sent + refused) if retries and sent else 0.0, busy,
                            gen_cpus, app, napi, rx.polls(),
-                           res.get("generator") in POLLING_GENERATORS)
+                           bool(gen and gen.polls_core))
         d = res["drops"]
         veth = d.get("receiver_rx_dropped", 0) + d.get("receiver_rx_missed", 0) + \
             d.get("receiver_rx_errors", 0)

@@ -119,6 +119,9 @@ class Generator(Tooled):
     # sent again, so it is back-pressure; False: it is lost, and counted as
     # a drop stage (sender_veth_refused)
     retries_refused = True
+    # True: the generator busy-polls its core whatever the load (a DPDK
+    # lcore), so a busy generator CPU says nothing about its limit
+    polls_core = False
 
     def argv(self, bound_s: float) -> list[str]:
         raise NotImplementedError

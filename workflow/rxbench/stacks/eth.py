@@ -495,6 +495,7 @@ class DpdkTxonly(Generator):
     tool = "dpdk-testpmd"
     ready_timeout = 90.0
     retries_refused = False      # the PMD counts a frame veth refused as sent
+    polls_core = True            # a DPDK lcore polls whatever the load
     attaches_xdp = True          # the af_xdp PMD's program on the sender's interface
     pmd = "af_xdp"               # the benchmark also compares af_packet
 
@@ -618,6 +619,7 @@ class PktgenDpdk(Generator):
     tool = "pktgen"
     ready_timeout = 120.0        # EAL start and the first packets under TCG
     retries_refused = False      # the PMD counts a frame veth refused as sent
+    polls_core = True            # a DPDK lcore polls whatever the load
 
     def probe(self) -> None:
         require_kernel("CONFIG_XDP_SOCKETS", host=self.host)
