@@ -46,7 +46,8 @@
  * is a struct server_mode (tcp_server.h) in a file of its own, in the table
  * modes[] below: tcp_server_blocking.c, tcp_server_epoll.c (epoll and
  * epoll_et), tcp_server_uring.c, tcp_server_uring_opt.c, tcp_server_zcrx.c;
- * the io_uring modes share the ring code of tcp_server_ring.c.
+ * the io_uring modes share the ring code of tcp_server_ring.c, and every
+ * mode the run's state and helpers of tcp_server_core.c.
  */
 #include "tcp_server.h"
 
@@ -67,16 +68,11 @@
 
 #define LISTEN_BACKLOG     4096
 
-const char *const mode_names[] = { "blocking", "epoll", "epoll_et",
-				   "uring", "uring_opt", "uring_zcrx" };
-
 static const struct server_mode *const modes[] = {
 	[MODE_BLOCKING] = &mode_blocking,   [MODE_EPOLL] = &mode_epoll,
 	[MODE_EPOLL_ET] = &mode_epoll,      [MODE_URING] = &mode_uring,
 	[MODE_URING_OPT] = &mode_uring_opt, [MODE_URING_ZCRX] = &mode_uring_zcrx,
 };
-
-struct server_run run = { .lfd = -1 };
 
 static void usage(FILE *f)
 {
@@ -230,105 +226,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	if (o->mode == MODE_URING_OPT && (uint64_t)o->ring_bufs * o->buf > MAX_RING_MEM)
 		usage_error("--ring-bufs %u x --buf %u: more than %llu MiB per loop", o->ring_bufs,
 			    o->buf, MAX_RING_MEM >> 20);
-}
-
-/* ---- shared bits ---------------------------------------------------------- */
-
-void loop_fail(struct loop *l, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(l->err_what, sizeof(l->err_what), fmt, ap);
-	va_end(ap);
-	__atomic_store_n(&l->err, err ? (err < 0 ? -err : err) : EIO, __ATOMIC_RELEASE);
-	pthread_kill(run.main_tid, SIGUSR2);
-}
-
-void ctrs_publish(struct ctrs *dst, const struct ctrs *d)
-{
-	if (d->bytes)
-		ctr_add(&dst->bytes, d->bytes);
-	if (d->recvs)
-		ctr_add(&dst->recvs, d->recvs);
-	if (d->accepted)
-		ctr_add(&dst->accepted, d->accepted);
-	if (d->closed)
-		ctr_add(&dst->closed, d->closed);
-	if (d->errors)
-		ctr_add(&dst->errors, d->errors);
-	if (d->rearms)
-		ctr_add(&dst->rearms, d->rearms);
-	if (d->waits)
-		ctr_add(&dst->waits, d->waits);
-	if (d->enobufs)
-		ctr_add(&dst->enobufs, d->enobufs);
-	if (d->touch)
-		ctr_add(&dst->touch, d->touch);
-}
-
-void ctrs_read(struct ctrs *sum, const struct ctrs *c)
-{
-	sum->bytes += ctr_get(&c->bytes);
-	sum->recvs += ctr_get(&c->recvs);
-	sum->accepted += ctr_get(&c->accepted);
-	sum->closed += ctr_get(&c->closed);
-	sum->errors += ctr_get(&c->errors);
-	sum->rearms += ctr_get(&c->rearms);
-	sum->waits += ctr_get(&c->waits);
-	sum->enobufs += ctr_get(&c->enobufs);
-	sum->touch += ctr_get(&c->touch);
-}
-
-struct conn *conn_new(struct loop *l, int fd, size_t buf, struct ctrs *d)
-{
-	struct conn *c = calloc(1, sizeof(*c) + buf);
-
-	if (!c) {
-		close(fd);
-		d->closed++;
-		d->errors++;
-		return NULL;
-	}
-	c->fd = fd;
-	c->loop = l;
-	conn_link(&l->conns, c);
-	return c;
-}
-
-void conn_close(struct loop *l, struct conn *c, struct ctrs *d, bool error)
-{
-	close(c->fd); /* epoll: also leaves the epoll set, the fd is not shared */
-	conn_unlink(&l->conns, c);
-	free(c);
-	d->closed++;
-	if (error)
-		d->errors++;
-}
-
-/* {"event":"error","kind":"unsupported",...} for what the kernel refused. */
-void report_unsupported(const char *feature, int err, const char *fmt, ...)
-{
-	char msg[256], name[16];
-	va_list ap;
-	int n;
-
-	if (err < 0)
-		err = -err;
-	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof(msg))
-		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
-	json_printf("{\"event\":\"error\",\"tool\":\"%s\",\"kind\":\"unsupported\",\"mode\":\"%s\","
-		    "\"feature\":",
-		    TOOL_NAME, mode_names[run.o.mode]);
-	json_str(feature);
-	json_printf(",\"errno\":%d,\"errno_name\":\"%s\",\"reason\":", err,
-		    errno_name(err, name, sizeof(name)));
-	json_str(msg);
-	json_printf("}");
-	json_end();
 }
 
 /* ---- listeners ------------------------------------------------------------ */

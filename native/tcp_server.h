@@ -34,8 +34,9 @@
 #define POLL_TIMEOUT_MS    100          /* bounds how late a thread sees stop */
 #define MAX_RQ_ENTRIES     32768U       /* kernel limit of a refill ring */
 
-enum mode { MODE_BLOCKING, MODE_EPOLL, MODE_EPOLL_ET, MODE_URING, MODE_URING_OPT, MODE_URING_ZCRX };
-extern const char *const mode_names[];
+enum mode { MODE_BLOCKING, MODE_EPOLL, MODE_EPOLL_ET, MODE_URING, MODE_URING_OPT, MODE_URING_ZCRX,
+	    MODE_COUNT };
+extern const char *const mode_names[MODE_COUNT];
 
 struct opts {
 	int mode;
