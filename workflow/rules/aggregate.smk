@@ -58,14 +58,14 @@ rule stats:
 # exist: a checkpoint, read by planned_figures().
 checkpoint figure_plan:
     input:
-        STATS,
-        SET_FACTS,
+        stats=STATS,
+        facts=SET_FACTS,
     output:
         FIGURE_PLAN,
     log:
         f"{GENERATED}/figures.log",
     shell:
-        "{PAPER_PY} plan --stats {input[0]:q} --out {output:q} > {log} 2>&1"
+        "{PAPER_PY} plan --stats {input.stats:q} --out {output:q} > {log} 2>&1"
 
 
 # the PDF and PNG of every figure family the data supports (an input function)
@@ -83,8 +83,8 @@ for _fig, _category in FIGURE_FAMILIES.items():
         name:
             f"figure_{_fig}"
         input:
-            STATS,
-            SET_FACTS,
+            stats=STATS,
+            facts=SET_FACTS,
         output:
             pdf=f"{GENERATED}/{_fig}.pdf",
             png=report(f"{GENERATED}/{_fig}.png", caption=f"../report/{_fig}.rst",
@@ -94,7 +94,7 @@ for _fig, _category in FIGURE_FAMILIES.items():
         params:
             family=_fig,
         shell:
-            "{PAPER_PY} figure {params.family} --stats {input[0]:q} --pdf {output.pdf:q}"
+            "{PAPER_PY} figure {params.family} --stats {input.stats:q} --pdf {output.pdf:q}"
             " --png {output.png:q} > {log} 2>&1"
 
 
@@ -108,6 +108,6 @@ rule tables:
     log:
         f"{GENERATED}/tables.log",
     params:
-        gendir=GENERATED,
+        gendir=lambda wildcards, output: str(Path(output[0]).parent),
     shell:
         "{PAPER_PY} tables --stats {input.stats:q} --dir {params.gendir:q} > {log} 2>&1"

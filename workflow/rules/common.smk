@@ -48,3 +48,19 @@ def cell_config(wildcards):
     if "search=ndr" in wildcards.params.split("/"):
         keep += ("ndr",)          # only NDR cells rerun when the search settings change
     return json.dumps({k: config[k] for k in keep}, sort_keys=True)
+
+
+# the vm lease is released before snakemake returns (its onsuccess/onerror
+# handlers, workflow/rules/vm.smk): the last campaign process to leave takes
+# the guests down while snakemake waits
+def _leave_vm_lease():
+    if config.get("platform") != "vm":
+        return
+    import os
+    import time
+    from rxbench import lease as _lease
+    from rxbench.util import Log
+    t0 = time.monotonic()
+    what = _lease.leave("vm", os.getpid(), Log())
+    if what != "no lease":
+        print(f"rxbench: vm lease {what} in {time.monotonic() - t0:.1f} s", file=sys.stderr)

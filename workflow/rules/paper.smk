@@ -16,9 +16,9 @@ PAPER_DATA_CSVS = [str(Path(workflow.basedir) / "paper" / "data" / f)
 
 rule numbers:
     input:
-        STATS,
-        SET_FACTS,
-        PAPER_DATA_CSVS,
+        stats=STATS,
+        facts=SET_FACTS,
+        data=PAPER_DATA_CSVS,
     output:
         NUMBERS,
     log:
@@ -27,7 +27,7 @@ rule numbers:
         gendir=f"generated/{GENERATED_NAME}",
         dataset=PAPER_DATA_LABEL,
     shell:
-        "{PAPER_PY} numbers --stats {input[0]:q} --out {output:q} --gendir {params.gendir:q}"
+        "{PAPER_PY} numbers --stats {input.stats:q} --out {output:q} --gendir {params.gendir:q}"
         " --dataset {params.dataset:q} > {log} 2>&1"
 
 

@@ -24,19 +24,6 @@ rule vm_image:
 # killed, namespace and taps deleted) while snakemake waits. Its owner also
 # watches this process, so a snakemake killed outright is caught within
 # lease.POLL_S plus the release itself.
-def _leave_vm_lease():
-    if config.get("platform") != "vm":
-        return
-    import os
-    import time
-    from rxbench import lease as _lease
-    from rxbench.util import Log
-    t0 = time.monotonic()
-    what = _lease.leave("vm", os.getpid(), Log())
-    if what != "no lease":
-        print(f"rxbench: vm lease {what} in {time.monotonic() - t0:.1f} s", file=sys.stderr)
-
-
 onsuccess:
     _leave_vm_lease()
 
