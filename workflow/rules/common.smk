@@ -48,3 +48,12 @@ def cell_config(wildcards):
     if "search=ndr" in wildcards.params.split("/"):
         keep += ("ndr",)          # only NDR cells rerun when the search settings change
     return json.dumps({k: config[k] for k in keep}, sort_keys=True)
+
+
+# the campaign's cell count and estimated wall time, once, to stderr, when
+# it starts (not when the paper is built from a committed reference set)
+onstart:
+    if config["paper_data"] == "run":
+        from rxbench.estimate import banner
+
+        print(banner(config), file=sys.stderr)
