@@ -152,20 +152,20 @@ def eth_rate(gs, pdf, png) -> None:
     colour, XDP_DROP (in-kernel, the ceiling) in black, generator-bound
     points ringed, the line rate when the summary has one."""
     _eth_vs_size(gs, pdf, png, metric="rx_pps", scale=1e6,
-                 ylabel="maximum receive rate under overload (Mpps)",
+                 ylabel="maximum receive rate\nunder overload (Mpps)",
                  title="Maximum receive rate under overload, every configuration")
 
 
 def eth_gbps(gs, pdf, png) -> None:
     """Received Gbit/s (frame bits, FCS included) vs frame size."""
     _eth_vs_size(gs, pdf, png, metric="rx_gbps", scale=1.0,
-                 ylabel="received under overload (Gbit/s, frame bits)",
+                 ylabel="received under overload\n(Gbit/s, frame bits)",
                  title="Received bit rate under overload")
 
 
 def _eth_vs_size(gs, pdf, png, metric, scale, ylabel, title) -> None:
     d = Data(gs, "eth")
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
     cores = _eth_cores(d)
     sub = d.st[d.st["cores"].map(G.norm) == cores] if cores is not None else d.st.iloc[0:0]
     sub = d.saturation(sub)
@@ -658,3 +658,38 @@ def figure(name: str, gs: SF.GroupStats, pdf, png) -> None:
         raise ValueError(f"unknown figure {name!r}; known: {', '.join(FAMILIES)}")
     FAMILIES[name][0](gs, pdf, png)
 
+
+def outside_canvas(fig, tol_px: float = 1.0) -> list[str]:
+    """The texts of a drawn figure (legend entries, titles, axis and tick
+    labels, footer) that fall outside its canvas, each as a short
+    description; [] when everything is inside (tests/test_figure_canvas.py)."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    w, h = fig.bbox.width, fig.bbox.height
+    out = []
+
+    def check(artist, what):
+        if not artist.get_visible() or (hasattr(artist, "get_text") and not artist.get_text()):
+            return
+        b = artist.get_window_extent(r)
+        if b.x0 < -tol_px or b.y0 < -tol_px or b.x1 > w + tol_px or b.y1 > h + tol_px:
+            out.append(f"{what} {getattr(artist, 'get_text', lambda: '')()!r} at "
+                       f"({b.x0:.0f}, {b.y0:.0f})-({b.x1:.0f}, {b.y1:.0f}) of {w:.0f}x{h:.0f}")
+
+    for leg in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+        check(leg, "legend")
+        for t in leg.get_texts():
+            check(t, "legend entry")
+    for t in fig.texts:
+        check(t, "text")
+    def shown(ticks, lim, i):
+        lo, hi = sorted(lim)
+        return [t for t in ticks if lo - 1e-9 <= t.get_position()[i] <= hi + 1e-9]
+
+    for ax in fig.axes:
+        # tick labels outside the view limits exist but are not drawn
+        for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts,
+                  *shown(ax.get_xticklabels(), ax.get_xlim(), 0),
+                  *shown(ax.get_yticklabels(), ax.get_ylim(), 1)):
+            check(t, "label")
+    return out

@@ -334,7 +334,9 @@ def wait_class(rec) -> str | None:
     if stack in ("af_packet", "xdpsock"):       # poll() (xdpsock -p, rxbench/xdpsock.py)
         return "woken"
     if stack == "af_xdp":
-        return {"poll": "woken", "busy_poll": "busy", "spin": "spin"}.get(norm(rec.get("wait")))
+        # no wait column (older summaries): the default, poll
+        return {"poll": "woken", "busy_poll": "busy", "spin": "spin", None: "woken"}.get(
+            norm(rec.get("wait")))
     if stack == "dpdk":
         bb = norm(rec.get("busy_budget"))
         if norm(rec.get("pmd")) in (None, "af_xdp") and isinstance(bb, (int, float)) and bb > 0:
