@@ -112,6 +112,31 @@ def eth_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
             f"{label_tex(r, variants, defaults, nic, config=False)} {sig(v / 1e6)}"
             for r, v in above) or "n/a",
             "stacks whose not-overloaded configurations received more (lower bounds, Mpps)")
+    # the headline, like with like: per NAPI placement and wait class (the
+    # panels of the eth_best figure), the stacks' best configurations
+    # within the panel compared with each other, never across panels
+    for tag, size in (("Small", small), ("Large", large)):
+        at = pick(best, "size", size) if size is not None else best.iloc[0:0]
+        at = at[at["stack"] != "xdp_drop"] if len(at) else at
+        parts = []
+        keys = [k for k in ("napi", "wait_class") if k in at.columns]
+        for key, g in (at.groupby([at[k].map(G.norm) for k in keys], sort=False)
+                       if len(at) and keys else []):
+            key = key if isinstance(key, tuple) else (key,)
+            kv = dict(zip(keys, key))
+            where = ", ".join(filter(None, [NAPI_TEXT.get(kv.get("napi")),
+                                            G.WAIT_CLASSES.get(kv.get("wait_class"), ("",))[0]]))
+            g = g.sort_values("rx_pps_median", ascending=False)
+            top = g.iloc[0]
+            if len(g) == 1:
+                parts.append(f"{where}: only {lab(top)} ran ({sig(top['rx_pps_median'] / 1e6)}\,Mpps)")
+                continue
+            claims = [claim_tex(lab(top), top, lab(r), r, "rx_pps", "Mpps", 1e6)[0]
+                      for _, r in g.iloc[1:].iterrows()]
+            parts.append(f"{where}: " + "; ".join(claims))
+        M.flag(f"HaveEthClass{tag}", bool(parts))
+        M.add(f"EthClassClaims{tag}", ". ".join(p[:1].upper() + p[1:] for p in parts) or "n/a",
+              "per NAPI placement and wait class, the stacks against each other")
     # like against like: equal wait modes, the same placement, smallest frame
     at_small = pick(pick(sat, "cores", c0), "size", small) if small is not None else sat.iloc[0:0]
     for tag, ((sa, wa), (sb, wb)) in G.WAIT_PAIRS.items():
