@@ -87,7 +87,7 @@ def test_numbers_without_tcp_rows(tmp_path):
     csv = synthetic.write(tmp_path / "eth.csv", synthetic.eth_rows())
     defs, flags = macros(_numbers(csv, tmp_path))
     assert not flags["HaveTcp"] and not flags["HaveTcpRows"] and defs["TcpTopServer"] == "n/a"
-    assert flags["HaveEth"] and flags["HaveNapiSender"]
+    assert flags["HaveEth"] and flags["HaveEthClassSmall"] and "napi=sender" in defs["EthClassClaimsSmall"]
 
 
 def _write_numbers(csv, out):
@@ -417,3 +417,19 @@ def test_the_interleave_measurement_compares_the_two_turns_of_large_messages(tmp
     M = MX.Macros()
     numbers_data.interleave_numbers(M, tmp_path / "missing.csv")
     assert not M.flags["HaveIlv"]
+
+
+def test_uring_opt_batched_wait_is_compared_with_wait_nr_1(tmp_path):
+    rows = []
+    for w, gbps in ((1, [20.0, 20.2, 19.9, 20.1, 20.0]), (8, [24.0, 24.1, 23.9, 24.2, 24.0])):
+        for rep, g in enumerate(gbps, 1):
+            level = "/wait_nr=8" if w == 8 else ""
+            r = synthetic._base("tcp", "uring_opt", rep,
+                                f"results/local/tcp/uring_opt/conns=8/msg=65536{level}/rep={rep}.json")
+            r.update(conns=8, msg=65536, touch=0, wait_nr=w, rx_gbps=g, cpu_ns_per_byte=0.3,
+                     generator_bound=False)
+            rows.append(r)
+    defs, flags = macros(_numbers(synthetic.write(tmp_path / "w.csv", rows), tmp_path))
+    assert flags["HaveWaitNr"]
+    assert defs["WaitNrClaims"].startswith("at full speed with 8 connections, wait\\_nr=8 receives "
+                                           "more than wait\\_nr=1")
