@@ -173,8 +173,8 @@ def test_paper_builds(kind, tmp_path):
         flat = re.sub(r"\s+", " ", text)
         if kind == "ndr_load_tcg":
             # every figure caption says what TCG numbers are worth
-            caps = re.findall(r"Figure \d+: (.*?)(?=Figure \d+:|Script:)", flat)
-            assert len(caps) >= 9 and all("say nothing about the stacks" in c for c in caps), caps
+            caps = re.findall(r"Figure \d+: (.*?)(?=Figure \d+:|$)", flat)   # provenance is in the footers
+            assert len(caps) >= 6 and all("say nothing about the stacks" in c for c in caps), caps
             assert "NDR" in flat and "at equal load" in flat and "This data set has no NDR" not in flat
 
 

@@ -95,6 +95,10 @@ def testbed_numbers(M: Macros, gs: SF.GroupStats) -> None:
     placement), what the intervals are at the n used, which AF_XDP binds
     and zcrx modes ran or were refused (with the first reason), and whether
     the set has rate-controlled Ethernet cells."""
+    cpus = gs.facts.get("cpus") or 0
+    M.add("RxCpus", cpus if cpus else "n/a", "CPUs of the machine the cells measured")
+    M.add("RxCpusText", f"{cpus} virtual CPU{'s' if cpus != 1 else ''}" if cpus
+          else "virtual CPUs", "e.g. 2 virtual CPUs")
     pp = gs.facts.get("pingpong")
     M.flag("HavePingpong", bool(pp))
     M.add("RxPingpong", f"{pp['min']:.0f}--{pp['max']:.0f}" if pp else "n/a",

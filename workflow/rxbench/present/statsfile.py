@@ -149,6 +149,9 @@ def set_facts(df: pd.DataFrame, st: pd.DataFrame) -> dict:
                  "missed_tcp": int((targets & tcp & (reached != True)).sum())},  # noqa: E712
         "env": env,
         "versions": [[c, _value_counts(df, c)] for c in df.columns if VERSION_COLUMN.match(c)],
+        # CPUs the cells measured busy time of (columns cpu<N>_busy_s with a value)
+        "cpus": sum(1 for c in df.columns if re.fullmatch(r"cpu\d+_busy_s", c)
+                    and df[c].notna().any()),
     }
 
 
