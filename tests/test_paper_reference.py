@@ -119,13 +119,16 @@ def test_comparative_sentences_hold_under_the_interval_test(built):
     assert int(d["OursAfXdpAboveDpdk"]) == n_above
     if text is None:
         return
-    assert _flat(claim) in text                       # the abstract and the results say it
+    assert _flat(claim)[:120] in text.replace("\u2019", "'")   # the results say it
     # every generated comparative clause made it into the PDF
     plain = text.replace("\u2019", "'")
-    for name in ("EthClassClaimsSmall", "EthPairSleep", "TcpClaims", "TcpPairClaim"):
+    for name in ("EthClassClaimsSmall", "TcpClaims", "TcpPairClaim"):   # (the wait pairs are panels of the class claims)
         if d.get(name, "n/a") != "n/a":
             assert _flat(d[name])[:120] in plain, name
-    assert (f"received more than dpdk at {n_above} of them") in text.replace("af xdp", "af_xdp")
+    if rows:      # (the seed's receivers spin: compared only where both spun here)
+        assert (f"received more than dpdk at {n_above} of them") in text.replace("af xdp", "af_xdp")
+    else:
+        assert "In the seed, DPDK received more" not in text
 
 
 def test_no_tcp_ranking_rests_on_a_sender_bound_cell(built):
