@@ -10,7 +10,7 @@ pytestmark = pytest.mark.unit
 def test_default_profile_is_the_real_campaign():
     cfg = resolve({}, ncpus=2)
     assert cfg["profile"] == "default"
-    assert cfg["eth"]["sizes"] == [64, 128, 256, 512, 1024, 1280, 1518]
+    assert cfg["eth"]["sizes"] == [64, 128, 256, 512, 1024, 1518]   # sized: tests/test_estimate.py
     assert cfg["reps"] >= 3
 
 

@@ -111,3 +111,51 @@ def test_make_reference_refuses_a_run_with_failed_cells(tmp_path):
     with pytest.raises(RxbenchError, match="1 failed cells"):
         reference.promote("local", "box", str(results))
     assert not (results / "reference").exists()
+
+
+def _layer_set(results, name, df):
+    """A reference set of these summary rows, with their cells copied from
+    the committed local-fc2-epyc set."""
+    d = results / "reference" / name
+    d.mkdir(parents=True)
+    for p in df["path"]:
+        rel = p.split("/", 2)[2]
+        src = REF / "local-fc2-epyc" / rel
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, d / rel)
+    df.to_csv(d / "summary.csv", index=False)
+    (d / "README.md").write_text(f"# {name}\n")
+    return d
+
+
+def test_join_makes_one_set_of_two_layers_and_refuses_other_commits(tmp_path):
+    import pandas as pd
+    src = REF / "local-fc2-epyc" / "summary.csv"
+    if not src.exists():
+        pytest.skip("the committed set local-fc2-epyc is not in this checkout")
+    df = pd.read_csv(src, low_memory=False)
+    eth = df[df["layer"] == "eth"].head(3)
+    tcp = df[df["layer"] == "tcp"].head(2)
+    results = tmp_path / "results"
+    _layer_set(results, "local-x-eth", eth)
+    _layer_set(results, "local-x-tcp", tcp)
+    dst = reference.join(["local-x-eth", "local-x-tcp"], "local-x", str(results))
+    joined = pd.read_csv(dst / "summary.csv", low_memory=False)
+    assert len(joined) == 5 and set(joined["layer"]) == {"eth", "tcp"}
+    assert len(reference.campaign_cells(dst)) == 5
+    readme = (dst / "README.md").read_text()
+    assert "Joined from `local-x-eth`, `local-x-tcp`" in readme and "5 ok" in readme
+    assert (dst / "README.local-x-eth.md").exists()
+    # a set is one commit: another commit, or the same layer twice, is refused
+    other = tcp.copy()
+    other["git_rev"] = "0" * 40
+    _layer_set(results, "local-y-tcp", other)
+    with pytest.raises(RxbenchError, match="different commits"):
+        reference.join(["local-x-eth", "local-y-tcp"], "local-y", str(results))
+    _layer_set(results, "local-z-eth", eth)
+    with pytest.raises(RxbenchError, match="layer eth is in both"):
+        reference.join(["local-x-eth", "local-z-eth"], "local-z", str(results))
+    with pytest.raises(RxbenchError, match="exists"):
+        reference.join(["local-x-eth", "local-x-tcp"], "local-x", str(results))
+    assert not (results / "reference" / "local-y").exists()
+    assert not (results / "reference" / "local-z").exists()

@@ -251,17 +251,44 @@ def test_a_rate_received_without_overload_is_a_lower_bound_never_ranked_below():
 
 
 def test_best_config_takes_the_best_overloaded_configuration():
-    st = pd.DataFrame([_group("receiver", [1.83, 1.85, 1.86, 1.84, 1.88], ["receiver"] * 5),
-                       _group("sender", [2.45, 2.49, 2.50, 2.47, 2.52], ["shared_cpu"] * 5)])
-    best = G.best_config(st, defaults={"napi": "receiver"})
+    # two configurations of one stack (here: batch) at one NAPI placement
+    st = pd.DataFrame([{**_group("receiver", [1.83, 1.85, 1.86, 1.84, 1.88], ["receiver"] * 5),
+                        "batch": 64},
+                       {**_group("receiver", [2.45, 2.49, 2.50, 2.47, 2.52], ["shared_cpu"] * 5),
+                        "batch": 256}])
+    best = G.best_config(st, defaults={"napi": "receiver", "batch": 64})
     r = best.iloc[0]
-    assert r["napi"] == "receiver" and not r["best_lower_bound"]
+    assert r["batch"] == 64 and not r["best_lower_bound"]
     assert r["best_candidates"] == 2 and r["best_unloaded_max"] == pytest.approx(2.49e6)
     assert "1 not overloaded (lower bound, up to 2.49 Mpps)" in r["best_rule_note"]
     # no configuration overloaded: the highest, said to be a lower bound
     st.loc[0, "receiver_bound_reps"] = 1
-    r = G.best_config(st, defaults={"napi": "receiver"}).iloc[0]
-    assert r["napi"] == "sender" and r["best_lower_bound"]
+    r = G.best_config(st, defaults={"napi": "receiver", "batch": 64}).iloc[0]
+    assert r["batch"] == 256 and r["best_lower_bound"]
     assert r["best_rule_note"].startswith("no configuration was overloaded: a lower bound")
+
+
+def test_best_config_never_ranks_across_napi_placements_or_wait_classes():
+    st = pd.DataFrame([_group("receiver", [1.83, 1.85, 1.86, 1.84, 1.88], ["receiver"] * 5, "af_xdp"),
+                       _group("sender", [2.45, 2.49, 2.50, 2.47, 2.52], ["receiver"] * 5, "af_xdp"),
+                       {**_group("receiver", [0.3, 0.31, 0.32, 0.3, 0.31], ["receiver"] * 5,
+                                 "af_xdp"), "wait": "busy_poll"}])
+    st["wait_class"] = [G.wait_class(r) for _, r in st.iterrows()]
+    assert list(st["wait_class"]) == ["woken", "woken", "busy"]
+    best = G.best_config(st, defaults={"napi": "receiver", "wait": "poll"})
+    # one choice per (placement, class): each group stands for itself
+    assert len(best) == 3 and set(best["best_candidates"]) == {1}
+    assert G.wait_class({"layer": "eth", "stack": "dpdk", "busy_budget": 0}) == "spin"
+    assert G.wait_class({"layer": "eth", "stack": "dpdk", "busy_budget": 64}) == "busy"
+    assert G.wait_class({"layer": "tcp", "stack": "epoll"}) is None
+
+
+def test_the_interval_at_n_is_said():
+    assert S.median_ci_is_range(5) and S.median_ci_is_range(3) and not S.median_ci_is_range(7)
+    vals = [1.0, 2.5, 3.1, 4.7, 9.0]
+    assert S.median_ci(vals) == (1.0, 9.0)          # n = 5: the range, as said
+    assert "sample's range" in S.interval_text(5, 5)
+    lo, hi = S.median_ci([1.0, 2.5, 3.1, 4.7, 9.0, 11.0, 12.5])
+    assert (lo, hi) != (1.0, 12.5) and "range" not in S.interval_text(7, 7)
     assert "overloaded" in G.BEST_RULE
 

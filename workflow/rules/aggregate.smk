@@ -22,9 +22,12 @@ FIGURE_FAMILIES = {
     "tcp_cpu": "TCP",
     "tcp_load": "TCP",
 }
-GEN_TABLES = [f"{GENERATED}/{t}_table.tex" for t in ("eth", "tcp", "env", "seed", "best", "ndr")]
+GEN_TABLES = [f"{GENERATED}/{t}_table.tex" for t in ("eth", "tcp", "env", "seed", "best", "ndr", "anchors", "platforms")] + [
+    f"{GENERATED}/best.csv"]   # the supplement beside stats.csv: each stack's chosen configuration per class
 # the seed study's own numbers (with their source), beside ours in the seed table
 SEED_CSV = str(Path(workflow.basedir) / "paper" / "data" / "seed_vm_table.csv")
+# published numbers on real hardware (with their sources), beside ours in the anchors table
+ANCHORS_CSV = str(Path(workflow.basedir) / "paper" / "data" / "anchors.csv")
 
 
 rule aggregate:
@@ -103,6 +106,7 @@ rule tables:
         stats=STATS,
         facts=SET_FACTS,
         seed=SEED_CSV,
+        anchors=ANCHORS_CSV,
     output:
         GEN_TABLES,
     log:

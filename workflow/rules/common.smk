@@ -64,3 +64,12 @@ def _leave_vm_lease():
     what = _lease.leave("vm", os.getpid(), Log())
     if what != "no lease":
         print(f"rxbench: vm lease {what} in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+
+
+# the campaign's cell count and estimated wall time, once, to stderr, when
+# it starts (not when the paper is built from a committed reference set)
+onstart:
+    if config["paper_data"] == "run":
+        from rxbench.estimate import banner
+
+        print(banner(config), file=sys.stderr)

@@ -165,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("reference", help="copy a finished run results/PLATFORM/ to "
                                          "results/reference/PLATFORM-MACHINE/ (make reference)")
     r.add_argument("--platform", default="local")
-    r.add_argument("--machine", required=True, help="a short stable name, e.g. fc2-epyc")
+    r.add_argument("--machine", required=True, help="a short stable name, e.g. fc2-epyc "
+                   "(with --join: the joined set's whole name)")
+    r.add_argument("--join", nargs="+", metavar="SET",
+                   help="join these reference sets (one layer each, one commit) into "
+                        "results/reference/MACHINE/")
     r.add_argument("--results", default="results")
     r.add_argument("--command", default="snakemake --cores 1",
                    help="the campaign command that made the run (its README says it)")
@@ -238,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "g5k":
             return _g5k(args)
         elif args.cmd == "reference":
-            from .reference import promote
+            from .reference import join, promote
+            if args.join:
+                dst = join(args.join, args.machine, args.results)
+                print(f"reference set {dst}: commit it (git add {dst})")
+                return 0
             dst = promote(args.platform, args.machine, args.results,
                           command=f"{args.command}, then make reference "
                                   f"PLATFORM={args.platform} MACHINE={args.machine}")

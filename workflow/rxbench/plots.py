@@ -66,7 +66,8 @@ def _series(g: pd.DataFrame, x: str, metric: str, scale: float, pos: dict):
     return xs, mean, err, gb, g
 
 
-AUX_LABELS = ("offered by", "generator-bound", "sender-bound", "line rate")
+AUX_LABELS = ("offered by", "generator-bound", "sender-bound", "line rate", "XDP_DROP in",
+              "generator's maximum", "filled:", "hollow:", "x: closed")
 
 
 def _finish(fig, ax_or_axes, d: Data, pdf, png, extra=(), ci=True) -> None:
@@ -86,7 +87,7 @@ def _finish(fig, ax_or_axes, d: Data, pdf, png, extra=(), ci=True) -> None:
     c = d.ctx
     foot = [f"platform {c['platform']}, kernel {c['kernel']}, NIC driver {c['nic_driver']}; "
             f"{c['n_text']} repetitions per point"
-            + (f"; median and {100 * S.CONFIDENCE:g} % bootstrap interval of the median"
+            + (f"; median, error bars: {S.interval_text(c['n_min'], c['n_max'])}"
                if ci else "")] + list(extra)
     if d.tcg:
         foot.append(G.TCG_NOTE[:1].upper() + G.TCG_NOTE[1:])
@@ -97,10 +98,15 @@ def _finish(fig, ax_or_axes, d: Data, pdf, png, extra=(), ci=True) -> None:
     inv = fig.transFigure.inverted()
     y = inv.transform(text.get_window_extent())[1][1] + 0.01
     if labels:
-        ncol = 3 if len(labels) > 4 else len(labels)
-        leg = fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False,
-                         bbox_to_anchor=(0.5, y), columnspacing=1.2, handlelength=2.6)
-        fig.canvas.draw()
+        # as many columns as fit the canvas: a legend is never cut off
+        for ncol in range(min(3, len(labels)), 0, -1):
+            leg = fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False,
+                             bbox_to_anchor=(0.5, y), columnspacing=1.2, handlelength=2.6)
+            fig.canvas.draw()
+            box = inv.transform(leg.get_window_extent())
+            if (box[0][0] >= 0 and box[1][0] <= 1) or ncol == 1:
+                break
+            leg.remove()
         y = inv.transform(leg.get_window_extent())[1][1] + 0.005
     fig.tight_layout(rect=(0, y, 1, 1))
     for out in (pdf, png):
@@ -146,20 +152,20 @@ def eth_rate(gs, pdf, png) -> None:
     colour, XDP_DROP (in-kernel, the ceiling) in black, generator-bound
     points ringed, the line rate when the summary has one."""
     _eth_vs_size(gs, pdf, png, metric="rx_pps", scale=1e6,
-                 ylabel="maximum receive rate under overload (Mpps)",
+                 ylabel="maximum receive rate\nunder overload (Mpps)",
                  title="Maximum receive rate under overload, every configuration")
 
 
 def eth_gbps(gs, pdf, png) -> None:
     """Received Gbit/s (frame bits, FCS included) vs frame size."""
     _eth_vs_size(gs, pdf, png, metric="rx_gbps", scale=1.0,
-                 ylabel="received under overload (Gbit/s, frame bits)",
+                 ylabel="received under overload\n(Gbit/s, frame bits)",
                  title="Received bit rate under overload")
 
 
 def _eth_vs_size(gs, pdf, png, metric, scale, ylabel, title) -> None:
     d = Data(gs, "eth")
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
     cores = _eth_cores(d)
     sub = d.st[d.st["cores"].map(G.norm) == cores] if cores is not None else d.st.iloc[0:0]
     sub = d.saturation(sub)
@@ -296,63 +302,117 @@ def eth_cpu(gs, pdf, png) -> None:
         "not shared with the generator"])
 
 
+NAPI_TITLE = {"receiver": "NAPI on the receiver's core", "sender": "NAPI on the sender's CPU",
+              "dedicated": "NAPI on a core of its own"}
+
+
 def eth_best(gs, pdf, png) -> None:
-    """The headline: each stack at its best configuration per frame size
-    (groups.best_config, the rule the paper states), median maximum receive
-    rate under overload with its bootstrap interval; a point whose best
-    configuration is not the default is hollow, and the footer names it."""
+    """The headline, like with like: a panel per NAPI placement (row) and
+    wait class (column, groups.WAIT_CLASSES), each stack's best
+    configuration within that panel (groups.best_config: within one
+    placement and class) against frame size: received Mpps (median, bootstrap
+    interval), its offered rate dotted in the stack's colour (the gap is the
+    loss), XDP_DROP at the same placement as the receive path's ceiling and
+    the generator's own maximum (what it put on the link into XDP_DROP) as a
+    grey line. Filled: the receiver was overloaded (its maximum); hollow: it
+    was not (a lower bound); x: closed loop (the receiver's pace clocked the
+    sender on a shared CPU). No panel is compared with another."""
     d = Data(gs, "eth")
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     cores = _eth_cores(d)
     best = d.gs.best("eth")
     best = best[best["cores"].map(G.norm) == cores] if len(best) else best
     sizes = sorted({G.norm(v) for v in best["size"]} - {None}) if len(best) else []
     pos = {s: i for i, s in enumerate(sizes)}
-    top, rings, chosen, bounds = 0.0, [], [], []
-    stacks = sorted(dict.fromkeys(best["stack"]), key=look.rank) if len(best) else []
-    for stack in stacks:
-        g = best[best["stack"] == stack]
-        xs, y, err, gb, ok = _series(g, "size", "rx_pps", 1e6, pos)
-        if not len(xs):
-            continue
-        color, marker, _ = style(stack)
-        ax.errorbar(xs, y, yerr=err, capsize=2.5, linewidth=1.3, color=color, marker=marker,
-                    markersize=6, label=look.label(stack, d.ctx["nic_driver"])
-                    + (" (ceiling)" if stack == "xdp_drop" else ""))
-        dflt = ok["best_is_default"].astype(bool).to_numpy()
-        if (~dflt).any():
-            ax.scatter(xs[~dflt], y[~dflt], s=40, facecolors="white", edgecolors=color,
-                       marker=marker, zorder=4)
-            for _, r in ok[~ok["best_is_default"].astype(bool)].iterrows():
-                cfg = ", ".join(f"{k}={G.norm(r.get(k))}" for k in d.variants
-                                if k != "search" and G.norm(r.get(k)) is not None
-                                and G.norm(r.get(k)) != d.defaults.get(k))
-                chosen.append(f"{stack} {G.norm(r['size'])} B: {cfg}")
-        _ring(ax, xs, y, gb, rings)
-        if "best_lower_bound" in ok.columns:
-            lb = ok["best_lower_bound"].astype(bool).to_numpy()
-            if lb.any():
-                ax.scatter(xs[lb], y[lb] * 1.04, s=30, color=color, marker="^", zorder=4)
-                bounds.append(stack)
-        top = max(top, np.nanmax(y + err[1]))
-    if not stacks:
-        _empty(ax, "no successful Ethernet saturation cell")
-    if sizes:
-        _size_axis(ax, sizes)
-    ax.set_ylim(0, (top or 1.0) * 1.12)
-    ax.set_ylabel("maximum receive rate under overload (Mpps)")
-    ax.grid(True, alpha=0.3)
-    ax.set_title(f"Each stack at its best configuration, {cores or '?'} receiver "
-                 f"core{'s' if cores != 1 else ''}")
-    extra = ["best configuration per point: highest median among the overloaded ones; the "
-             "default unless a variant's bootstrap interval is apart from it "
-             "(groups.best_config); hollow: not the default"]
-    if bounds:
-        extra.append("^: no configuration of " + ", ".join(bounds) + " was overloaded there "
-                     "(it received all it was offered): a lower bound")
-    if chosen:
-        extra.append("non-default choices: " + "; ".join(chosen))
-    _finish(fig, ax, d, pdf, png, extra)
+    has_napi = len(best) and "napi" in best.columns
+    napis = [v for v in d.values("napi") if has_napi and (best["napi"].map(G.norm) == v).any()] \
+        if has_napi else [None]
+    napis.sort(key=lambda v: (v != d.defaults.get("napi"), str(v)))
+    classes = [c for c in G.WAIT_CLASSES if c != "kernel" and len(best)
+               and (best["wait_class"].map(G.norm) == c).any()] or [None]
+    fig, axes = plt.subplots(len(napis or [None]), len(classes), squeeze=False,
+                             figsize=(6.6, 1.9 + 1.75 * len(napis or [None])), sharey=True)
+    top, marks, rings = 0.0, set(), []
+    for i, nv in enumerate(napis or [None]):
+        row = best[best["napi"].map(G.norm) == nv] if nv is not None and len(best) else best
+        ref = row[row["stack"] == "xdp_drop"] if len(row) else row
+        for j, wc in enumerate(classes):
+            ax = axes[i][j]
+            g = row[row["wait_class"].map(G.norm) == wc] if wc is not None else row
+            if len(ref):
+                xs, y, _, _, okr = _series(ref, "size", "rx_pps", 1e6, pos)
+                ax.plot(xs, y, color="#000000", linewidth=0.9, marker="o", markersize=2.5,
+                        label="XDP_DROP in the kernel (ceiling)")
+                if "offered_pps_median" in okr.columns:
+                    off = okr["offered_pps_median"].to_numpy(dtype=float) / 1e6
+                    ax.plot(xs, off, color="#888888", linewidth=2.2, alpha=0.6, zorder=1,
+                            label="generator's maximum (its rate into XDP_DROP)")
+                    top = max(top, np.nanmax(off))
+                top = max(top, np.nanmax(y))
+            stacks = sorted(dict.fromkeys(g["stack"]), key=look.rank) if len(g) else []
+            for stack in stacks:
+                if stack == "xdp_drop":
+                    continue
+                xs, y, err, gb, ok = _series(g[g["stack"] == stack], "size", "rx_pps", 1e6, pos)
+                if not len(xs):
+                    continue
+                color, marker, _ = style(stack)
+                ax.errorbar(xs, y, yerr=err, capsize=2, linewidth=1.2, color=color,
+                            marker=None, label=look.label(stack, d.ctx["nic_driver"]))
+                over = ok["overloaded"].map(G.to_bool).to_numpy(bool)
+                loop = ok["closed_loop"].map(G.to_bool).to_numpy(bool)
+                ax.scatter(xs[over], y[over], s=22, color=color, marker=marker, zorder=4)
+                ax.scatter(xs[~over], y[~over], s=22, facecolors="white", edgecolors=color,
+                           marker=marker, zorder=4)
+                if loop.any():
+                    ax.scatter(xs[loop], y[loop], s=40, color="#111111", marker="x",
+                               linewidths=0.9, zorder=5)
+                    marks.add("loop")
+                if (~over).any():
+                    marks.add("bound")
+                if "offered_pps_median" in ok.columns:
+                    off = ok["offered_pps_median"].to_numpy(dtype=float) / 1e6
+                    ax.plot(xs, off, color=color, linestyle=(0, (1, 2)), linewidth=0.9)
+                    marks.add("offered")
+                    top = max(top, np.nanmax(off))
+                _ring(ax, xs, y, gb, rings)
+                top = max(top, np.nanmax(y + err[1]))
+            if not len(g):
+                tried = d.st[(d.st["wait_class"].map(G.norm) == wc)
+                             & (d.st["napi"].map(G.norm) == nv)] if "napi" in d.st.columns \
+                    else d.st.iloc[0:0]
+                _empty(ax, "refused on this platform\n(see the text)" if len(tried)
+                       else "not in this data set")
+            if sizes:
+                _size_axis(ax, sizes)
+            if i < len(napis) - 1:
+                ax.set_xlabel("")
+            if i == 0:
+                ax.set_title(G.WAIT_CLASSES[wc][0] if wc else "", fontsize=7.5)
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize=6.5)
+            if ax.get_xticklabels():
+                for t in ax.get_xticklabels():
+                    t.set_rotation(45)
+        axes[i][0].set_ylabel(f"{NAPI_TITLE.get(nv, f'napi={nv}')}\nreceived (Mpps)",
+                              fontsize=7)
+    for ax in np.ravel(axes):
+        ax.set_ylim(0, (top or 1.0) * 1.1)
+    # the markers' meaning, once
+    ax0 = axes[0][0]
+    if "offered" in marks:
+        ax0.plot([], [], color="#555555", linestyle=(0, (1, 2)), linewidth=0.9,
+                 label="offered by the generator (stack's colour; the gap is the loss)")
+    ax0.scatter([], [], s=22, color="#555555", marker="o", label="filled: receiver overloaded")
+    if "bound" in marks:
+        ax0.scatter([], [], s=22, facecolors="white", edgecolors="#555555", marker="o",
+                    label="hollow: not overloaded (a lower bound)")
+    if "loop" in marks:
+        ax0.scatter([], [], s=40, color="#111111", marker="x",
+                    label="x: closed loop (receiver paced the sender)")
+    _finish(fig, list(np.ravel(axes)), d, pdf, png, [
+        f"{cores or '?'} receiver core{'s' if cores != 1 else ''}; each stack's best configuration "
+        "within the panel's NAPI placement and wait class (one stated rule, the paper's Method); "
+        "panels are not compared with each other"])
 
 
 def eth_ndr(gs, pdf, png) -> None:
@@ -598,3 +658,38 @@ def figure(name: str, gs: SF.GroupStats, pdf, png) -> None:
         raise ValueError(f"unknown figure {name!r}; known: {', '.join(FAMILIES)}")
     FAMILIES[name][0](gs, pdf, png)
 
+
+def outside_canvas(fig, tol_px: float = 1.0) -> list[str]:
+    """The texts of a drawn figure (legend entries, titles, axis and tick
+    labels, footer) that fall outside its canvas, each as a short
+    description; [] when everything is inside (tests/test_figure_canvas.py)."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    w, h = fig.bbox.width, fig.bbox.height
+    out = []
+
+    def check(artist, what):
+        if not artist.get_visible() or (hasattr(artist, "get_text") and not artist.get_text()):
+            return
+        b = artist.get_window_extent(r)
+        if b.x0 < -tol_px or b.y0 < -tol_px or b.x1 > w + tol_px or b.y1 > h + tol_px:
+            out.append(f"{what} {getattr(artist, 'get_text', lambda: '')()!r} at "
+                       f"({b.x0:.0f}, {b.y0:.0f})-({b.x1:.0f}, {b.y1:.0f}) of {w:.0f}x{h:.0f}")
+
+    for leg in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+        check(leg, "legend")
+        for t in leg.get_texts():
+            check(t, "legend entry")
+    for t in fig.texts:
+        check(t, "text")
+    def shown(ticks, lim, i):
+        lo, hi = sorted(lim)
+        return [t for t in ticks if lo - 1e-9 <= t.get_position()[i] <= hi + 1e-9]
+
+    for ax in fig.axes:
+        # tick labels outside the view limits exist but are not drawn
+        for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts,
+                  *shown(ax.get_xticklabels(), ax.get_xlim(), 0),
+                  *shown(ax.get_yticklabels(), ax.get_ylim(), 1)):
+            check(t, "label")
+    return out

@@ -9,9 +9,14 @@ cells, ignored by git) and the committed reference runs
   figure captions, and a reference run's README);
 - `promote(platform, machine)`: `make reference`, the one explicit way a
   finished run becomes a reference set (a copy: cells, logs, summary, bench
-  output, and a README).
+  output, and a README);
+- `join(parts, name)`: one reference set from reference sets of the same
+  commit that hold different layers (a campaign run one layer at a time);
+  it refuses sets from different commits, platforms or with a layer in
+  common.
 
     python -m rxbench reference --platform local --machine fc2-epyc
+    python -m rxbench reference --join local-x-eth local-x-tcp --machine x
 """
 
 from __future__ import annotations
@@ -154,4 +159,89 @@ def promote(platform: str, machine: str, results: str = "results", command: str 
     if dst.exists():
         shutil.rmtree(dst)
     tmp.rename(dst)
+    return dst
+
+
+def _set_dir(name: str, results: str) -> Path:
+    d = Path(results) / REFERENCE / name
+    if not (d / "summary.csv").is_file():
+        raise DatasetError(f"reference --join: no {d / 'summary.csv'}; reference sets here: "
+                           f"{', '.join(names(results)) or 'none'}")
+    return d
+
+
+def join(parts: list[str], name: str, results: str = "results", command: str = "") -> Path:
+    """results/reference/<parts...>/ -> results/reference/<name>/: the cells
+    each part's summary lists (its `path` column, results/<platform>/...),
+    their logs, the summaries concatenated, each part's bench/ output, and a
+    README naming the parts. Refused, with nothing written: fewer than two
+    parts, a part whose cells come from more than one commit or whose commit
+    differs from another part's (a set is one commit), different platforms,
+    a layer in two parts, failed cells, or a name that exists."""
+    import pandas as pd
+    from .aggregate import read_summary
+    if len(parts) < 2:
+        raise DatasetError("reference --join: name two or more reference sets (one per layer)")
+    if not _NAME.match(name or ""):
+        raise DatasetError(f"reference --join: set name {name!r}: use lower-case letters, digits, - and _")
+    dst = Path(results) / REFERENCE / name
+    if dst.exists():
+        raise DatasetError(f"reference --join: {dst} exists; pick another name or remove it first")
+    dirs = [_set_dir(p, results) for p in parts]
+    frames, commits, platforms, layers = [], {}, {}, {}
+    for part, d in zip(parts, dirs):
+        df = read_summary(d / "summary.csv")
+        revs = sorted({str(v) for v in df.get("git_rev", pd.Series(dtype=str)).dropna()})
+        if len(revs) != 1:
+            raise DatasetError(f"reference --join: {part}: its cells come from "
+                               f"{len(revs) or 'no'} commits ({', '.join(r[:7] for r in revs) or 'none'}); "
+                               "a reference set is one commit")
+        commits[part] = revs[0]
+        platforms[part] = sorted({str(v) for v in df["platform"].dropna()})
+        for layer in sorted({str(v) for v in df["layer"].dropna()}):
+            if layer in layers:
+                raise DatasetError(f"reference --join: layer {layer} is in both {layers[layer]} "
+                                   f"and {part}: join sets of different layers")
+            layers[layer] = part
+        if (df["status"].astype(str) == "failed").any():
+            raise DatasetError(f"reference --join: {part} has failed cells: rerun them first")
+        frames.append(df)
+    if len(set(commits.values())) != 1:
+        raise DatasetError("reference --join: the sets come from different commits ("
+                           + ", ".join(f"{p}: {c[:7]}" for p, c in commits.items())
+                           + "): run both layers at one commit")
+    if len({tuple(v) for v in platforms.values()}) != 1:
+        raise DatasetError("reference --join: the sets come from different platforms ("
+                           + ", ".join(f"{p}: {'/'.join(v)}" for p, v in platforms.items()) + ")")
+    tmp = dst.with_name(f".{name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for d, df in zip(dirs, frames):
+            for cell in df["path"].dropna().astype(str):
+                rel = Path(*Path(cell).parts[2:])      # results/<platform>/<layer>/...
+                for src in (d / rel, (d / rel).with_suffix(".log")):
+                    if src.is_file():
+                        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(src, tmp / rel)
+            if (d / "bench").is_dir():
+                for b in sorted((d / "bench").iterdir()):
+                    if (tmp / "bench" / b.name).exists():
+                        raise DatasetError(f"reference --join: bench/{b.name} is in two sets")
+                    (tmp / "bench").mkdir(parents=True, exist_ok=True)
+                    (shutil.copytree if b.is_dir() else shutil.copy2)(b, tmp / "bench" / b.name)
+        joined = pd.concat(frames, ignore_index=True, sort=False)
+        joined.to_csv(tmp / "summary.csv", index=False)
+        p = provenance(joined)
+        note = ("\nJoined from " + ", ".join(f"`{x}`" for x in parts) + " (one layer each, "
+                f"commit {commits[parts[0]][:7]}) by `python -m rxbench reference --join "
+                f"{' '.join(parts)} --machine {name}`; each part's README is kept as "
+                "`README.<part>.md`.\n")
+        for part, d in zip(parts, dirs):
+            if (d / "README.md").is_file():
+                shutil.copy2(d / "README.md", tmp / f"README.{part}.md")
+        atomic_write(tmp / "README.md", readme(name, p, command or "see the parts' READMEs",
+                                               name, note))
+        tmp.rename(dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dst

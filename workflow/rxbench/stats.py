@@ -194,3 +194,33 @@ def claim(name_a: str, a, name_b: str, b, what: str = "packets per second",
     hi, lo, r = (name_a, name_b, c.ratio) if c.order == ">" else (name_b, name_a, 1 / c.ratio)
     return (f"{hi} gets {r:.2f} times the {what} of {lo} "
             f"({med}; {pct} bootstrap intervals apart)")
+
+
+def median_ci_is_range(n: int, confidence: float = CONFIDENCE) -> bool:
+    """Is the percentile bootstrap interval of the median of n distinct
+    values the sample's range (smallest to largest value)? It is when the
+    resampled median equals the smallest value more often than the
+    interval's lower tail: for odd n, P(at least (n+1)/2 of n draws are the
+    smallest value) = P(Binomial(n, 1/n) >= (n+1)/2) > (1 - confidence)/2
+    (n = 3, 5: yes; n = 7 and more: no). Even n: the median of the two
+    smallest draws is never below their mean, so it is not the range."""
+    if n < MIN_BOOT_N or n % 2 == 0:
+        return False
+    from math import comb
+    k = (n + 1) // 2
+    p = sum(comb(n, j) * (1 / n) ** j * (1 - 1 / n) ** (n - j) for j in range(k, n + 1))
+    return p > (1 - confidence) / 2
+
+
+def interval_text(n_min: int, n_max: int, confidence: float = CONFIDENCE) -> str:
+    """What the figures' and tables' interval is at the n used, e.g. "with
+    n = 5 the 95 % bootstrap interval of the median is the sample's range"."""
+    pct = f"{100 * confidence:g} %"
+    if n_max < MIN_BOOT_N:
+        return f"n = {n_max}: no interval (fewer than {MIN_BOOT_N} values)"
+    ns = range(max(n_min, MIN_BOOT_N), n_max + 1)
+    if all(median_ci_is_range(n, confidence) for n in ns if n % 2) and n_min == n_max:
+        return (f"with n = {n_max} the {pct} bootstrap interval of the median is the "
+                "sample's range (smallest to largest value)")
+    return f"{pct} percentile bootstrap interval of the median (n = {n_min}" + \
+        (f"-{n_max})" if n_max != n_min else ")")

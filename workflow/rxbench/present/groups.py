@@ -301,6 +301,50 @@ def sender_bound(rec) -> bool:
     return int(norm(rec.get("generator_bound_reps")) or 0) > 0
 
 
+# --- wait classes: how a receiver waits for frames --------------------------------
+
+# class -> (label, what it means); the order is the figures' and tables'
+WAIT_CLASSES = {
+    "woken": ("woken by the kernel",
+              "the receiver sleeps (poll() with need_wakeup, AF_PACKET's poll()) and the "
+              "kernel wakes it: its core is free when no frame waits"),
+    "busy": ("busy polling",
+             "the receiver drives NAPI itself (preferred busy polling: af_xdp wait=busy_poll, "
+             "DPDK's af_xdp PMD with busy_budget > 0): it runs the kernel's receive path on its "
+             "own core"),
+    "spin": ("spinning",
+             "the receiver spins on its rings without sleeping (af_xdp wait=spin, a DPDK "
+             "poll-mode lcore without busy polling): its core is 100 % busy whatever the load"),
+    "kernel": ("in the kernel",
+               "XDP_DROP: frames are dropped by the XDP program in the receive path, no "
+               "application waits (the ceiling of the receive path)"),
+}
+
+
+def wait_class(rec) -> str | None:
+    """How a group's receiver waits for frames (WAIT_CLASSES): rates are
+    compared only within one class and one NAPI placement, never across
+    (a spinning receiver buys its rate with a whole core; a woken one does
+    not). None for TCP groups and unknown stacks."""
+    if rec.get("layer") != "eth":
+        return None
+    stack = rec.get("stack")
+    if stack == "xdp_drop":
+        return "kernel"
+    if stack in ("af_packet", "xdpsock"):       # poll() (xdpsock -p, rxbench/xdpsock.py)
+        return "woken"
+    if stack == "af_xdp":
+        # no wait column (older summaries): the default, poll
+        return {"poll": "woken", "busy_poll": "busy", "spin": "spin", None: "woken"}.get(
+            norm(rec.get("wait")))
+    if stack == "dpdk":
+        bb = norm(rec.get("busy_budget"))
+        if norm(rec.get("pmd")) in (None, "af_xdp") and isinstance(bb, (int, float)) and bb > 0:
+            return "busy"
+        return "spin"                            # a poll-mode lcore never sleeps
+    return None
+
+
 # --- platform caveats -----------------------------------------------------------
 
 TCG_NOTE = ("under TCG (QEMU's software emulation, no KVM), absolute rates say nothing "
@@ -339,8 +383,8 @@ def load_reached(df: pd.DataFrame) -> pd.Series:
 
 # --- each stack at its best ---------------------------------------------------
 
-BEST_RULE = ("among a stack's configurations at the same point (cores, frame size) that "
-             "ran and whose receiver was overloaded (it lost frames or saturated cores of "
+BEST_RULE = ("among a stack's configurations at the same point (cores, frame size), with "
+             "the same NAPI placement and the same wait class, that ran and whose receiver was overloaded (it lost frames or saturated cores of "
              "its own in most repetitions; one that received all it was offered has only a "
              "lower bound, and competes only where no configuration was overloaded), "
              "the one with the highest median maximum receive rate under overload; "
@@ -355,8 +399,9 @@ def best_config(st: pd.DataFrame, layer: str = "eth", metric: str | None = None,
     """Each stack's best configuration per primary point, chosen from the
     data by one stated rule (BEST_RULE; the paper's headline uses it):
 
-      among a stack's groups at the same primary point (eth: cores, size)
-      that ran (status ok), the one with the highest median of the layer's
+      among a stack's groups at the same primary point (eth: cores, size),
+      with the same NAPI placement and wait class (wait_class: the
+      groups' column, when the stats frame has it), that ran (status ok), the one with the highest median of the layer's
       headline metric (eth: rx_pps, the maximum receive rate under
       overload; NDR cells, search=ndr, are not candidates); when a
       runner-up's bootstrap interval overlaps the winner's (or either has
@@ -380,16 +425,23 @@ def best_config(st: pd.DataFrame, layer: str = "eth", metric: str | None = None,
     variants = layer_variants(st, layer)
     dflt = {v: (defaults or {}).get(v, _default_of(st, v)) for v in variants}
     prim = [k for k in PRIMARY[layer] if k in sub.columns]
+    # chosen only within one NAPI placement and one wait class (WAIT_CLASSES)
+    within = [k for k in ("napi", "wait_class") if k in sub.columns]
+    fixed = set(within)
 
     def is_default(r) -> bool:
-        return all(norm(r.get(v)) in (None, dflt[v]) for v in variants)
+        # the default among the class's candidates: a variant the class
+        # fixes (all candidates share its value, e.g. af_xdp's wait) is no choice
+        return all(norm(r.get(v)) in (None, dflt[v]) or v in same for v in variants
+                   if v not in fixed)
 
     def finite(x) -> bool:
         x = norm(x)
         return isinstance(x, (int, float)) and math.isfinite(x)
 
     out = []
-    for _, g in sub.groupby(["stack", *prim], dropna=False, sort=False):
+    for _, g in sub.groupby(["stack", *prim, *within], dropna=False, sort=False):
+        same = {v for v in variants if v in g.columns and g[v].map(norm).nunique(dropna=False) == 1}
         g = g.sort_values(f"{metric}_median", ascending=False, kind="stable")
         over = g[[overloaded(r) for _, r in g.iterrows()]] if metric in RATE_METRICS else g
         unloaded = g.drop(over.index) if len(over) else g.iloc[0:0]

@@ -7,12 +7,14 @@ on groups.compare_stats)."""
 from __future__ import annotations
 
 import math
+import re
 
 from .. import stats as S
 from ..util import atomic_write
 from . import figdata
 from . import groups as G
 from . import statsfile as SF
+from .claims import saturation
 from .macros import Macros, camel, sig, tex_text
 from .numbers_data import interleave_numbers, turns_numbers
 from .numbers_eth import eth_numbers
@@ -82,7 +84,77 @@ def numbers(gs: SF.GroupStats, gendir: str | None = None, dataset: str | None = 
     turns_numbers(M)
     interleave_numbers(M)
     text_claims(M, gs)
+    testbed_numbers(M, gs)
     return M
+
+
+def testbed_numbers(M: Macros, gs: SF.GroupStats) -> None:
+    """The testbed's own facts from the data: the CPU round trip between
+    the generator's and the receiver's CPUs, the generator's measured
+    maximum (what it put on the link into XDP_DROP, at the default NAPI
+    placement), what the intervals are at the n used, which AF_XDP binds
+    and zcrx modes ran or were refused (with the first reason), and whether
+    the set has rate-controlled Ethernet cells."""
+    cpus = gs.facts.get("cpus") or 0
+    M.add("RxCpus", cpus if cpus else "n/a", "CPUs of the machine the cells measured")
+    M.add("RxCpusText", f"{cpus} virtual CPU{'s' if cpus != 1 else ''}" if cpus
+          else "virtual CPUs", "e.g. 2 virtual CPUs")
+    pp = gs.facts.get("pingpong")
+    M.flag("HavePingpong", bool(pp))
+    M.add("RxPingpong", f"{pp['min']:.0f}--{pp['max']:.0f}" if pp else "n/a",
+          "cache-line round trip between generator and receiver CPUs (ns), range over cells")
+    M.add("RxPingpongMedian", f"{pp['median']:.0f}" if pp else "n/a")
+    ctx = gs.context("eth") if gs.facts["context"].get("eth") else gs.context()
+    M.add("RxIntervalText", tex_text(S.interval_text(ctx["n_min"], ctx["n_max"])),
+          "what the intervals are at the n used")
+    st = gs.st
+    eth = st[(st["layer"] == "eth") & (st["status"] == "ok")] if len(st) else st
+    sat = saturation(eth)
+    dflt = gs.defaults.get("napi")
+    x = sat[sat["stack"] == "xdp_drop"] if len(sat) else sat
+    if "napi" in x.columns and len(x):
+        x = x[x["napi"].map(G.norm).isin([dflt, None])]
+    x = x[x["offered_pps_n"] > 0] if "offered_pps_n" in x.columns else x.iloc[0:0]
+    M.flag("HaveGenMax", bool(len(x)))
+    if len(x):
+        x = x.sort_values("size")
+        M.add("GenMaxText", ", ".join(f"{sig(r['offered_pps_median'] / 1e6)}\\,Mpps at "
+                                      f"{G.norm(r['size'])}\\,B" for _, r in x.iterrows()),
+              "the generator's rate into XDP_DROP per frame size")
+        lo, hi = x["offered_pps_median"].min(), x["offered_pps_median"].max()
+        M.add("GenMaxRange", f"{sig(lo / 1e6)}--{sig(hi / 1e6)}", "Mpps")
+    else:
+        M.add("GenMaxText", "n/a")
+        M.add("GenMaxRange", "n/a")
+    # zero-copy: what ran
+    ax = st[(st["layer"] == "eth") & (st["stack"] == "af_xdp")] if len(st) else st
+    binds = sorted({str(G.norm(v)) for v in ax.get("bind", []) if G.norm(v) is not None})
+    ran = ax[ax["n_ok"] > 0] if len(ax) else ax
+    M.add("AfXdpBinds", ", ".join(f"\\texttt{{{tex_text(b)}}}" for b in binds) or "none",
+          "af_xdp bind modes in this data set")
+    M.flag("AfXdpZeroCopyRan", bool(len(ran)) and "bind" in ran.columns
+           and bool((ran["bind"].map(G.norm) == "zerocopy").any()))
+    M.flag("HaveAfXdp", bool(len(ran)))
+    z = st[st["stack"] == "uring_zcrx"] if len(st) else st
+    zr = z[z["n_ok"] > 0] if len(z) else z
+    M.flag("HaveZcrxCells", bool(len(z)))
+    M.flag("ZcrxRan", bool(len(zr)))
+    reasons = []
+    for _, r in z.iterrows():
+        why = str(r.get("reason") or "").strip()
+        mode = G.norm(r.get("zcrx"))
+        if why and G.norm(r.get("n_ok")) == 0:
+            # one reason per repetition; the per-cell interface names differ
+            first = re.split(r";\s*(?=unsupported:|failed:)", why)[0]
+            first = re.sub(r"\s*\(rxb[0-9a-f]+r?\b[^)]*\)", "", first)
+            text = f"{mode}: {first}" if mode else first
+            if text not in reasons:
+                reasons.append(text)
+    M.add("ZcrxReasons", tex_text("; ".join(reasons[:2])) or "n/a",
+          "why zcrx cells did not run (first reasons)")
+    # Ethernet CPU cost below saturation needs rate-controlled cells (an eth load variant)
+    M.flag("HaveEthLoad", "load" in eth.columns and bool(eth["load"].map(G.load_target).notna().any())
+           if len(eth) else False)
 
 
 def text_claims(M: Macros, gs: SF.GroupStats) -> None:

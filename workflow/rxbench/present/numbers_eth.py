@@ -1,6 +1,10 @@
 """The Ethernet layer's numbers: every successful group's medians, each
-stack at its best configuration (groups.best_config), the like-with-like
-pairs (groups.WAIT_PAIRS), NAPI placement, CPU per packet, NDR and PDR."""
+stack's best configuration per NAPI placement and wait class
+(groups.best_config), the comparisons within each placement and class and
+the like-with-like pairs (groups.WAIT_PAIRS), NDR and PDR. No number ranks
+across placements or wait classes (tests/test_no_cross_class.py): the
+ceiling (xdp_drop) is given as a number, never compared, and CPU per
+packet at saturation is not compared (for a polling receiver it is 1/rate)."""
 
 from __future__ import annotations
 
@@ -88,21 +92,6 @@ def eth_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
         M.add(f"CeilingMpps{tag}", sig(ceil["rx_pps_median"].iloc[0] / 1e6) if len(ceil) else "n/a",
               "xdp_drop at its best")
         M.add(f"CeilingLabel{tag}", lab(ceil.iloc[0]) if len(ceil) else "n/a")
-        top = users.iloc[0] if len(users) else None
-        M.add(f"TopUserStack{tag}", lab(top) if top is not None else "n/a",
-              "the user-space receiver with the highest median (not a ranking)")
-        M.add(f"TopUserMpps{tag}", sig(top["rx_pps_median"] / 1e6) if top is not None else "n/a")
-        if top is not None and len(ceil):
-            text, c = claim_tex(lab(top), top, lab(ceil.iloc[0]), ceil.iloc[0], "rx_pps",
-                                "Mpps", 1e6)
-        else:
-            text, c = "n/a", None
-        M.add(f"EthCeilingClaim{tag}", text, "the top user-space receiver vs xdp_drop")
-        M.flag(f"TopBelowCeilingApart{tag}", bool(c and c.apart and c.order == "<"))
-        claims = [claim_tex(lab(top), top, lab(r), r, "rx_pps", "Mpps", 1e6)[0]
-                  for _, r in users.iloc[1:].iterrows()] if top is not None else []
-        M.add(f"EthUserClaims{tag}", "; ".join(claims) or "n/a",
-              "the top user-space receiver vs each other, each at its best")
         # configurations never overloaded that received more than the chosen one
         above = [(r, float(r["best_unloaded_max"])) for _, r in at.iterrows()
                  if finite(r.get("best_unloaded_max"))
@@ -112,8 +101,38 @@ def eth_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
             f"{label_tex(r, variants, defaults, nic, config=False)} {sig(v / 1e6)}"
             for r, v in above) or "n/a",
             "stacks whose not-overloaded configurations received more (lower bounds, Mpps)")
+    # the headline, like with like: per NAPI placement and wait class (the
+    # panels of the eth_best figure), the stacks' best configurations
+    # within the panel compared with each other, never across panels
+    n_comp, n_apart = 0, 0
+    for tag, size in (("Small", small), ("Large", large)):
+        at = pick(best, "size", size) if size is not None else best.iloc[0:0]
+        at = at[at["stack"] != "xdp_drop"] if len(at) else at
+        parts = []
+        keys = [k for k in ("napi", "wait_class") if k in at.columns]
+        for key, g in (at.groupby([at[k].map(G.norm) for k in keys], sort=False)
+                       if len(at) and keys else []):
+            key = key if isinstance(key, tuple) else (key,)
+            kv = dict(zip(keys, key))
+            where = ", ".join(filter(None, [NAPI_TEXT.get(kv.get("napi")),
+                                            G.WAIT_CLASSES.get(kv.get("wait_class"), ("",))[0]]))
+            g = g.sort_values("rx_pps_median", ascending=False)
+            top = g.iloc[0]
+            if len(g) == 1:
+                parts.append(f"{where}: only {lab(top)} ran ({sig(top['rx_pps_median'] / 1e6)}\\,Mpps)")
+                continue
+            made = [claim_tex(lab(top), top, lab(r), r, "rx_pps", "Mpps", 1e6)
+                    for _, r in g.iloc[1:].iterrows()]
+            if tag == "Small":
+                n_comp += len(made)
+                n_apart += sum(bool(c and c.apart) for _, c in made)
+            parts.append(f"{where}: " + "; ".join(t for t, _ in made))
+        M.flag(f"HaveEthClass{tag}", bool(parts))
+        M.add(f"EthClassClaims{tag}", ". ".join(p[:1].upper() + p[1:] for p in parts) or "n/a",
+              "per NAPI placement and wait class, the stacks against each other")
+    M.add("EthClassComparisons", n_comp, "within-panel comparisons at the smallest frame size")
+    M.add("EthClassApart", n_apart, "of them with intervals apart (ranked)")
     # like against like: equal wait modes, the same placement, smallest frame
-    at_small = pick(pick(sat, "cores", c0), "size", small) if small is not None else sat.iloc[0:0]
     for tag, ((sa, wa), (sb, wb)) in G.WAIT_PAIRS.items():
         a, b = gs.pair(tag, "a"), gs.pair(tag, "b")
         M.flag(f"HavePair{tag}", a is not None and b is not None)
@@ -129,31 +148,6 @@ def eth_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
             M.add(f"EthPair{tag}", f"with {NAPI_TEXT.get(nv, tex_text(f'napi={nv}'))}, {text}")
         else:
             M.add(f"EthPair{tag}", "n/a")
-    # NAPI placement of the ceiling: on the sender's CPU vs on the receiver's core
-    has_sender = False
-    if "napi" in variants and small is not None and defaults.get("napi") != "sender":
-        x = at_small[at_small["stack"] == "xdp_drop"]
-        snd = G.match_variants(x, {"napi": "sender"}, variants, defaults)
-        own = G.match_variants(x, {"napi": defaults.get("napi")}, variants, defaults)
-        if len(snd) and len(own):
-            has_sender = True
-            text, _ = claim_tex("\\texttt{xdp\\_drop} with " + NAPI_TEXT["sender"], snd.iloc[0],
-                                "\\texttt{xdp\\_drop} with "
-                                + NAPI_TEXT.get(defaults.get("napi"), "its default NAPI"),
-                                own.iloc[0], "rx_pps", "Mpps", 1e6)
-            M.add("NapiClaim", text)
-    M.flag("HaveNapiSender", has_sender)
-    if not has_sender:
-        M.add("NapiClaim", "n/a")
-    # CPU cost per packet, each stack at its best, smallest frame
-    at = pick(best, "size", small) if small is not None else best.iloc[0:0]
-    cpu = at[at["cpu_ns_per_pkt_n"] > 0].sort_values("cpu_ns_per_pkt_median") \
-        if len(at) and "cpu_ns_per_pkt_n" in at.columns else at.iloc[0:0]
-    M.flag("HaveEthCpu", len(cpu) > 1)
-    M.add("EthCpuClaim", claim_tex(lab(cpu.iloc[-1]), cpu.iloc[-1], lab(cpu.iloc[0]), cpu.iloc[0],
-                                   "cpu_ns_per_pkt", "ns", 1.0,
-                                   "spends more CPU time per packet than")[0]
-          if len(cpu) > 1 else "n/a")
     # NDR and PDR (search=ndr cells) beside the maximum receive rate under overload
     ndr = pick(ndr_groups(eth), "cores", c0)
     M.flag("HaveNdr", bool(len(ndr)))

@@ -134,6 +134,7 @@ def tcp_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
         step = step[G.among(step["touch"], [None, tdef])]
     tcp_step_numbers(M, "TcpStep", step, lambda r: lab(r), st)
     tcp_load_numbers(M, gs, variants, defaults, nic)
+    wait_nr_numbers(M, gs)
 
 
 # the sender's side of a step, from the summary's sender_* columns
@@ -254,3 +255,41 @@ def tcp_load_numbers(M: Macros, gs: SF.GroupStats, variants, defaults, nic) -> N
     M.add("TcpLoadClaims", "; ".join(parts) or "n/a")
     M.flag("HaveTcpLoadClaims", bool(parts))
 
+
+
+def wait_nr_numbers(M: Macros, gs: SF.GroupStats) -> None:
+    """uring_opt's batched wait (wait_nr > 1: the kernel wakes the loop
+    once that many completions are pending, bounded in time) against
+    wait_nr=1: CPU per byte at equal load (the cells that reached their
+    target) and goodput with the sender at full speed, by the interval test,
+    at each (load, conns, msg) where both ran and neither was sender-bound
+    (the price, a wake-up up to its time bound later, is not measured)."""
+    parts = []
+    for subset, metric, unit, verb in (
+            ("load_reached", "cpu_ns_per_byte", "ns/B", "spends more CPU time per byte than"),
+            ("all", "rx_gbps", "Gbit/s", None)):
+        st = gs.subset(subset)
+        if not len(st) or "wait_nr" not in st.columns or f"{metric}_n" not in st.columns:
+            continue
+        u = st[(st["stack"] == "uring_opt") & (st["status"] == "ok") & (st[f"{metric}_n"] > 0)]
+        if "touch" in u.columns:
+            u = u[G.among(u["touch"], [None, gs.defaults.get("touch")])]
+        loads = u["load"].map(G.load_target) if "load" in u.columns else pd.Series(None, index=u.index)
+        u = u[loads.notna()] if subset == "load_reached" else u[loads.isna()]
+        for (conns, msg), g in u.groupby(["conns", "msg"], sort=True):
+            by_load = (g.groupby(g["load"].map(lambda v: str(G.norm(v))), sort=True)
+                       if "load" in g.columns else [("max", g)])
+            for load, h in by_load:
+                ws = {int(G.norm(r["wait_nr"])): r for _, r in h.iterrows()
+                      if G.norm(r.get("wait_nr")) is not None and not G.sender_bound(r)}
+                if 1 not in ws or len(ws) < 2:
+                    continue
+                hi = max(ws)
+                where = f"at {load}\\,Gbit/s" if subset == "load_reached" else "at full speed"
+                head = f"{where} with {plural(int(conns), 'connection')}, "
+                kw = {"verb": verb} if verb else {}
+                text = claim_tex(f"wait\\_nr={hi}", ws[hi], "wait\\_nr=1", ws[1], metric, unit, **kw)[0]
+                parts.append(head + text)
+    M.flag("HaveWaitNr", bool(parts))
+    M.add("WaitNrClaims", "; ".join(parts) or "n/a",
+          "uring_opt's batched wait against wait_nr=1, by the interval test")

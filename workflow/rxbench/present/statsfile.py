@@ -28,7 +28,7 @@ from .. import RxbenchError
 from ..util import atomic_write, atomic_write_json
 from .groups import (best_config, cell_stats, closed_loop, host_stratum, layer_variants,
                      like_pairs, load, load_reached, load_target, norm, overloaded,
-                     sender_bound, tcg, to_bool, variant_defaults)
+                     sender_bound, tcg, to_bool, variant_defaults, wait_class)
 
 SUBSETS = ("all", "load_reached", "host_close", "host_other")
 
@@ -89,7 +89,7 @@ def context(df: pd.DataFrame, st: pd.DataFrame, layer: str | None = None) -> dic
 # --- the build: stats.csv and set.json, once ----------------------------------------
 
 # the verdict and selection columns every group row has (beside the keys and metrics)
-VERDICTS = ("overloaded", "lower_bound", "closed_loop", "sender_bound")
+VERDICTS = ("overloaded", "lower_bound", "closed_loop", "sender_bound", "wait_class")
 BEST_COLUMNS = ("best", "best_order", "best_rule_note", "best_candidates", "best_is_default",
                 "best_lower_bound", "best_unloaded_max")
 
@@ -101,6 +101,7 @@ def _verdicts(st: pd.DataFrame) -> pd.DataFrame:
     st["lower_bound"] = [r.get("layer") == "eth" and not overloaded(r) for r in recs]
     st["closed_loop"] = [closed_loop(r) for r in recs]
     st["sender_bound"] = [sender_bound(r) for r in recs]
+    st["wait_class"] = [wait_class(r) for r in recs]
     return st
 
 
@@ -148,6 +149,9 @@ def set_facts(df: pd.DataFrame, st: pd.DataFrame) -> dict:
                  "missed_tcp": int((targets & tcp & (reached != True)).sum())},  # noqa: E712
         "env": env,
         "versions": [[c, _value_counts(df, c)] for c in df.columns if VERSION_COLUMN.match(c)],
+        # CPUs the cells measured busy time of (columns cpu<N>_busy_s with a value)
+        "cpus": sum(1 for c in df.columns if re.fullmatch(r"cpu\d+_busy_s", c)
+                    and df[c].notna().any()),
     }
 
 
