@@ -36,14 +36,20 @@ def test_every_expanded_cell_parses_back_to_itself():
     own = sum(_own(CFG, s) for s in CFG["eth"]["stacks"])
     assert len(eth) == own * len(CFG["eth"]["sizes"]) \
         * len(CFG["eth"]["cores"]) * len(CFG["eth"]["variants"]["napi"]) * CFG["reps"]
+    # each TCP stack: the product of its own variant lists (touch, wait_nr,
+    # zcrx, ...: config tcp.<stack>), times the layer's variants and sweeps
     tcp = CFG["tcp"]
-    touched = len([s for s in tcp["stacks"] if s != "iperf3"])
-    # uring_zcrx runs on a device and device-less (zcrx: [device, nodev])
-    zcrx = len(tcp["uring_zcrx"]["zcrx"]) - 1 if "uring_zcrx" in tcp["stacks"] else 0
-    # uring_opt waits for one or several completions (wait_nr: [1, 8])
-    waits = len(tcp["uring_opt"]["wait_nr"]) - 1 if "uring_opt" in tcp["stacks"] else 0
-    assert len(ts) - len(eth) == (2 * (touched + zcrx + waits) + ("iperf3" in tcp["stacks"])) \
-        * len(tcp["conns"]) * len(tcp["msgs"]) * CFG["reps"]
+    layer = 1
+    for values in tcp["variants"].values():
+        layer *= len(values)
+    per_stack = 0
+    for s in tcp["stacks"]:
+        n = 1
+        for values in (tcp.get(s) or {}).values():
+            n *= len(values)
+        per_stack += n
+    assert len(ts) - len(eth) == per_stack * layer * len(tcp["conns"]) * len(tcp["msgs"]) \
+        * CFG["reps"]
     assert len(ts) == len(set(ts))
     for t, c in zip(ts, cells.expand(CFG)):
         assert cells.parse(t, CFG) == c

@@ -4,6 +4,9 @@
 from rxbench.cells import targets
 from rxbench.config import resolve
 from rxbench.estimate import banner, estimate
+import pytest
+
+pytestmark = pytest.mark.unit
 
 
 

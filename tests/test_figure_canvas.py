@@ -12,6 +12,8 @@ from rxbench import plots
 from rxbench.present import statsfile
 from rxbench.present.figdata import plan
 
+pytestmark = [pytest.mark.unit, pytest.mark.slow]
+
 SETS = sorted(p.parent.name for p in (ROOT / "results" / "reference").glob("*/summary.csv"))
 
 

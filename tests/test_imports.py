@@ -24,7 +24,7 @@ LAYERS = [
     ("platforms", ["rxbench.platforms", "rxbench.platforms.*", "rxbench.lease"]),
     ("config", ["rxbench.config"]),
     ("runner", ["rxbench.analysis", "rxbench.record", "rxbench.ndr", "rxbench.runner"]),
-    ("analysis", ["rxbench.aggregate", "rxbench.reference", "rxbench.stats"]),
+    ("analysis", ["rxbench.aggregate", "rxbench.reference", "rxbench.stats", "rxbench.estimate"]),
     ("presenting", ["rxbench.present", "rxbench.present.*", "rxbench.plots", "rxbench.tables",
                     "rxbench.paper"]),
     ("cli", ["rxbench.bench", "rxbench.cli", "rxbench.__main__"]),

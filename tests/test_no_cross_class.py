@@ -15,6 +15,8 @@ from rxbench.present import numbers as N
 from rxbench.present import numbers_eth as NE
 from rxbench.present import statsfile
 
+pytestmark = [pytest.mark.unit, pytest.mark.slow]
+
 SETS = sorted(p.parent.name for p in (ROOT / "results" / "reference").glob("*/summary.csv"))
 
 

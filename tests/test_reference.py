@@ -145,7 +145,8 @@ def test_join_makes_one_set_of_two_layers_and_refuses_other_commits(tmp_path):
     assert len(reference.campaign_cells(dst)) == 5
     readme = (dst / "README.md").read_text()
     assert "Joined from `local-x-eth`, `local-x-tcp`" in readme and "5 ok" in readme
-    assert (dst / "README.local-x-eth.md").exists()
+    for part in ("local-x-eth", "local-x-tcp"):      # each part's own README kept beside it
+        assert (dst / f"README.{part}.md").exists()
     # a set is one commit: another commit, or the same layer twice, is refused
     other = tcp.copy()
     other["git_rev"] = "0" * 40

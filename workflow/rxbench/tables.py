@@ -484,16 +484,15 @@ def platform_rows(gs: SF.GroupStats) -> list[dict]:
     merged with platforms.<name>.eth: generator, DPDK's driver, the AF_XDP
     bind), and what ran on it in this data set (cells and how many were ok,
     per layer; the guests' acceleration). Nothing here is typed by hand."""
-    import importlib
     import yaml
     from .config import CONFIG
-    from .platforms import PLATFORMS
+    from .platforms import PLATFORMS, module
     cfg = yaml.safe_load(Path(CONFIG).read_text())
     prov = gs.provenance
     env = gs.facts.get("env", {})
     rows = []
     for name in PLATFORMS:
-        mod = importlib.import_module(f"rxbench.platforms.{name}")
+        mod = module(name)
         doc = " ".join((mod.__doc__ or "").split())
         what = re.split(r"(?<=[.:])\s", doc.split(": ", 1)[1] if ": " in doc[:40] else doc)[0]
         eth = dict(cfg.get("eth", {}))
