@@ -129,9 +129,40 @@ def test_ndr_cells_are_a_search_variant_beside_the_saturation_cells():
     from rxbench.config import resolve
     cfg = resolve({"profile": "ndr"})
     t = cells.targets(cfg)
-    assert "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json" in t
+    # only the NDR cells run (eth.only): the saturation cells are the
+    # default campaign's, whose names they keep
+    assert "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json" not in t
     assert "results/local/eth/xdp_drop/cores=1/size=64/search=ndr/rep=1.json" in t
+    assert all("search=ndr" in x for x in t)
+    # without the restriction both run, by the same names
+    both = cells.targets(resolve({"profile": "ndr",
+                                  "eth": {"only": {"search": ["saturation", "ndr"]}}}))
+    assert "results/local/eth/xdp_drop/cores=1/size=64/rep=1.json" in both
     c = cells.parse("results/local/eth/af_packet/cores=1/size=1518/search=ndr/rep=1.json", cfg)
     assert c.params["search"] == "ndr"
     # the default campaign has no NDR cells and its cell names did not change
     assert not [x for x in cells.targets(resolve({})) if "search=" in x]
+
+
+def test_cost_profile_runs_only_paced_cells_named_beside_the_default_ones():
+    from rxbench.config import ConfigError, resolve
+    cfg = resolve({"profile": "cost"})
+    t = cells.targets(cfg)
+    assert t and all("/load=0.05/" in x or "/load=0.2/" in x for x in t)
+    assert "results/local/eth/af_xdp/cores=1/size=64/load=0.2/wait=busy_poll/rep=5.json" in t
+    assert not set(t) & set(cells.targets(resolve({})))      # joinable with the default's
+    c = cells.parse("results/local/eth/xdp_drop/cores=1/size=64/load=0.05/rep=1.json", cfg)
+    assert c.params["load"] == 0.05 and cells.load_target(c.params) == 0.05
+    with pytest.raises(cells.CellNameError, match="offered rate in Mpps"):
+        cells.parse("results/local/eth/xdp_drop/cores=1/size=64/load=fast/rep=1.json", cfg)
+    # an NDR search paces its own trials: no load target beside it
+    both = resolve({"profile": "cost", "eth": {"only": {"load": ["max", 0.2]},
+                                               "variants": {"search": ["saturation", "ndr"]}}})
+    assert not [x for x in cells.targets(both) if "search=ndr" in x and "load=" in x]
+    with pytest.raises(cells.CellNameError, match="search=ndr sets its own trial loads"):
+        cells.parse("results/local/eth/xdp_drop/cores=1/size=64/search=ndr/load=0.2/rep=1.json", both)
+    # `only` names a variant the campaign lists, with values it lists
+    with pytest.raises(ConfigError, match=r"eth.only.load\[0\]: 0.3 is not among"):
+        resolve({"profile": "cost", "eth": {"only": {"load": [0.3]}}})
+    with pytest.raises(ConfigError, match="eth.only.colour: colour is not a variant"):
+        resolve({"profile": "cost", "eth": {"only": {"colour": ["red"]}}})

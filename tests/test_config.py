@@ -39,7 +39,7 @@ def test_command_line_wins_over_profile():
     ({"eth": {"cores": [4]}}, "eth.cores[0]", "allowed: 1..1"),
     ({"duration_s": -1}, "duration_s", "> 0"),
     ({"platform": "mars"}, "platform", "allowed values: local"),
-    ({"profile": "huge"}, "profile", "allowed values: default, hardware, ndr, seed, smoke"),
+    ({"profile": "huge"}, "profile", "allowed values: cost, default, hardware, ndr, seed, smoke"),
     ({"eth": {"variants": {"napi": ["sideways"]}}}, "eth.variants.napi[0]",
      "receiver, sender, dedicated"),
     ({"eth": {"variants": {"napi": ["dedicated"]}}}, "eth.variants.napi", "receiver, sender"),

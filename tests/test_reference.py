@@ -128,7 +128,7 @@ def _layer_set(results, name, df):
     return d
 
 
-def test_join_makes_one_set_of_two_layers_and_refuses_other_commits(tmp_path):
+def test_join_makes_one_set_of_parts_and_refuses_other_commits_and_shared_cells(tmp_path):
     import pandas as pd
     src = REF / "local-fc2-epyc" / "summary.csv"
     if not src.exists():
@@ -154,8 +154,14 @@ def test_join_makes_one_set_of_two_layers_and_refuses_other_commits(tmp_path):
     with pytest.raises(RxbenchError, match="different commits"):
         reference.join(["local-x-eth", "local-y-tcp"], "local-y", str(results))
     _layer_set(results, "local-z-eth", eth)
-    with pytest.raises(RxbenchError, match="layer eth is in both"):
+    with pytest.raises(RxbenchError, match="cell eth/.* is in both local-x-eth and local-z-eth"):
         reference.join(["local-x-eth", "local-z-eth"], "local-z", str(results))
+    # the same layer in two parts is fine when their cells differ (the
+    # default campaign beside the ndr and cost profiles)
+    more = df[df["layer"] == "eth"].iloc[3:5]
+    _layer_set(results, "local-w-eth", more)
+    dst = reference.join(["local-x-eth", "local-w-eth"], "local-w", str(results))
+    assert len(reference.campaign_cells(dst)) == 5
     with pytest.raises(RxbenchError, match="exists"):
         reference.join(["local-x-eth", "local-x-tcp"], "local-x", str(results))
     assert not (results / "reference" / "local-y").exists()

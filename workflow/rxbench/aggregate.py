@@ -45,6 +45,12 @@ def row(data: dict, path: str) -> dict:
     # own verdict, stacks/tcp.py; the presenting side reads only this column)
     if isinstance(data.get("load"), dict) and data["load"].get("reached") is not None:
         r["load_reached"] = bool(data["load"]["reached"])
+    # [eth] a paced generator: the receive CPUs' busy share at that load and
+    # how far the offered rate was from the target
+    if data.get("receiver_cpu_frac") is not None:
+        r["receiver_cpu_frac"] = data["receiver_cpu_frac"]
+    if isinstance(data.get("load"), dict) and data["load"].get("error_pct") is not None:
+        r["load_error_pct"] = data["load"]["error_pct"]
     if data.get("congestion_control"):
         r["congestion_control"] = data["congestion_control"]
     r["pingpong_ns"] = (data.get("host_probe") or {}).get("pingpong_ns")

@@ -297,6 +297,8 @@ def analyse_eth(cell, a: dict, b: dict, placement, gen, rx, driver: str | None =
         "sender_cpu": _cpu_out({str(c): scpu[str(c)] for c in placement.generator}),
         "cpu_check": {"ok": check["ok"] and scheck["ok"], "receiver": check, "sender": scheck},
         "cpu_ns_per_pkt": (rx_busy * 1e9 / got) if (got and not cls["shared_cpu"]) else None,
+        # the receive CPUs' busy share (1.0 = one core busy the whole interval)
+        "receiver_cpu_frac": (round(rx_busy / rx_s, 4) if rx_s and not cls["shared_cpu"] else None),
         "processes": procs,
         "snapshot_cost": snapshot_cost(a, b),
         **cls,

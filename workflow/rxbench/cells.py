@@ -23,8 +23,10 @@ from . import RxbenchError
 from .stacks import registry
 
 PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
-# tcp load: "max" (the sender as fast as it can) or a goodput target in Gbit/s
-VARIANTS = {"eth": ("napi", "search"), "tcp": ("cores", "napi", "load")}
+# load: "max" (the sender as fast as it can) or a target: tcp goodput in
+# Gbit/s, eth offered rate in Mpps (the generator paced: rxb-gen --rate-pps)
+VARIANTS = {"eth": ("napi", "search", "load"), "tcp": ("cores", "napi", "load")}
+LOAD_UNIT = {"eth": "Mpps", "tcp": "Gbit/s"}
 # a stack's own variants (configured under <layer>.<stack>, or under
 # <layer>.variants for one its layer shares, such as recv) are declared by
 # its stack module (stacks/registry.py)
@@ -100,8 +102,9 @@ def variant_defaults(cfg: dict, layer: str, stack: str) -> dict:
     return {k: v[0] for k, v in variant_values(cfg, layer, stack).items()}
 
 
-def load_value(raw):
-    """A tcp load level: "max", or a goodput target in Gbit/s (> 0)."""
+def load_value(raw, layer: str = "tcp"):
+    """A load level: "max", or a target (> 0): tcp goodput in Gbit/s, eth
+    offered rate in Mpps."""
     if raw == "max":
         return raw
     try:
@@ -109,14 +112,38 @@ def load_value(raw):
     except (TypeError, ValueError):
         v = 0.0
     if not (v > 0 and v < 1e4):
-        raise CellNameError(f"cell key load={raw}: load must be 'max' or a goodput in "
-                            "Gbit/s (> 0)")
+        what = "an offered rate in Mpps" if layer == "eth" else "a goodput in Gbit/s"
+        raise CellNameError(f"cell key load={raw}: load must be 'max' or {what} (> 0)")
     return int(v) if v == int(v) else v
+
+
+def load_target(params: dict) -> float | None:
+    """A cell's load target in its layer's unit (LOAD_UNIT), None for max."""
+    load = params.get("load", "max")
+    return None if load == "max" else float(load)
+
+
+def conflict(params: dict) -> str | None:
+    """Why a combination of variants is not a cell (None: it is one). An
+    NDR search paces its own trials, so it takes no load target."""
+    if params.get("search") == "ndr" and load_target(params) is not None:
+        return "search=ndr sets its own trial loads: it takes no load target"
+    return None
+
+
+def wanted(cfg: dict, layer: str, params: dict) -> bool:
+    """Is the combination a cell of this campaign? Not when it conflicts,
+    nor when <layer>.only names values for a key and the cell's is not
+    among them (a profile that measures only the non-default levels of a
+    variant, e.g. config/profiles/ndr.yaml, keeps the default's names)."""
+    only = (cfg.get(layer) or {}).get("only") or {}
+    return conflict(params) is None and all(
+        params.get(k) in vals for k, vals in only.items() if k in params)
 
 
 def _value(layer: str, stack: str, key: str, raw: str):
     if key == "load":
-        return load_value(raw)
+        return load_value(raw, layer)
     if int_key(layer, stack, key):
         if not raw.isdigit():
             raise CellNameError(f"cell key {key}={raw}: {key} must be a positive integer")
@@ -167,6 +194,9 @@ def parse(path: str, cfg: dict) -> Cell:
     for k in variant_keys(layer, stack):
         if k in defaults:
             params.setdefault(k, defaults[k])
+    why = conflict(params)
+    if why:
+        raise CellNameError(f"cell {path}: {why}")
     cell = Cell(platform, layer, stack, {k: params[k] for k in allowed if k in params}, rep)
     canonical = cell.path(defaults, root="")
     given = "/" + "/".join([platform, layer, stack, *kvs, last])
@@ -189,6 +219,8 @@ def expand(cfg: dict) -> list[Cell]:
             for cores, size, *vvals in itertools.product(
                     eth["cores"], eth["sizes"], *(variants[k] for k in vkeys)):
                 params = {"cores": cores, "size": size, **dict(zip(vkeys, vvals))}
+                if not wanted(cfg, "eth", params):
+                    continue
                 for rep in range(1, cfg["reps"] + 1):
                     cells.append(Cell(cfg["platform"], "eth", stack, params, rep))
     tcp = cfg.get("tcp")
@@ -199,6 +231,8 @@ def expand(cfg: dict) -> list[Cell]:
             for conns, msg, *vvals in itertools.product(
                     tcp["conns"], tcp["msgs"], *(variants[k] for k in vkeys)):
                 params = {"conns": conns, "msg": msg, **dict(zip(vkeys, vvals))}
+                if not wanted(cfg, "tcp", params):
+                    continue
                 for rep in range(1, cfg["reps"] + 1):
                     cells.append(Cell(cfg["platform"], "tcp", stack, params, rep))
     return cells

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--machine", required=True, help="a short stable name, e.g. fc2-epyc "
                    "(with --join: the joined set's whole name)")
     r.add_argument("--join", nargs="+", metavar="SET",
-                   help="join these reference sets (one layer each, one commit) into "
+                   help="join these reference sets (different cells, one commit) into "
                         "results/reference/MACHINE/")
     r.add_argument("--results", default="results")
     r.add_argument("--command", default="snakemake --cores 1",

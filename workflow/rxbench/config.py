@@ -275,6 +275,7 @@ def check_bounds(cfg: dict) -> None:
                "ndr.duration_sum_s", ndr["duration_sum_s"])
         _bound("ndr.duration_sum_s", ndr["duration_sum_s"], "ndr.search_duration_max_s",
                ndr["search_duration_max_s"])
+    check_only(cfg)
     plat = cfg.get("platforms") or {}
     vm = plat.get("vm")
     if vm and vm["accel"] == "auto":
@@ -307,6 +308,27 @@ def check_bounds(cfg: dict) -> None:
                     raise ConfigError(
                         f"config key {key}[{i}]: {c} receiver cores is more than "
                         f"platforms.g5k.receiver_cpus gives ({rcv}); allowed: 1..{len(rcv)}")
+
+
+def check_only(cfg: dict) -> None:
+    """<layer>.only: each key a variant of the layer (its own or one of its
+    stacks'), each value one the campaign lists for that key."""
+    from .cells import VARIANTS, variant_values
+    for layer in ("eth", "tcp"):
+        sect = cfg.get(layer) or {}
+        for key, vals in (sect.get("only") or {}).items():
+            listed = set()
+            for stack in sect.get("stacks") or []:
+                listed.update(map(str, variant_values(cfg, layer, stack).get(key, [])))
+            listed.update(map(str, (sect.get("variants") or {}).get(key, [])))
+            if key not in VARIANTS[layer] and not listed:
+                raise ConfigError(f"config key {layer}.only.{key}: {key} is not a variant of "
+                                  f"the {layer} layer's stacks")
+            for i, v in enumerate(vals):
+                if str(v) not in listed:
+                    raise ConfigError(f"config key {layer}.only.{key}[{i}]: {v!r} is not among "
+                                      f"the values the campaign lists for {key} "
+                                      f"({', '.join(sorted(listed)) or 'none'})")
 
 
 DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")

@@ -11,9 +11,9 @@ cells, ignored by git) and the committed reference runs
   finished run becomes a reference set (a copy: cells, logs, summary, bench
   output, and a README);
 - `join(parts, name)`: one reference set from reference sets of the same
-  commit that hold different layers (a campaign run one layer at a time);
-  it refuses sets from different commits, platforms or with a layer in
-  common.
+  commit that hold different cells (a campaign run one layer at a time, or
+  the default campaign beside the ndr and cost profiles); it refuses sets
+  from different commits or platforms, or with a cell in common.
 
     python -m rxbench reference --platform local --machine fc2-epyc
     python -m rxbench reference --join local-x-eth local-x-tcp --machine x
@@ -177,7 +177,7 @@ def join(parts: list[str], name: str, results: str = "results", command: str = "
     README naming the parts. Refused, with nothing written: fewer than two
     parts, a part whose cells come from more than one commit or whose commit
     differs from another part's (a set is one commit), different platforms,
-    a layer in two parts, failed cells, or a name that exists."""
+    a cell in two parts, failed cells, or a name that exists."""
     import pandas as pd
     from .aggregate import read_summary
     if len(parts) < 2:
@@ -188,7 +188,7 @@ def join(parts: list[str], name: str, results: str = "results", command: str = "
     if dst.exists():
         raise DatasetError(f"reference --join: {dst} exists; pick another name or remove it first")
     dirs = [_set_dir(p, results) for p in parts]
-    frames, commits, platforms, layers = [], {}, {}, {}
+    frames, commits, platforms, owner = [], {}, {}, {}
     for part, d in zip(parts, dirs):
         df = read_summary(d / "summary.csv")
         revs = sorted({str(v) for v in df.get("git_rev", pd.Series(dtype=str)).dropna()})
@@ -198,11 +198,12 @@ def join(parts: list[str], name: str, results: str = "results", command: str = "
                                "a reference set is one commit")
         commits[part] = revs[0]
         platforms[part] = sorted({str(v) for v in df["platform"].dropna()})
-        for layer in sorted({str(v) for v in df["layer"].dropna()}):
-            if layer in layers:
-                raise DatasetError(f"reference --join: layer {layer} is in both {layers[layer]} "
-                                   f"and {part}: join sets of different layers")
-            layers[layer] = part
+        for cell in df["path"].dropna().astype(str):
+            rel = "/".join(Path(cell).parts[2:])       # results/<platform>/<layer>/...
+            if rel in owner:
+                raise DatasetError(f"reference --join: cell {rel} is in both {owner[rel]} and "
+                                   f"{part}: join sets of different cells")
+            owner[rel] = part
         if (df["status"].astype(str) == "failed").any():
             raise DatasetError(f"reference --join: {part} has failed cells: rerun them first")
         frames.append(df)
@@ -232,7 +233,7 @@ def join(parts: list[str], name: str, results: str = "results", command: str = "
         joined = pd.concat(frames, ignore_index=True, sort=False)
         joined.to_csv(tmp / "summary.csv", index=False)
         p = provenance(joined)
-        note = ("\nJoined from " + ", ".join(f"`{x}`" for x in parts) + " (one layer each, "
+        note = ("\nJoined from " + ", ".join(f"`{x}`" for x in parts) + " (different cells, "
                 f"commit {commits[parts[0]][:7]}) by `python -m rxbench reference --join "
                 f"{' '.join(parts)} --machine {name}`; each part's README is kept as "
                 "`README.<part>.md`.\n")

@@ -30,6 +30,7 @@ PR_SET_PDEATHSIG = 1
 # stopped after the last snapshot; the slack covers starting the counters
 # readers (over SSH: a channel and a process start each)
 BOUND_SLACK_S = 10.0
+PACED_GENERATOR = "rxb-gen"   # the Ethernet generator that paces (--rate-pps)
 
 
 class Interrupted(BaseException):
@@ -265,15 +266,20 @@ class Trial:
 def measure_eth(cfg: dict, cell, log) -> Measured:
     """One Ethernet cell: receiver and generator on the testbed, counters
     at the end of the warm-up and of the measured interval."""
-    rec = Measured(generator=cfg["eth"]["generator"])
+    # a rate-controlled cell (load=<Mpps>) is paced by the one generator that
+    # paces, rxb-gen (--rate-pps), whatever the campaign's generator is
+    target = cells.load_target(cell.params)
+    rec = Measured(generator=cfg["eth"]["generator"] if target is None else PACED_GENERATOR)
     with rec.outcome():
         rx_cls = registry.get(cell.stack, "eth").receiver
-        gen_cls = registry.generator(cfg["eth"]["generator"]).cls
+        gen_cls = registry.generator(rec.generator).cls
         tb = rec.on(testbed(cfg, log, queues=cell.params["cores"]))
         tb.connect()                      # remote hosts: both at once
         tb.preflight()
         placement = tb.cpus(cell.params["cores"], cell.params["napi"])
         rx, gen = rx_cls(cfg, cell, tb, placement), gen_cls(cfg, cell, tb, placement)
+        if target is not None:
+            gen.rate_pps = target * 1e6
         rx.probe()
         gen.probe()
         warmup, duration = cfg["warmup_s"], cfg["duration_s"]
@@ -311,6 +317,10 @@ def measure_eth(cfg: dict, cell, log) -> Measured:
                 [a["receiver"]["tool"], *series, b["receiver"]["tool"]],
                 "packets" if "packets" in a["receiver"]["tool"] else "rx_packets")
             out["host_probe_during"] = during
+            if target is not None:           # [eth/load] what the paced generator offered
+                out["load"] = {"target_pps": target * 1e6, "offered_pps": out["offered_pps"],
+                               "error_pct": round(100 * (out["offered_pps"] / (target * 1e6) - 1), 3),
+                               "receiver_cpu_frac": out.get("receiver_cpu_frac")}
             # [eth/queues] per-queue packets, link speed, IRQ placement, fraction of
             # line rate; every receive queue of a multi-core cell must get frames
             from .queues import record_cell

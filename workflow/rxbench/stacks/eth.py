@@ -538,6 +538,10 @@ class RxbGen(Generator):
 
     name = "rxb-gen"
     tool = "rxb-gen"
+    # a rate-controlled cell's target (eth load=<Mpps>): paced by
+    # --rate-pps and bounded by --count as well as --duration; None: as
+    # fast as it goes
+    rate_pps: float | None = None
 
     def threads(self) -> int:
         return max(1, int(getattr(self.tb, "queues", 1) or 1), int(self.cell.params.get("cores", 1)))
@@ -584,6 +588,9 @@ class RxbGen(Generator):
             argv += ["--threads", str(n)]
             if self.thread_cpus():
                 argv += ["--cpus", ",".join(map(str, self.thread_cpus()))]
+        if self.rate_pps:
+            rate = max(n, int(round(self.rate_pps)))
+            argv += ["--rate-pps", str(rate), "--count", str(int(rate * bound_s) + 1)]
         return s.exec(argv, self.placement.generator)
 
     def per_queue_sent(self, final: dict) -> dict[int, int]:
