@@ -19,6 +19,10 @@
 #   make reference MACHINE=name   (explicit, never by accident) copy the
 #                 finished run results/$(PLATFORM)/ to the committed reference
 #                 sets: results/reference/$(PLATFORM)-name/ (with a README)
+#   make reference-set MACHINE=name   the complete reference set at one
+#                 commit: the default campaign, the ndr and cost profiles,
+#                 joined into results/reference/$(PLATFORM)-name/
+#                 (workflow/scripts/reference-campaign.sh; about 100 min here)
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -26,13 +30,13 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.rxbench-stamp
 SNAKE_ARGS ?=
 PYTEST_ARGS ?=
-REFERENCE ?= local-xeon2-eth
+REFERENCE ?= local-epyc2
 PLATFORM ?= local
 MACHINE ?=
 # clean-testbed on the ssh platform: CLEAN_ARGS="--config platform=ssh inventory=FILE"
 CLEAN_ARGS ?=
 
-.PHONY: all run test check dryrun setup system native venv paper reference clean-testbed lock lint tools
+.PHONY: all run test check dryrun setup system native venv paper reference reference-set clean-testbed lock lint tools
 
 all: run
 
@@ -60,6 +64,10 @@ paper: $(STAMP)
 reference: $(STAMP)
 	@test -n "$(MACHINE)" || { echo "make reference: name the machine, e.g. make reference MACHINE=fc2-epyc" >&2; exit 2; }
 	$(BIN)/python -m rxbench reference --platform $(PLATFORM) --machine $(MACHINE) $(if $(COMMAND),--command "$(COMMAND)")
+
+reference-set: setup
+	@test -n "$(MACHINE)" || { echo "make reference-set: name the machine, e.g. make reference-set MACHINE=fc2-epyc" >&2; exit 2; }
+	./workflow/scripts/reference-campaign.sh $(BIN) $(PLATFORM) $(MACHINE) $(PROFILES)
 
 # Debian packages: installs only what is missing (needs root; apt-get update once)
 system:

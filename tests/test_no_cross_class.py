@@ -46,6 +46,9 @@ def test_every_ethernet_comparison_stays_within_a_placement_and_class(name, tmp_
         assert G.norm(a.get("napi")) == G.norm(b.get("napi")), where
         assert G.wait_class(a) == G.wait_class(b), where
         assert "xdp_drop" not in (a["stack"], b["stack"]), where
+        # a paced group (eth load=<Mpps>) only beside one at the same load and size
+        assert G.load_target(a.get("load")) == G.load_target(b.get("load")), where
+        assert G.norm(a.get("size")) == G.norm(b.get("size")), where
     if any(G.norm(r.get("wait_class")) for _, r in gs.st.iterrows()):
         # the set has Ethernet groups of several stacks: something was compared
         assert eth or not len(gs.best("eth"))

@@ -14,6 +14,7 @@ import generated
 import synthetic
 from rxbench import paper
 from rxbench.present import claims, numbers_data
+from rxbench.present import groups as G
 from rxbench.present import statsfile as SF
 from rxbench.present import macros as MX
 from rxbench.present.numbers import write_numbers
@@ -435,3 +436,52 @@ def test_uring_opt_batched_wait_is_compared_with_wait_nr_1(tmp_path):
     assert flags["HaveWaitNr"]
     assert defs["WaitNrClaims"].startswith("at full speed with 8 connections, wait\\_nr=8 receives "
                                            "more than wait\\_nr=1")
+
+
+# --- CPU cost below saturation: rate-controlled Ethernet cells ----------------------
+
+def _paced(tmp_path, busy: dict, rx_share=None, name="paced.csv"):
+    """eth load=0.2 cells at 64 B, NAPI on the receiver's core: per stack
+    (af_xdp's wait as a variant) the receive core's busy share per rep."""
+    rows = []
+    for (stack, wait), vals in busy.items():
+        for rep, v in enumerate(vals, 1):
+            var = f"/wait={wait}" if wait else ""
+            r = synthetic._base("eth", stack, rep, f"results/local/eth/{stack}/cores=1/size=64/"
+                                f"load=0.2{var}/rep={rep}.json")
+            rx = 2e5 * (rx_share or {}).get(stack, 1.0)
+            r.update(cores=1, size=64, napi="receiver", load=0.2, offered_pps=2.0001e5,
+                     rx_pps=rx, rx_gbps=rx * 512 / 1e9, generator_bound=True,
+                     receiver_cpu_frac=v, load_error_pct=0.005,
+                     cpu_ns_per_pkt=v * 1e9 / rx, generator="rxb-gen",
+                     **({"wait": wait} if wait else {}))
+            rows.append(r)
+    return synthetic.write(tmp_path / name, rows)
+
+
+def test_cost_below_saturation_compares_only_within_the_woken_class(tmp_path):
+    csv = _paced(tmp_path, {("af_xdp", "poll"): [0.20, 0.21, 0.205, 0.20, 0.21],
+                            ("af_packet", None): [0.40, 0.41, 0.39, 0.40, 0.42],
+                            ("af_xdp", "busy_poll"): [0.99, 1.0, 1.0, 0.995, 1.0]},
+                 rx_share={"af_packet": 0.9})
+    gs = generated.build(csv, tmp_path, figures=False)
+    defs, flags = macros(tmp_path / "generated" / "numbers.tex")
+    assert flags["HaveEthLoad"]
+    claim = defs["EthLoadWokenClaims"]
+    assert r"\texttt{af\_packet} keeps more of its core busy than \texttt{af\_xdp}" in claim
+    # the busy-polling receiver is given as a number, never ranked against the woken ones
+    assert "busy\\_poll" in defs["EthLoadPolling"] and "busy" not in claim.replace("busy than", "")
+    assert defs["EthLoadTargets"] == "0.200" and defs["EthLoadErr"] == "0.00500"
+    assert flags["HaveEthLoadLoss"] and r"\texttt{af\_packet}" in defs["EthLoadLoss"]
+    # paced groups are no saturation group: not in the headline's best configurations
+    assert not len(G.saturation(gs.st[gs.st["layer"] == "eth"]))
+    assert gs.best("eth").empty
+    table = (tmp_path / "generated" / "test" / "cost_table.tex").read_text()
+    assert table.count(r"\\") >= 4 and "woken by the kernel" in table and "busy polling" in table
+    # overlapping intervals: not told apart, no order
+    same = _paced(tmp_path, {("af_xdp", "poll"): [0.2, 0.3, 0.25, 0.22, 0.28],
+                             ("af_packet", None): [0.21, 0.29, 0.24, 0.27, 0.23]}, name="same.csv")
+    out = tmp_path / "same.tex"
+    _write_numbers(same, out)
+    d2, _ = macros(out)
+    assert "not told apart" in d2["EthLoadWokenClaims"] and "busier" not in d2["EthLoadWokenClaims"]

@@ -22,7 +22,7 @@ FIGURE_FAMILIES = {
     "tcp_cpu": "TCP",
     "tcp_load": "TCP",
 }
-GEN_TABLES = [f"{GENERATED}/{t}_table.tex" for t in ("eth", "tcp", "env", "seed", "best", "ndr", "anchors", "platforms")] + [
+GEN_TABLES = [f"{GENERATED}/{t}_table.tex" for t in ("eth", "tcp", "env", "seed", "best", "ndr", "cost", "anchors", "platforms")] + [
     f"{GENERATED}/best.csv"]   # the supplement beside stats.csv: each stack's chosen configuration per class
 # the seed study's own numbers (with their source), beside ours in the seed table
 SEED_CSV = str(Path(workflow.basedir) / "paper" / "data" / "seed_vm_table.csv")

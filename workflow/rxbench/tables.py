@@ -283,6 +283,46 @@ def ndr_table(gs: SF.GroupStats, out: str | Path) -> None:
     atomic_write(out, text)
 
 
+def cost_rows(gs: SF.GroupStats) -> list[dict]:
+    """Per rate-controlled Ethernet group (eth load=<Mpps>): its wait class,
+    the target, what was offered and received, the receive cores' busy
+    share (median [interval]) and the CPU time per packet."""
+    st = gs.st
+    nic = _nic(gs)
+    eth = st[(st["layer"] == "eth") & (st["status"] == "ok")] if len(st) else st
+    paced = G.paced(eth)
+    if not len(paced):
+        return []
+    variants = [v for v in G.layer_variants(st, "eth") if v != "load"]
+    defaults = gs.variant_defaults(variants)
+    paced = paced.assign(_load=paced["load"].map(G.load_target),
+                         _rank=paced["stack"].map(look.rank))
+    rows = []
+    for _, r in paced.sort_values(["size", "_load", "_rank"], kind="stable").iterrows():
+        rec = r.to_dict()
+        cls = G.norm(rec.get("wait_class"))
+        mpps = lambda x: fmt(G.norm(x) / 1e6) if _finite(G.norm(x)) else "--"   # noqa: E731
+        frac = [G.norm(rec.get(f"receiver_cpu_frac_{k}")) for k in ("median", "med_lo", "med_hi")]
+        rows.append({"stack": stack_tex(rec["stack"], nic),
+                     "config": _config(rec, variants, defaults),
+                     "cls": G.WAIT_CLASSES[cls][0] if cls in G.WAIT_CLASSES else "in the kernel"
+                     if cls == "kernel" else "--",
+                     "size": _value(rec["size"]), "target": fmt(rec["_load"]),
+                     "offered": mpps(rec.get("offered_pps_median")),
+                     "rx": mpps(rec.get("rx_pps_median")),
+                     "busy": fmt_ci(*(100 * x if _finite(x) else x for x in frac), digits=1)
+                     if _finite(frac[0]) else "--",
+                     "ns": fmt(rec.get("cpu_ns_per_pkt_median"), 0)
+                     if _finite(G.norm(rec.get("cpu_ns_per_pkt_median"))) else "--",
+                     "n": int(rec["n_ok"])})
+    return rows
+
+
+def cost_table(gs: SF.GroupStats, out: str | Path) -> None:
+    text = _env().get_template("cost_table.tex.j2").render(rows=cost_rows(gs), tcg=tcg_note(gs))
+    atomic_write(out, text)
+
+
 # --- TCP ----------------------------------------------------------------------
 
 def tcp_rows(gs: SF.GroupStats) -> tuple[list[str], list, list[dict], list[str]]:
@@ -511,7 +551,10 @@ def platform_rows(gs: SF.GroupStats) -> list[dict]:
         else:
             ran = "not in this data set"
         rows.append({"platform": name, "what": what, "generator": eth.get("generator"),
-                     "dpdk": dpdk, "bind": bind, "ran": ran})
+                     "dpdk": dpdk, "bind": bind, "ran": ran,
+                     # the platform module's own statement of its limits and where it ran
+                     "can": getattr(mod, "CAN_SHOW", ""), "cannot": getattr(mod, "CANNOT_SHOW", ""),
+                     "exercised": getattr(mod, "EXERCISED", "")})
     return rows
 
 
@@ -524,14 +567,17 @@ def _booktabs(out, who: str, source: str, spec: str, header: str, body: list[str
 
 
 def platforms_table(gs: SF.GroupStats, out: str | Path) -> None:
-    body = [" & ".join([r"\texttt{" + tex_escape(r["platform"]) + "}", tex_escape(r["what"]),
-                        tex_escape(str(r["generator"])), tex_escape(r["dpdk"]),
-                        tex_escape(r["bind"]), tex_escape(r["ran"])]) + r" \\"
+    body = [" & ".join([r"\texttt{" + tex_escape(r["platform"]) + "}",
+                        tex_escape(f"{r['what']} Generator {r['generator']}; DPDK driver "
+                                   f"{r['dpdk']}; AF_XDP bind {r['bind']}."),
+                        tex_escape(r["can"]), tex_escape(r["cannot"]),
+                        tex_escape(r["exercised"]), tex_escape(r["ran"])]) + r" \\"
             for r in platform_rows(gs)]
     _booktabs(out, "platforms_table", "the platforms' code, config/config.yaml and stats.csv/set.json",
-              r"l p{0.29\linewidth} p{0.1\linewidth} p{0.08\linewidth} p{0.09\linewidth} "
-              r"p{0.18\linewidth}",
-              r"Platform & What it is & Generator & DPDK driver & AF\_XDP bind & Ran here", body)
+              r"@{}l p{0.2\linewidth} p{0.2\linewidth} p{0.16\linewidth} p{0.15\linewidth} "
+              r"p{0.12\linewidth}@{}",
+              r"Platform & What it is & Can show & Cannot show & Where it has run & "
+              r"In this data set", body)
 
 
 # --- published numbers beside ours --------------------------------------------------
@@ -594,5 +640,5 @@ def anchors_table(gs: SF.GroupStats, out: str | Path) -> None:
 
 
 TABLES = {"eth": eth_table, "tcp": tcp_table, "env": env_table, "seed": seed_table,
-          "best": best_table, "ndr": ndr_table, "anchors": anchors_table,
+          "best": best_table, "ndr": ndr_table, "cost": cost_table, "anchors": anchors_table,
           "platforms": platforms_table}

@@ -18,6 +18,16 @@ from ..state import NETNS_PREFIX, Registry, delete_netns, kill_pid, new_token, t
 from ..util import CommandError, run
 from .base import TEST_NET, Placement, Side, TestbedBase, TestbedError, check_test_ip
 
+# What this platform can and cannot show, and where it has run (the paper's
+# platforms table, tables.platform_rows, prints these beside the data)
+CAN_SHOW = ("each stack's rate and CPU cost relative to the others on one kernel, with "
+            "sender and receiver on CPUs of their own: XDP, AF_XDP in copy mode, DPDK on "
+            "its af_xdp and af_packet drivers, AF_PACKET, the TCP servers, zcrx's "
+            "device-less API")
+CANNOT_SHOW = ("a NIC's rates or line rate, zero-copy (AF_XDP or zcrx), DPDK's own drivers "
+               "(nothing bypasses the kernel on veth), more cores than the machine has")
+EXERCISED = "this machine: every campaign of the committed reference sets"
+
 __all__ = ["LocalTestbed", "Placement", "Side", "TestbedError", "TEST_NET"]
 
 SENDER_IP, RECEIVER_IP, PREFIX = "198.18.0.1", "198.18.0.2", 30

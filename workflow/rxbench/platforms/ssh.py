@@ -20,6 +20,15 @@ from ..stacks import registry
 from ..state import Registry, new_token, testbed_lock
 from .base import TEST_NET, Placement, PreflightError, Side, TestbedBase, TestbedError
 
+# What this platform can and cannot show, and where it has run (tables.platform_rows)
+CAN_SHOW = ("the same cells between two hosts over a test link the inventory names: real "
+            "NICs and drivers, DPDK's own driver, AF_XDP zero-copy, multi-queue, zcrx where "
+            "the NIC has header split and flow steering")
+CANNOT_SHOW = ("anything on an interface that carries the default route or the SSH "
+               "session (refused), or on a link the hosts do not both have")
+EXERCISED = ("between network namespaces of one machine, each with its own sshd (the tests); "
+             "never between two real hosts")
+
 INVENTORY_SCHEMA = ROOT / "workflow" / "schemas" / "inventory.schema.yaml"
 # the kernel options the platform itself asks about (SshHost reads these at
 # connect, with every one a stack or generator declares: kernel_options())

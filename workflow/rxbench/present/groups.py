@@ -52,6 +52,8 @@ PRIMARY = {"eth": ("cores", "size"), "tcp": ("conns", "msg")}
 HEADLINE = {"eth": "rx_pps", "tcp": "rx_gbps"}
 METRICS = ("rx_pps", "offered_pps", "rx_gbps", "offered_gbps", "cpu_ns_per_pkt",
            "cpu_ns_per_byte", "ndr_pps", "pdr_pps", "ndr_trials",
+           # [eth] a paced generator: the receive cores' busy share, the rate's error
+           "receiver_cpu_frac", "load_error_pct",
            # [tcp] the sender's side per byte (analysis.sender_path), where measured
            "sender_cpu_ns_per_byte", "sender_proc_ns_per_byte", "sender_bytes_per_packet", "sender_bytes_per_ack",
            "sender_hrtimer_per_mb", "sender_sends_per_turn", "sender_rps_ipis_per_mb")
@@ -361,7 +363,8 @@ def tcg(df: pd.DataFrame) -> bool:
 # --- equal load (TCP: a rate-limited sender) ------------------------------------
 
 def load_target(v) -> float | None:
-    """A load variant's goodput target (Gbit/s); None for max or no value."""
+    """A load variant's target (tcp: goodput in Gbit/s, eth: offered rate in
+    Mpps); None for max or no value."""
     v = norm(v)
     if v is None or str(v) == "max":
         return None
@@ -417,8 +420,8 @@ def best_config(st: pd.DataFrame, layer: str = "eth", metric: str | None = None,
     sub = st[(st["layer"] == layer) & (st["status"] == "ok")].copy() if len(st) else st
     if sub.empty or f"{metric}_median" not in sub.columns:
         return sub.iloc[0:0]
-    if "search" in sub.columns:
-        sub = sub[among(sub["search"], [None, "saturation"])]
+    if layer == "eth":
+        sub = saturation(sub)
     sub = sub[sub[f"{metric}_n"] > 0] if f"{metric}_n" in sub.columns else sub
     if sub.empty:
         return sub.iloc[0:0]
@@ -538,10 +541,26 @@ def match_variants(sub: pd.DataFrame, want: dict, variants, defaults,
 
 
 def saturation(st: pd.DataFrame) -> pd.DataFrame:
-    """Without the NDR groups (search=ndr: their rx_pps is the NDR)."""
-    if "search" not in st.columns or not len(st):
+    """The groups of a generator as fast as it goes: without the NDR groups
+    (search=ndr: their rx_pps is the NDR) and the rate-controlled ones (eth
+    load=<Mpps>: their rx_pps is what they were offered)."""
+    if not len(st):
         return st
-    return st[among(st["search"], [None, "saturation"])]
+    if "search" in st.columns:
+        st = st[among(st["search"], [None, "saturation"])]
+    if "load" in st.columns:
+        eth = st["layer"] == "eth" if "layer" in st.columns else True
+        st = st[~(eth & st["load"].map(load_target).notna())]
+    return st
+
+
+def paced(st: pd.DataFrame) -> pd.DataFrame:
+    """The rate-controlled Ethernet groups (eth load=<Mpps>, a paced
+    generator below saturation): CPU cost against offered load."""
+    if not len(st) or "load" not in st.columns:
+        return st.iloc[0:0]
+    eth = st["layer"] == "eth" if "layer" in st.columns else True
+    return st[eth & st["load"].map(load_target).notna()]
 
 
 # equal wait modes against each other: tag -> ((stack, variants), (stack,

@@ -152,9 +152,6 @@ def testbed_numbers(M: Macros, gs: SF.GroupStats) -> None:
                 reasons.append(text)
     M.add("ZcrxReasons", tex_text("; ".join(reasons[:2])) or "n/a",
           "why zcrx cells did not run (first reasons)")
-    # Ethernet CPU cost below saturation needs rate-controlled cells (an eth load variant)
-    M.flag("HaveEthLoad", "load" in eth.columns and bool(eth["load"].map(G.load_target).notna().any())
-           if len(eth) else False)
 
 
 def text_claims(M: Macros, gs: SF.GroupStats) -> None:

@@ -8,7 +8,9 @@ packet at saturation is not compared (for a polling receiver it is 1/rate)."""
 
 from __future__ import annotations
 
+from ..analysis import LOSSY
 from . import groups as G
+from . import look
 from . import statsfile as SF
 from .claims import (claim_tex, finite, label_tex, ndr_groups, ok_groups, pick,
                      saturation, variant_part)
@@ -44,6 +46,8 @@ def eth_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
     for _, r in eth.iterrows():
         rec = r.to_dict()
         is_ndr = G.norm(rec.get("search")) == "ndr"
+        if G.load_target(rec.get("load")) is not None:
+            continue                    # a paced group: cost_numbers says what it shows
         name = camel(rec["stack"]) + variant_part(
             rec, [v for v in variants if v != "search"] if is_ndr else variants, defaults)
         point = words(rec["size"]) + (f"Cores{words(rec['cores'])}"
@@ -170,5 +174,95 @@ def eth_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
     M.add("NdrText", "; ".join(parts) or "n/a")
     M.add("NdrPdrLoss", ", ".join(f"{100 * v:g}" for v in gs.facts["pdr_loss_ratios"]) or "n/a",
           "the PDR goal's loss ratio (%)")
+    cost_numbers(M, gs, nic)
 
 
+
+
+def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
+    """CPU cost below saturation (eth load=<Mpps>, a paced generator): the
+    share of the receive core busy at each offered rate. Compared by the
+    interval test only within a wait class; receivers that poll or spin
+    are given as numbers (their core is busy whatever arrives)."""
+    st = gs.st
+    eth = ok_groups(st, "eth")
+    paced = G.paced(eth)
+    paced = paced[paced["receiver_cpu_frac_n"] > 0] \
+        if len(paced) and "receiver_cpu_frac_n" in paced.columns else paced.iloc[0:0]
+    M.flag("HaveEthLoad", bool(len(paced)))
+    M.add("EthLoadLossPct", f"{100 * LOSSY:g}", "a paced group losing more than this (%) is named")
+    if not len(paced):
+        for k in ("EthLoadSize", "EthLoadTargets", "EthLoadErr", "EthLoadNapi",
+                  "EthLoadWoken", "EthLoadWokenClaims", "EthLoadPolling", "EthLoadLoss"):
+            M.add(k, "n/a")
+        M.flag("HaveEthLoadLoss", False)
+        return
+    variants = [v for v in G.layer_variants(st, "eth") if v not in ("load", "napi")]
+    defaults = gs.variant_defaults(variants)
+    lab = lambda r: label_tex(r.to_dict(), variants, defaults, nic)   # noqa: E731
+    loads = sorted({G.load_target(v) for v in paced["load"]})
+    sizes = sorted({G.norm(v) for v in paced["size"]})
+    napis = sorted({str(G.norm(v)) for v in paced["napi"]}) if "napi" in paced.columns else []
+    M.add("EthLoadSize", " and ".join(str(x) for x in sizes), "frame sizes of the paced cells (B)")
+    M.add("EthLoadTargets", words_list([sig(x) for x in loads]), "paced offered rates (Mpps)")
+    M.add("EthLoadNapi", " and ".join(NAPI_TEXT.get(n, tex_text(f"napi={n}")) for n in napis))
+    err = paced["load_error_pct_median"].abs().max() if "load_error_pct_median" in paced else None
+    M.add("EthLoadErr", sig(err) if finite(err) else "n/a",
+          "largest |offered/target - 1| of the paced groups' medians (%)")
+    pct = lambda r: sig(100 * r["receiver_cpu_frac_median"])   # noqa: E731
+
+    # compared only at one frame size, NAPI placement and load, within a wait class
+    points = sorted({(G.norm(r["size"]), str(G.norm(r.get("napi"))), G.load_target(r["load"]))
+                     for _, r in paced.iterrows()}, key=lambda p: (p[0], p[1], p[2]))
+
+    def at(point, cls):
+        size, napi, load = point
+        g = paced[(paced["size"].map(G.norm) == size) &
+                  (paced["napi"].map(lambda v: str(G.norm(v))) == napi) &
+                  (paced["load"].map(G.load_target) == load) &
+                  (paced["wait_class"].map(G.norm) == cls)]
+        return g.sort_values("stack", key=lambda s: s.map(look.rank), kind="stable")
+
+    def where(point):
+        size, napi, load = point
+        extra = [f"{size}\\,B"] if len(sizes) > 1 else []
+        extra += [NAPI_TEXT.get(napi, tex_text(f"napi={napi}"))] if len(napis) > 1 else []
+        return f"at {sig(load)}\\,Mpps" + (f" ({', '.join(extra)})" if extra else "")
+    woken, claims, polling, lossy = [], [], [], []
+    for point in points:
+        g = at(point, "woken")
+        if len(g):
+            woken.append(f"{where(point)} " + ", ".join(
+                f"{lab(r)} {pct(r)}\\,\\%" for _, r in g.iterrows()))
+            rows = [r for _, r in g.iterrows()]
+            for i in range(len(rows)):
+                for j in range(i + 1, len(rows)):
+                    text, _ = claim_tex(lab(rows[i]), rows[i], lab(rows[j]), rows[j],
+                                        "receiver_cpu_frac", "\\%", 0.01,
+                                        verb="keeps more of its core busy than")
+                    claims.append(f"{where(point)} {text}")
+        busy = pd_concat([at(point, "busy"), at(point, "spin"), at(point, "kernel")])
+        if len(busy):
+            polling.append(f"{where(point)} " + ", ".join(
+                f"{lab(r)} {pct(r)}\\,\\%" for _, r in busy.iterrows()))
+    for _, r in paced.iterrows():
+        off, rx = r.get("offered_pps_median"), r.get("rx_pps_median")
+        if finite(off) and finite(rx) and off > 0 and (off - rx) / off > LOSSY:
+            lossy.append(f"{lab(r)} at {sig(G.load_target(r['load']))}\\,Mpps "
+                         f"({sig(100 * (off - rx) / off)}\\,\\% lost)")
+    M.add("EthLoadWoken", "; ".join(woken) or "n/a", "busy share of the receive core, woken class")
+    M.add("EthLoadWokenClaims", "; ".join(claims) or "n/a")
+    M.add("EthLoadPolling", "; ".join(polling) or "n/a", "busy share: polling, spinning, in-kernel")
+    M.flag("HaveEthLoadLoss", bool(lossy))
+    M.add("EthLoadLoss", "; ".join(lossy) or "none")
+
+
+def pd_concat(frames):
+    import pandas as pd
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames) if frames else pd.DataFrame()
+
+
+def words_list(items: list[str]) -> str:
+    """a, b and c"""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

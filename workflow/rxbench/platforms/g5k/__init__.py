@@ -15,4 +15,12 @@ from .api import G5kError
 from .lease import lease_down, lease_up, release_by_name
 from .testbed import G5kTestbed, release
 
+# What this platform can and cannot show, and where it has run (tables.platform_rows)
+CAN_SHOW = ("real NICs on reserved nodes, the test link isolated in a KaVLAN: the "
+            "hardware profile's DPDK drivers, AF_XDP zero-copy, multi-queue, zcrx on a "
+            "NIC that supports it")
+CANNOT_SHOW = "anything without a Grid'5000 account and a reservation"
+EXERCISED = ("only against an imitation of the Grid'5000 REST API whose documents have "
+             "the real API's shapes (the tests); no real reservation yet")
+
 __all__ = ["G5kError", "G5kTestbed", "lease_down", "lease_up", "release", "release_by_name"]

@@ -42,6 +42,14 @@ from .image import (GUEST_TOOLS, RECIPE_FILES, build_image, check_pins, image_co
 from .lease import lease_down, lease_key, lease_up
 from .testbed import GUEST_NATIVE_DIR, SLACK_S, VmTestbed, clean_guests, ssh_inventory
 
+# What this platform can and cannot show, and where it has run (tables.platform_rows)
+CAN_SHOW = ("whether every path of the hardware profile runs: virtio-net with several "
+            "queues and RSS behind a vIOMMU, AF_XDP zero-copy, DPDK through vfio-pci, "
+            "Linux pktgen and Pktgen-DPDK")
+CANNOT_SHOW = ("rates under TCG (an emulated CPU says whether a path runs, not how fast); "
+               "zcrx (virtio-net has no header split)")
+EXERCISED = "QEMU guests under TCG on this machine (its KVM runs only PVM guests)"
+
 __all__ = ["MGMT_MACS", "MGMT_NET", "ROLES", "SSH_PORTS", "TEST_IF", "TEST_IPS", "TEST_MACS",
            "TEST_PREFIX", "VmError", "ssh", "ssh_argv", "GuestDied", "health", "kernel_append",
            "nix_configure", "nix_image_facts", "probe_kvm", "qemu_argv", "vhost_usable",
