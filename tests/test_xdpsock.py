@@ -251,3 +251,13 @@ def test_memlock_is_raised_where_root_can_else_the_reason_is_one_line(tmp_path):
     shim.write_bytes(b"")
     extra, how, why = run()
     assert why is None and extra["LD_PRELOAD"] == str(shim) and "kept at" in how
+
+
+def test_a_stale_snapshot_at_a_window_boundary_fails_the_cell():
+    # the wrapper answers a request no new block followed with the newest
+    # older block, marked stale: its count is not the window's
+    from rxbench import RxbenchError
+    from rxbench.stacks.eth import Xdpsock
+    assert Xdpsock.received(None, {"packets": 12}) == 12
+    with pytest.raises(RxbenchError, match="stale snapshot"):
+        Xdpsock.received(None, {"packets": 12, "stale": True})

@@ -162,6 +162,16 @@ class Xdpsock(Receiver):
                        "-c", "-p", "-b", "64", "-x", "-n", "1", "-d", secs],
                       self.placement.application)
 
+    def received(self, snap: dict) -> int:
+        """A window's boundary needs a block printed after the request; the
+        wrapper marks the newest older one "stale" when none came (xdpsock
+        stalled or ending), and its count is then not the window's."""
+        if snap.get("stale"):
+            raise RxbenchError("xdpsock printed no statistics block within the wrapper's wait "
+                               "after a window's snapshot request (stale snapshot): the "
+                               "window's count is not this moment's")
+        return int(snap["packets"])
+
     def stage_drops(self, a: dict, b: dict) -> dict:
         return {f"xsk_{k}": int(b.get(k, 0)) - int(a.get(k, 0))
                 for k in ("rx_dropped", "rx_ring_full")}
