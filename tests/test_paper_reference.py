@@ -113,6 +113,25 @@ def test_comparative_sentences_hold_under_the_interval_test(built):
             assert (c.apart and c.order == ">") == said, name(r)
             if not said:
                 assert f"{name(top)} and {name(r)} are not" in claim
+    # CPU cost below saturation: woken receivers at one size, placement and
+    # load, each pair as the interval test on the busy share says
+    eth = st[(st["layer"] == "eth") & (st["status"] == "ok")]
+    paced = G.paced(eth)
+    cost = d.get("EthLoadWokenClaims", "n/a")
+    cv = [v for v in variants if v not in ("load", "napi")]
+    cname = lambda r: label_tex(r, cv, gs.variant_defaults(cv), nic)    # noqa: E731
+    woken = paced[paced["wait_class"].map(G.norm) == "woken"] if len(paced) else paced
+    for _, g in woken.groupby([woken["size"].map(G.norm), woken["napi"].map(G.norm),
+                               woken["load"].map(G.load_target)]) if len(woken) else []:
+        rows = [r for _, r in g.iterrows()]
+        for i in range(len(rows)):
+            for j in range(i + 1, len(rows)):
+                c = G.compare_stats(rows[i], rows[j], "receiver_cpu_frac")
+                hi, lo = (rows[i], rows[j]) if c.order == ">" else (rows[j], rows[i])
+                said = f"{cname(hi)} keeps more of its core busy than {cname(lo)} (" in cost
+                assert c.apart == said, (cname(rows[i]), cname(rows[j]))
+                if not said:
+                    assert "not told apart" in cost or "not compared" in cost
     # beside the seed: each stack at its best, by the interval test
     rows = [r for r in tables.seed_rows(gs) if r["dpdk"] is not None and r["af_xdp"] is not None]
     cmp = [G.compare_stats(r["af_xdp"], r["dpdk"], "rx_pps") for r in rows]
