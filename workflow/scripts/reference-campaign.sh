@@ -31,13 +31,14 @@ done
 [ -e "results/reference/$name" ] && { echo "reference-set: results/reference/$name exists" >&2; exit 2; }
 parts=()
 for p in "${profiles[@]}"; do
-    cfg=(--config "profile=$p" "platform=$platform")
-    echo "reference-set: $p: snakemake --cores 1 --keep-going ${cfg[*]} results/$platform/summary.csv" >&2
+    # the target before --config: --config takes every word after it
+    cmd=(--cores 1 --keep-going "results/$platform/summary.csv" --config "profile=$p" "platform=$platform")
+    echo "reference-set: $p: snakemake ${cmd[*]}" >&2
     start=$(date +%s)
-    "$bin/snakemake" --cores 1 --keep-going "${cfg[@]}" "results/$platform/summary.csv"
+    "$bin/snakemake" "${cmd[@]}"
     echo "reference-set: $p took $(( $(date +%s) - start )) s" >&2
     "$bin/python" -m rxbench reference --platform "$platform" --machine "$machine-$p" \
-        --command "snakemake --cores 1 --keep-going ${cfg[*]} results/$platform/summary.csv"
+        --command "snakemake ${cmd[*]}"
     rm -rf "results/$platform"
     parts+=("$name-$p")
 done
