@@ -535,6 +535,8 @@ def platform_rows(gs: SF.GroupStats) -> list[dict]:
         mod = module(name)
         doc = " ".join((mod.__doc__ or "").split())
         what = re.split(r"(?<=[.:])\s", doc.split(": ", 1)[1] if ": " in doc[:40] else doc)[0]
+        # its gist: no parentheses, up to the first semicolon
+        what = re.sub(r"\s*\([^()]*\)", "", what).split(";")[0].rstrip(".") + "."
         eth = dict(cfg.get("eth", {}))
         over = (cfg.get("platforms", {}).get(name) or {}).get("eth", {})
         for k, v in over.items():

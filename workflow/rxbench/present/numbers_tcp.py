@@ -93,10 +93,13 @@ def tcp_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
     M.add("TcpTopServer", lab(top) if top is not None else "n/a",
           "highest median among the servers not sender-bound (not a ranking)")
     M.add("TcpTopGbps", sig(top["rx_gbps_median"]) if top is not None else "n/a")
-    M.add("TcpClaims", "; ".join(claim_tex(lab(top), top, lab(r), r, "rx_gbps", "Gbit/s",
-                                           verb="receives more than")[0]
-                                 for r in free[1:]) or "n/a",
+    tested = [claim_tex(lab(top), top, lab(r), r, "rx_gbps", "Gbit/s",
+                        verb="receives more than") for r in free[1:]]
+    M.add("TcpClaims", "; ".join(t for t, _ in tested) or "n/a",
           "servers not sender-bound, by the interval test")
+    M.add("TcpApartCount", sum(c.apart for _, c in tested),
+          "other servers the top one was told apart from (interval test)")
+    M.add("TcpOtherCount", len(tested))
     # pairs: ours (rxb-tcp-send + a server) against iperf3's (its client + server)
     M.flag("HaveIperf", bool((sub["stack"] == "iperf3").any()) if len(sub) else False)
     pair_text, has_pair = "n/a", False
