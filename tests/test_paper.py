@@ -485,3 +485,9 @@ def test_cost_below_saturation_compares_only_within_the_woken_class(tmp_path):
     _write_numbers(same, out)
     d2, _ = macros(out)
     assert "not told apart" in d2["EthLoadWokenClaims"] and "busier" not in d2["EthLoadWokenClaims"]
+
+
+def test_tex_text_prints_comparison_signs():
+    # OT1 prints a bare ">" as an inverted question mark ("needs Linux >= 7.1")
+    assert MX.tex_text("Linux >= 7.1, a < b | c") == \
+        r"Linux \textgreater{}= 7.1, a \textless{} b \textbar{} c"

@@ -123,6 +123,8 @@ def _layer_set(results, name, df):
         src = REF / "local-fc2-epyc" / rel
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, d / rel)
+        if src.with_suffix(".log").is_file():          # and its log, as a campaign leaves it
+            shutil.copy2(src.with_suffix(".log"), (d / rel).with_suffix(".log"))
     df.to_csv(d / "summary.csv", index=False)
     (d / "README.md").write_text(f"# {name}\n")
     return d
@@ -143,8 +145,17 @@ def test_join_makes_one_set_of_parts_and_refuses_other_commits_and_shared_cells(
     joined = pd.read_csv(dst / "summary.csv", low_memory=False)
     assert len(joined) == 5 and set(joined["layer"]) == {"eth", "tcp"}
     assert len(reference.campaign_cells(dst)) == 5
+    # each cell is its own JSON, byte for byte, and its log sits beside it
+    for p in df["path"].head(3).tolist() + df[df["layer"] == "tcp"]["path"].head(2).tolist():
+        rel = p.split("/", 2)[2]
+        src = REF / "local-fc2-epyc" / rel
+        assert (dst / rel).read_bytes() == src.read_bytes(), rel
+        json.loads((dst / rel).read_text())
+        if src.with_suffix(".log").is_file():
+            assert (dst / rel).with_suffix(".log").read_bytes() == src.with_suffix(".log").read_bytes()
     readme = (dst / "README.md").read_text()
     assert "Joined from `local-x-eth`, `local-x-tcp`" in readme and "5 ok" in readme
+    assert "--machine local-x`" in readme
     for part in ("local-x-eth", "local-x-tcp"):      # each part's own README kept beside it
         assert (dst / f"README.{part}.md").exists()
     # a set is one commit: another commit, or the same layer twice, is refused

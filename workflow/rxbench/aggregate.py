@@ -47,6 +47,14 @@ def row(data: dict, path: str) -> dict:
         r["load_reached"] = bool(data["load"]["reached"])
     # [eth] a paced generator: the receive CPUs' busy share at that load and
     # how far the offered rate was from the target
+    # [eth] did the receive CPUs' accounting agree with the wall clock
+    # (analysis.cpu_window's check; steal on a virtual CPU breaks it)?
+    chk = (data.get("cpu_check") or {}).get("receiver")
+    place = data.get("placement") or {}
+    if isinstance(chk, dict) and place and data.get("layer") == "eth":
+        receive = {str(c) for c in place.get("application", [])} | \
+            {str(c) for c in (place.get("napi") or {}).get("cpus", [])}
+        r["receiver_cpu_ok"] = not (receive & {str(c) for c in chk.get("deviating", [])})
     if data.get("receiver_cpu_frac") is not None:
         r["receiver_cpu_frac"] = data["receiver_cpu_frac"]
     if isinstance(data.get("load"), dict) and data["load"].get("error_pct") is not None:

@@ -220,10 +220,10 @@ def join(parts: list[str], name: str, results: str = "results", command: str = "
         for d, df in zip(dirs, frames):
             for cell in df["path"].dropna().astype(str):
                 rel = Path(*Path(cell).parts[2:])      # results/<platform>/<layer>/...
-                for src in (d / rel, (d / rel).with_suffix(".log")):
-                    if src.is_file():
-                        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(src, tmp / rel)
+                for f in (rel, rel.with_suffix(".log")):     # the cell and its log
+                    if (d / f).is_file():
+                        (tmp / f).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(d / f, tmp / f)
             if (d / "bench").is_dir():
                 for b in sorted((d / "bench").iterdir()):
                     if (tmp / "bench" / b.name).exists():

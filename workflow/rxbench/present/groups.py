@@ -58,6 +58,9 @@ METRICS = ("rx_pps", "offered_pps", "rx_gbps", "offered_gbps", "cpu_ns_per_pkt",
            "sender_cpu_ns_per_byte", "sender_proc_ns_per_byte", "sender_bytes_per_packet", "sender_bytes_per_ack",
            "sender_hrtimer_per_mb", "sender_sends_per_turn", "sender_rps_ipis_per_mb")
 
+# Ethernet metrics read from the receive CPUs' accounting (dropped where it failed)
+RECEIVER_CPU_METRICS = ("receiver_cpu_frac", "cpu_ns_per_pkt")
+
 _KV = re.compile(r"^([a-z][a-z0-9_]*)=")
 
 
@@ -203,8 +206,15 @@ def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
                                     if "load" in ok.columns else 0)
         cc = sorted({str(norm(v)) for v in g.get("congestion_control", []) if norm(v) is not None})
         rec["congestion_control"] = ", ".join(cc) if cc else None
+        # a repetition whose receive CPUs' accounting disagreed with the wall
+        # clock (aggregate: receiver_cpu_ok; steal on a virtual CPU) has no
+        # CPU figure: its rates stand, its CPU time does not
+        cpu_ok = ok["receiver_cpu_ok"].map(lambda v: norm(v) is None or to_bool(v)) \
+            if "receiver_cpu_ok" in ok.columns else pd.Series(True, index=ok.index)
+        rec["cpu_dropped_reps"] = int((~cpu_ok).sum())
         for m in metrics:
-            s = summarize(ok[m].tolist())
+            vals = ok[m][cpu_ok] if m in RECEIVER_CPU_METRICS else ok[m]
+            s = summarize(vals.tolist())
             for f, v in asdict(s).items():
                 rec[f"{m}_{f}"] = v
         head = HEADLINE.get(rec.get("layer"))

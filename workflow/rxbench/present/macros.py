@@ -66,7 +66,9 @@ def tex_escape(s) -> str:
     s = str(s)
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
                  ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
-                 ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}")):
+                 ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}"),
+                 # OT1 has no < > |: without these, ">= 7.1" prints as "¿= 7.1"
+                 ("<", r"\textless{}"), (">", r"\textgreater{}"), ("|", r"\textbar{}")):
         s = s.replace(a, b)
     return s
 

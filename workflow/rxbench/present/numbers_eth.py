@@ -191,7 +191,14 @@ def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
         if len(paced) and "receiver_cpu_frac_n" in paced.columns else paced.iloc[0:0]
     M.flag("HaveEthLoad", bool(len(paced)))
     M.add("EthLoadLossPct", f"{100 * LOSSY:g}", "a paced group losing more than this (%) is named")
+    allp = G.paced(eth)
+    M.add("EthLoadReps", int(allp["n_ok"].sum()) if len(allp) else 0, "paced repetitions that ran")
+    M.add("EthLoadCpuDropped", int(allp["cpu_dropped_reps"].sum())
+          if len(allp) and "cpu_dropped_reps" in allp.columns else 0,
+          "... of which the receive CPUs' accounting failed (no busy share)")
     if not len(paced):
+        M.add("EthLoadReps", 0)
+        M.add("EthLoadCpuDropped", 0)
         for k in ("EthLoadSize", "EthLoadTargets", "EthLoadErr", "EthLoadNapi",
                   "EthLoadWoken", "EthLoadWokenClaims", "EthLoadPolling", "EthLoadLoss"):
             M.add(k, "n/a")
@@ -204,7 +211,7 @@ def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
     sizes = sorted({G.norm(v) for v in paced["size"]})
     napis = sorted({str(G.norm(v)) for v in paced["napi"]}) if "napi" in paced.columns else []
     M.add("EthLoadSize", " and ".join(str(x) for x in sizes), "frame sizes of the paced cells (B)")
-    M.add("EthLoadTargets", words_list([sig(x) for x in loads]), "paced offered rates (Mpps)")
+    M.add("EthLoadTargets", words_list([f"{x:g}" for x in loads]), "paced offered rates (Mpps)")
     M.add("EthLoadNapi", " and ".join(NAPI_TEXT.get(n, tex_text(f"napi={n}")) for n in napis))
     err = paced["load_error_pct_median"].abs().max() if "load_error_pct_median" in paced else None
     M.add("EthLoadErr", sig(err) if finite(err) else "n/a",
@@ -227,7 +234,7 @@ def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
         size, napi, load = point
         extra = [f"{size}\\,B"] if len(sizes) > 1 else []
         extra += [NAPI_TEXT.get(napi, tex_text(f"napi={napi}"))] if len(napis) > 1 else []
-        return f"at {sig(load)}\\,Mpps" + (f" ({', '.join(extra)})" if extra else "")
+        return f"at {load:g}\\,Mpps" + (f" ({', '.join(extra)})" if extra else "")
     woken, claims, polling, lossy = [], [], [], []
     for point in points:
         g = at(point, "woken")
