@@ -258,6 +258,10 @@ def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
             lossy.append(f"{lab(r)} at {sig(G.load_target(r['load']))}\\,Mpps "
                          f"({sig(100 * (off - rx) / off)}\\,\\% lost)")
     M.add("EthLoadWoken", "; ".join(woken) or "n/a", "busy share of the receive core, woken class")
+    if claims and all("are not compared" in c for c in claims):
+        # one sentence, not one per pair, when no pair has intervals
+        claims = ["no pair is compared: at no load did two of them keep three "
+                  "repetitions with a busy share"]
     M.add("EthLoadWokenClaims", "; ".join(claims) or "n/a")
     M.add("EthLoadPolling", "; ".join(polling) or "n/a", "busy share: polling, spinning, in-kernel")
     M.flag("HaveEthLoadLoss", bool(lossy))
