@@ -458,7 +458,8 @@ def eth_ndr(gs, pdf, png) -> None:
                        label="maximum receive rate under overload" if j == 0 else None)
                 top = max(top, m + (err[1][0] if err is not None else 0))
         ax.set_xticks(range(len(lines)),
-                      [textwrap.fill(d.label(s, c, ("search",)), 14) for s, c, _ in lines],
+                      [textwrap.fill(d.label(s, c, ("search",)), 14, break_long_words=False,
+                                     break_on_hyphens=False) for s, c, _ in lines],
                       fontsize=6.5)
         ax.set_title(f"{size} B frames" if size is not None else "", fontsize=7.5)
         ax.grid(True, axis="y", alpha=0.3)

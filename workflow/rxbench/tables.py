@@ -576,8 +576,8 @@ def platforms_table(gs: SF.GroupStats, out: str | Path) -> None:
                         tex_escape(r["exercised"]), tex_escape(r["ran"])]) + r" \\"
             for r in platform_rows(gs)]
     _booktabs(out, "platforms_table", "the platforms' code, config/config.yaml and stats.csv/set.json",
-              r"@{}l p{0.2\linewidth} p{0.2\linewidth} p{0.16\linewidth} p{0.15\linewidth} "
-              r"p{0.12\linewidth}@{}",
+              r"@{}l p{0.19\linewidth} p{0.19\linewidth} p{0.15\linewidth} p{0.14\linewidth} "
+              r"p{0.11\linewidth}@{}",
               r"Platform & What it is & Can show & Cannot show & Where it has run & "
               r"In this data set", body)
 

@@ -197,8 +197,6 @@ def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
           if len(allp) and "cpu_dropped_reps" in allp.columns else 0,
           "... of which the receive CPUs' accounting failed (no busy share)")
     if not len(paced):
-        M.add("EthLoadReps", 0)
-        M.add("EthLoadCpuDropped", 0)
         for k in ("EthLoadSize", "EthLoadTargets", "EthLoadErr", "EthLoadNapi",
                   "EthLoadWoken", "EthLoadWokenClaims", "EthLoadPolling", "EthLoadLoss"):
             M.add(k, "n/a")
