@@ -13,8 +13,8 @@
 set -euo pipefail
 bin=$1 platform=$2 machine=$3
 shift 3
-profiles=("${@:-default ndr cost}")
-read -r -a profiles <<< "${profiles[*]}"
+profiles=("$@")
+[ "${#profiles[@]}" -gt 0 ] || profiles=(default ndr cost)
 [[ $machine =~ ^[a-z][a-z0-9_-]*$ ]] || { echo "reference-set: MACHINE=$machine: use lower-case letters, digits, - and _" >&2; exit 2; }
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "reference-set: the working tree has uncommitted changes; commit first (a reference set is one commit)" >&2

@@ -8,6 +8,8 @@ packet at saturation is not compared (for a polling receiver it is 1/rate)."""
 
 from __future__ import annotations
 
+import math
+
 from ..analysis import LOSSY
 from . import groups as G
 from . import look
@@ -216,39 +218,33 @@ def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
           "largest |offered/target - 1| of the paced groups' medians (%)")
     pct = lambda r: sig(100 * r["receiver_cpu_frac_median"])   # noqa: E731
 
-    # compared only at one frame size, NAPI placement and load, within a wait class
-    points = sorted({(G.norm(r["size"]), str(G.norm(r.get("napi"))), G.load_target(r["load"]))
-                     for _, r in paced.iterrows()}, key=lambda p: (p[0], p[1], p[2]))
-
-    def at(point, cls):
-        size, napi, load = point
-        g = paced[(paced["size"].map(G.norm) == size) &
-                  (paced["napi"].map(lambda v: str(G.norm(v))) == napi) &
-                  (paced["load"].map(G.load_target) == load) &
-                  (paced["wait_class"].map(G.norm) == cls)]
-        return g.sort_values("stack", key=lambda s: s.map(look.rank), kind="stable")
-
-    def where(point):
-        size, napi, load = point
+    def where(size, napi, load):
         extra = [f"{size}\\,B"] if len(sizes) > 1 else []
         extra += [NAPI_TEXT.get(napi, tex_text(f"napi={napi}"))] if len(napis) > 1 else []
         return f"at {load:g}\\,Mpps" + (f" ({', '.join(extra)})" if extra else "")
+    # compared only at one frame size, NAPI placement and load, within a wait class
+    keyed = paced.assign(_size=paced["size"].map(G.norm),
+                         _napi=paced["napi"].map(lambda v: str(G.norm(v))),
+                         _load=paced["load"].map(G.load_target),
+                         _rank=paced["stack"].map(look.rank))
+    keyed = keyed.sort_values(["_size", "_napi", "_load", "_rank"], kind="stable")
     woken, claims, polling, lossy = [], [], [], []
-    for point in points:
-        g = at(point, "woken")
-        if len(g):
-            woken.append(f"{where(point)} " + ", ".join(
-                f"{lab(r)} {pct(r)}\\,\\%" for _, r in g.iterrows()))
-            rows = [r for _, r in g.iterrows()]
-            for i in range(len(rows)):
-                for j in range(i + 1, len(rows)):
-                    text, _ = claim_tex(lab(rows[i]), rows[i], lab(rows[j]), rows[j],
-                                        "receiver_cpu_frac", "\\%", 0.01,
-                                        verb="keeps more of its core busy than")
-                    claims.append(f"{where(point)} {text}")
-        busy = pd_concat([at(point, "busy"), at(point, "spin"), at(point, "kernel")])
+    compared = False                   # did any pair have intervals to compare?
+    for point, g in keyed.groupby(["_size", "_napi", "_load"], sort=False):
+        cls = g["wait_class"].map(G.norm)
+        rows = [r for _, r in g[cls == "woken"].iterrows()]
+        if rows:
+            woken.append(f"{where(*point)} " + ", ".join(f"{lab(r)} {pct(r)}\\,\\%" for r in rows))
+        for i in range(len(rows)):
+            for j in range(i + 1, len(rows)):
+                text, c = claim_tex(lab(rows[i]), rows[i], lab(rows[j]), rows[j],
+                                    "receiver_cpu_frac", "\\%", 0.01,
+                                    verb="keeps more of its core busy than")
+                compared |= all(math.isfinite(v) for v in (*c.ci_a, *c.ci_b))
+                claims.append(f"{where(*point)} {text}")
+        busy = g[cls.isin(("busy", "spin", "kernel"))]
         if len(busy):
-            polling.append(f"{where(point)} " + ", ".join(
+            polling.append(f"{where(*point)} " + ", ".join(
                 f"{lab(r)} {pct(r)}\\,\\%" for _, r in busy.iterrows()))
     for _, r in paced.iterrows():
         off, rx = r.get("offered_pps_median"), r.get("rx_pps_median")
@@ -256,7 +252,7 @@ def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
             lossy.append(f"{lab(r)} at {sig(G.load_target(r['load']))}\\,Mpps "
                          f"({sig(100 * (off - rx) / off)}\\,\\% lost)")
     M.add("EthLoadWoken", "; ".join(woken) or "n/a", "busy share of the receive core, woken class")
-    if claims and all("are not compared" in c for c in claims):
+    if claims and not compared:
         # one sentence, not one per pair, when no pair has intervals
         claims = ["no pair is compared: at no load did two of them keep three "
                   "repetitions with a busy share"]
@@ -264,12 +260,6 @@ def cost_numbers(M: Macros, gs: SF.GroupStats, nic=None) -> None:
     M.add("EthLoadPolling", "; ".join(polling) or "n/a", "busy share: polling, spinning, in-kernel")
     M.flag("HaveEthLoadLoss", bool(lossy))
     M.add("EthLoadLoss", "; ".join(lossy) or "none")
-
-
-def pd_concat(frames):
-    import pandas as pd
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames) if frames else pd.DataFrame()
 
 
 def words_list(items: list[str]) -> str:
